@@ -1,0 +1,190 @@
+//! The validated DAG model: what a DAG file means once parsed, with every default applied.
+//!
+//! A `Dag` is serialized as JSON into the store (its *version*), so a run keeps the exact
+//! definition it started with and a worker in another process sees the same tasks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::trigger_rule::TriggerRule;
+
+/// A parsed and validated DAG. Tasks are flattened out of their groups and carry full ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dag {
+    pub dag_id: String,
+    pub description: Option<String>,
+    pub schedule: Schedule,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    /// IANA time zone name the cron expression is evaluated in.
+    pub timezone: String,
+    pub catchup: bool,
+    /// Airflow 2 interval semantics: the run for [previous tick, tick) is made at `tick`.
+    pub data_intervals: bool,
+    /// Seconds after which a still-running run is failed.
+    pub dagrun_timeout: Option<f64>,
+    pub max_active_runs: u32,
+    pub max_active_tasks: u32,
+    pub is_paused_upon_creation: bool,
+    pub tags: Vec<String>,
+    pub owner: String,
+    pub params: BTreeMap<String, Param>,
+    pub on_success: Vec<Value>,
+    pub on_failure: Vec<Value>,
+    pub doc_md: Option<String>,
+    /// Every task, groups flattened, in file order. `upstream` holds resolved full ids.
+    pub tasks: Vec<Task>,
+    /// Every group by full id, for display (tooltips) and for branch targets naming a group.
+    pub groups: Vec<Group>,
+    /// Path of the file the DAG came from, as found in the DAGs folder.
+    pub fileloc: String,
+}
+
+/// When runs are made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "expr", rename_all = "snake_case")]
+pub enum Schedule {
+    /// Manual runs only (`schedule: null`).
+    None,
+    /// One run at `start_date`.
+    Once,
+    /// A 5-field cron expression; presets such as `@daily` are stored as written.
+    Cron(String),
+}
+
+/// A `params` entry: a default and an optional JSON-schema-like type description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub default: Value,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub description: Option<String>,
+    #[serde(rename = "enum")]
+    pub choices: Option<Vec<Value>>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+}
+
+/// A task group, kept for display and for edges naming the group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    /// Full id: the group path joined with `.`.
+    pub group_id: String,
+    pub tooltip: Option<String>,
+    /// Full ids of the tasks directly or indirectly inside the group.
+    pub tasks: Vec<String>,
+}
+
+/// One task with every default applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Full id: group path and short id joined with `.`.
+    pub task_id: String,
+    pub kind: TaskKind,
+    /// Full ids of direct upstream tasks, from `depends_on` and `edges`, without duplicates.
+    pub upstream: Vec<String>,
+    pub trigger_rule: TriggerRule,
+    pub retries: u32,
+    /// Seconds.
+    pub retry_delay: f64,
+    /// Multiplier for exponential backoff (`true` means 2); `None` for a fixed delay.
+    pub retry_exponential_backoff: Option<f64>,
+    /// Seconds.
+    pub max_retry_delay: f64,
+    /// Seconds.
+    pub execution_timeout: Option<f64>,
+    pub depends_on_past: bool,
+    pub wait_for_downstream: bool,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i64,
+    pub queue: String,
+    pub env: BTreeMap<String, String>,
+    /// Working directory; `None` means the DAG file's folder.
+    pub cwd: Option<String>,
+    pub do_xcom_push: bool,
+    pub branch: bool,
+    /// Dynamic task mapping: argument name → literal list or template string.
+    pub expand: Option<BTreeMap<String, Value>>,
+    pub owner: String,
+    pub email: Vec<String>,
+    pub email_on_failure: bool,
+    pub email_on_retry: bool,
+    pub on_failure: Vec<Value>,
+    pub on_success: Vec<Value>,
+    pub on_retry: Vec<Value>,
+    pub on_execute: Vec<Value>,
+    pub doc_md: Option<String>,
+}
+
+/// What a task runs. Kinds whose execution arrives with later work keep their raw block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskKind {
+    /// `bash -c command` (rendered).
+    Bash { command: String },
+    /// A Python process running inline `code` or a `file`, optionally calling `callable`.
+    Python(PythonTask),
+    /// Does nothing and succeeds.
+    Empty,
+    /// Evaluated by the scheduler: the first case whose `if` is true is followed.
+    Switch { cases: Vec<SwitchCase> },
+    Sensor { spec: Value },
+    Http { spec: Value },
+    Sql { spec: Value },
+    Email { spec: Value },
+    TriggerDag { spec: Value },
+}
+
+impl TaskKind {
+    /// The operator name shown to users, after Airflow's operator classes.
+    pub fn operator(&self) -> &'static str {
+        match self {
+            TaskKind::Bash { .. } => "BashOperator",
+            TaskKind::Python(_) => "PythonOperator",
+            TaskKind::Empty => "EmptyOperator",
+            TaskKind::Switch { .. } => "BranchOperator",
+            TaskKind::Sensor { .. } => "Sensor",
+            TaskKind::Http { .. } => "HttpOperator",
+            TaskKind::Sql { .. } => "SQLExecuteQueryOperator",
+            TaskKind::Email { .. } => "EmailOperator",
+            TaskKind::TriggerDag { .. } => "TriggerDagRunOperator",
+        }
+    }
+
+    /// True for kinds that need a worker process; `empty` and `switch` are decided in place.
+    pub fn needs_worker(&self) -> bool {
+        !matches!(self, TaskKind::Empty | TaskKind::Switch { .. })
+    }
+}
+
+/// `python:` in either form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PythonTask {
+    /// Inline source (the string form, or `code:`).
+    pub code: Option<String>,
+    /// A file relative to the DAG file's folder.
+    pub file: Option<String>,
+    /// Function to call; its return value becomes `return_value`.
+    pub callable: Option<String>,
+    pub kwargs: BTreeMap<String, Value>,
+    /// Interpreter to run, default `python3`.
+    pub interpreter: String,
+}
+
+/// One `switch` case: `if` is an expression (no braces); `None` means `else`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchCase {
+    pub condition: Option<String>,
+    pub then: Vec<String>,
+}
+
+impl Dag {
+    /// The task with this full id.
+    pub fn task(&self, task_id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.task_id == task_id)
+    }
+}

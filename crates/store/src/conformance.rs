@@ -1,0 +1,1 @@
+//! The conformance suite: every case runs against every backend.

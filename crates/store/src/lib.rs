@@ -1,0 +1,194 @@
+//! The `Store` trait: every read and state change Updraft makes, as whole domain operations.
+//!
+//! Why it is shaped so: each method is one atomic operation inside the backend (one
+//! transaction, every state change guarded by the state it expects), so no transaction leaks
+//! out and no caller can leave state half-written. The scheduler's decisions are pure functions
+//! from the `dag` crate that the store runs *inside* its transaction
+//! ([`Store::schedule_run`]), which keeps "read the run, decide, write the decisions" atomic
+//! even with several schedulers on one Postgres.
+//!
+//! Backends: `store-sqlite` (embedded, default) and `store-postgres`. Both pass the same
+//! [`conformance`] suite.
+
+pub mod conformance;
+mod records;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dag::Dag;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+pub use records::*;
+
+/// Errors of every store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The operation conflicts with what is stored (a duplicate id, say).
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data could not be read back (a corrupt definition, an unknown state name).
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The database failed; the text is for logs, never for API clients.
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Something changed that a sleeping scheduler or worker may want to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A run was created, or one of its task instances finished: re-evaluate it.
+    RunChanged { run: i64 },
+    /// Task instances were queued: workers should claim.
+    TasksQueued,
+}
+
+/// The scheduler's decision for one run, computed from a [`RunSnapshot`] inside the
+/// transaction of [`Store::schedule_run`].
+pub type Decide<'a> = &'a (dyn Fn(&RunSnapshot) -> RunDecision + Send + Sync);
+
+/// All persistence. Implemented by `store-sqlite` and `store-postgres`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`), for logs and benchmarks.
+    fn backend(&self) -> &'static str;
+
+    /// Events from this store's commits (and, on Postgres, other processes' commits).
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
+
+    // --- DAGs -----------------------------------------------------------------------------
+
+    /// Insert or update a DAG from a parsed file: marks it active, records `version` (the
+    /// file hash) with its definition if new. A new DAG is paused if the DAG says
+    /// `is_paused_upon_creation`; an existing DAG keeps its paused flag.
+    async fn sync_dag(&self, dag: &Dag, version: &str, now: DateTime<Utc>) -> Result<()>;
+
+    /// Mark DAGs inactive (their file is gone); their history stays.
+    async fn deactivate_dags(&self, dag_ids: &[String]) -> Result<()>;
+
+    /// Every DAG, active or not, ordered by id.
+    async fn list_dags(&self) -> Result<Vec<DagRecord>>;
+
+    async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRecord>>;
+
+    /// The definition a run started with.
+    async fn get_dag_version(&self, dag_id: &str, version: &str) -> Result<Option<Arc<Dag>>>;
+
+    async fn pause_dag(&self, dag_id: &str) -> Result<()>;
+
+    async fn unpause_dag(&self, dag_id: &str) -> Result<()>;
+
+    // --- import errors --------------------------------------------------------------------
+
+    /// Record (replace) the import error of one file.
+    async fn record_import_error(
+        &self,
+        filename: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Clear the import error of one file, if any.
+    async fn clear_import_error(&self, filename: &str) -> Result<()>;
+
+    async fn list_import_errors(&self) -> Result<Vec<ImportErrorRecord>>;
+
+    // --- runs -----------------------------------------------------------------------------
+
+    /// Create a run in state `queued` with one task instance (state `none`) per task.
+    /// Returns `None`, changing nothing, if the DAG already has a run with this `run_id`.
+    async fn create_run(&self, run: &NewRun) -> Result<Option<RunRecord>>;
+
+    async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRecord>>;
+
+    async fn get_run_by_key(&self, run: i64) -> Result<Option<RunRecord>>;
+
+    /// Runs matching the filter, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// The newest logical date among the DAG's scheduled runs, for cron catch-up.
+    async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>>;
+
+    /// Keys of runs not yet finished (queued or running), oldest first.
+    async fn unfinished_runs(&self) -> Result<Vec<i64>>;
+
+    /// Atomically: lock the run, read it with its task instances, call `decide`, and apply
+    /// the decision, each transition guarded by the state `decide` saw. Returns what changed.
+    async fn schedule_run(
+        &self,
+        run: i64,
+        now: DateTime<Utc>,
+        decide: Decide<'_>,
+    ) -> Result<ScheduleOutcome>;
+
+    // --- task instances -------------------------------------------------------------------
+
+    async fn task_instances(&self, run: i64) -> Result<Vec<TaskInstanceRecord>>;
+
+    async fn get_task_instance(&self, ti: i64) -> Result<Option<TaskInstanceRecord>>;
+
+    /// Atomically move up to `claim.limit` queued task instances of `claim.queues` to
+    /// `running`, highest priority first, never the same one to two claimers.
+    async fn claim_task_instances(&self, claim: &Claim) -> Result<Vec<ClaimedTask>>;
+
+    /// Record the process id of a running try.
+    async fn set_task_pid(&self, ti: i64, try_number: u32, pid: u32) -> Result<()>;
+
+    /// Refresh the heartbeat of every running task instance of this worker.
+    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<()>;
+
+    /// End a running try: guarded by `running` and the try number, so a late or duplicate
+    /// finish changes nothing (returns false). XComs are written in the same transaction.
+    async fn finish_task_instance(&self, finish: &Finish) -> Result<bool>;
+
+    /// Running task instances whose heartbeat is older than `stale_before`.
+    async fn zombies(&self, stale_before: DateTime<Utc>) -> Result<Vec<TaskInstanceRecord>>;
+
+    /// Queue every `up_for_retry` instance whose delay has passed (try number + 1).
+    /// Returns the runs touched.
+    async fn queue_due_retries(&self, now: DateTime<Utc>) -> Result<Vec<i64>>;
+
+    /// The earliest pending retry, to sleep until it.
+    async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>>;
+
+    // --- XCom -----------------------------------------------------------------------------
+
+    async fn get_xcom(&self, key: &XcomKey) -> Result<Option<Value>>;
+
+    /// XComs of one run, optionally of one task, ordered by task, map index and key.
+    async fn list_xcoms(&self, run: i64, task_id: Option<&str>) -> Result<Vec<XcomRecord>>;
+
+    // --- logs -----------------------------------------------------------------------------
+
+    /// Append lines to a try's log (numbered in order of arrival).
+    async fn append_log(&self, ti: i64, try_number: u32, lines: &[LogLine]) -> Result<()>;
+
+    /// Lines of a try's log with sequence number greater than `after`, at most `limit`.
+    async fn read_log(
+        &self,
+        ti: i64,
+        try_number: u32,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>>;
+
+    // --- users ----------------------------------------------------------------------------
+
+    /// Create a user; a duplicate username is a `Conflict`.
+    async fn create_user(&self, user: &NewUser) -> Result<UserRecord>;
+
+    async fn get_user(&self, username: &str) -> Result<Option<UserRecord>>;
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+
+    /// Delete a user; a missing one is `NotFound`.
+    async fn delete_user(&self, username: &str) -> Result<()>;
+}

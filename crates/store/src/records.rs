@@ -1,0 +1,294 @@
+//! The rows the store reads and writes, as plain structs shared by every backend.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dag::{Dag, RunState, RunType, TaskState};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A DAG as stored: its current definition and its scheduling flags.
+#[derive(Debug, Clone)]
+pub struct DagRecord {
+    pub dag_id: String,
+    pub fileloc: String,
+    pub is_paused: bool,
+    /// False once its file is gone; its runs stay.
+    pub is_active: bool,
+    /// Hash of the file the current definition came from.
+    pub version: String,
+    pub last_parsed_at: DateTime<Utc>,
+    pub dag: Arc<Dag>,
+}
+
+/// A file that failed to parse or validate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportErrorRecord {
+    pub id: i64,
+    pub filename: String,
+    /// Every problem, one per line, each `file:line:col: message`.
+    pub message: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// A run to create, with the task instances it starts with.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    pub conf: Value,
+    /// The DAG version (file hash) the run keeps to the end.
+    pub version: String,
+    pub now: DateTime<Utc>,
+    pub tasks: Vec<NewTaskInstance>,
+}
+
+/// One task instance to create with a run.
+#[derive(Debug, Clone)]
+pub struct NewTaskInstance {
+    pub task_id: String,
+    /// −1 when unmapped.
+    pub map_index: i32,
+    /// Retries allowed: a try fails for good once `try_number > max_tries`.
+    pub max_tries: u32,
+    pub queue: String,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i64,
+    /// Airflow's operator name, for display.
+    pub operator: String,
+}
+
+impl NewTaskInstance {
+    /// The unmapped instance of `task`, with the task's own retry and routing settings.
+    pub fn of(task: &dag::Task, priority_weight: i64) -> Self {
+        NewTaskInstance {
+            task_id: task.task_id.clone(),
+            map_index: -1,
+            max_tries: task.retries,
+            queue: task.queue.clone(),
+            pool: task.pool.clone(),
+            pool_slots: task.pool_slots,
+            priority_weight,
+            operator: task.kind.operator().to_string(),
+        }
+    }
+}
+
+/// A DAG run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Store key, unique across DAGs.
+    pub id: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    pub state: RunState,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub data_interval_start: Option<DateTime<Utc>>,
+    pub data_interval_end: Option<DateTime<Utc>>,
+    pub conf: Value,
+    pub version: String,
+    pub queued_at: DateTime<Utc>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub dag_id: Option<String>,
+    pub state: Option<RunState>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+/// One task instance: one task (or one map index of it) in one run, at its latest try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInstanceRecord {
+    /// Store key.
+    pub id: i64,
+    /// Key of the run.
+    pub run: i64,
+    pub dag_id: String,
+    pub run_id: String,
+    pub task_id: String,
+    pub map_index: i32,
+    /// 0 until first queued; each queueing for a new try adds one.
+    pub try_number: u32,
+    pub max_tries: u32,
+    pub state: TaskState,
+    pub queue: String,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i64,
+    pub operator: String,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    /// When an `up_for_retry` instance may be queued again.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub hostname: Option<String>,
+    /// Process id of the running try's process.
+    pub pid: Option<u32>,
+    /// The worker that claimed the running try; its heartbeat keeps the try alive.
+    pub worker_id: Option<String>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+}
+
+/// What a scheduler sees of a run when deciding.
+#[derive(Debug, Clone)]
+pub struct RunSnapshot {
+    pub run: RunRecord,
+    pub task_instances: Vec<TaskInstanceRecord>,
+    /// Runs of the same DAG in state `running` (this one included if running).
+    pub running_runs_of_dag: usize,
+}
+
+/// A scheduler's decision for one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunDecision {
+    /// Move the run to this state (from the state in the snapshot).
+    pub run_state: Option<RunState>,
+    /// Task-instance transitions, each applied only if the instance is still in `from`.
+    pub transitions: Vec<Transition>,
+}
+
+/// One guarded task-instance transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub ti: i64,
+    pub from: TaskState,
+    pub to: TaskState,
+}
+
+/// What [`crate::Store::schedule_run`] changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleOutcome {
+    /// Task instances moved to `queued` (workers should claim).
+    pub queued: usize,
+    /// Transitions applied (guards that held).
+    pub applied: usize,
+    /// The run's state after the decision.
+    pub run_state: Option<RunState>,
+}
+
+/// A worker's request for work.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub worker_id: String,
+    pub hostname: String,
+    pub queues: Vec<String>,
+    pub limit: usize,
+    pub now: DateTime<Utc>,
+}
+
+/// A claimed task instance, now `running`, with the run it belongs to.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub ti: TaskInstanceRecord,
+    pub run: RunRecord,
+}
+
+/// The end of a running try.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub ti: i64,
+    pub try_number: u32,
+    /// success, failed, skipped, up_for_retry (or up_for_reschedule).
+    pub state: TaskState,
+    pub end_date: DateTime<Utc>,
+    /// For `up_for_retry`: when the next try may start.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    /// XComs pushed by the try, written with the state change.
+    pub xcoms: Vec<(String, Value)>,
+}
+
+/// Identifies one XCom value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XcomKey {
+    pub run: i64,
+    pub task_id: String,
+    pub map_index: i32,
+    pub key: String,
+}
+
+/// A stored XCom value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct XcomRecord {
+    pub task_id: String,
+    pub map_index: i32,
+    pub key: String,
+    pub value: Value,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Lines Updraft itself writes (start, exit status, timeout, cap reached).
+    System,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LogStream> {
+        match s {
+            "stdout" => Some(LogStream::Stdout),
+            "stderr" => Some(LogStream::Stderr),
+            "system" => Some(LogStream::System),
+            _ => None,
+        }
+    }
+}
+
+/// A log line to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub timestamp: DateTime<Utc>,
+    pub stream: LogStream,
+    pub line: String,
+}
+
+/// A stored log line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Order of arrival within the try, from 1.
+    pub seq: i64,
+    pub timestamp: DateTime<Utc>,
+    pub stream: LogStream,
+    pub line: String,
+}
+
+/// A user to create. The password is already hashed (argon2) by the caller.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub now: DateTime<Utc>,
+}
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
