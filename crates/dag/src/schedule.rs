@@ -1,8 +1,17 @@
 //! Cron ticks, data intervals and run ids (5-field cron and presets, in the DAG's time zone).
+//!
+//! Two timetables, after Airflow: by default a run fires at tick T with its logical date and
+//! both interval ends equal to T (Airflow 3's `CronTriggerTimetable`); with `data_intervals`
+//! the run covering [previous tick, T) fires at T with the previous tick as logical date
+//! (Airflow 2's `CronDataIntervalTimetable`). Every function takes `now` or the dates it
+//! needs, so that the scheduler's clock is the caller's business.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
 
-use crate::model::Dag;
+use crate::model::{Dag, Schedule};
 use crate::state::RunType;
 
 /// The dates of one run.
@@ -18,10 +27,168 @@ pub struct DataInterval {
 #[error("{0}")]
 pub struct ScheduleError(pub String);
 
+/// Presets a DAG file may use besides 5-field cron (`@once` is not a cron schedule).
+pub const PRESETS: [&str; 6] = [
+    "@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly",
+];
+
+/// Backfills larger than this are refused rather than built in memory.
+pub const MAX_BACKFILL_RUNS: usize = 100_000;
+
 /// Check a cron expression or preset; the error says what is wrong with it.
 pub fn validate_cron(expr: &str) -> Result<(), ScheduleError> {
-    let _ = expr;
-    todo!()
+    if expr.trim() == "@once" {
+        return Ok(());
+    }
+    parse_cron(expr).map(|_| ())
+}
+
+fn parse_cron(expr: &str) -> Result<Cron, ScheduleError> {
+    let text = expr.trim();
+    let expected = "expected 5 fields (minute hour day-of-month month day-of-week) or one of \
+                    @once, @hourly, @daily, @weekly, @monthly, @yearly";
+    let invalid = |why: String| {
+        ScheduleError(format!(
+            "invalid cron expression '{expr}': {why}; {expected}"
+        ))
+    };
+    if text.starts_with('@') {
+        if !PRESETS.contains(&text) {
+            return Err(invalid(format!("unknown preset '{text}'")));
+        }
+    } else {
+        let fields = text.split_whitespace().count();
+        if fields != 5 {
+            return Err(invalid(format!("it has {fields} fields")));
+        }
+    }
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(text)
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// A DAG's cron schedule, ready to evaluate.
+struct Ticks {
+    cron: Cron,
+    tz: Tz,
+}
+
+impl Ticks {
+    fn new(expr: &str, timezone: &str) -> Result<Self, ScheduleError> {
+        let tz = timezone
+            .parse::<Tz>()
+            .map_err(|_| ScheduleError(format!("unknown timezone '{timezone}'")))?;
+        Ok(Ticks {
+            cron: parse_cron(expr)?,
+            tz,
+        })
+    }
+
+    /// The first tick at or after (`inclusive`) / strictly after `t`.
+    fn next(
+        &self,
+        t: DateTime<Utc>,
+        inclusive: bool,
+    ) -> Result<Option<DateTime<Utc>>, ScheduleError> {
+        match self
+            .cron
+            .find_next_occurrence(&t.with_timezone(&self.tz), inclusive)
+        {
+            Ok(next) => Ok(Some(next.with_timezone(&Utc))),
+            // A pattern that never matches again (e.g. 30 February) has no next tick.
+            Err(croner::errors::CronError::TimeSearchLimitExceeded) => Ok(None),
+            Err(e) => Err(ScheduleError(format!(
+                "cannot evaluate cron '{}': {e}",
+                self.cron.pattern
+            ))),
+        }
+    }
+
+    /// The last tick at or before (`inclusive`) / strictly before `t`.
+    fn previous(
+        &self,
+        t: DateTime<Utc>,
+        inclusive: bool,
+    ) -> Result<Option<DateTime<Utc>>, ScheduleError> {
+        match self
+            .cron
+            .find_previous_occurrence(&t.with_timezone(&self.tz), inclusive)
+        {
+            Ok(prev) => Ok(Some(prev.with_timezone(&Utc))),
+            Err(croner::errors::CronError::TimeSearchLimitExceeded) => Ok(None),
+            Err(e) => Err(ScheduleError(format!(
+                "cannot evaluate cron '{}': {e}",
+                self.cron.pattern
+            ))),
+        }
+    }
+}
+
+/// A scheduled run and the instant it becomes due.
+struct Candidate {
+    interval: DataInterval,
+    due: DateTime<Utc>,
+}
+
+/// The run whose logical date is the tick `tick`, per the DAG's timetable.
+fn candidate(
+    dag: &Dag,
+    ticks: &Ticks,
+    tick: DateTime<Utc>,
+) -> Result<Option<Candidate>, ScheduleError> {
+    if dag.data_intervals {
+        let Some(end) = ticks.next(tick, false)? else {
+            return Ok(None);
+        };
+        Ok(Some(Candidate {
+            interval: DataInterval {
+                logical_date: tick,
+                start: tick,
+                end,
+            },
+            due: end,
+        }))
+    } else {
+        Ok(Some(Candidate {
+            interval: DataInterval {
+                logical_date: tick,
+                start: tick,
+                end: tick,
+            },
+            due: tick,
+        }))
+    }
+}
+
+/// The first scheduled run after the one at `last_logical` (or the first of all), if the
+/// schedule has one within `end_date`.
+fn first_after(
+    dag: &Dag,
+    ticks: &Ticks,
+    last_logical: Option<DateTime<Utc>>,
+) -> Result<Option<Candidate>, ScheduleError> {
+    let Some(start) = dag.start_date else {
+        return Ok(None);
+    };
+    let tick = match last_logical {
+        Some(last) if last >= start => ticks.next(last, false)?,
+        _ => ticks.next(start, true)?,
+    };
+    within_end(dag, ticks, tick)
+}
+
+fn within_end(
+    dag: &Dag,
+    ticks: &Ticks,
+    tick: Option<DateTime<Utc>>,
+) -> Result<Option<Candidate>, ScheduleError> {
+    match tick {
+        Some(t) if dag.end_date.is_none_or(|end| t <= end) => candidate(dag, ticks, t),
+        _ => Ok(None),
+    }
 }
 
 /// Scheduled runs due at `now`, oldest first, given the logical date of the DAG's newest
@@ -33,8 +200,62 @@ pub fn due_runs(
     now: DateTime<Utc>,
     max: usize,
 ) -> Result<Vec<DataInterval>, ScheduleError> {
-    let _ = (dag, last_logical, now, max);
-    todo!()
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let expr = match &dag.schedule {
+        Schedule::None => return Ok(Vec::new()),
+        Schedule::Once => {
+            return Ok(match (dag.start_date, last_logical) {
+                (Some(start), None)
+                    if start <= now && dag.end_date.is_none_or(|end| start <= end) =>
+                {
+                    vec![manual_interval(start)]
+                }
+                _ => Vec::new(),
+            });
+        }
+        Schedule::Cron(expr) => expr,
+    };
+    let ticks = Ticks::new(expr, &dag.timezone)?;
+    let Some(start) = dag.start_date else {
+        return Ok(Vec::new());
+    };
+    if dag.catchup {
+        let mut runs = Vec::new();
+        let mut next = first_after(dag, &ticks, last_logical)?;
+        while let Some(c) = next {
+            if c.due > now || runs.len() >= max {
+                break;
+            }
+            runs.push(c.interval);
+            next = within_end(dag, &ticks, ticks.next(c.interval.logical_date, false)?)?;
+        }
+        return Ok(runs);
+    }
+    // Without catchup only the newest due run is made: the latest instant a run became due
+    // is the latest tick at or before now; with data intervals its logical date is the tick
+    // before that.
+    let Some(due) = ticks.previous(now, true)? else {
+        return Ok(Vec::new());
+    };
+    let logical = if dag.data_intervals {
+        match ticks.previous(due, false)? {
+            Some(t) => t,
+            None => return Ok(Vec::new()),
+        }
+    } else {
+        due
+    };
+    let fresh = last_logical.is_none_or(|last| logical > last);
+    let in_range = logical >= start && dag.end_date.is_none_or(|end| logical <= end);
+    if !(fresh && in_range) {
+        return Ok(Vec::new());
+    }
+    Ok(candidate(dag, &ticks, logical)?
+        .map(|c| c.interval)
+        .into_iter()
+        .collect())
 }
 
 /// The instant the next scheduled run becomes due after the one at `last_logical`
@@ -43,18 +264,61 @@ pub fn next_due_at(
     dag: &Dag,
     last_logical: Option<DateTime<Utc>>,
 ) -> Result<Option<DateTime<Utc>>, ScheduleError> {
-    let _ = (dag, last_logical);
-    todo!()
+    match &dag.schedule {
+        Schedule::None => Ok(None),
+        Schedule::Once => Ok(match (dag.start_date, last_logical) {
+            (Some(start), None) if dag.end_date.is_none_or(|end| start <= end) => Some(start),
+            _ => None,
+        }),
+        Schedule::Cron(expr) => {
+            let ticks = Ticks::new(expr, &dag.timezone)?;
+            Ok(first_after(dag, &ticks, last_logical)?.map(|c| c.due))
+        }
+    }
 }
 
-/// Every run whose tick falls in [start, end], oldest first (for backfill).
+/// Every run whose tick falls in [start, end], oldest first (for backfill). With data
+/// intervals the tick is the run's logical date (its interval start). Ticks before the DAG's
+/// `start_date` or after its `end_date` are left out.
 pub fn intervals_between(
     dag: &Dag,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<Vec<DataInterval>, ScheduleError> {
-    let _ = (dag, start, end);
-    todo!()
+    let from = dag.start_date.map_or(start, |s| s.max(start));
+    let to = dag.end_date.map_or(end, |e| e.min(end));
+    let expr = match &dag.schedule {
+        Schedule::None => {
+            return Err(ScheduleError(format!(
+                "DAG '{}' has no schedule, so there are no ticks to backfill",
+                dag.dag_id
+            )));
+        }
+        Schedule::Once => {
+            return Ok(dag
+                .start_date
+                .filter(|s| (start..=end).contains(s))
+                .map(manual_interval)
+                .into_iter()
+                .collect());
+        }
+        Schedule::Cron(expr) => expr,
+    };
+    let ticks = Ticks::new(expr, &dag.timezone)?;
+    let mut runs = Vec::new();
+    let mut tick = ticks.next(from, true)?;
+    while let Some(t) = tick.filter(|t| *t <= to) {
+        if runs.len() >= MAX_BACKFILL_RUNS {
+            return Err(ScheduleError(format!(
+                "the range holds more than {MAX_BACKFILL_RUNS} runs; backfill a shorter range"
+            )));
+        }
+        if let Some(c) = candidate(dag, &ticks, t)? {
+            runs.push(c.interval);
+        }
+        tick = ticks.next(t, false)?;
+    }
+    Ok(runs)
 }
 
 /// A manual run at `at`: both interval ends equal to it.
@@ -68,6 +332,9 @@ pub fn manual_interval(at: DateTime<Utc>) -> DataInterval {
 
 /// `scheduled__2024-01-01T00:00:00+00:00`, `manual__…`, `backfill__…`, as Airflow writes them.
 pub fn run_id(run_type: RunType, logical_date: DateTime<Utc>) -> String {
-    let _ = (run_type, logical_date);
-    todo!()
+    format!(
+        "{}__{}",
+        run_type.as_str(),
+        logical_date.to_rfc3339_opts(SecondsFormat::Secs, false)
+    )
 }
