@@ -1,1 +1,1380 @@
 //! The conformance suite: every case runs against every backend.
+//!
+//! Each case is a plain `async fn(Arc<dyn Store>)` that asserts real outcomes. A backend's
+//! integration tests are one [`store_conformance!`](crate::store_conformance) call, which turns
+//! every case into its own `#[tokio::test]` on a fresh database. DAGs are built here in Rust,
+//! not parsed, so the suite depends only on the model.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use dag::{Dag, RunState, RunType, Schedule, Task, TaskKind, TaskState, TriggerRule};
+use serde_json::json;
+
+use crate::{
+    Claim, Finish, LogLine, LogStream, NewRun, NewTaskInstance, NewUser, RunDecision, RunFilter,
+    RunSnapshot, Store, StoreError, StoreEvent, Transition, XcomKey,
+};
+
+/// Async clean-up a backend runs after a case (dropping its test database, say).
+pub type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A fresh store for one case, and what to do once the case is over.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    teardown: Option<Teardown>,
+}
+
+impl Fixture {
+    pub fn new(store: Arc<dyn Store>) -> Fixture {
+        Fixture {
+            store,
+            teardown: None,
+        }
+    }
+
+    pub fn with_teardown(mut self, teardown: Teardown) -> Fixture {
+        self.teardown = Some(teardown);
+        self
+    }
+}
+
+/// Run one case on its own task, so that the teardown runs even when the case panics; the
+/// panic is then passed on to fail the test.
+pub async fn run<F, Fut>(fixture: Fixture, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Fixture { store, teardown } = fixture;
+    let outcome = tokio::spawn(case(store)).await;
+    if let Some(teardown) = teardown {
+        teardown.await;
+    }
+    if let Err(err) = outcome {
+        if err.is_panic() {
+            std::panic::resume_unwind(err.into_panic());
+        }
+        panic!("conformance case did not finish: {err}");
+    }
+}
+
+/// One `#[tokio::test]` per conformance case. `$make` is an async function returning
+/// `Option<Fixture>`; `None` skips the case (the backend says why).
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@cases $make;
+            dags_sync_list_get,
+            dag_paused_upon_creation_and_pause,
+            dag_deactivate,
+            import_errors_record_replace_clear,
+            create_run_and_duplicate,
+            list_and_find_runs,
+            schedule_run_guarded_transitions,
+            schedule_run_sees_running_runs,
+            claim_orders_by_priority_and_filters_queue,
+            concurrent_claimers_never_share,
+            finish_guarded_by_try_number,
+            retries_queue_when_due,
+            heartbeat_and_zombies,
+            xcom_upsert_and_list,
+            logs_append_and_read,
+            users_create_get_list_delete,
+            events_after_commit,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(fixture) = ($make)().await else {
+                    return;
+                };
+                $crate::conformance::run(fixture, $crate::conformance::$case).await;
+            }
+        )*
+    };
+}
+
+// --- building blocks ----------------------------------------------------------------------
+
+/// A fixed instant, so cases control time instead of waiting for it. Whole seconds: every
+/// backend stores at least microseconds.
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600 + seconds, 0)
+        .single()
+        .expect("a fixed instant in 2026 is valid")
+}
+
+/// A bash task with every default applied.
+pub fn task(task_id: &str, upstream: &[&str]) -> Task {
+    Task {
+        task_id: task_id.to_string(),
+        kind: TaskKind::Bash {
+            command: format!("echo {task_id}"),
+        },
+        upstream: upstream.iter().map(|s| s.to_string()).collect(),
+        trigger_rule: TriggerRule::AllSuccess,
+        retries: 0,
+        retry_delay: 300.0,
+        retry_exponential_backoff: None,
+        max_retry_delay: 86_400.0,
+        execution_timeout: None,
+        depends_on_past: false,
+        wait_for_downstream: false,
+        pool: "default_pool".to_string(),
+        pool_slots: 1,
+        priority_weight: 1,
+        queue: "default".to_string(),
+        env: BTreeMap::new(),
+        cwd: None,
+        do_xcom_push: true,
+        branch: false,
+        expand: None,
+        owner: "airflow".to_string(),
+        email: Vec::new(),
+        email_on_failure: false,
+        email_on_retry: false,
+        on_failure: Vec::new(),
+        on_success: Vec::new(),
+        on_retry: Vec::new(),
+        on_execute: Vec::new(),
+        doc_md: None,
+    }
+}
+
+/// A DAG of `tasks`, each depending on the one before.
+pub fn chain_dag(dag_id: &str, tasks: &[&str]) -> Dag {
+    let tasks = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let upstream: Vec<&str> = if i == 0 {
+                Vec::new()
+            } else {
+                vec![tasks[i - 1]]
+            };
+            task(id, &upstream)
+        })
+        .collect();
+    Dag {
+        dag_id: dag_id.to_string(),
+        description: Some(format!("{dag_id} for the conformance suite")),
+        schedule: Schedule::Cron("0 0 * * *".to_string()),
+        start_date: Some(at(0)),
+        end_date: None,
+        timezone: "UTC".to_string(),
+        catchup: false,
+        data_intervals: true,
+        dagrun_timeout: None,
+        max_active_runs: 16,
+        max_active_tasks: 16,
+        is_paused_upon_creation: false,
+        tags: vec!["conformance".to_string()],
+        owner: "airflow".to_string(),
+        params: BTreeMap::new(),
+        on_success: Vec::new(),
+        on_failure: Vec::new(),
+        doc_md: None,
+        tasks,
+        groups: Vec::new(),
+        fileloc: format!("dags/{dag_id}.yaml"),
+    }
+}
+
+/// A manual run of every task of `dag`, created at `now`.
+pub fn new_run(dag: &Dag, run_id: &str, now: DateTime<Utc>) -> NewRun {
+    NewRun {
+        dag_id: dag.dag_id.clone(),
+        run_id: run_id.to_string(),
+        run_type: RunType::Manual,
+        logical_date: Some(now),
+        data_interval_start: Some(now),
+        data_interval_end: Some(now),
+        conf: json!({"source": "conformance"}),
+        version: "v1".to_string(),
+        now,
+        tasks: dag
+            .tasks
+            .iter()
+            .map(|t| NewTaskInstance::of(t, t.priority_weight))
+            .collect(),
+    }
+}
+
+fn claim(worker_id: &str, queues: &[&str], limit: usize, now: DateTime<Utc>) -> Claim {
+    Claim {
+        worker_id: worker_id.to_string(),
+        hostname: format!("{worker_id}.host"),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        limit,
+        now,
+    }
+}
+
+/// Queue every task instance still in `none` (and start the run), as a scheduler would.
+async fn queue_all(store: &dyn Store, run: i64, now: DateTime<Utc>) -> usize {
+    let decide = |snapshot: &RunSnapshot| RunDecision {
+        run_state: Some(RunState::Running),
+        transitions: snapshot
+            .task_instances
+            .iter()
+            .filter(|ti| ti.state == TaskState::None)
+            .map(|ti| Transition {
+                ti: ti.id,
+                from: TaskState::None,
+                to: TaskState::Queued,
+            })
+            .collect(),
+    };
+    store
+        .schedule_run(run, now, &decide)
+        .await
+        .expect("schedule_run")
+        .queued
+}
+
+/// A run of a one-task DAG with that task claimed by `worker`; returns (run, ti).
+async fn running_task(store: &dyn Store, run_id: &str, worker: &str) -> (i64, i64) {
+    let dag = chain_dag("single", &["only"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let run = store
+        .create_run(&new_run(&dag, run_id, at(0)))
+        .await
+        .expect("create_run")
+        .expect("new run");
+    queue_all(store, run.id, at(1)).await;
+    let tis = store.task_instances(run.id).await.expect("task_instances");
+    let ti = tis[0].id;
+    // Other cases' instances may be queued too: claim until this one is ours.
+    loop {
+        let claimed = store
+            .claim_task_instances(&claim(worker, &["default"], 10, at(2)))
+            .await
+            .expect("claim");
+        assert!(!claimed.is_empty(), "the task instance was never claimed");
+        if claimed.iter().any(|c| c.ti.id == ti) {
+            return (run.id, ti);
+        }
+    }
+}
+
+fn finish(ti: i64, try_number: u32, state: TaskState, end: DateTime<Utc>) -> Finish {
+    Finish {
+        ti,
+        try_number,
+        state,
+        end_date: end,
+        next_retry_at: None,
+        xcoms: Vec::new(),
+    }
+}
+
+// --- DAGs -----------------------------------------------------------------------------------
+
+pub async fn dags_sync_list_get(store: Arc<dyn Store>) {
+    let b = chain_dag("b_dag", &["extract", "load"]);
+    let a = chain_dag("a_dag", &["only"]);
+    store.sync_dag(&b, "b1", at(10)).await.expect("sync b");
+    store.sync_dag(&a, "a1", at(11)).await.expect("sync a");
+
+    let dags = store.list_dags().await.expect("list_dags");
+    let ids: Vec<&str> = dags.iter().map(|d| d.dag_id.as_str()).collect();
+    assert_eq!(ids, ["a_dag", "b_dag"], "ordered by id");
+
+    let got = store
+        .get_dag("b_dag")
+        .await
+        .expect("get_dag")
+        .expect("b_dag exists");
+    assert_eq!(*got.dag, b);
+    assert_eq!(got.version, "b1");
+    assert_eq!(got.fileloc, "dags/b_dag.yaml");
+    assert_eq!(got.last_parsed_at, at(10));
+    assert!(got.is_active);
+    assert!(!got.is_paused);
+    assert!(store.get_dag("missing").await.expect("get_dag").is_none());
+
+    // A new version becomes current; the old one stays readable for the runs that use it.
+    let mut b2 = b.clone();
+    b2.tasks.push(task("report", &["load"]));
+    store.sync_dag(&b2, "b2", at(20)).await.expect("sync b2");
+    let got = store
+        .get_dag("b_dag")
+        .await
+        .expect("get_dag")
+        .expect("b_dag exists");
+    assert_eq!(got.version, "b2");
+    assert_eq!(got.dag.tasks.len(), 3);
+    assert_eq!(got.last_parsed_at, at(20));
+    let old = store
+        .get_dag_version("b_dag", "b1")
+        .await
+        .expect("get_dag_version")
+        .expect("b1 kept");
+    assert_eq!(*old, b);
+    let new = store
+        .get_dag_version("b_dag", "b2")
+        .await
+        .expect("get_dag_version")
+        .expect("b2 stored");
+    assert_eq!(*new, b2);
+    // Read twice: the second read comes from the cache and is the same definition.
+    let again = store
+        .get_dag_version("b_dag", "b2")
+        .await
+        .expect("get_dag_version")
+        .expect("b2 stored");
+    assert_eq!(*again, b2);
+    assert!(
+        store
+            .get_dag_version("b_dag", "nope")
+            .await
+            .expect("get_dag_version")
+            .is_none()
+    );
+
+    // Re-syncing an existing version changes nothing about it.
+    store.sync_dag(&b2, "b2", at(30)).await.expect("re-sync b2");
+    assert_eq!(store.list_dags().await.expect("list_dags").len(), 2);
+}
+
+pub async fn dag_paused_upon_creation_and_pause(store: Arc<dyn Store>) {
+    let mut dag = chain_dag("careful", &["only"]);
+    dag.is_paused_upon_creation = true;
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync");
+    let got = store
+        .get_dag("careful")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(got.is_paused, "paused upon creation");
+
+    store.unpause_dag("careful").await.expect("unpause");
+    assert!(
+        !store
+            .get_dag("careful")
+            .await
+            .expect("get")
+            .expect("exists")
+            .is_paused
+    );
+
+    // An existing DAG keeps the flag users chose, whatever the file says.
+    store.sync_dag(&dag, "v2", at(1)).await.expect("re-sync");
+    assert!(
+        !store
+            .get_dag("careful")
+            .await
+            .expect("get")
+            .expect("exists")
+            .is_paused
+    );
+
+    store.pause_dag("careful").await.expect("pause");
+    assert!(
+        store
+            .get_dag("careful")
+            .await
+            .expect("get")
+            .expect("exists")
+            .is_paused
+    );
+    let mut relaxed = dag.clone();
+    relaxed.is_paused_upon_creation = false;
+    store
+        .sync_dag(&relaxed, "v3", at(2))
+        .await
+        .expect("re-sync");
+    assert!(
+        store
+            .get_dag("careful")
+            .await
+            .expect("get")
+            .expect("exists")
+            .is_paused
+    );
+
+    let missing = store.pause_dag("missing").await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "pausing a missing DAG: {missing:?}"
+    );
+}
+
+pub async fn dag_deactivate(store: Arc<dyn Store>) {
+    let one = chain_dag("one", &["t"]);
+    let two = chain_dag("two", &["t"]);
+    store.sync_dag(&one, "v1", at(0)).await.expect("sync one");
+    store.sync_dag(&two, "v1", at(0)).await.expect("sync two");
+
+    store
+        .deactivate_dags(&["one".to_string(), "ghost".to_string()])
+        .await
+        .expect("deactivate");
+    store
+        .deactivate_dags(&[])
+        .await
+        .expect("deactivate nothing");
+    let dags = store.list_dags().await.expect("list");
+    assert_eq!(dags.len(), 2, "inactive DAGs are still listed");
+    assert!(!dags[0].is_active, "one is inactive");
+    assert!(dags[1].is_active, "two is untouched");
+
+    // Its file came back.
+    store.sync_dag(&one, "v1", at(5)).await.expect("re-sync");
+    assert!(
+        store
+            .get_dag("one")
+            .await
+            .expect("get")
+            .expect("exists")
+            .is_active
+    );
+}
+
+pub async fn import_errors_record_replace_clear(store: Arc<dyn Store>) {
+    assert!(store.list_import_errors().await.expect("list").is_empty());
+    store
+        .record_import_error("dags/b.yaml", "b.yaml:1:1: bad", at(1))
+        .await
+        .expect("record b");
+    store
+        .record_import_error("dags/a.yaml", "a.yaml:2:3: worse", at(2))
+        .await
+        .expect("record a");
+    store
+        .record_import_error("dags/b.yaml", "b.yaml:4:1: still bad", at(3))
+        .await
+        .expect("replace b");
+
+    let errors = store.list_import_errors().await.expect("list");
+    assert_eq!(errors.len(), 2, "replaced, not added: {errors:?}");
+    assert_eq!(errors[0].filename, "dags/a.yaml");
+    assert_eq!(errors[1].filename, "dags/b.yaml");
+    assert_eq!(errors[1].message, "b.yaml:4:1: still bad");
+    assert_eq!(errors[1].timestamp, at(3));
+
+    store
+        .clear_import_error("dags/b.yaml")
+        .await
+        .expect("clear b");
+    store
+        .clear_import_error("dags/none.yaml")
+        .await
+        .expect("clear nothing");
+    let errors = store.list_import_errors().await.expect("list");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].filename, "dags/a.yaml");
+}
+
+// --- runs -----------------------------------------------------------------------------------
+
+pub async fn create_run_and_duplicate(store: Arc<dyn Store>) {
+    let dag = chain_dag("etl", &["extract", "transform", "load"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync");
+    let new = new_run(&dag, "manual__1", at(100));
+    let run = store
+        .create_run(&new)
+        .await
+        .expect("create_run")
+        .expect("a new run");
+    assert_eq!(run.state, RunState::Queued);
+    assert_eq!(run.dag_id, "etl");
+    assert_eq!(run.run_id, "manual__1");
+    assert_eq!(run.run_type, RunType::Manual);
+    assert_eq!(run.conf, json!({"source": "conformance"}));
+    assert_eq!(run.version, "v1");
+    assert_eq!(run.queued_at, at(100));
+    assert_eq!(run.logical_date, Some(at(100)));
+    assert_eq!(run.start_date, None);
+    assert_eq!(run.end_date, None);
+
+    let tis = store.task_instances(run.id).await.expect("task_instances");
+    let ids: Vec<&str> = tis.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(ids, ["extract", "transform", "load"], "in task order");
+    for ti in &tis {
+        assert_eq!(ti.state, TaskState::None);
+        assert_eq!(ti.try_number, 0);
+        assert_eq!(ti.map_index, -1);
+        assert_eq!(ti.run, run.id);
+        assert_eq!(ti.run_id, "manual__1");
+        assert_eq!(ti.dag_id, "etl");
+        assert_eq!(ti.queue, "default");
+        assert_eq!(ti.operator, "BashOperator");
+        assert_eq!(ti.queued_at, None);
+    }
+    let one = store
+        .get_task_instance(tis[1].id)
+        .await
+        .expect("get_task_instance")
+        .expect("exists");
+    assert_eq!(one, tis[1]);
+
+    // The same run_id again: nothing written.
+    let mut again = new.clone();
+    again
+        .tasks
+        .push(NewTaskInstance::of(&task("extra", &[]), 1));
+    assert!(
+        store
+            .create_run(&again)
+            .await
+            .expect("create_run")
+            .is_none()
+    );
+    assert_eq!(store.task_instances(run.id).await.expect("tis").len(), 3);
+    assert_eq!(
+        store
+            .list_runs(&RunFilter::default())
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    assert_eq!(
+        store.get_run("etl", "manual__1").await.expect("get_run"),
+        Some(run.clone())
+    );
+    assert_eq!(
+        store.get_run_by_key(run.id).await.expect("by key"),
+        Some(run.clone())
+    );
+    assert_eq!(store.get_run("etl", "other").await.expect("get_run"), None);
+    assert_eq!(
+        store.get_run_by_key(run.id + 1000).await.expect("by key"),
+        None
+    );
+}
+
+pub async fn list_and_find_runs(store: Arc<dyn Store>) {
+    let etl = chain_dag("etl", &["t"]);
+    let other = chain_dag("other", &["t"]);
+    let mut keys = Vec::new();
+    for (i, (dag, run_type)) in [
+        (&etl, RunType::Scheduled),
+        (&etl, RunType::Scheduled),
+        (&etl, RunType::Manual),
+        (&other, RunType::Scheduled),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seconds = i64::try_from(i).expect("small") * 100;
+        let mut new = new_run(dag, &format!("run_{i}"), at(seconds));
+        new.run_type = run_type;
+        let run = store.create_run(&new).await.expect("create").expect("new");
+        keys.push(run.id);
+    }
+    // The manual run has the newest logical date, but only scheduled runs count.
+    assert_eq!(
+        store
+            .last_scheduled_logical_date("etl")
+            .await
+            .expect("last"),
+        Some(at(100))
+    );
+    assert_eq!(
+        store
+            .last_scheduled_logical_date("none")
+            .await
+            .expect("last"),
+        None
+    );
+
+    let all = store.list_runs(&RunFilter::default()).await.expect("list");
+    let order: Vec<i64> = all.iter().map(|r| r.id).collect();
+    assert_eq!(order, [keys[3], keys[2], keys[1], keys[0]], "newest first");
+
+    let etl_runs = store
+        .list_runs(&RunFilter {
+            dag_id: Some("etl".to_string()),
+            limit: Some(2),
+            offset: 1,
+            ..RunFilter::default()
+        })
+        .await
+        .expect("list");
+    let order: Vec<i64> = etl_runs.iter().map(|r| r.id).collect();
+    assert_eq!(order, [keys[1], keys[0]], "filtered, offset and limited");
+
+    // Finish one run; it leaves the unfinished list and the state filter finds it.
+    let decide = |_: &RunSnapshot| RunDecision {
+        run_state: Some(RunState::Failed),
+        transitions: Vec::new(),
+    };
+    store
+        .schedule_run(keys[1], at(500), &decide)
+        .await
+        .expect("schedule");
+    let failed = store
+        .list_runs(&RunFilter {
+            state: Some(RunState::Failed),
+            ..RunFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, keys[1]);
+    assert_eq!(failed[0].end_date, Some(at(500)));
+    assert_eq!(
+        store.unfinished_runs().await.expect("unfinished"),
+        [keys[0], keys[2], keys[3]],
+        "oldest first"
+    );
+}
+
+pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
+    let dag = chain_dag("etl", &["extract", "transform", "load"]);
+    let run = store
+        .create_run(&new_run(&dag, "r1", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    let tis = store.task_instances(run.id).await.expect("tis");
+    let (extract, transform, load) = (tis[0].id, tis[1].id, tis[2].id);
+
+    let decide = |snapshot: &RunSnapshot| {
+        assert_eq!(snapshot.run.id, run.id);
+        assert_eq!(snapshot.run.state, RunState::Queued);
+        assert_eq!(snapshot.task_instances.len(), 3);
+        RunDecision {
+            run_state: Some(RunState::Running),
+            transitions: vec![
+                Transition {
+                    ti: extract,
+                    from: TaskState::None,
+                    to: TaskState::Queued,
+                },
+                // Stale: transform is not running, so nothing happens to it.
+                Transition {
+                    ti: transform,
+                    from: TaskState::Running,
+                    to: TaskState::Success,
+                },
+                Transition {
+                    ti: load,
+                    from: TaskState::None,
+                    to: TaskState::Skipped,
+                },
+            ],
+        }
+    };
+    let outcome = store
+        .schedule_run(run.id, at(10), &decide)
+        .await
+        .expect("schedule");
+    assert_eq!(outcome.applied, 2);
+    assert_eq!(outcome.queued, 1);
+    assert_eq!(outcome.run_state, Some(RunState::Running));
+
+    let tis = store.task_instances(run.id).await.expect("tis");
+    assert_eq!(tis[0].state, TaskState::Queued);
+    assert_eq!(tis[0].try_number, 1, "queueing starts try 1");
+    assert_eq!(tis[0].queued_at, Some(at(10)));
+    assert_eq!(
+        tis[1].state,
+        TaskState::None,
+        "stale transition changed nothing"
+    );
+    assert_eq!(tis[1].try_number, 0);
+    assert_eq!(tis[2].state, TaskState::Skipped);
+    assert_eq!(tis[2].end_date, Some(at(10)));
+    let got = store
+        .get_run_by_key(run.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.state, RunState::Running);
+    assert_eq!(got.start_date, Some(at(10)));
+    assert_eq!(got.end_date, None);
+
+    // The same decision again: every guard fails now, and the run state is already there.
+    let outcome = store
+        .schedule_run(run.id, at(20), &decide_nothing_new)
+        .await
+        .expect("again");
+    assert_eq!(outcome.applied, 0);
+    assert_eq!(outcome.queued, 0);
+    assert_eq!(outcome.run_state, Some(RunState::Running));
+    let tis_after = store.task_instances(run.id).await.expect("tis");
+    assert_eq!(tis_after, tis, "nothing changed");
+
+    // Finishing the run sets its end date; its start date stays.
+    let finish_run = |snapshot: &RunSnapshot| {
+        assert_eq!(snapshot.run.state, RunState::Running);
+        RunDecision {
+            run_state: Some(RunState::Success),
+            transitions: Vec::new(),
+        }
+    };
+    let outcome = store
+        .schedule_run(run.id, at(30), &finish_run)
+        .await
+        .expect("finish");
+    assert_eq!(outcome.run_state, Some(RunState::Success));
+    let got = store
+        .get_run_by_key(run.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.state, RunState::Success);
+    assert_eq!(got.start_date, Some(at(10)));
+    assert_eq!(got.end_date, Some(at(30)));
+
+    let missing = store.schedule_run(run.id + 1000, at(40), &finish_run).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "a missing run: {missing:?}"
+    );
+}
+
+/// Replays the first decision of `schedule_run_guarded_transitions` with guards that no
+/// longer hold.
+fn decide_nothing_new(snapshot: &RunSnapshot) -> RunDecision {
+    RunDecision {
+        run_state: Some(RunState::Running),
+        transitions: snapshot
+            .task_instances
+            .iter()
+            .map(|ti| Transition {
+                ti: ti.id,
+                from: TaskState::UpForRetry,
+                to: TaskState::Queued,
+            })
+            .collect(),
+    }
+}
+
+pub async fn schedule_run_sees_running_runs(store: Arc<dyn Store>) {
+    let dag = chain_dag("busy", &["t"]);
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let run = store
+            .create_run(&new_run(&dag, &format!("r{i}"), at(i)))
+            .await
+            .expect("create")
+            .expect("new");
+        runs.push(run.id);
+    }
+    store
+        .create_run(&new_run(&chain_dag("other", &["t"]), "r0", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    let start = |_: &RunSnapshot| RunDecision {
+        run_state: Some(RunState::Running),
+        transitions: Vec::new(),
+    };
+    store
+        .schedule_run(runs[0], at(10), &start)
+        .await
+        .expect("start r0");
+    store
+        .schedule_run(runs[1], at(10), &start)
+        .await
+        .expect("start r1");
+
+    let seen = std::sync::Mutex::new(None);
+    let look = |snapshot: &RunSnapshot| {
+        *seen.lock().expect("not poisoned") = Some(snapshot.running_runs_of_dag);
+        RunDecision::default()
+    };
+    let outcome = store
+        .schedule_run(runs[2], at(20), &look)
+        .await
+        .expect("look");
+    assert_eq!(*seen.lock().expect("not poisoned"), Some(2));
+    assert_eq!(
+        outcome.run_state,
+        Some(RunState::Queued),
+        "no decision, no change"
+    );
+    assert_eq!(outcome.applied, 0);
+}
+
+// --- claims ---------------------------------------------------------------------------------
+
+pub async fn claim_orders_by_priority_and_filters_queue(store: Arc<dyn Store>) {
+    let mut dag = chain_dag("prio", &["low", "high", "mid", "gpu", "mid2"]);
+    for t in &mut dag.tasks {
+        t.upstream.clear();
+    }
+    dag.tasks[0].priority_weight = 1;
+    dag.tasks[1].priority_weight = 10;
+    dag.tasks[2].priority_weight = 5;
+    dag.tasks[3].priority_weight = 100;
+    dag.tasks[3].queue = "gpu".to_string();
+    dag.tasks[4].priority_weight = 5;
+    let run = store
+        .create_run(&new_run(&dag, "r1", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    assert_eq!(queue_all(store.as_ref(), run.id, at(1)).await, 5);
+
+    let first = store
+        .claim_task_instances(&claim("w1", &["default"], 2, at(5)))
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = first.iter().map(|c| c.ti.task_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["high", "mid"],
+        "priority first, then queued_at and id"
+    );
+    for claimed in &first {
+        assert_eq!(claimed.ti.state, TaskState::Running);
+        assert_eq!(claimed.ti.worker_id.as_deref(), Some("w1"));
+        assert_eq!(claimed.ti.hostname.as_deref(), Some("w1.host"));
+        assert_eq!(claimed.ti.start_date, Some(at(5)));
+        assert_eq!(claimed.ti.heartbeat_at, Some(at(5)));
+        assert_eq!(claimed.ti.try_number, 1);
+        assert_eq!(claimed.run.id, run.id);
+        assert_eq!(claimed.run.dag_id, "prio");
+        let stored = store
+            .get_task_instance(claimed.ti.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(stored, claimed.ti);
+    }
+
+    let rest = store
+        .claim_task_instances(&claim("w2", &["default"], 10, at(6)))
+        .await
+        .expect("claim");
+    let ids: Vec<&str> = rest.iter().map(|c| c.ti.task_id.as_str()).collect();
+    assert_eq!(ids, ["mid2", "low"], "the gpu task stays for its own queue");
+    assert!(
+        store
+            .claim_task_instances(&claim("w2", &["default"], 10, at(7)))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_task_instances(&claim("w3", &[], 10, at(7)))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "no queues, no work"
+    );
+    let gpu = store
+        .claim_task_instances(&claim("w3", &["other", "gpu"], 10, at(8)))
+        .await
+        .expect("claim");
+    assert_eq!(gpu.len(), 1);
+    assert_eq!(gpu[0].ti.task_id, "gpu");
+}
+
+pub async fn concurrent_claimers_never_share(store: Arc<dyn Store>) {
+    const TASKS: usize = 200;
+    const CLAIMERS: usize = 6;
+    let names: Vec<String> = (0..TASKS).map(|i| format!("t{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut dag = chain_dag("wide", &refs);
+    for t in &mut dag.tasks {
+        t.upstream.clear();
+    }
+    let run = store
+        .create_run(&new_run(&dag, "r1", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    assert_eq!(queue_all(store.as_ref(), run.id, at(1)).await, TASKS);
+
+    let mut claimers = Vec::new();
+    for worker in 0..CLAIMERS {
+        let store = store.clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_task_instances(&claim(&format!("w{worker}"), &["default"], 3, at(2)))
+                    .await
+                    .expect("claim");
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.ti.id));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for claimer in claimers {
+        for ti in claimer.await.expect("claimer finished") {
+            assert!(seen.insert(ti), "task instance {ti} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), TASKS, "every task instance claimed");
+    let tis = store.task_instances(run.id).await.expect("tis");
+    assert!(tis.iter().all(|ti| ti.state == TaskState::Running));
+}
+
+// --- finishing, retries, heartbeats ---------------------------------------------------------
+
+pub async fn finish_guarded_by_try_number(store: Arc<dyn Store>) {
+    let (run, ti) = running_task(store.as_ref(), "r1", "w1").await;
+    store.set_task_pid(ti, 1, 4242).await.expect("set pid");
+    assert_eq!(
+        store
+            .get_task_instance(ti)
+            .await
+            .expect("get")
+            .expect("exists")
+            .pid,
+        Some(4242)
+    );
+    // The pid of another try is ignored.
+    store.set_task_pid(ti, 7, 1).await.expect("set pid");
+    assert_eq!(
+        store
+            .get_task_instance(ti)
+            .await
+            .expect("get")
+            .expect("exists")
+            .pid,
+        Some(4242)
+    );
+
+    let wrong_try = store
+        .finish_task_instance(&finish(ti, 2, TaskState::Success, at(50)))
+        .await
+        .expect("finish");
+    assert!(!wrong_try, "another try's finish changes nothing");
+    assert_eq!(
+        store
+            .get_task_instance(ti)
+            .await
+            .expect("get")
+            .expect("exists")
+            .state,
+        TaskState::Running
+    );
+
+    let mut done = finish(ti, 1, TaskState::Success, at(60));
+    done.xcoms = vec![("return_value".to_string(), json!({"rows": 3}))];
+    assert!(store.finish_task_instance(&done).await.expect("finish"));
+    let stored = store
+        .get_task_instance(ti)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.state, TaskState::Success);
+    assert_eq!(stored.end_date, Some(at(60)));
+    assert_eq!(
+        store
+            .get_xcom(&XcomKey {
+                run,
+                task_id: "only".to_string(),
+                map_index: -1,
+                key: "return_value".to_string(),
+            })
+            .await
+            .expect("get_xcom"),
+        Some(json!({"rows": 3}))
+    );
+
+    // A late duplicate of the same finish: false, and its XComs are not written.
+    let mut late = finish(ti, 1, TaskState::Failed, at(70));
+    late.xcoms = vec![("late".to_string(), json!(true))];
+    assert!(!store.finish_task_instance(&late).await.expect("finish"));
+    let stored = store
+        .get_task_instance(ti)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.state, TaskState::Success);
+    assert_eq!(stored.end_date, Some(at(60)));
+    assert_eq!(store.list_xcoms(run, None).await.expect("xcoms").len(), 1);
+}
+
+pub async fn retries_queue_when_due(store: Arc<dyn Store>) {
+    let (run, ti) = running_task(store.as_ref(), "r1", "w1").await;
+    assert_eq!(store.next_retry_at().await.expect("next"), None);
+    let mut retry = finish(ti, 1, TaskState::UpForRetry, at(10));
+    retry.next_retry_at = Some(at(70));
+    assert!(store.finish_task_instance(&retry).await.expect("finish"));
+    let stored = store
+        .get_task_instance(ti)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.state, TaskState::UpForRetry);
+    assert_eq!(stored.next_retry_at, Some(at(70)));
+    assert_eq!(store.next_retry_at().await.expect("next"), Some(at(70)));
+
+    assert!(
+        store
+            .queue_due_retries(at(69))
+            .await
+            .expect("queue")
+            .is_empty(),
+        "not yet due"
+    );
+    assert_eq!(
+        store
+            .get_task_instance(ti)
+            .await
+            .expect("get")
+            .expect("exists")
+            .state,
+        TaskState::UpForRetry
+    );
+    assert_eq!(store.queue_due_retries(at(70)).await.expect("queue"), [run]);
+    let stored = store
+        .get_task_instance(ti)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.state, TaskState::Queued);
+    assert_eq!(stored.try_number, 2, "a new try");
+    assert_eq!(stored.queued_at, Some(at(70)));
+    assert_eq!(stored.next_retry_at, None);
+    assert_eq!(stored.worker_id, None);
+    assert_eq!(stored.hostname, None);
+    assert_eq!(store.next_retry_at().await.expect("next"), None);
+    assert!(
+        store
+            .queue_due_retries(at(80))
+            .await
+            .expect("queue")
+            .is_empty()
+    );
+
+    let claimed = store
+        .claim_task_instances(&claim("w2", &["default"], 5, at(90)))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].ti.try_number, 2);
+    assert_eq!(claimed[0].ti.worker_id.as_deref(), Some("w2"));
+    // The first try's finish is stale now.
+    assert!(
+        !store
+            .finish_task_instance(&finish(ti, 1, TaskState::Success, at(95)))
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish_task_instance(&finish(ti, 2, TaskState::Success, at(96)))
+            .await
+            .expect("finish")
+    );
+}
+
+pub async fn heartbeat_and_zombies(store: Arc<dyn Store>) {
+    let (_, alive) = running_task(store.as_ref(), "r1", "alive").await;
+    let (_, dead) = running_task(store.as_ref(), "r2", "dead").await;
+    // Both claimed at at(2).
+    store.heartbeat("alive", at(100)).await.expect("heartbeat");
+    store.heartbeat("nobody", at(100)).await.expect("heartbeat");
+    assert_eq!(
+        store
+            .get_task_instance(alive)
+            .await
+            .expect("get")
+            .expect("exists")
+            .heartbeat_at,
+        Some(at(100))
+    );
+    let zombies = store.zombies(at(50)).await.expect("zombies");
+    let ids: Vec<i64> = zombies.iter().map(|z| z.id).collect();
+    assert_eq!(ids, [dead]);
+    assert_eq!(zombies[0].worker_id.as_deref(), Some("dead"));
+    assert!(
+        store.zombies(at(2)).await.expect("zombies").is_empty(),
+        "strictly older"
+    );
+
+    // A finished instance is no zombie, however old its heartbeat.
+    assert!(
+        store
+            .finish_task_instance(&finish(dead, 1, TaskState::Failed, at(60)))
+            .await
+            .expect("finish")
+    );
+    assert!(store.zombies(at(50)).await.expect("zombies").is_empty());
+    assert_eq!(store.zombies(at(101)).await.expect("zombies").len(), 1);
+}
+
+// --- XCom and logs --------------------------------------------------------------------------
+
+pub async fn xcom_upsert_and_list(store: Arc<dyn Store>) {
+    let (run, ti) = running_task(store.as_ref(), "r1", "w1").await;
+    let mut retry = finish(ti, 1, TaskState::UpForRetry, at(10));
+    retry.next_retry_at = Some(at(10));
+    retry.xcoms = vec![
+        ("return_value".to_string(), json!("first")),
+        ("b".to_string(), json!([1, 2])),
+    ];
+    assert!(store.finish_task_instance(&retry).await.expect("finish"));
+    store.queue_due_retries(at(10)).await.expect("retry");
+    store
+        .claim_task_instances(&claim("w1", &["default"], 1, at(11)))
+        .await
+        .expect("claim");
+    let mut done = finish(ti, 2, TaskState::Success, at(20));
+    done.xcoms = vec![
+        ("return_value".to_string(), json!({"second": 2.5})),
+        ("a".to_string(), json!(null)),
+    ];
+    assert!(store.finish_task_instance(&done).await.expect("finish"));
+
+    let key = |k: &str| XcomKey {
+        run,
+        task_id: "only".to_string(),
+        map_index: -1,
+        key: k.to_string(),
+    };
+    assert_eq!(
+        store.get_xcom(&key("return_value")).await.expect("get"),
+        Some(json!({"second": 2.5})),
+        "overwritten by the later try"
+    );
+    assert_eq!(
+        store.get_xcom(&key("a")).await.expect("get"),
+        Some(json!(null))
+    );
+    assert_eq!(store.get_xcom(&key("missing")).await.expect("get"), None);
+
+    let all = store.list_xcoms(run, None).await.expect("list");
+    let keys: Vec<&str> = all.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["a", "b", "return_value"],
+        "ordered by task, map index and key"
+    );
+    assert_eq!(all[1].value, json!([1, 2]));
+    assert_eq!(all[1].timestamp, at(10));
+    assert_eq!(all[2].timestamp, at(20));
+    assert_eq!(all[0].map_index, -1);
+    assert_eq!(
+        store
+            .list_xcoms(run, Some("only"))
+            .await
+            .expect("list")
+            .len(),
+        3
+    );
+    assert!(
+        store
+            .list_xcoms(run, Some("other"))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+pub async fn logs_append_and_read(store: Arc<dyn Store>) {
+    let (_, ti) = running_task(store.as_ref(), "r1", "w1").await;
+    let line = |i: i64, stream: LogStream| LogLine {
+        timestamp: at(i),
+        stream,
+        line: format!("line {i}"),
+    };
+    store
+        .append_log(
+            ti,
+            1,
+            &[
+                line(1, LogStream::System),
+                line(2, LogStream::Stdout),
+                line(3, LogStream::Stderr),
+            ],
+        )
+        .await
+        .expect("append");
+    store.append_log(ti, 1, &[]).await.expect("append nothing");
+    store
+        .append_log(
+            ti,
+            1,
+            &[line(4, LogStream::Stdout), line(5, LogStream::Stdout)],
+        )
+        .await
+        .expect("append");
+    store
+        .append_log(ti, 2, &[line(9, LogStream::Stdout)])
+        .await
+        .expect("append try 2");
+
+    let all = store.read_log(ti, 1, 0, 100).await.expect("read");
+    let seqs: Vec<i64> = all.iter().map(|l| l.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "numbered in order of arrival");
+    let lines: Vec<&str> = all.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+    assert_eq!(all[0].stream, LogStream::System);
+    assert_eq!(all[2].stream, LogStream::Stderr);
+    assert_eq!(all[2].timestamp, at(3));
+
+    let tail = store.read_log(ti, 1, 3, 100).await.expect("read");
+    assert_eq!(tail.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 5]);
+    let page = store.read_log(ti, 1, 1, 2).await.expect("read");
+    assert_eq!(page.iter().map(|l| l.seq).collect::<Vec<_>>(), [2, 3]);
+    assert!(
+        store
+            .read_log(ti, 1, 5, 100)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+
+    let second = store.read_log(ti, 2, 0, 100).await.expect("read");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].seq, 1, "each try numbers its own lines");
+    assert_eq!(second[0].line, "line 9");
+}
+
+// --- users ----------------------------------------------------------------------------------
+
+pub async fn users_create_get_list_delete(store: Arc<dyn Store>) {
+    let new = |name: &str, role: &str| NewUser {
+        username: name.to_string(),
+        password_hash: format!("$argon2id$hash-of-{name}"),
+        role: role.to_string(),
+        now: at(5),
+    };
+    let zoe = store
+        .create_user(&new("zoe", "Viewer"))
+        .await
+        .expect("create zoe");
+    let admin = store
+        .create_user(&new("admin", "Admin"))
+        .await
+        .expect("create admin");
+    assert_eq!(zoe.username, "zoe");
+    assert_eq!(zoe.role, "Viewer");
+    assert_eq!(zoe.password_hash, "$argon2id$hash-of-zoe");
+    assert_eq!(zoe.created_at, at(5));
+    assert_ne!(zoe.id, admin.id);
+
+    match store.create_user(&new("zoe", "Admin")).await {
+        Err(StoreError::Conflict(message)) => {
+            assert_eq!(message, "user 'zoe' already exists");
+        }
+        other => panic!("a duplicate username must conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .get_user("zoe")
+            .await
+            .expect("get")
+            .expect("exists")
+            .role,
+        "Viewer",
+        "the duplicate changed nothing"
+    );
+
+    assert_eq!(
+        store.get_user("admin").await.expect("get"),
+        Some(admin.clone())
+    );
+    assert_eq!(store.get_user("nobody").await.expect("get"), None);
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        [admin, zoe.clone()]
+    );
+
+    store.delete_user("admin").await.expect("delete");
+    assert_eq!(store.list_users().await.expect("list"), [zoe]);
+    match store.delete_user("admin").await {
+        Err(StoreError::NotFound(what)) => assert_eq!(what, "user 'admin'"),
+        other => panic!("deleting a missing user must be NotFound, got {other:?}"),
+    }
+}
+
+// --- events ---------------------------------------------------------------------------------
+
+/// The next event, failing the case if none comes in time.
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<StoreEvent>) -> StoreEvent {
+    tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("the event channel is open")
+}
+
+pub async fn events_after_commit(store: Arc<dyn Store>) {
+    let mut events = store.subscribe();
+    let dag = chain_dag("evented", &["only"]);
+    let run = store
+        .create_run(&new_run(&dag, "r1", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    assert_eq!(
+        next_event(&mut events).await,
+        StoreEvent::RunChanged { run: run.id }
+    );
+    // What the event announces is committed: another reader sees it.
+    assert!(store.get_run_by_key(run.id).await.expect("get").is_some());
+
+    // A duplicate writes nothing and says nothing.
+    assert!(
+        store
+            .create_run(&new_run(&dag, "r1", at(0)))
+            .await
+            .expect("create")
+            .is_none()
+    );
+
+    queue_all(store.as_ref(), run.id, at(1)).await;
+    let mut after_schedule = vec![next_event(&mut events).await, next_event(&mut events).await];
+    after_schedule.sort_by_key(|e| matches!(e, StoreEvent::RunChanged { .. }));
+    assert_eq!(
+        after_schedule,
+        [
+            StoreEvent::TasksQueued,
+            StoreEvent::RunChanged { run: run.id }
+        ]
+    );
+
+    let claimed = store
+        .claim_task_instances(&claim("w1", &["default"], 1, at(2)))
+        .await
+        .expect("claim");
+    let ti = claimed[0].ti.id;
+    assert!(
+        store
+            .finish_task_instance(&finish(ti, 1, TaskState::Success, at(3)))
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        next_event(&mut events).await,
+        StoreEvent::RunChanged { run: run.id }
+    );
+    assert_eq!(
+        store
+            .get_task_instance(ti)
+            .await
+            .expect("get")
+            .expect("exists")
+            .state,
+        TaskState::Success
+    );
+
+    // A refused finish is silent.
+    assert!(
+        !store
+            .finish_task_instance(&finish(ti, 1, TaskState::Success, at(4)))
+            .await
+            .expect("finish")
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), events.recv())
+            .await
+            .is_err(),
+        "no event for a change that did not happen"
+    );
+}

@@ -1,0 +1,1 @@
+SELECT * FROM dag_runs WHERE dag_id = $1 AND run_id = $2

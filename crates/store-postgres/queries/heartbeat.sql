@@ -1,0 +1,2 @@
+UPDATE task_instances SET heartbeat_at = $2
+WHERE worker_id = $1 AND state = 'running'

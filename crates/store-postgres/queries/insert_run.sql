@@ -1,0 +1,6 @@
+-- A duplicate (dag_id, run_id) inserts nothing and returns no row.
+INSERT INTO dag_runs (dag_id, run_id, run_type, state, logical_date, data_interval_start,
+                      data_interval_end, conf, version, queued_at)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9)
+ON CONFLICT (dag_id, run_id) DO NOTHING
+RETURNING *

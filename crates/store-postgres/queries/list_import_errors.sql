@@ -1,0 +1,1 @@
+SELECT id, filename, message, timestamp FROM import_errors ORDER BY filename

@@ -1,0 +1,1 @@
+SELECT COALESCE(MAX(seq), 0) FROM task_logs WHERE ti = $1 AND try_number = $2

@@ -1,0 +1,14 @@
+-- A new try starts: count it, forget the previous try's process and dates.
+UPDATE task_instances SET
+    state = 'queued',
+    try_number = try_number + 1,
+    queued_at = $1,
+    start_date = NULL,
+    end_date = NULL,
+    next_retry_at = NULL,
+    hostname = NULL,
+    pid = NULL,
+    worker_id = NULL,
+    heartbeat_at = NULL
+WHERE state = 'up_for_retry' AND next_retry_at <= $1
+RETURNING run

@@ -1,0 +1,1 @@
+SELECT * FROM task_instances WHERE run = $1 ORDER BY id

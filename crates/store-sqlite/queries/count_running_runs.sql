@@ -1,0 +1,1 @@
+SELECT COUNT(*) FROM dag_runs WHERE dag_id = ?1 AND state = 'running'

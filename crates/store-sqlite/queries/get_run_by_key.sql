@@ -1,0 +1,1 @@
+SELECT * FROM dag_runs WHERE id = ?1

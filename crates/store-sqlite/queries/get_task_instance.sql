@@ -1,0 +1,1 @@
+SELECT * FROM task_instances WHERE id = ?1

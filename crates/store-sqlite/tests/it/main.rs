@@ -1,0 +1,37 @@
+//! The store conformance suite against SQLite, each case on a fresh temporary database file.
+
+use std::sync::Arc;
+
+use store::conformance::Fixture;
+use store_sqlite::SqliteStore;
+
+async fn fresh() -> Option<Fixture> {
+    let store = SqliteStore::temporary()
+        .await
+        .expect("a temporary SQLite database");
+    Some(Fixture::new(Arc::new(store)))
+}
+
+store::store_conformance!(fresh);
+
+/// `open` creates missing parent folders and the file, and reopening keeps the data.
+#[tokio::test]
+async fn open_creates_the_file_and_reopens() {
+    use store::Store;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("nested/deeper/updraft.db");
+    {
+        let store = SqliteStore::open(&path).await.expect("open");
+        store
+            .record_import_error("dags/x.yaml", "x.yaml:1:1: bad", store::conformance::at(1))
+            .await
+            .expect("record");
+        store.close().await;
+    }
+    assert!(path.exists());
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::connect(&url).await.expect("reconnect by URL");
+    let errors = store.list_import_errors().await.expect("list");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].filename, "dags/x.yaml");
+}
