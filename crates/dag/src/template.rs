@@ -1,8 +1,16 @@
 //! Template rendering with Jinja semantics (strict undefined) and Updraft's context.
+//!
+//! The context mirrors Airflow's (`ds`, `ti.xcom_pull`, `macros.ds_add`, …) so that templates
+//! written for Airflow render the same here. Rendering is bounded by fuel, so a runaway
+//! template fails instead of hanging the scheduler or a worker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, Timelike, Utc};
+use minijinja::value::{Kwargs, Object, ObjectRepr, Serde, from_args};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
 use serde_json::Value;
 
 /// What a template can see. Built by the worker (or scheduler) for one task instance.
@@ -41,21 +49,468 @@ pub struct XcomValue {
 #[error("{0}")]
 pub struct TemplateError(pub String);
 
+/// Instructions one render may execute: generous for real templates (a loop over a
+/// thousand mapped values), small enough that `{% for i in range(10**9) %}` stops quickly.
+const FUEL: u64 = 2_000_000;
+
 /// Render a template to text.
 pub fn render(template: &str, ctx: &TemplateContext) -> Result<String, TemplateError> {
-    let _ = (template, ctx);
-    todo!()
+    let env = environment();
+    let values = context(ctx);
+    let compiled = env
+        .template_from_str(template)
+        .map_err(|e| describe(&e, template, &values))?;
+    compiled
+        .render(values.to_value())
+        .map_err(|e| describe(&e, template, &values))
 }
 
 /// Render every string inside a JSON value; a string that is exactly one `{{ expr }}` yields
 /// the expression's value itself (a list stays a list).
 pub fn render_value(value: &Value, ctx: &TemplateContext) -> Result<Value, TemplateError> {
-    let _ = (value, ctx);
-    todo!()
+    match value {
+        Value::String(text) => match single_expression(text) {
+            Some(expr) => eval_expr(expr, ctx),
+            None => render(text, ctx).map(Value::String),
+        },
+        Value::Array(items) => items
+            .iter()
+            .map(|v| render_value(v, ctx))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
+            .collect::<Result<_, _>>()
+            .map(Value::Object),
+        other => Ok(other.clone()),
+    }
 }
 
 /// Evaluate an expression (no braces), e.g. a `switch` condition.
 pub fn eval_expr(expr: &str, ctx: &TemplateContext) -> Result<Value, TemplateError> {
-    let _ = (expr, ctx);
-    todo!()
+    let env = environment();
+    let values = context(ctx);
+    let compiled = env
+        .compile_expression(expr)
+        .map_err(|e| describe(&e, expr, &values))?;
+    let result = compiled
+        .eval(values.to_value())
+        .map_err(|e| describe(&e, expr, &values))?;
+    if result.is_undefined() {
+        return Err(TemplateError(format!(
+            "expression '{expr}' is undefined{}",
+            undefined_hint(expr, &values)
+        )));
+    }
+    serde_json::to_value(&result)
+        .map_err(|e| TemplateError(format!("expression '{expr}' has no JSON value: {e}")))
+}
+
+/// The inner expression of a string that is exactly one `{{ … }}`, if it is one.
+fn single_expression(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    // Templates render shell commands and JSON, never HTML.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_filter("shell_quote", |s: String| shell_quote(&s));
+    env.add_filter("ds_add", ds_add);
+    env.add_filter("ds_nodash", |s: String| s.replace('-', ""));
+    env
+}
+
+/// The names a template sees, as one object so that the lookups stay typed.
+struct Names {
+    map: BTreeMap<String, JValue>,
+}
+
+impl Names {
+    fn to_value(&self) -> JValue {
+        JValue::from_iter(self.map.iter().map(|(k, v)| (k.clone(), v.clone())))
+    }
+}
+
+fn context(ctx: &TemplateContext) -> Names {
+    let mut map: BTreeMap<String, JValue> = BTreeMap::new();
+    // `expand` names and notification extras come first so that the standard names win
+    // over an argument that happens to share one.
+    for (k, v) in &ctx.extra {
+        map.insert(k.clone(), JValue::from(Serde(v)));
+    }
+    let date = |d: Option<DateTime<Utc>>| d.map_or(JValue::UNDEFINED, |d| JValue::from_object(Date(d)));
+    if let Some(logical) = ctx.logical_date {
+        map.insert("ds".into(), logical.format("%Y-%m-%d").to_string().into());
+        map.insert("ds_nodash".into(), logical.format("%Y%m%d").to_string().into());
+        map.insert("ts".into(), logical.to_rfc3339_opts(SecondsFormat::Secs, false).into());
+        map.insert("ts_nodash".into(), logical.format("%Y%m%dT%H%M%S").to_string().into());
+        map.insert("logical_date".into(), date(Some(logical)));
+    }
+    if ctx.data_interval_start.is_some() {
+        map.insert("data_interval_start".into(), date(ctx.data_interval_start));
+    }
+    if ctx.data_interval_end.is_some() {
+        map.insert("data_interval_end".into(), date(ctx.data_interval_end));
+    }
+    let conf = JValue::from(Serde(&ctx.conf));
+    map.insert("run_id".into(), ctx.run_id.clone().into());
+    let mut dag_run = BTreeMap::new();
+    dag_run.insert("conf", conf.clone());
+    dag_run.insert("run_id", ctx.run_id.clone().into());
+    dag_run.insert("run_type", ctx.run_type.clone().into());
+    dag_run.insert("logical_date", date(ctx.logical_date));
+    dag_run.insert("dag_id", ctx.dag_id.clone().into());
+    map.insert("dag_run".into(), JValue::from_iter(dag_run));
+    map.insert("conf".into(), conf);
+    map.insert("params".into(), JValue::from(Serde(&ctx.params)));
+    map.insert(
+        "dag".into(),
+        JValue::from_iter([("dag_id", JValue::from(ctx.dag_id.clone()))]),
+    );
+    map.insert(
+        "task".into(),
+        JValue::from_iter([("task_id", JValue::from(ctx.task_id.clone()))]),
+    );
+    map.insert(
+        "ti".into(),
+        JValue::from_object(TaskInstance {
+            dag_id: ctx.dag_id.clone(),
+            task_id: ctx.task_id.clone(),
+            run_id: ctx.run_id.clone(),
+            try_number: ctx.try_number,
+            map_index: ctx.map_index,
+            xcoms: Arc::new(ctx.xcoms.clone()),
+        }),
+    );
+    map.insert(
+        "macros".into(),
+        JValue::from_iter([
+            ("ds_add", JValue::from_function(ds_add)),
+            ("ds_format", JValue::from_function(ds_format)),
+        ]),
+    );
+    Names { map }
+}
+
+/// Turn an engine error into a message that names the template and, for an undefined
+/// name, the name.
+fn describe(e: &Error, source: &str, names: &Names) -> TemplateError {
+    let mut message = match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    if e.kind() == ErrorKind::UndefinedError {
+        let hint = undefined_hint(source, names);
+        if !hint.is_empty() {
+            message = hint.trim_start_matches(": ").to_string();
+        }
+    } else if e.kind() == ErrorKind::OutOfFuel {
+        message = "the template ran too long (out of fuel); is there a runaway loop?".to_string();
+    }
+    let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
+    TemplateError(format!("{message} in template{line} '{}'", shorten(source)))
+}
+
+/// "undefined variable 'foo'" for the first top-level name the template uses that the
+/// context lacks, or nothing when every top-level name exists (then an attribute was
+/// missing and the engine's message says which).
+fn undefined_hint(source: &str, names: &Names) -> String {
+    let env = environment();
+    let used: HashSet<String> = env
+        .template_from_str(source)
+        .map(|t| t.undeclared_variables(false))
+        .or_else(|_| env.compile_expression(source).map(|x| x.undeclared_variables(false)))
+        .unwrap_or_default();
+    let builtins = ["range", "dict", "namespace", "debug", "loop", "true", "false", "none"];
+    let mut missing: Vec<&String> = used
+        .iter()
+        .filter(|n| !names.map.contains_key(*n) && !builtins.contains(&n.as_str()))
+        .collect();
+    missing.sort();
+    match missing.first() {
+        None => String::new(),
+        Some(name) if name.as_str() == "var" || name.as_str() == "conn" => format!(
+            ": undefined variable '{name}': Variables and Connections are not available to templates yet"
+        ),
+        Some(name) => format!(": undefined variable '{name}'"),
+    }
+}
+
+fn shorten(source: &str) -> String {
+    const MAX: usize = 80;
+    if source.chars().count() <= MAX {
+        source.to_string()
+    } else {
+        let head: String = source.chars().take(MAX).collect();
+        format!("{head}…")
+    }
+}
+
+/// Quote for POSIX shells as Python's `shlex.quote` does: safe text stays as is, anything
+/// else is single-quoted with embedded single quotes spliced in.
+pub fn shell_quote(text: &str) -> String {
+    if text.is_empty() {
+        return "''".to_string();
+    }
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
+    if text.chars().all(safe) {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r#"'"'"'"#))
+}
+
+/// `ds` plus `days` days, as `YYYY-MM-DD`.
+fn ds_add(ds: String, days: i64) -> Result<String, Error> {
+    let date = NaiveDate::parse_from_str(&ds, "%Y-%m-%d").map_err(|e| {
+        Error::new(ErrorKind::InvalidOperation, format!("ds_add: '{ds}' is not a YYYY-MM-DD date: {e}"))
+    })?;
+    let shifted = date
+        .checked_add_signed(chrono::Duration::days(days))
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("ds_add: {ds} + {days} days is out of range")))?;
+    Ok(shifted.format("%Y-%m-%d").to_string())
+}
+
+/// Reformat a date string from one strftime format to another (Python's directives).
+fn ds_format(ds: String, input: String, output: String) -> Result<String, Error> {
+    let parsed = NaiveDateTime::parse_from_str(&ds, &input)
+        .or_else(|_| NaiveDate::parse_from_str(&ds, &input).map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("ds_format: '{ds}' does not match format '{input}': {e}"),
+            )
+        })?;
+    strftime(&parsed, &output)
+}
+
+/// Format without panicking on a bad directive (chrono reports it through `fmt::Error`).
+fn strftime(dt: &NaiveDateTime, format: &str) -> Result<String, Error> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    write!(out, "{}", dt.format(format))
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid date format '{format}'")))?;
+    Ok(out)
+}
+
+/// A datetime as templates see it: printed as Airflow prints one, with `strftime`,
+/// `isoformat` and the usual fields.
+#[derive(Debug)]
+struct Date(DateTime<Utc>);
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Secs, false))
+    }
+}
+
+impl Object for Date {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        let d = &self.0;
+        Some(JValue::from(match key.as_str()? {
+            "year" => i64::from(d.year()),
+            "month" => i64::from(d.month()),
+            "day" => i64::from(d.day()),
+            "hour" => i64::from(d.hour()),
+            "minute" => i64::from(d.minute()),
+            "second" => i64::from(d.second()),
+            _ => return None,
+        }))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[JValue],
+    ) -> Result<JValue, Error> {
+        match method {
+            "strftime" => {
+                let (format,): (String,) = from_args(args)?;
+                strftime(&self.0.naive_utc(), &format).map(JValue::from)
+            }
+            "isoformat" => Ok(JValue::from(self.to_string())),
+            "timestamp" => Ok(JValue::from(self.0.timestamp() as f64)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_ref(), f)
+    }
+}
+
+/// `ti` in templates.
+#[derive(Debug)]
+struct TaskInstance {
+    dag_id: String,
+    task_id: String,
+    run_id: String,
+    try_number: u32,
+    map_index: i32,
+    xcoms: Arc<Vec<XcomValue>>,
+}
+
+impl Object for TaskInstance {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &JValue) -> Option<JValue> {
+        Some(match key.as_str()? {
+            "task_id" => JValue::from(self.task_id.clone()),
+            "dag_id" => JValue::from(self.dag_id.clone()),
+            "run_id" => JValue::from(self.run_id.clone()),
+            "try_number" => JValue::from(self.try_number),
+            "map_index" => JValue::from(self.map_index),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[JValue],
+    ) -> Result<JValue, Error> {
+        if method != "xcom_pull" {
+            return Err(Error::from(ErrorKind::UnknownMethod));
+        }
+        let (positional, kwargs): (Option<JValue>, Kwargs) = from_args(args)?;
+        let task_ids = match positional {
+            Some(v) if kwargs.has("task_ids") => {
+                let _ = v;
+                return Err(Error::new(
+                    ErrorKind::TooManyArguments,
+                    "xcom_pull: task_ids given twice",
+                ));
+            }
+            Some(v) => v,
+            None => kwargs.get::<Option<JValue>>("task_ids")?.unwrap_or(JValue::from(())),
+        };
+        let key: Option<String> = kwargs.get("key")?;
+        let key = key.unwrap_or_else(|| "return_value".to_string());
+        let map_indexes: Option<JValue> = kwargs.get("map_indexes")?;
+        let default: Option<JValue> = kwargs.get("default")?;
+        let dag_id: Option<String> = kwargs.get("dag_id")?;
+        kwargs.assert_all_used()?;
+        if dag_id.is_some_and(|d| d != self.dag_id) {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "xcom_pull: pulling from another DAG is not supported",
+            ));
+        }
+        let default = default.unwrap_or(JValue::from(()));
+        let pull = XcomPull {
+            xcoms: &self.xcoms,
+            key: &key,
+        };
+        let indexes = match &map_indexes {
+            Some(v) if !v.is_none() => Some(int_list(v)?),
+            _ => None,
+        };
+        if task_ids.is_none() || task_ids.is_undefined() {
+            // Omitted task_ids means the calling task; a mapped instance reads its own.
+            let own = indexes.or_else(|| (self.map_index >= 0).then(|| vec![self.map_index]));
+            let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some());
+            return Ok(pull.one(&self.task_id, own.as_deref(), single).unwrap_or(default));
+        }
+        if let Some(id) = task_ids.as_str() {
+            let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some() || v.is_none());
+            return Ok(pull.one(id, indexes.as_deref(), single).unwrap_or(default));
+        }
+        let ids: Vec<String> = task_ids
+            .try_iter()
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "xcom_pull: task_ids must be a task id or a list of task ids",
+                )
+            })?
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "xcom_pull: task_ids must be strings"))?;
+        let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some() || v.is_none());
+        let values: Vec<Option<JValue>> = ids
+            .iter()
+            .map(|id| pull.one(id, indexes.as_deref(), single))
+            .collect();
+        if values.iter().all(Option::is_none) {
+            return Ok(default);
+        }
+        Ok(JValue::from(
+            values
+                .into_iter()
+                .map(|v| v.unwrap_or_else(|| default.clone()))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+fn int_list(v: &JValue) -> Result<Vec<i32>, Error> {
+    let bad = || Error::new(ErrorKind::InvalidOperation, "xcom_pull: map_indexes must be an integer or a list of integers");
+    if let Some(i) = v.as_i64() {
+        return i32::try_from(i).map(|i| vec![i]).map_err(|_| bad());
+    }
+    v.try_iter()
+        .map_err(|_| bad())?
+        .map(|x| x.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(bad))
+        .collect()
+}
+
+/// XComs of one key, for `xcom_pull`.
+struct XcomPull<'a> {
+    xcoms: &'a [XcomValue],
+    key: &'a str,
+}
+
+impl XcomPull<'_> {
+    /// The value `task_id` pushed, or the list of its mapped instances' values in map_index
+    /// order (always a list for a mapped task, unless one index was asked for). `None` when
+    /// nothing was pushed.
+    fn one(&self, task_id: &str, indexes: Option<&[i32]>, single: bool) -> Option<JValue> {
+        let mut found: Vec<&XcomValue> = self
+            .xcoms
+            .iter()
+            .filter(|x| x.task_id == task_id && x.key == self.key)
+            .filter(|x| indexes.is_none_or(|ix| ix.contains(&x.map_index)))
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        let mapped = found.iter().any(|x| x.map_index >= 0);
+        match indexes {
+            Some(ix) if single && ix.len() == 1 => found.first().map(|x| JValue::from(Serde(&x.value))),
+            Some(ix) => {
+                // In the order asked for.
+                let values = ix
+                    .iter()
+                    .filter_map(|i| found.iter().find(|x| x.map_index == *i))
+                    .map(|x| JValue::from(Serde(&x.value)))
+                    .collect::<Vec<_>>();
+                Some(JValue::from(values))
+            }
+            None if mapped => {
+                found.retain(|x| x.map_index >= 0);
+                found.sort_by_key(|x| x.map_index);
+                Some(JValue::from(
+                    found.iter().map(|x| JValue::from(Serde(&x.value))).collect::<Vec<_>>(),
+                ))
+            }
+            None => found.last().map(|x| JValue::from(Serde(&x.value))),
+        }
+    }
 }

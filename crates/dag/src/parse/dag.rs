@@ -592,77 +592,77 @@ fn resolve(p: &mut Problems, tree: &mut Tree, edges: &[(String, Pos)]) {
         }
     }
 
-    // Task-to-task links first, so that a group's roots and leaves reflect them.
-    let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); tree.tasks.len()];
-    let add = |p: &mut Problems,
-               upstream: &mut Vec<Vec<usize>>,
-               tasks: &[ParsedTask],
-               up: usize,
-               down: usize,
-               pos: Pos| {
-        if up == down {
-            p.add(
-                pos,
-                format!("task '{}' depends on itself", tasks[up].task.task_id),
-            );
-        } else if !upstream[down].contains(&up) {
-            upstream[down].push(up);
+    // A link naming a group means the group's roots or leaves, and those depend on the links
+    // inside the group. So links are applied innermost first (by the deepest group holding
+    // both ends), task-to-task before group links at the same depth, and a group's roots and
+    // leaves are read from the links applied so far.
+    let prefixes = |id: &str| -> Vec<String> {
+        let parts: Vec<&str> = id.split('.').collect();
+        (1..=parts.len()).map(|n| parts[..n].join(".")).collect()
+    };
+    let containers = |t: &Target| -> Vec<String> {
+        match t {
+            Target::Task(i) => tree.tasks[*i]
+                .group
+                .as_deref()
+                .map(prefixes)
+                .unwrap_or_default(),
+            Target::Group(g) => prefixes(g),
         }
     };
-    for (u, d, pos) in &pending {
-        if let (Target::Task(u), Target::Task(d)) = (u, d) {
-            add(p, &mut upstream, &tree.tasks, *u, *d, *pos);
-        }
-    }
+    let mut ordered: Vec<(usize, bool, &Target, &Target, Pos)> = pending
+        .iter()
+        .map(|(u, d, pos)| {
+            let (cu, cd) = (containers(u), containers(d));
+            let depth = cu.iter().zip(&cd).take_while(|(a, b)| a == b).count();
+            let group_link = matches!(u, Target::Group(_)) || matches!(d, Target::Group(_));
+            (depth, group_link, u, d, *pos)
+        })
+        .collect();
+    ordered.sort_by_key(|(depth, group_link, ..)| (std::cmp::Reverse(*depth), *group_link));
+
     let members: HashMap<String, Vec<usize>> = tree
         .groups
         .iter()
         .map(|g| {
-            (
-                g.group_id.clone(),
-                g.tasks
-                    .iter()
-                    .filter_map(|t| task_index.get(t).copied())
-                    .collect(),
-            )
+            let inside = g.tasks.iter().filter_map(|t| task_index.get(t).copied());
+            (g.group_id.clone(), inside.collect())
         })
         .collect();
-    let (roots, leaves) = {
-        let current = &upstream;
-        let mut roots = HashMap::new();
-        let mut leaves = HashMap::new();
-        for (g, inside) in &members {
-            let set: HashSet<usize> = inside.iter().copied().collect();
-            let r: Vec<usize> = inside
-                .iter()
-                .copied()
-                .filter(|t| !current[*t].iter().any(|u| set.contains(u)))
-                .collect();
-            let l: Vec<usize> = inside
-                .iter()
-                .copied()
-                .filter(|t| !inside.iter().any(|d| current[*d].contains(t)))
-                .collect();
-            roots.insert(g.clone(), r);
-            leaves.insert(g.clone(), l);
-        }
-        (roots, leaves)
-    };
-    for (u, d, pos) in &pending {
+    let mut upstream: Vec<Vec<usize>> = vec![Vec::new(); tree.tasks.len()];
+    for (_, _, u, d, pos) in ordered {
         let ups = match u {
             Target::Task(i) => vec![*i],
-            Target::Group(g) => leaves.get(g).cloned().unwrap_or_default(),
+            Target::Group(g) => {
+                let inside = members.get(g).map(Vec::as_slice).unwrap_or_default();
+                inside
+                    .iter()
+                    .copied()
+                    .filter(|t| !inside.iter().any(|d| upstream[*d].contains(t)))
+                    .collect()
+            }
         };
-        let downs = match d {
+        let downs: Vec<usize> = match d {
             Target::Task(i) => vec![*i],
-            Target::Group(g) => roots.get(g).cloned().unwrap_or_default(),
+            Target::Group(g) => {
+                let inside = members.get(g).map(Vec::as_slice).unwrap_or_default();
+                inside
+                    .iter()
+                    .copied()
+                    .filter(|t| !upstream[*t].iter().any(|u| inside.contains(u)))
+                    .collect()
+            }
         };
-        if matches!((u, d), (Target::Task(_), Target::Task(_))) {
-            continue;
-        }
         for &up in &ups {
             for &down in &downs {
-                add(p, &mut upstream, &tree.tasks, up, down, *pos);
+                if up == down {
+                    p.add(
+                        pos,
+                        format!("task '{}' depends on itself", tree.tasks[up].task.task_id),
+                    );
+                } else if !upstream[down].contains(&up) {
+                    upstream[down].push(up);
+                }
             }
         }
     }

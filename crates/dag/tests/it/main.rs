@@ -1,0 +1,5 @@
+//! Integration tests of the `dag` crate's public API: parsing, schedules and templates.
+
+mod parse;
+mod schedule;
+mod template;
