@@ -1,0 +1,121 @@
+//! Events across processes: `pg_notify` payloads and the listener that turns other processes'
+//! notifications into [`StoreEvent`]s on this store's broadcast channel.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgListener, PgPool};
+use store::StoreEvent;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::rows::db;
+
+/// The one channel every Updraft notification goes on.
+pub(crate) const CHANNEL: &str = "updraft_events";
+
+/// Identifies one store instance among every process on the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin(String);
+
+impl Origin {
+    pub(crate) fn new() -> Origin {
+        // Process id, start time and a counter: unique without a random source, also for
+        // several stores in one process (tests).
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Origin(format!("{}.{nanos}.{n}", std::process::id()))
+    }
+
+    /// The notification payload for `event`: `<origin> run <key>` or `<origin> queued`.
+    pub(crate) fn payload(&self, event: &StoreEvent) -> String {
+        match event {
+            StoreEvent::RunChanged { run } => format!("{} run {run}", self.0),
+            StoreEvent::TasksQueued => format!("{} queued", self.0),
+        }
+    }
+}
+
+/// The event in a payload, unless it is this origin's own (already sent locally) or not ours.
+fn parse(origin: &Origin, payload: &str) -> Option<StoreEvent> {
+    let mut parts = payload.split(' ');
+    let from = parts.next()?;
+    if from == origin.0 {
+        return None;
+    }
+    match (parts.next()?, parts.next()) {
+        ("run", Some(key)) => key.parse().ok().map(|run| StoreEvent::RunChanged { run }),
+        ("queued", None) => Some(StoreEvent::TasksQueued),
+        _ => None,
+    }
+}
+
+/// The listener task; aborted when dropped, so it lives exactly as long as its store.
+pub(crate) struct Listener(JoinHandle<()>);
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How long to back off after the listener's connection failed; `PgListener` reconnects and
+/// listens again by itself on the next `recv`.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl Listener {
+    pub(crate) async fn start(
+        pool: &PgPool,
+        origin: Origin,
+        events: broadcast::Sender<StoreEvent>,
+    ) -> store::Result<Listener> {
+        let mut listener = PgListener::connect_with(pool).await.map_err(db)?;
+        listener.listen(CHANNEL).await.map_err(db)?;
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(notification) => {
+                        if let Some(event) = parse(&origin, notification.payload()) {
+                            // No subscriber is not an error: nobody is waiting.
+                            let _ = events.send(event);
+                        }
+                    }
+                    Err(err) => {
+                        // Notifications sent while disconnected are lost; the scheduler's and
+                        // workers' slow polling covers that gap.
+                        tracing::warn!(error = %err, "Postgres event listener lost its connection");
+                        tokio::time::sleep(RETRY_AFTER).await;
+                    }
+                }
+            }
+        });
+        Ok(Listener(task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_own_ones_are_skipped() {
+        let mine = Origin::new();
+        let theirs = Origin::new();
+        assert_ne!(mine, theirs);
+        for event in [StoreEvent::RunChanged { run: 42 }, StoreEvent::TasksQueued] {
+            let payload = theirs.payload(&event);
+            assert_eq!(parse(&mine, &payload), Some(event.clone()));
+            assert_eq!(
+                parse(&theirs, &payload),
+                None,
+                "own events are not sent twice"
+            );
+        }
+        assert_eq!(parse(&mine, "x run nope"), None);
+        assert_eq!(parse(&mine, "x unknown"), None);
+        assert_eq!(parse(&mine, ""), None);
+    }
+}
