@@ -59,10 +59,10 @@ pub fn render(template: &str, ctx: &TemplateContext) -> Result<String, TemplateE
     let values = context(ctx);
     let compiled = env
         .template_from_str(template)
-        .map_err(|e| describe(&e, template, &values))?;
+        .map_err(|e| describe(&e, template, Source::Template, &values))?;
     compiled
         .render(values.to_value())
-        .map_err(|e| describe(&e, template, &values))
+        .map_err(|e| describe(&e, template, Source::Template, &values))
 }
 
 /// Render every string inside a JSON value; a string that is exactly one `{{ expr }}` yields
@@ -93,14 +93,14 @@ pub fn eval_expr(expr: &str, ctx: &TemplateContext) -> Result<Value, TemplateErr
     let values = context(ctx);
     let compiled = env
         .compile_expression(expr)
-        .map_err(|e| describe(&e, expr, &values))?;
+        .map_err(|e| describe(&e, expr, Source::Expression, &values))?;
     let result = compiled
         .eval(values.to_value())
-        .map_err(|e| describe(&e, expr, &values))?;
+        .map_err(|e| describe(&e, expr, Source::Expression, &values))?;
     if result.is_undefined() {
         return Err(TemplateError(format!(
             "expression '{expr}' is undefined{}",
-            undefined_hint(expr, &values)
+            undefined_hint(expr, Source::Expression, &values)
         )));
     }
     serde_json::to_value(&result)
@@ -112,7 +112,8 @@ fn single_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#") {
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("{#")
+    {
         return None;
     }
     Some(inner.trim())
@@ -137,7 +138,7 @@ struct Names {
 
 impl Names {
     fn to_value(&self) -> JValue {
-        JValue::from_iter(self.map.iter().map(|(k, v)| (k.clone(), v.clone())))
+        JValue::from(self.map.clone())
     }
 }
 
@@ -148,12 +149,22 @@ fn context(ctx: &TemplateContext) -> Names {
     for (k, v) in &ctx.extra {
         map.insert(k.clone(), JValue::from(Serde(v)));
     }
-    let date = |d: Option<DateTime<Utc>>| d.map_or(JValue::UNDEFINED, |d| JValue::from_object(Date(d)));
+    let date =
+        |d: Option<DateTime<Utc>>| d.map_or(JValue::UNDEFINED, |d| JValue::from_object(Date(d)));
     if let Some(logical) = ctx.logical_date {
         map.insert("ds".into(), logical.format("%Y-%m-%d").to_string().into());
-        map.insert("ds_nodash".into(), logical.format("%Y%m%d").to_string().into());
-        map.insert("ts".into(), logical.to_rfc3339_opts(SecondsFormat::Secs, false).into());
-        map.insert("ts_nodash".into(), logical.format("%Y%m%dT%H%M%S").to_string().into());
+        map.insert(
+            "ds_nodash".into(),
+            logical.format("%Y%m%d").to_string().into(),
+        );
+        map.insert(
+            "ts".into(),
+            logical.to_rfc3339_opts(SecondsFormat::Secs, false).into(),
+        );
+        map.insert(
+            "ts_nodash".into(),
+            logical.format("%Y%m%dT%H%M%S").to_string().into(),
+        );
         map.insert("logical_date".into(), date(Some(logical)));
     }
     if ctx.data_interval_start.is_some() {
@@ -164,22 +175,22 @@ fn context(ctx: &TemplateContext) -> Names {
     }
     let conf = JValue::from(Serde(&ctx.conf));
     map.insert("run_id".into(), ctx.run_id.clone().into());
-    let mut dag_run = BTreeMap::new();
+    let mut dag_run: BTreeMap<&str, JValue> = BTreeMap::new();
     dag_run.insert("conf", conf.clone());
     dag_run.insert("run_id", ctx.run_id.clone().into());
     dag_run.insert("run_type", ctx.run_type.clone().into());
     dag_run.insert("logical_date", date(ctx.logical_date));
     dag_run.insert("dag_id", ctx.dag_id.clone().into());
-    map.insert("dag_run".into(), JValue::from_iter(dag_run));
+    map.insert("dag_run".into(), object(dag_run));
     map.insert("conf".into(), conf);
     map.insert("params".into(), JValue::from(Serde(&ctx.params)));
     map.insert(
         "dag".into(),
-        JValue::from_iter([("dag_id", JValue::from(ctx.dag_id.clone()))]),
+        object([("dag_id", JValue::from(ctx.dag_id.clone()))]),
     );
     map.insert(
         "task".into(),
-        JValue::from_iter([("task_id", JValue::from(ctx.task_id.clone()))]),
+        object([("task_id", JValue::from(ctx.task_id.clone()))]),
     );
     map.insert(
         "ti".into(),
@@ -194,7 +205,7 @@ fn context(ctx: &TemplateContext) -> Names {
     );
     map.insert(
         "macros".into(),
-        JValue::from_iter([
+        object([
             ("ds_add", JValue::from_function(ds_add)),
             ("ds_format", JValue::from_function(ds_format)),
         ]),
@@ -202,15 +213,32 @@ fn context(ctx: &TemplateContext) -> Names {
     Names { map }
 }
 
+/// Whether a source text is a whole template or a bare expression.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Template,
+    Expression,
+}
+
+/// A template-side map with fixed attribute names.
+fn object<'a>(entries: impl IntoIterator<Item = (&'a str, JValue)>) -> JValue {
+    JValue::from(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<String, JValue>>(),
+    )
+}
+
 /// Turn an engine error into a message that names the template and, for an undefined
 /// name, the name.
-fn describe(e: &Error, source: &str, names: &Names) -> TemplateError {
+fn describe(e: &Error, source: &str, kind: Source, names: &Names) -> TemplateError {
     let mut message = match e.detail() {
         Some(detail) => format!("{}: {detail}", e.kind()),
         None => e.kind().to_string(),
     };
     if e.kind() == ErrorKind::UndefinedError {
-        let hint = undefined_hint(source, names);
+        let hint = undefined_hint(source, kind, names);
         if !hint.is_empty() {
             message = hint.trim_start_matches(": ").to_string();
         }
@@ -218,20 +246,37 @@ fn describe(e: &Error, source: &str, names: &Names) -> TemplateError {
         message = "the template ran too long (out of fuel); is there a runaway loop?".to_string();
     }
     let line = e.line().map(|l| format!(" line {l}")).unwrap_or_default();
-    TemplateError(format!("{message} in template{line} '{}'", shorten(source)))
+    let what = match kind {
+        Source::Template => "template",
+        Source::Expression => "expression",
+    };
+    TemplateError(format!("{message} in {what}{line} '{}'", shorten(source)))
 }
 
 /// "undefined variable 'foo'" for the first top-level name the template uses that the
 /// context lacks, or nothing when every top-level name exists (then an attribute was
 /// missing and the engine's message says which).
-fn undefined_hint(source: &str, names: &Names) -> String {
+fn undefined_hint(source: &str, kind: Source, names: &Names) -> String {
     let env = environment();
-    let used: HashSet<String> = env
-        .template_from_str(source)
-        .map(|t| t.undeclared_variables(false))
-        .or_else(|_| env.compile_expression(source).map(|x| x.undeclared_variables(false)))
-        .unwrap_or_default();
-    let builtins = ["range", "dict", "namespace", "debug", "loop", "true", "false", "none"];
+    let used: HashSet<String> = match kind {
+        Source::Template => env
+            .template_from_str(source)
+            .map(|t| t.undeclared_variables(false)),
+        Source::Expression => env
+            .compile_expression(source)
+            .map(|x| x.undeclared_variables(false)),
+    }
+    .unwrap_or_default();
+    let builtins = [
+        "range",
+        "dict",
+        "namespace",
+        "debug",
+        "loop",
+        "true",
+        "false",
+        "none",
+    ];
     let mut missing: Vec<&String> = used
         .iter()
         .filter(|n| !names.map.contains_key(*n) && !builtins.contains(&n.as_str()))
@@ -272,18 +317,28 @@ pub fn shell_quote(text: &str) -> String {
 /// `ds` plus `days` days, as `YYYY-MM-DD`.
 fn ds_add(ds: String, days: i64) -> Result<String, Error> {
     let date = NaiveDate::parse_from_str(&ds, "%Y-%m-%d").map_err(|e| {
-        Error::new(ErrorKind::InvalidOperation, format!("ds_add: '{ds}' is not a YYYY-MM-DD date: {e}"))
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("ds_add: '{ds}' is not a YYYY-MM-DD date: {e}"),
+        )
     })?;
     let shifted = date
         .checked_add_signed(chrono::Duration::days(days))
-        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("ds_add: {ds} + {days} days is out of range")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("ds_add: {ds} + {days} days is out of range"),
+            )
+        })?;
     Ok(shifted.format("%Y-%m-%d").to_string())
 }
 
 /// Reformat a date string from one strftime format to another (Python's directives).
 fn ds_format(ds: String, input: String, output: String) -> Result<String, Error> {
     let parsed = NaiveDateTime::parse_from_str(&ds, &input)
-        .or_else(|_| NaiveDate::parse_from_str(&ds, &input).map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .or_else(|_| {
+            NaiveDate::parse_from_str(&ds, &input).map(|d| d.and_time(chrono::NaiveTime::MIN))
+        })
         .map_err(|e| {
             Error::new(
                 ErrorKind::InvalidOperation,
@@ -297,8 +352,12 @@ fn ds_format(ds: String, input: String, output: String) -> Result<String, Error>
 fn strftime(dt: &NaiveDateTime, format: &str) -> Result<String, Error> {
     use std::fmt::Write;
     let mut out = String::new();
-    write!(out, "{}", dt.format(format))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid date format '{format}'")))?;
+    write!(out, "{}", dt.format(format)).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("invalid date format '{format}'"),
+        )
+    })?;
     Ok(out)
 }
 
@@ -399,7 +458,9 @@ impl Object for TaskInstance {
                 ));
             }
             Some(v) => v,
-            None => kwargs.get::<Option<JValue>>("task_ids")?.unwrap_or(JValue::from(())),
+            None => kwargs
+                .get::<Option<JValue>>("task_ids")?
+                .unwrap_or(JValue::from(())),
         };
         let key: Option<String> = kwargs.get("key")?;
         let key = key.unwrap_or_else(|| "return_value".to_string());
@@ -426,10 +487,14 @@ impl Object for TaskInstance {
             // Omitted task_ids means the calling task; a mapped instance reads its own.
             let own = indexes.or_else(|| (self.map_index >= 0).then(|| vec![self.map_index]));
             let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some());
-            return Ok(pull.one(&self.task_id, own.as_deref(), single).unwrap_or(default));
+            return Ok(pull
+                .one(&self.task_id, own.as_deref(), single)
+                .unwrap_or(default));
         }
         if let Some(id) = task_ids.as_str() {
-            let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some() || v.is_none());
+            let single = map_indexes
+                .as_ref()
+                .is_none_or(|v| v.as_i64().is_some() || v.is_none());
             return Ok(pull.one(id, indexes.as_deref(), single).unwrap_or(default));
         }
         let ids: Vec<String> = task_ids
@@ -442,8 +507,15 @@ impl Object for TaskInstance {
             })?
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
-            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "xcom_pull: task_ids must be strings"))?;
-        let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some() || v.is_none());
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "xcom_pull: task_ids must be strings",
+                )
+            })?;
+        let single = map_indexes
+            .as_ref()
+            .is_none_or(|v| v.as_i64().is_some() || v.is_none());
         let values: Vec<Option<JValue>> = ids
             .iter()
             .map(|id| pull.one(id, indexes.as_deref(), single))
@@ -461,13 +533,22 @@ impl Object for TaskInstance {
 }
 
 fn int_list(v: &JValue) -> Result<Vec<i32>, Error> {
-    let bad = || Error::new(ErrorKind::InvalidOperation, "xcom_pull: map_indexes must be an integer or a list of integers");
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            "xcom_pull: map_indexes must be an integer or a list of integers",
+        )
+    };
     if let Some(i) = v.as_i64() {
         return i32::try_from(i).map(|i| vec![i]).map_err(|_| bad());
     }
     v.try_iter()
         .map_err(|_| bad())?
-        .map(|x| x.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(bad))
+        .map(|x| {
+            x.as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)
+        })
         .collect()
 }
 
@@ -493,7 +574,9 @@ impl XcomPull<'_> {
         }
         let mapped = found.iter().any(|x| x.map_index >= 0);
         match indexes {
-            Some(ix) if single && ix.len() == 1 => found.first().map(|x| JValue::from(Serde(&x.value))),
+            Some(ix) if single && ix.len() == 1 => {
+                found.first().map(|x| JValue::from(Serde(&x.value)))
+            }
             Some(ix) => {
                 // In the order asked for.
                 let values = ix
@@ -507,7 +590,10 @@ impl XcomPull<'_> {
                 found.retain(|x| x.map_index >= 0);
                 found.sort_by_key(|x| x.map_index);
                 Some(JValue::from(
-                    found.iter().map(|x| JValue::from(Serde(&x.value))).collect::<Vec<_>>(),
+                    found
+                        .iter()
+                        .map(|x| JValue::from(Serde(&x.value)))
+                        .collect::<Vec<_>>(),
                 ))
             }
             None => found.last().map(|x| JValue::from(Serde(&x.value))),

@@ -42,7 +42,7 @@ impl Problems {
     /// per task it applies to but is one mistake.
     pub fn into_sorted(self) -> Vec<ImportError> {
         let mut errors = self.errors;
-        errors.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        errors.sort_by_key(|e| (e.line, e.column));
         let mut seen = std::collections::HashSet::new();
         errors.retain(|e| seen.insert((e.line, e.column, e.message.clone())));
         errors
@@ -275,9 +275,9 @@ pub(crate) fn id_problem(id: &str, dots: bool) -> Option<String> {
         Some("is empty".to_string())
     } else if id.chars().count() > 250 {
         Some("is longer than 250 characters".to_string())
-    } else if let Some(bad) = id.chars().find(|&c| !allowed(c)) {
-        Some(format!("contains '{bad}'; only {set} is allowed"))
     } else {
-        None
+        id.chars()
+            .find(|&c| !allowed(c))
+            .map(|bad| format!("contains '{bad}'; only {set} is allowed"))
     }
 }

@@ -208,11 +208,9 @@ pub(crate) fn build(p: &mut Problems, path: &str, root: &Node) -> Option<Dag> {
         &defaults,
         &owner,
     );
-    if tasks_node.is_some() || groups_node.is_some() {
-        if tree.tasks.is_empty() {
-            let at = tasks_node.or(groups_node).map_or(root.pos, |n| n.pos);
-            p.add(at, "the DAG has no tasks");
-        }
+    if (tasks_node.is_some() || groups_node.is_some()) && tree.tasks.is_empty() {
+        let at = tasks_node.or(groups_node).map_or(root.pos, |n| n.pos);
+        p.add(at, "the DAG has no tasks");
     }
 
     let edges = get("edges")

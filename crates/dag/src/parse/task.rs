@@ -287,13 +287,14 @@ pub(crate) fn parse_task(
     set(&look, "branch", &mut task.branch, |v, w| {
         check::boolean(p, v, w)
     });
-    if task.branch && !matches!(task.kind, TaskKind::Bash { .. } | TaskKind::Python(_)) {
-        if let Some((v, _)) = look.get("branch") {
-            p.add(
-                v.pos,
-                format!("'branch' in {label} needs a bash or python task; use switch otherwise"),
-            );
-        }
+    if task.branch
+        && !matches!(task.kind, TaskKind::Bash { .. } | TaskKind::Python(_))
+        && let Some((v, _)) = look.get("branch")
+    {
+        p.add(
+            v.pos,
+            format!("'branch' in {label} needs a bash or python task; use switch otherwise"),
+        );
     }
     if let Some((v, what)) = look.get("expand") {
         task.expand = parse_expand(p, v, &what);

@@ -29,7 +29,9 @@ fn check_errors(path: &str, text: &str, expected: &[&str]) {
         got.join("\n")
     );
     for (g, e) in got.iter().zip(expected) {
-        let (loc, part) = e.split_once(": ").expect("expected entries are 'L:C: text'");
+        let (loc, part) = e
+            .split_once(": ")
+            .expect("expected entries are 'L:C: text'");
         assert!(
             g.starts_with(&format!("{loc}: ")) && g.contains(part),
             "error {g:?} does not match {e:?}\nall errors:\n{}",
@@ -100,7 +102,11 @@ fn the_contract_example_parses_with_defaults() {
     assert_eq!(join.trigger_rule, TriggerRule::NoneFailedMinOneSuccess);
     assert_eq!(
         join.upstream,
-        ["process_large_dataset", "process_small_dataset", "skip_processing"]
+        [
+            "process_large_dataset",
+            "process_small_dataset",
+            "skip_processing"
+        ]
     );
     let extract = dag.task("extract_sales_data").expect("extract");
     assert_eq!(extract.retries, 3);
@@ -121,7 +127,12 @@ fn the_contract_example_parses_with_defaults() {
         TaskKind::Switch { cases } => {
             assert_eq!(cases.len(), 3);
             assert_eq!(cases[0].then, ["process_large_dataset"]);
-            assert!(cases[0].condition.as_deref().is_some_and(|c| c.contains("> 1000")));
+            assert!(
+                cases[0]
+                    .condition
+                    .as_deref()
+                    .is_some_and(|c| c.contains("> 1000"))
+            );
             assert_eq!(cases[2].condition, None);
             assert_eq!(cases[2].then, ["skip_processing"]);
         }
@@ -147,10 +158,16 @@ fn task_defaults() {
     assert_eq!(dag.schedule, Schedule::None);
     assert_eq!(t.owner, "updraft");
     assert_eq!(t.trigger_rule, TriggerRule::AllSuccess);
-    assert_eq!((t.retries, t.retry_delay, t.max_retry_delay), (0, 300.0, 86_400.0));
+    assert_eq!(
+        (t.retries, t.retry_delay, t.max_retry_delay),
+        (0, 300.0, 86_400.0)
+    );
     assert_eq!(t.retry_exponential_backoff, None);
     assert_eq!(t.execution_timeout, None);
-    assert_eq!((t.pool.as_str(), t.pool_slots, t.priority_weight), ("default_pool", 1, 1));
+    assert_eq!(
+        (t.pool.as_str(), t.pool_slots, t.priority_weight),
+        ("default_pool", 1, 1)
+    );
     assert_eq!(t.queue, "default");
     assert!(t.env.is_empty() && t.cwd.is_none() && t.expand.is_none());
     assert!(t.do_xcom_push && !t.branch && !t.depends_on_past && !t.wait_for_downstream);
@@ -209,7 +226,10 @@ tasks:
     assert_eq!(a.retry_exponential_backoff, Some(2.0));
     assert_eq!(a.email, ["ops@example.com"]);
     assert_eq!(a.env["PORT"], "8080");
-    assert_eq!(a.expand.as_ref().map(|e| e["x"].clone()), Some(serde_json::json!([1, 2])));
+    assert_eq!(
+        a.expand.as_ref().map(|e| e["x"].clone()),
+        Some(serde_json::json!([1, 2]))
+    );
     assert_eq!(a.on_failure, [serde_json::json!({"bash": "echo failed"})]);
     let b = dag.task("b").expect("b");
     assert_eq!(b.retry_exponential_backoff, Some(3.0));
@@ -283,7 +303,10 @@ edges:
     assert_eq!(t("process.transform").upstream, ["process.extract"]);
     // A short id names the sibling group's leaves.
     assert_eq!(t("process.start").upstream, ["process.sub.two"]);
-    assert_eq!(t("process.sub.two").upstream, ["process.sub.one", "process.extract"]);
+    assert_eq!(
+        t("process.sub.two").upstream,
+        ["process.sub.one", "process.extract"]
+    );
     // A group as upstream means its leaves; as downstream its roots.
     assert_eq!(t("end").upstream, ["process.transform", "process.start"]);
     assert_eq!(t("process.extract").upstream, ["start"]);
@@ -306,7 +329,10 @@ fn edges_syntax() {
     assert_eq!(dag.task("b").expect("b").upstream, ["a"]);
     assert_eq!(dag.task("d").expect("d").upstream, ["b", "c", "a"]);
     // `d << [a]` means a >> d.
-    let dag2 = ok("e2.yaml", "tasks:\n  - {id: a, empty: {}}\n  - {id: b, empty: {}}\nedges: ['b << a']\n");
+    let dag2 = ok(
+        "e2.yaml",
+        "tasks:\n  - {id: a, empty: {}}\n  - {id: b, empty: {}}\nedges: ['b << a']\n",
+    );
     assert_eq!(dag2.task("b").expect("b").upstream, ["a"]);
 }
 
@@ -323,7 +349,10 @@ fn json_files() {
 
 #[test]
 fn syntax_errors_are_located() {
-    yaml_err("tasks:\n  - {id: a, bash: x\n", &["2:5: invalid YAML: unclosed bracket"]);
+    yaml_err(
+        "tasks:\n  - {id: a, bash: x\n",
+        &["2:5: invalid YAML: unclosed bracket"],
+    );
     yaml_err("tasks: [\n  a: b: c\n", &["2:7: invalid YAML"]);
     check_errors(
         "bad.json",
@@ -340,14 +369,21 @@ fn non_utf8_and_size_limits() {
     let e = parse_dag_bytes("x.yaml", &bytes).expect_err("not utf-8");
     assert_eq!(e.errors.len(), 1);
     assert_eq!((e.errors[0].line, e.errors[0].column), (2, 25));
-    assert!(e.errors[0].message.contains("not valid UTF-8"), "{}", e.errors[0].message);
+    assert!(
+        e.errors[0].message.contains("not valid UTF-8"),
+        "{}",
+        e.errors[0].message
+    );
 
     let big = vec![b' '; MAX_FILE_BYTES + 1];
     let e = parse_dag_bytes("big.yaml", &big).expect_err("too big");
     assert_eq!((e.errors[0].line, e.errors[0].column), (1, 1));
     assert_eq!(
         e.errors[0].message,
-        format!("file is {} bytes, over the 10 MiB limit", MAX_FILE_BYTES + 1)
+        format!(
+            "file is {} bytes, over the 10 MiB limit",
+            MAX_FILE_BYTES + 1
+        )
     );
 }
 
@@ -367,7 +403,11 @@ fn alias_bomb_fails_fast() {
     assert_eq!(e.errors.len(), 1);
     let err = &e.errors[0];
     assert!(err.message.contains("invalid YAML"), "{}", err.message);
-    assert!(err.message.to_lowercase().contains("alias"), "{}", err.message);
+    assert!(
+        err.message.to_lowercase().contains("alias"),
+        "{}",
+        err.message
+    );
     assert!(err.line >= 1 && err.column >= 1);
 }
 
@@ -517,7 +557,10 @@ fn empty_dags() {
     yaml_err("", &["1:1: the file is empty"]);
     yaml_err("description: x\n", &["1:1: the DAG has no 'tasks'"]);
     yaml_err("tasks: []\n", &["1:8: the DAG has no tasks"]);
-    yaml_err("- a\n- b\n", &["1:1: a DAG file must be a mapping, got a list"]);
+    yaml_err(
+        "- a\n- b\n",
+        &["1:1: a DAG file must be a mapping, got a list"],
+    );
     // Groups alone are enough.
     ok("g.yaml", "groups: [{id: g, tasks: [{id: a, bash: x}]}]\n");
 }
