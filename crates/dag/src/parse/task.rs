@@ -110,7 +110,12 @@ impl<'n> Lookup<'n, '_> {
         if let Some(v) = self.entry.get(key) {
             return Some((v, format!("'{key}' in {}", self.label)));
         }
-        // Innermost defaults first: a group's `default_args` override the DAG's.
+        self.inherited(key)
+    }
+
+    /// The value of `key` from `default_args` only, innermost first: a group's
+    /// `default_args` override the DAG's.
+    fn inherited(&self, key: &str) -> Option<(&'n Node, String)> {
         self.defaults.iter().find_map(|d| {
             d.node
                 .get(key)
@@ -304,9 +309,11 @@ pub(crate) fn parse_task(
     });
     // `email` is also a kind key; as a common key it is the alert address list, so a
     // mapping here is the kind block and is read by `parse_kind`.
-    if let Some((v, what)) = look.get("email")
-        && v.as_map().is_none()
-    {
+    let alerts = match entry.get("email") {
+        Some(v) if v.as_map().is_some() => look.inherited("email"),
+        _ => look.get("email"),
+    };
+    if let Some((v, what)) = alerts {
         task.email = check::strings(p, v, &what, Single::Allowed)
             .into_iter()
             .map(|(s, _)| s)

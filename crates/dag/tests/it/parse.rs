@@ -566,6 +566,26 @@ fn empty_dags() {
 }
 
 #[test]
+fn email_kind_and_alert_list() {
+    let dag = ok(
+        "m.yaml",
+        "default_args: {email: [ops@x.io]}\ntasks:\n  - {id: m, email: {to: a@b.c, subject: s, text: t}}\n",
+    );
+    let m = dag.task("m").expect("m");
+    assert_eq!(m.kind.operator(), "EmailOperator");
+    assert_eq!(m.email, ["ops@x.io"]);
+}
+
+#[test]
+fn json_errors_are_located() {
+    check_errors(
+        "j.json",
+        "{\"tasks\": [\n  {\"id\": \"a\", \"bash\": \"x\", \"retires\": 1}\n]}",
+        &["2:28: unknown key 'retires' in task 'a'; did you mean 'retries'?"],
+    );
+}
+
+#[test]
 fn every_problem_is_reported() {
     yaml_err(
         "schedul: '@daily'\ntasks:\n  - {id: a, bash: x, retries: x}\n  - {id: b, bash: x, depends_on: [zz]}\n",
