@@ -1,1 +1,264 @@
-fn main() {}
+//! `dagctl`: every Updraft component (standalone, scheduler, worker, API server) and the CLI.
+
+mod backend;
+mod bench;
+mod commands;
+mod output;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dagctl",
+    version,
+    about = "Updraft: DAG orchestration, Airflow-style"
+)]
+struct Cli {
+    /// Configuration file (else $UPDRAFT_CONFIG, else ./updraft.toml if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scheduler, worker and API server in one process on an embedded SQLite database.
+    Standalone(ServerArgs),
+    /// Parse DAGs, make runs, decide what is ready.
+    Scheduler,
+    /// Take queued task instances and run them.
+    Worker(WorkerArgs),
+    /// The REST API (and, later, the web UI).
+    ApiServer(ServerArgs),
+    /// Database schema.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// DAGs: list, validate, test, trigger, pause, runs.
+    #[command(subcommand)]
+    Dags(DagsCommand),
+    /// Task instances: test one, read logs, states.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Users of the API and UI.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Measure per-hop latency and throughput on a throw-away database.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Comma-separated queues to take work from.
+    #[arg(long, value_delimiter = ',')]
+    pub queues: Option<Vec<String>>,
+    /// Task instances run at once.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply pending migrations.
+    Migrate,
+    /// Check that the database is reachable and migrated.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DagsCommand {
+    /// DAGs known to the database.
+    List(OutputArgs),
+    /// Parse and validate DAG files (default: the DAGs folder); prints file:line:col errors.
+    Validate {
+        paths: Vec<PathBuf>,
+    },
+    /// Import errors of the DAGs folder.
+    ListImportErrors(OutputArgs),
+    /// Run a whole DAG in-process on a throw-away database.
+    Test {
+        dag_id: String,
+        /// Logical date (RFC 3339 or YYYY-MM-DD); default now.
+        logical_date: Option<String>,
+        /// Run configuration, a JSON object.
+        #[arg(long)]
+        conf: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Trigger a run; prints its run id.
+    Trigger {
+        dag_id: String,
+        #[arg(long)]
+        conf: Option<String>,
+        #[arg(long)]
+        logical_date: Option<String>,
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    Pause {
+        dag_id: String,
+    },
+    Unpause {
+        dag_id: String,
+    },
+    /// Runs of a DAG, newest first.
+    ListRuns {
+        dag_id: String,
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Run one task in-process on a throw-away database, ignoring its upstream.
+    Test {
+        dag_id: String,
+        task_id: String,
+        logical_date: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Tasks of a DAG.
+    List {
+        dag_id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// States of every task instance of a run.
+    StatesForDagRun {
+        dag_id: String,
+        run_id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A task instance's log.
+    Logs {
+        dag_id: String,
+        run_id: String,
+        task_id: String,
+        /// Try number (default: the latest).
+        #[arg(long = "try")]
+        try_number: Option<u32>,
+        #[arg(long, default_value_t = -1)]
+        map_index: i32,
+        /// Keep printing new lines until the try ends.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Admin, Op, User or Viewer.
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input (else one is generated and printed).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    List(OutputArgs),
+    Delete {
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// The effective configuration, secrets masked.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// table, json or yaml.
+    #[arg(short = 'o', long = "output", default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// sqlite or postgres (Postgres URL from --database-url or $UPDRAFT_BENCH_POSTGRES_URL).
+    #[arg(long, default_value = "sqlite")]
+    pub backend: String,
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Length of the chain.
+    #[arg(long, default_value_t = 100)]
+    pub chain: usize,
+    /// Width of the fan-out.
+    #[arg(long, default_value_t = 1000)]
+    pub fan_out: usize,
+    /// Worker concurrency.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = settings::load(cli.config.as_deref())?;
+    commands::init_tracing(&settings);
+    use commands::*;
+    match cli.command {
+        Command::Standalone(args) => server::standalone(settings, args).await,
+        Command::Scheduler => server::scheduler(settings).await,
+        Command::Worker(args) => server::worker(settings, args).await,
+        Command::ApiServer(args) => server::api_server(settings, args).await,
+        Command::Db(DbCommand::Migrate) => db::migrate(settings).await,
+        Command::Db(DbCommand::Check) => db::check(settings).await,
+        Command::Dags(command) => dags::run(settings, command).await,
+        Command::Tasks(command) => tasks::run(settings, command).await,
+        Command::Users(command) => users::run(settings, command).await,
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", settings::show(&settings)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => bench::run(settings, args).await,
+    }
+}

@@ -1,1 +1,11 @@
-//! placeholder
+//! The scheduler: turns DAG files into stored DAGs, cron ticks and triggers into runs, and
+//! finished task instances into the next ready ones — at once, on the event, not on a tick.
+
+pub mod dag_folder;
+pub mod decide;
+pub mod runs;
+mod scheduler;
+
+pub use dag_folder::{DagFolder, ProcessReport};
+pub use runs::{GraphCache, TriggerError, TriggerRequest, trigger};
+pub use scheduler::{Scheduler, SchedulerConfig, SchedulerError};

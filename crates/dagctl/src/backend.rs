@@ -1,0 +1,29 @@
+//! Choosing the store backend from `database.url`: the only place that knows both.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use store::Store;
+
+/// Open (and migrate) the configured database.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres") {
+        let store = store_postgres::PostgresStore::connect(url)
+            .await
+            .with_context(|| format!("cannot open database {}", crate::settings::mask_url(url)))?;
+        Ok(Arc::new(store))
+    } else {
+        let store = store_sqlite::SqliteStore::connect(url)
+            .await
+            .with_context(|| format!("cannot open database {url}"))?;
+        Ok(Arc::new(store))
+    }
+}
+
+/// A throw-away SQLite database (for `dags test`, `tasks test`, benchmarks).
+pub async fn temporary() -> Result<Arc<dyn Store>> {
+    let store = store_sqlite::SqliteStore::temporary()
+        .await
+        .context("cannot create a temporary database")?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,150 @@
+//! `dagctl bench`: per-hop latency (upstream end → downstream start) along a chain of no-op
+//! tasks, and throughput of a wide fan-out, through the real scheduler, worker and store.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use scheduler::TriggerRequest;
+use store::Store;
+
+use crate::commands::engine::{self, Engine};
+use crate::settings::Settings;
+use crate::{BenchArgs, backend};
+
+pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
+    let store: Arc<dyn Store> = match args.backend.as_str() {
+        "sqlite" => backend::temporary().await?,
+        "postgres" => {
+            let admin = args
+                .database_url
+                .clone()
+                .or_else(|| std::env::var("UPDRAFT_BENCH_POSTGRES_URL").ok())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let url = store_postgres::create_scratch_database(&admin)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot create a benchmark database via {}",
+                        crate::settings::mask_url(&admin)
+                    )
+                })?;
+            backend::open(&url).await?
+        }
+        other => bail!("unknown backend '{other}': use sqlite or postgres"),
+    };
+    println!("backend: {}", store.backend());
+
+    let mut config = engine::worker_config(&settings).with_concurrency(args.concurrency);
+    config = config.with_heartbeat_interval(std::time::Duration::from_secs(5));
+    let engine = Engine::start(
+        store.clone(),
+        engine::scheduler_config(&settings, None).without_watch(),
+        Some(config),
+    );
+
+    let chain = chain_dag(args.chain);
+    let report = run_dag(&*store, &chain).await?;
+    let tis = store.task_instances(report.run).await?;
+    let mut hops = Vec::with_capacity(args.chain);
+    for i in 1..args.chain {
+        let up = tis.iter().find(|t| t.task_id == format!("t{:04}", i - 1));
+        let down = tis.iter().find(|t| t.task_id == format!("t{i:04}"));
+        if let (Some(up), Some(down)) = (up, down) {
+            if let (Some(end), Some(start)) = (up.end_date, down.start_date) {
+                hops.push((start - end).as_seconds_f64() * 1000.0);
+            }
+        }
+    }
+    hops.sort_by(f64::total_cmp);
+    println!(
+        "chain of {}: {} in {:.2}s; per-hop latency (upstream end -> downstream start) p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        args.chain,
+        report.state,
+        report.seconds,
+        percentile(&hops, 0.50),
+        percentile(&hops, 0.95),
+        percentile(&hops, 0.99),
+        hops.last().copied().unwrap_or(f64::NAN),
+    );
+
+    let fan = fan_out_dag(args.fan_out);
+    let report = run_dag(&*store, &fan).await?;
+    let tis = store.task_instances(report.run).await?;
+    let leaves: Vec<_> = tis
+        .iter()
+        .filter(|t| t.task_id.starts_with("leaf"))
+        .collect();
+    let first_start = leaves.iter().filter_map(|t| t.start_date).min();
+    let last_end = leaves.iter().filter_map(|t| t.end_date).max();
+    let span = match (first_start, last_end) {
+        (Some(a), Some(b)) => (b - a).as_seconds_f64(),
+        _ => f64::NAN,
+    };
+    println!(
+        "fan-out of {}: {} in {:.2}s; {:.0} tasks/s (first leaf start -> last leaf end {:.2}s) with worker concurrency {}",
+        args.fan_out,
+        report.state,
+        report.seconds,
+        leaves.len() as f64 / span,
+        span,
+        args.concurrency,
+    );
+    engine.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+struct RunReport {
+    run: i64,
+    state: dag::RunState,
+    seconds: f64,
+}
+
+async fn run_dag(store: &dyn Store, yaml: &str) -> Result<RunReport> {
+    let dag = dag::parse_dag_str("bench.yaml", yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let version = format!("bench-{}", Utc::now().timestamp_micros());
+    store.sync_dag(&dag, &version, Utc::now()).await?;
+    store.unpause_dag(&dag.dag_id).await?;
+    let started = Instant::now();
+    let run = scheduler::trigger(store, &dag.dag_id, TriggerRequest::default(), Utc::now()).await?;
+    let done = engine::wait_for_run(store, run.id).await?;
+    Ok(RunReport {
+        run: run.id,
+        state: done.state,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn chain_dag(n: usize) -> String {
+    let mut yaml = String::from("dag_id: bench_chain\nmax_active_tasks: 64\ntasks:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  - {{id: t{i:04}, bash: 'true'"));
+        if i > 0 {
+            yaml.push_str(&format!(", depends_on: [t{:04}]", i - 1));
+        }
+        yaml.push_str("}\n");
+    }
+    yaml
+}
+
+fn fan_out_dag(n: usize) -> String {
+    let mut yaml = format!(
+        "dag_id: bench_fan_out\nmax_active_tasks: {n}\ntasks:\n  - {{id: root, bash: 'true'}}\n"
+    );
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{id: leaf{i:04}, bash: 'true', depends_on: [root]}}\n"
+        ));
+    }
+    yaml
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

@@ -1,0 +1,119 @@
+//! Running the scheduler and a worker inside this process, as `standalone`, `dags test` and
+//! the benchmark do, and waiting on runs by their events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use scheduler::{Scheduler, SchedulerConfig};
+use store::{RunRecord, Store, StoreEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use worker::{Worker, WorkerConfig};
+
+use crate::settings::Settings;
+
+/// A scheduler and a worker running as tasks of this process.
+pub struct Engine {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+/// A future that completes when `stop` says so.
+pub fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+impl Engine {
+    pub fn start(
+        store: Arc<dyn Store>,
+        scheduler: SchedulerConfig,
+        worker: Option<WorkerConfig>,
+    ) -> Engine {
+        let (stop, watch_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let s = store.clone();
+        let rx = watch_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            Scheduler::new(scheduler, s)
+                .run(stopped(rx))
+                .await
+                .map_err(|e| anyhow!("scheduler: {e}"))
+        }));
+        if let Some(config) = worker {
+            let rx = watch_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                Worker::new(config).run(store, stopped(rx)).await;
+                Ok(())
+            }));
+        }
+        Engine { stop, tasks }
+    }
+
+    /// Ask every component to stop and wait for them.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await
+                .map_err(|e| anyhow!("component panicked: {e}"))??;
+        }
+        Ok(())
+    }
+}
+
+/// The scheduler settings from configuration.
+pub fn scheduler_config(
+    settings: &Settings,
+    dags_folder: Option<std::path::PathBuf>,
+) -> SchedulerConfig {
+    SchedulerConfig::new(dags_folder)
+        .with_rescan_interval(settings.scheduler_rescan_interval)
+        .with_poll_interval(settings.scheduler_poll_interval)
+        .with_zombie_threshold(settings.zombie_threshold)
+}
+
+/// The worker settings from configuration.
+pub fn worker_config(settings: &Settings) -> WorkerConfig {
+    WorkerConfig::new(worker_id())
+        .with_queues(settings.worker_queues.clone())
+        .with_concurrency(settings.worker_concurrency)
+        .with_log_cap_bytes(settings.worker_log_cap_bytes)
+        .with_kill_grace(settings.worker_kill_grace)
+        .with_heartbeat_interval(settings.worker_heartbeat_interval)
+}
+
+/// Wait until the run is finished, woken by store events (with a slow poll as safety net).
+pub async fn wait_for_run(store: &dyn Store, run: i64) -> Result<RunRecord> {
+    let mut events = store.subscribe();
+    loop {
+        let record = store
+            .get_run_by_key(run)
+            .await?
+            .ok_or_else(|| anyhow!("run {run} disappeared"))?;
+        if record.state.is_finished() {
+            return Ok(record);
+        }
+        tokio::select! {
+            event = events.recv() => {
+                if let Ok(StoreEvent::TasksQueued) = event {
+                    continue;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// A worker id unique across hosts and restarts: host, process id and a random suffix.
+pub fn worker_id() -> String {
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}

@@ -1,0 +1,55 @@
+//! The subcommands, one module per group, and what they share.
+
+pub mod dags;
+pub mod db;
+pub mod engine;
+pub mod server;
+pub mod tasks;
+pub mod users;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::settings::Settings;
+
+/// Logs go to stderr; `RUST_LOG` overrides `logging.level`.
+pub fn init_tracing(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A date given on the command line: RFC 3339, or `YYYY-MM-DD` (midnight UTC).
+pub fn parse_date(text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(t) = d.and_hms_opt(0, 0, 0) {
+            return Ok(t.and_utc());
+        }
+    }
+    bail!("invalid date '{text}': use YYYY-MM-DD or RFC 3339 (2024-01-01T00:00:00Z)")
+}
+
+/// `--conf` as a JSON object.
+pub fn parse_conf(text: Option<&str>) -> Result<Option<serde_json::Value>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(Some(value)),
+        Ok(_) => bail!("--conf must be a JSON object, e.g. '{{\"key\": 1}}'"),
+        Err(e) => bail!("--conf is not valid JSON: {e}"),
+    }
+}
+
+/// RFC 3339 text of an optional timestamp, for listings.
+pub fn ts(t: Option<DateTime<Utc>>) -> serde_json::Value {
+    t.map_or(serde_json::Value::Null, |t| {
+        serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    })
+}

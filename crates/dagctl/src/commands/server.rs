@@ -1,0 +1,145 @@
+//! The long-running commands: `standalone`, `scheduler`, `worker`, `api-server`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+use worker::Worker;
+
+use super::engine::{self, Engine, stopped};
+use super::users::{create_user, random_password};
+use crate::settings::{HOME, Settings};
+use crate::{ServerArgs, WorkerArgs, backend};
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    info!("shutting down");
+}
+
+/// A stop channel flipped by a shutdown signal.
+fn stop_on_signal() -> (watch::Sender<bool>, watch::Receiver<bool>) {
+    let (tx, rx) = watch::channel(false);
+    let signal_tx = tx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    (tx, rx)
+}
+
+async fn bind(settings: &Settings, args: &ServerArgs) -> Result<TcpListener> {
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| settings.api_host.clone());
+    let port = args.port.unwrap_or(settings.api_port);
+    TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))
+}
+
+pub async fn standalone(settings: Settings, args: ServerArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(HOME).with_context(|| format!("cannot create {HOME}/"))?;
+    if !settings.dags_folder.exists() {
+        std::fs::create_dir_all(&settings.dags_folder)
+            .with_context(|| format!("cannot create {}", settings.dags_folder.display()))?;
+    }
+    let store = backend::open(&settings.database_url).await?;
+    ensure_admin(&*store, Path::new(HOME)).await?;
+    let listener = bind(&settings, &args).await?;
+    let address = listener.local_addr()?;
+    let (_stop, stop_rx) = stop_on_signal();
+    let engine = Engine::start(
+        store.clone(),
+        engine::scheduler_config(&settings, Some(settings.dags_folder.clone())),
+        Some(engine::worker_config(&settings)),
+    );
+    println!(
+        "Updraft standalone: http://{address} (database {}, DAGs in {})",
+        crate::settings::mask_url(&settings.database_url),
+        settings.dags_folder.display()
+    );
+    let state = api::AppState { store };
+    api::serve(listener, state, stopped(stop_rx))
+        .await
+        .context("API server failed")?;
+    engine.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Standalone's first start makes an `admin` user with a random password, prints it and
+/// saves it beside the database, as Airflow's standalone does.
+async fn ensure_admin(store: &dyn Store, home: &Path) -> Result<()> {
+    let file = home.join("standalone_admin_password.txt");
+    if store.get_user("admin").await?.is_some() {
+        if file.exists() {
+            println!("admin user 'admin': password in {}", file.display());
+        }
+        return Ok(());
+    }
+    let password = random_password();
+    create_user(store, "admin", "Admin", &password).await?;
+    std::fs::write(&file, format!("{password}\n"))
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "admin user 'admin' created, password: {password} (saved in {})",
+        file.display()
+    );
+    Ok(())
+}
+
+pub async fn scheduler(settings: Settings) -> Result<ExitCode> {
+    let store = backend::open(&settings.database_url).await?;
+    let (_stop, stop_rx) = stop_on_signal();
+    info!(dags_folder = %settings.dags_folder.display(), "scheduler starting");
+    scheduler::Scheduler::new(
+        engine::scheduler_config(&settings, Some(settings.dags_folder.clone())),
+        store,
+    )
+    .run(stopped(stop_rx))
+    .await
+    .map_err(|e| anyhow!("scheduler: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn worker(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
+    let store: Arc<dyn Store> = backend::open(&settings.database_url).await?;
+    let mut config = engine::worker_config(&settings);
+    if let Some(queues) = args.queues {
+        config = config.with_queues(queues);
+    }
+    if let Some(concurrency) = args.concurrency {
+        config = config.with_concurrency(concurrency);
+    }
+    let (_stop, stop_rx) = stop_on_signal();
+    Worker::new(config).run(store, stopped(stop_rx)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn api_server(settings: Settings, args: ServerArgs) -> Result<ExitCode> {
+    let store = backend::open(&settings.database_url).await?;
+    let listener = bind(&settings, &args).await?;
+    println!("Updraft API: http://{}", listener.local_addr()?);
+    let (_stop, stop_rx) = stop_on_signal();
+    api::serve(listener, api::AppState { store }, stopped(stop_rx))
+        .await
+        .context("API server failed")?;
+    Ok(ExitCode::SUCCESS)
+}

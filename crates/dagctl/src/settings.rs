@@ -1,0 +1,325 @@
+//! Configuration: the raw TOML file (`--config`, `$UPDRAFT_CONFIG`, `./updraft.toml`) with
+//! `UPDRAFT__SECTION__KEY` environment overrides, resolved into typed settings.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The file as written; every field optional so that defaults live in one place (`resolve`).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub core: RawCore,
+    pub database: RawDatabase,
+    pub api: RawApi,
+    pub scheduler: RawScheduler,
+    pub worker: RawWorker,
+    pub smtp: RawSmtp,
+    pub logging: RawLogging,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCore {
+    pub dags_folder: Option<String>,
+    pub max_map_length: Option<u64>,
+    pub fernet_key: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDatabase {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApi {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawScheduler {
+    pub rescan_interval: Option<String>,
+    pub poll_interval: Option<String>,
+    pub zombie_threshold: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawWorker {
+    pub concurrency: Option<usize>,
+    /// Comma-separated, or a TOML list.
+    pub queues: Option<StringList>,
+    pub log_cap_bytes: Option<u64>,
+    pub kill_grace: Option<String>,
+    pub heartbeat_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub starttls: Option<bool>,
+    pub ssl: Option<bool>,
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLogging {
+    pub level: Option<String>,
+}
+
+/// A list given either as a TOML array or as one comma-separated string (from the
+/// environment).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StringList {
+    List(Vec<String>),
+    Csv(String),
+}
+
+impl StringList {
+    fn items(&self) -> Vec<String> {
+        match self {
+            StringList::List(items) => items.clone(),
+            StringList::Csv(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+/// Resolved, typed settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dags_folder: PathBuf,
+    pub database_url: String,
+    pub api_host: String,
+    pub api_port: u16,
+    pub scheduler_rescan_interval: Duration,
+    pub scheduler_poll_interval: Duration,
+    pub zombie_threshold: Duration,
+    pub worker_concurrency: usize,
+    pub worker_queues: Vec<String>,
+    pub worker_log_cap_bytes: u64,
+    pub worker_kill_grace: Duration,
+    pub worker_heartbeat_interval: Duration,
+    pub log_level: String,
+    /// The raw configuration, for `config show`.
+    pub raw: RawConfig,
+}
+
+/// The home of standalone state: `./.updraft`.
+pub const HOME: &str = ".updraft";
+
+/// Load the configuration: explicit path, else `$UPDRAFT_CONFIG`, else `./updraft.toml` if
+/// present; then environment overrides.
+pub fn load(explicit: Option<&Path>) -> Result<Settings> {
+    let from_env = std::env::var_os("UPDRAFT_CONFIG").map(PathBuf::from);
+    let (path, required) = match (explicit, from_env) {
+        (Some(p), _) => (Some(p.to_path_buf()), true),
+        (None, Some(p)) => (Some(p), true),
+        (None, None) => (Some(PathBuf::from("updraft.toml")), false),
+    };
+    let mut builder = config::Config::builder();
+    if let Some(path) = &path {
+        builder = builder.add_source(
+            config::File::from(path.as_path())
+                .format(config::FileFormat::Toml)
+                .required(required),
+        );
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix("UPDRAFT")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true),
+    );
+    let raw: RawConfig = builder
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .with_context(|| match &path {
+            Some(p) if required => format!("invalid configuration in {}", p.display()),
+            _ => "invalid configuration".to_string(),
+        })?;
+    resolve(raw)
+}
+
+/// Apply defaults and check every value.
+pub fn resolve(raw: RawConfig) -> Result<Settings> {
+    let duration = |value: &Option<String>, key: &str, default: Duration| -> Result<Duration> {
+        match value {
+            None => Ok(default),
+            Some(text) => {
+                let secs = dag::duration::parse_duration(text)
+                    .map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+                Ok(Duration::from_secs_f64(secs))
+            }
+        }
+    };
+    let database_url = raw
+        .database
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{HOME}/updraft.db"));
+    if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+        bail!("database.url must start with sqlite:// or postgres://, got '{database_url}'");
+    }
+    let worker_queues = raw
+        .worker
+        .queues
+        .as_ref()
+        .map(StringList::items)
+        .unwrap_or_else(|| vec!["default".to_string()]);
+    if worker_queues.is_empty() {
+        bail!("worker.queues must name at least one queue");
+    }
+    let concurrency = raw.worker.concurrency.unwrap_or(16);
+    if concurrency == 0 {
+        bail!("worker.concurrency must be at least 1");
+    }
+    Ok(Settings {
+        dags_folder: PathBuf::from(
+            raw.core
+                .dags_folder
+                .clone()
+                .unwrap_or_else(|| "dags".into()),
+        ),
+        database_url,
+        api_host: raw.api.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+        api_port: raw.api.port.unwrap_or(8080),
+        scheduler_rescan_interval: duration(
+            &raw.scheduler.rescan_interval,
+            "scheduler.rescan_interval",
+            Duration::from_secs(30),
+        )?,
+        scheduler_poll_interval: duration(
+            &raw.scheduler.poll_interval,
+            "scheduler.poll_interval",
+            Duration::from_secs(2),
+        )?,
+        zombie_threshold: duration(
+            &raw.scheduler.zombie_threshold,
+            "scheduler.zombie_threshold",
+            Duration::from_secs(60),
+        )?,
+        worker_concurrency: concurrency,
+        worker_queues,
+        worker_log_cap_bytes: raw.worker.log_cap_bytes.unwrap_or(16 * 1024 * 1024),
+        worker_kill_grace: duration(
+            &raw.worker.kill_grace,
+            "worker.kill_grace",
+            Duration::from_secs(10),
+        )?,
+        worker_heartbeat_interval: duration(
+            &raw.worker.heartbeat_interval,
+            "worker.heartbeat_interval",
+            Duration::from_secs(5),
+        )?,
+        log_level: raw.logging.level.clone().unwrap_or_else(|| "info".into()),
+        raw,
+    })
+}
+
+/// The configuration as TOML with secrets masked, for `config show`.
+pub fn show(settings: &Settings) -> Result<String> {
+    let mut raw = settings.raw.clone();
+    raw.core.dags_folder = Some(settings.dags_folder.display().to_string());
+    raw.database.url = Some(mask_url(&settings.database_url));
+    raw.api.host = Some(settings.api_host.clone());
+    raw.api.port = Some(settings.api_port);
+    raw.worker.concurrency = Some(settings.worker_concurrency);
+    raw.worker.queues = Some(StringList::List(settings.worker_queues.clone()));
+    if raw.smtp.password.is_some() {
+        raw.smtp.password = Some("***".into());
+    }
+    if raw.core.fernet_key.is_some() {
+        raw.core.fernet_key = Some("***".into());
+    }
+    toml_string(&raw)
+}
+
+fn toml_string(raw: &RawConfig) -> Result<String> {
+    // `config` carries no TOML writer; a small one suffices for these flat sections.
+    let value = serde_json::to_value(raw)?;
+    let mut out = String::new();
+    if let serde_json::Value::Object(sections) = value {
+        for (section, fields) in sections {
+            out.push_str(&format!("[{section}]\n"));
+            if let serde_json::Value::Object(fields) = fields {
+                for (key, value) in fields {
+                    if !value.is_null() {
+                        out.push_str(&format!("{key} = {value}\n"));
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Hide the password in a database URL.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let s = resolve(RawConfig::default()).expect("defaults resolve");
+        assert_eq!(s.database_url, "sqlite://.updraft/updraft.db");
+        assert_eq!(s.api_port, 8080);
+        assert_eq!(s.worker_queues, vec!["default"]);
+        assert_eq!(s.worker_kill_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut raw = RawConfig::default();
+        raw.worker.kill_grace = Some("soon".into());
+        let err = resolve(raw).expect_err("bad duration");
+        assert!(err.to_string().contains("worker.kill_grace"), "{err}");
+    }
+
+    #[test]
+    fn csv_queues() {
+        let mut raw = RawConfig::default();
+        raw.worker.queues = Some(StringList::Csv("a, b".into()));
+        assert_eq!(
+            resolve(raw).expect("resolves").worker_queues,
+            vec!["a", "b"]
+        );
+    }
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(mask_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,322 @@
+//! The scheduler's decision for one run: which task instances become ready, skipped or
+//! upstream_failed, and whether the run starts or ends. A pure function of the run's snapshot,
+//! run by the store inside the transaction that applies it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use dag::{DagGraph, Readiness, RunState, TaskState, UpstreamCounts};
+use store::{RunDecision, RunSnapshot, Transition};
+
+/// Decide for `snapshot`, a run of the DAG in `graph` (the version the run started with).
+pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, now: DateTime<Utc>) -> RunDecision {
+    let dag = graph.dag();
+    let run = &snapshot.run;
+    let mut decision = RunDecision::default();
+
+    match run.state {
+        RunState::Success | RunState::Failed => return decision,
+        RunState::Queued => {
+            if snapshot.running_runs_of_dag >= dag.max_active_runs as usize {
+                return decision;
+            }
+            decision.run_state = Some(RunState::Running);
+        }
+        RunState::Running => {}
+    }
+
+    let tis = &snapshot.task_instances;
+    let mut states: Vec<TaskState> = tis.iter().map(|ti| ti.state).collect();
+    let mut instances: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, ti) in tis.iter().enumerate() {
+        instances.entry(ti.task_id.as_str()).or_default().push(i);
+    }
+
+    let timed_out = match (dag.dagrun_timeout, run.start_date) {
+        (Some(limit), Some(started)) => (now - started).as_seconds_f64() > limit,
+        _ => false,
+    };
+    if timed_out {
+        // Airflow fails the run and leaves unfinished tasks skipped; a running try's late
+        // finish is then refused by the store's guard.
+        for (i, ti) in tis.iter().enumerate() {
+            if !ti.state.is_finished() && ti.state != TaskState::Running {
+                states[i] = TaskState::Skipped;
+            }
+        }
+        push_transitions(&mut decision, snapshot, &states);
+        decision.run_state = Some(RunState::Failed);
+        return decision;
+    }
+
+    let mut active = states
+        .iter()
+        .filter(|s| matches!(s, TaskState::Queued | TaskState::Running))
+        .count();
+    let max_active = dag.max_active_tasks as usize;
+
+    // Walk tasks upstream-first so that one pass settles chains of empty tasks and skips;
+    // repeat until nothing changes to be safe against any order the graph gives.
+    let order = graph.topological_order();
+    loop {
+        let mut changed = false;
+        for task_id in &order {
+            let Some(indexes) = instances.get(task_id) else {
+                continue;
+            };
+            let Some(task) = graph.task(task_id) else {
+                continue;
+            };
+            let mut counts = UpstreamCounts::default();
+            for up in &task.upstream {
+                for &j in instances.get(up.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
+                    counts.add(states[j]);
+                }
+            }
+            let readiness = task.trigger_rule.evaluate(&counts);
+            for &i in indexes {
+                if !matches!(states[i], TaskState::None | TaskState::Scheduled) {
+                    continue;
+                }
+                let next = match readiness {
+                    Readiness::Wait => continue,
+                    Readiness::Become(state) => state,
+                    Readiness::Run if !task.kind.needs_worker() => TaskState::Success,
+                    Readiness::Run if active < max_active => {
+                        active += 1;
+                        TaskState::Queued
+                    }
+                    Readiness::Run => continue,
+                };
+                states[i] = next;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    push_transitions(&mut decision, snapshot, &states);
+
+    if states.iter().all(|s| s.is_finished()) {
+        let leaves = graph.leaves();
+        let failed = tis.iter().zip(&states).any(|(ti, state)| {
+            leaves.contains(&ti.task_id.as_str())
+                && matches!(state, TaskState::Failed | TaskState::UpstreamFailed)
+        });
+        decision.run_state = Some(if failed {
+            RunState::Failed
+        } else {
+            RunState::Success
+        });
+    }
+    decision
+}
+
+fn push_transitions(decision: &mut RunDecision, snapshot: &RunSnapshot, states: &[TaskState]) {
+    for (ti, &to) in snapshot.task_instances.iter().zip(states) {
+        if ti.state != to {
+            decision.transitions.push(Transition {
+                ti: ti.id,
+                from: ti.state,
+                to,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dag::{RunType, parse_dag_str};
+    use store::{RunRecord, TaskInstanceRecord};
+
+    use super::*;
+
+    fn snapshot(
+        graph: &DagGraph,
+        run_state: RunState,
+        states: &[(&str, TaskState)],
+    ) -> RunSnapshot {
+        let now = Utc::now();
+        let run = RunRecord {
+            id: 1,
+            dag_id: graph.dag().dag_id.clone(),
+            run_id: "manual__x".into(),
+            run_type: RunType::Manual,
+            state: run_state,
+            logical_date: Some(now),
+            data_interval_start: Some(now),
+            data_interval_end: Some(now),
+            conf: serde_json::json!({}),
+            version: "v".into(),
+            queued_at: now,
+            start_date: Some(now),
+            end_date: None,
+        };
+        let task_instances = graph
+            .dag()
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, task)| TaskInstanceRecord {
+                id: i as i64 + 1,
+                run: 1,
+                dag_id: run.dag_id.clone(),
+                run_id: run.run_id.clone(),
+                task_id: task.task_id.clone(),
+                map_index: -1,
+                try_number: 0,
+                max_tries: 0,
+                state: states
+                    .iter()
+                    .find(|(id, _)| *id == task.task_id)
+                    .map_or(TaskState::None, |(_, s)| *s),
+                queue: "default".into(),
+                pool: "default_pool".into(),
+                pool_slots: 1,
+                priority_weight: 1,
+                operator: "BashOperator".into(),
+                queued_at: None,
+                start_date: None,
+                end_date: None,
+                next_retry_at: None,
+                hostname: None,
+                pid: None,
+                worker_id: None,
+                heartbeat_at: None,
+            })
+            .collect();
+        RunSnapshot {
+            run,
+            task_instances,
+            running_runs_of_dag: 1,
+        }
+    }
+
+    fn graph(yaml: &str) -> DagGraph {
+        DagGraph::new(Arc::new(parse_dag_str("t.yaml", yaml).expect("valid dag")))
+    }
+
+    /// Decide and return the resulting state of every task that changed, plus the run state.
+    fn check(
+        yaml: &str,
+        states: &[(&str, TaskState)],
+        expected: &[(&str, TaskState)],
+        run: Option<RunState>,
+    ) {
+        let g = graph(yaml);
+        let snap = snapshot(&g, RunState::Running, states);
+        let decision = decide(&g, &snap, Utc::now());
+        let mut got: Vec<(String, TaskState)> = decision
+            .transitions
+            .iter()
+            .map(|t| {
+                let ti = &snap.task_instances[(t.ti - 1) as usize];
+                (ti.task_id.clone(), t.to)
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut want: Vec<(String, TaskState)> = expected
+            .iter()
+            .map(|(id, s)| (id.to_string(), *s))
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got, want);
+        assert_eq!(decision.run_state, run);
+    }
+
+    use TaskState::{Failed, Queued, Running, Skipped, Success, UpstreamFailed};
+
+    const CHAIN: &str = "tasks:\n  - {id: a, bash: 'true'}\n  - {id: b, bash: 'true', depends_on: [a]}\n  - {id: c, bash: 'true', depends_on: [b]}\n";
+
+    #[test]
+    fn roots_are_queued_at_start() {
+        check(CHAIN, &[], &[("a", Queued)], None);
+    }
+
+    #[test]
+    fn downstream_of_a_success_is_queued() {
+        check(CHAIN, &[("a", Success)], &[("b", Queued)], None);
+    }
+
+    #[test]
+    fn failure_propagates_and_ends_the_run() {
+        check(
+            CHAIN,
+            &[("a", Failed)],
+            &[("b", UpstreamFailed), ("c", UpstreamFailed)],
+            Some(RunState::Failed),
+        );
+    }
+
+    #[test]
+    fn empty_tasks_finish_in_place_and_release_downstream() {
+        let yaml = "tasks:\n  - {id: a, empty: {}}\n  - {id: b, empty: {}, depends_on: [a]}\n  - {id: c, bash: 'true', depends_on: [b]}\n";
+        check(
+            yaml,
+            &[],
+            &[("a", Success), ("b", Success), ("c", Queued)],
+            None,
+        );
+    }
+
+    #[test]
+    fn skip_flows_three_levels_deep() {
+        let yaml = "tasks:\n  - {id: a, bash: 'true'}\n  - {id: b, bash: 'true', depends_on: [a]}\n  - {id: c, bash: 'true', depends_on: [b]}\n  - {id: d, bash: 'true', depends_on: [c]}\n";
+        check(
+            yaml,
+            &[("a", Skipped)],
+            &[("b", Skipped), ("c", Skipped), ("d", Skipped)],
+            Some(RunState::Success),
+        );
+    }
+
+    #[test]
+    fn run_succeeds_when_leaves_succeed_even_after_a_handled_failure() {
+        let yaml = "tasks:\n  - {id: a, bash: 'false'}\n  - {id: cleanup, bash: 'true', depends_on: [a], trigger_rule: all_done}\n";
+        check(
+            yaml,
+            &[("a", Failed), ("cleanup", Success)],
+            &[],
+            Some(RunState::Success),
+        );
+    }
+
+    #[test]
+    fn max_active_tasks_limits_queueing() {
+        let mut yaml = String::from("max_active_tasks: 2\ntasks:\n");
+        for i in 0..5 {
+            yaml.push_str(&format!("  - {{id: t{i}, bash: 'true'}}\n"));
+        }
+        let g = graph(&yaml);
+        let snap = snapshot(&g, RunState::Running, &[("t0", Running)]);
+        let decision = decide(&g, &snap, Utc::now());
+        assert_eq!(decision.transitions.len(), 1);
+    }
+
+    #[test]
+    fn queued_run_waits_for_max_active_runs() {
+        let g = graph("max_active_runs: 1\ntasks:\n  - {id: a, bash: 'true'}\n");
+        let mut snap = snapshot(&g, RunState::Queued, &[]);
+        snap.running_runs_of_dag = 1;
+        assert_eq!(decide(&g, &snap, Utc::now()), RunDecision::default());
+        snap.running_runs_of_dag = 0;
+        let decision = decide(&g, &snap, Utc::now());
+        assert_eq!(decision.run_state, Some(RunState::Running));
+        assert_eq!(decision.transitions.len(), 1);
+    }
+
+    #[test]
+    fn dagrun_timeout_fails_the_run() {
+        let g = graph(
+            "dagrun_timeout: 1m\ntasks:\n  - {id: a, bash: 'true'}\n  - {id: b, bash: 'true', depends_on: [a]}\n",
+        );
+        let mut snap = snapshot(&g, RunState::Running, &[("a", Running)]);
+        snap.run.start_date = Some(Utc::now() - chrono::Duration::minutes(2));
+        let decision = decide(&g, &snap, Utc::now());
+        assert_eq!(decision.run_state, Some(RunState::Failed));
+        assert_eq!(decision.transitions.len(), 1, "only b is skipped");
+    }
+}

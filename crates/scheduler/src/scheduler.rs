@@ -1,0 +1,443 @@
+//! The scheduler loop: reacts to store events (a run created, a task finished) by deciding the
+//! affected run at once, and does its housekeeping (DAG folder, cron ticks, retries, zombies)
+//! when their time comes. It sleeps until the next deadline or the next event, never a fixed
+//! sleep on the path from one task to the next.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dag::schedule;
+use dag::{RunType, Schedule, TaskState};
+use store::{Finish, LogLine, LogStream, ScheduleOutcome, Store, StoreError, StoreEvent};
+use tokio::sync::{Notify, broadcast};
+use tracing::{debug, info, warn};
+
+use crate::dag_folder::DagFolder;
+use crate::decide::decide;
+use crate::runs::{GraphCache, new_run};
+
+/// Scheduler settings. Built with [`SchedulerConfig::new`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// The DAGs folder; `None` for a scheduler that only schedules runs already in the store.
+    pub dags_folder: Option<PathBuf>,
+    /// Full rescan of the folder even without file events (inotify can drop events).
+    pub rescan_interval: Duration,
+    /// Safety net: look for work made by other processes that sent no event.
+    pub poll_interval: Duration,
+    /// A running try whose heartbeat is older than this is failed as a zombie.
+    pub zombie_threshold: Duration,
+    /// At most this many missed runs are created at once when catching up.
+    pub max_catchup_runs: usize,
+    /// Watch the folder for changes (off in one-shot uses such as `dags test`).
+    pub watch: bool,
+}
+
+impl SchedulerConfig {
+    pub fn new(dags_folder: Option<PathBuf>) -> Self {
+        SchedulerConfig {
+            dags_folder,
+            rescan_interval: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+            zombie_threshold: Duration::from_secs(60),
+            max_catchup_runs: 1000,
+            watch: true,
+        }
+    }
+
+    pub fn with_rescan_interval(mut self, interval: Duration) -> Self {
+        self.rescan_interval = interval;
+        self
+    }
+
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    pub fn with_zombie_threshold(mut self, threshold: Duration) -> Self {
+        self.zombie_threshold = threshold;
+        self
+    }
+
+    pub fn without_watch(mut self) -> Self {
+        self.watch = false;
+        self
+    }
+}
+
+/// Errors that stop the scheduler.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the scheduler keeps of a DAG between passes.
+#[derive(Debug, Clone)]
+struct DagState {
+    paused: bool,
+    active: bool,
+    /// When the next scheduled run is due; `None` for no (more) scheduled runs.
+    next_due: Option<DateTime<Utc>>,
+    /// The version `next_due` was computed for.
+    version: String,
+}
+
+/// The scheduler. Several may run against one Postgres: every decision is a guarded
+/// transaction, so two schedulers never queue a task instance twice.
+pub struct Scheduler {
+    config: SchedulerConfig,
+    store: Arc<dyn Store>,
+    graphs: GraphCache,
+    dags: HashMap<String, DagState>,
+}
+
+impl Scheduler {
+    pub fn new(config: SchedulerConfig, store: Arc<dyn Store>) -> Self {
+        Scheduler {
+            config,
+            store,
+            graphs: GraphCache::default(),
+            dags: HashMap::new(),
+        }
+    }
+
+    /// Run until `shutdown` completes. Resumes from the database alone: every unfinished run
+    /// is re-evaluated at start.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SchedulerError> {
+        let mut events = self.store.subscribe();
+        let folder_changed = Arc::new(Notify::new());
+        let _watcher = match (&self.config.dags_folder, self.config.watch) {
+            (Some(folder), true) => watch(folder, folder_changed.clone()),
+            _ => None,
+        };
+        let mut folder = self.config.dags_folder.clone().map(DagFolder::new);
+        let mut dirty: BTreeSet<i64> = BTreeSet::new();
+        let mut next_rescan = Utc::now();
+        let mut next_poll = Utc::now();
+        let mut next_zombie_check = Utc::now();
+        let mut next_retry: Option<DateTime<Utc>> = None;
+        tokio::pin!(shutdown);
+
+        loop {
+            let now = Utc::now();
+            if now >= next_rescan {
+                if let Some(folder) = folder.as_mut() {
+                    self.process_folder(folder, now).await?;
+                }
+                next_rescan = now + self.config.rescan_interval;
+            }
+            if now >= next_poll {
+                self.refresh_dags().await?;
+                dirty.extend(self.store.unfinished_runs().await?);
+                next_poll = now + self.config.poll_interval;
+            }
+            dirty.extend(self.create_scheduled_runs(now).await?);
+            if now >= next_zombie_check {
+                self.fail_zombies(now).await?;
+                next_zombie_check = now + self.config.zombie_threshold / 4;
+            }
+            if next_retry.is_some_and(|t| t <= now) {
+                self.store.queue_due_retries(now).await?;
+            }
+
+            // Decide every run something happened to; a decision that ends a run can let a
+            // queued run of the same DAG start, so those are decided in the same pass.
+            while let Some(run) = dirty.pop_first() {
+                let outcome = self.schedule(run).await?;
+                if outcome.run_state.is_some_and(|s| s.is_finished()) {
+                    dirty.extend(self.store.unfinished_runs().await?);
+                }
+                drain(&mut events, &mut dirty, &*self.store).await?;
+            }
+
+            let mut deadline = next_poll.min(next_zombie_check).min(next_rescan);
+            if let Some(due) = self.dags.values().filter_map(|d| d.next_due).min() {
+                deadline = deadline.min(due);
+            }
+            next_retry = self.store.next_retry_at().await?;
+            if let Some(retry) = next_retry {
+                deadline = deadline.min(retry);
+            }
+            let sleep = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = &mut shutdown => {
+                    info!("scheduler stopping");
+                    return Ok(());
+                }
+                event = events.recv() => {
+                    note_event(event, &mut dirty, &*self.store).await?;
+                    drain(&mut events, &mut dirty, &*self.store).await?;
+                }
+                _ = folder_changed.notified() => {
+                    next_rescan = Utc::now();
+                }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// Decide one run inside the store's transaction.
+    async fn schedule(&self, run: i64) -> Result<ScheduleOutcome, SchedulerError> {
+        let Some(record) = self.store.get_run_by_key(run).await? else {
+            return Ok(ScheduleOutcome::default());
+        };
+        if record.state.is_finished() {
+            return Ok(ScheduleOutcome::default());
+        }
+        if self.dags.get(&record.dag_id).is_some_and(|d| d.paused) {
+            return Ok(ScheduleOutcome::default());
+        }
+        let Some(graph) = self
+            .graphs
+            .get(&*self.store, &record.dag_id, &record.version)
+            .await?
+        else {
+            warn!(dag_id = %record.dag_id, version = %record.version, "run's DAG version is missing");
+            return Ok(ScheduleOutcome::default());
+        };
+        let now = Utc::now();
+        let outcome = self
+            .store
+            .schedule_run(run, now, &|snapshot| decide(&graph, snapshot, now))
+            .await?;
+        if let Some(state) = outcome.run_state {
+            debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");
+        }
+        Ok(outcome)
+    }
+
+    async fn process_folder(
+        &mut self,
+        folder: &mut DagFolder,
+        now: DateTime<Utc>,
+    ) -> Result<(), SchedulerError> {
+        let report = folder.process(&*self.store, now).await?;
+        for file in &report.errors {
+            warn!(file = %file, "DAG file has import errors");
+        }
+        if !report.synced.is_empty() || !report.deactivated.is_empty() {
+            info!(synced = ?report.synced, deactivated = ?report.deactivated, "DAG folder processed");
+            self.refresh_dags().await?;
+        }
+        Ok(())
+    }
+
+    /// Re-read every DAG's flags (another process may have paused one) and recompute when its
+    /// next scheduled run is due if its version changed.
+    async fn refresh_dags(&mut self) -> Result<(), SchedulerError> {
+        let records = self.store.list_dags().await?;
+        let mut fresh = HashMap::with_capacity(records.len());
+        for record in records {
+            let known = self.dags.remove(&record.dag_id);
+            let next_due = match known {
+                Some(state) if state.version == record.version => state.next_due,
+                _ => {
+                    let last = self
+                        .store
+                        .last_scheduled_logical_date(&record.dag_id)
+                        .await?;
+                    next_due_of(&record.dag, last)
+                }
+            };
+            fresh.insert(
+                record.dag_id.clone(),
+                DagState {
+                    paused: record.is_paused,
+                    active: record.is_active,
+                    next_due,
+                    version: record.version.clone(),
+                },
+            );
+        }
+        self.dags = fresh;
+        Ok(())
+    }
+
+    /// Create the scheduled runs that are due; returns their keys.
+    async fn create_scheduled_runs(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, SchedulerError> {
+        let due: Vec<String> = self
+            .dags
+            .iter()
+            .filter(|(_, d)| d.active && !d.paused && d.next_due.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut created = Vec::new();
+        for dag_id in due {
+            let Some(record) = self.store.get_dag(&dag_id).await? else {
+                continue;
+            };
+            let last = self.store.last_scheduled_logical_date(&dag_id).await?;
+            let intervals =
+                match schedule::due_runs(&record.dag, last, now, self.config.max_catchup_runs) {
+                    Ok(intervals) => intervals,
+                    Err(e) => {
+                        warn!(%dag_id, error = %e, "cannot compute the schedule");
+                        Vec::new()
+                    }
+                };
+            let graph = dag::DagGraph::new(record.dag.clone());
+            let mut newest = last;
+            for interval in intervals {
+                let run = new_run(
+                    &graph,
+                    &record.version,
+                    RunType::Scheduled,
+                    interval,
+                    serde_json::json!({}),
+                    None,
+                    now,
+                );
+                if let Some(run) = self.store.create_run(&run).await? {
+                    info!(%dag_id, run_id = %run.run_id, "scheduled run created");
+                    created.push(run.id);
+                }
+                newest =
+                    Some(newest.map_or(interval.logical_date, |n| n.max(interval.logical_date)));
+            }
+            if let Some(state) = self.dags.get_mut(&dag_id) {
+                state.next_due = next_due_of(&record.dag, newest);
+            }
+        }
+        Ok(created)
+    }
+
+    /// Fail (or retry) every running try whose worker stopped heartbeating.
+    async fn fail_zombies(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
+        let threshold = chrono::Duration::from_std(self.config.zombie_threshold)
+            .unwrap_or(chrono::Duration::seconds(60));
+        for ti in self.store.zombies(now - threshold).await? {
+            let Some(run) = self.store.get_run_by_key(ti.run).await? else {
+                continue;
+            };
+            let task = self
+                .graphs
+                .get(&*self.store, &run.dag_id, &run.version)
+                .await?
+                .and_then(|g| g.task(&ti.task_id).cloned());
+            let (state, next_retry_at) = match task {
+                Some(task) if ti.try_number <= ti.max_tries => {
+                    let delay = dag::retry::retry_delay_seconds(&task, ti.try_number + 1, 0.0);
+                    let at = now + chrono::Duration::milliseconds((delay * 1000.0) as i64);
+                    (TaskState::UpForRetry, Some(at))
+                }
+                _ => (TaskState::Failed, None),
+            };
+            let message = format!(
+                "task failed: its worker {} stopped heartbeating (no heartbeat for over {}s)",
+                ti.worker_id.as_deref().unwrap_or("?"),
+                threshold.num_seconds()
+            );
+            self.store
+                .append_log(
+                    ti.id,
+                    ti.try_number,
+                    &[LogLine {
+                        timestamp: now,
+                        stream: LogStream::System,
+                        line: message,
+                    }],
+                )
+                .await?;
+            let applied = self
+                .store
+                .finish_task_instance(&Finish {
+                    ti: ti.id,
+                    try_number: ti.try_number,
+                    state,
+                    end_date: now,
+                    next_retry_at,
+                    xcoms: Vec::new(),
+                })
+                .await?;
+            if applied {
+                warn!(dag_id = %ti.dag_id, task_id = %ti.task_id, run_id = %ti.run_id, %state, "zombie task instance");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn next_due_of(dag: &dag::Dag, last: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    if dag.schedule == Schedule::None {
+        return None;
+    }
+    match schedule::next_due_at(dag, last) {
+        Ok(next) => next,
+        Err(e) => {
+            warn!(dag_id = %dag.dag_id, error = %e, "cannot compute the schedule");
+            None
+        }
+    }
+}
+
+/// Take every event already waiting, without blocking.
+async fn drain(
+    events: &mut broadcast::Receiver<StoreEvent>,
+    dirty: &mut BTreeSet<i64>,
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    loop {
+        match events.try_recv() {
+            Ok(event) => note_event(Ok(event), dirty, store).await?,
+            Err(broadcast::error::TryRecvError::Empty) => return Ok(()),
+            Err(broadcast::error::TryRecvError::Closed) => return Ok(()),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                dirty.extend(store.unfinished_runs().await?);
+            }
+        }
+    }
+}
+
+async fn note_event(
+    event: Result<StoreEvent, broadcast::error::RecvError>,
+    dirty: &mut BTreeSet<i64>,
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    match event {
+        Ok(StoreEvent::RunChanged { run }) => {
+            dirty.insert(run);
+        }
+        Ok(StoreEvent::TasksQueued) => {}
+        // Missed events: fall back to re-deciding every unfinished run.
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            dirty.extend(store.unfinished_runs().await?);
+        }
+        Err(broadcast::error::RecvError::Closed) => {
+            // The store is gone; the poll interval keeps the loop alive until shutdown.
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(())
+}
+
+/// Watch the DAGs folder and wake the scheduler on any change. `None` when watching is not
+/// possible (the periodic rescan still finds changes).
+fn watch(folder: &std::path::Path, changed: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher =
+        match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                changed.notify_one();
+            }
+        }) {
+            Ok(watcher) => watcher,
+            Err(e) => {
+                warn!(error = %e, "cannot watch the DAGs folder; relying on periodic rescans");
+                return None;
+            }
+        };
+    if let Err(e) = watcher.watch(folder, notify::RecursiveMode::Recursive) {
+        warn!(folder = %folder.display(), error = %e, "cannot watch the DAGs folder; relying on periodic rescans");
+        return None;
+    }
+    Some(watcher)
+}

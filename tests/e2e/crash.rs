@@ -1,0 +1,82 @@
+//! `dagctl standalone` killed with SIGKILL mid-run and started again finishes the run, and
+//! no task instance try ever started twice — shown by the tasks' own side effects.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::harness::{Sandbox, newest_run, wait_for};
+
+#[test]
+fn killed_standalone_resumes_the_run_without_starting_a_try_twice() {
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT__SCHEDULER__ZOMBIE_THRESHOLD", "2s");
+    sandbox.set("UPDRAFT__WORKER__HEARTBEAT_INTERVAL", "500ms");
+    let side = sandbox.path().join("side_effects.txt");
+    let mut dag = String::from("default_args: {retries: 2, retry_delay: 1s}\ntasks:\n");
+    for i in 0..12 {
+        dag.push_str(&format!(
+            "  - id: t{i:02}\n    bash: 'echo \"{{{{ ti.task_id }}}} {{{{ ti.try_number }}}} start\" >> {side}; sleep 0.25; echo \"{{{{ ti.task_id }}}} {{{{ ti.try_number }}}} end\" >> {side}'\n",
+            side = side.display()
+        ));
+        if i > 0 {
+            dag.push_str(&format!("    depends_on: [t{:02}]\n", i - 1));
+        }
+    }
+    sandbox.write_dag("crashy.yaml", &dag);
+
+    let server = sandbox.standalone();
+    wait_for("DAG parsed", Duration::from_secs(30), || {
+        sandbox
+            .run(&["dags", "list-runs", "crashy"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let out = sandbox.run(&["dags", "trigger", "crashy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("a few tasks to start", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&side).unwrap_or_default();
+        (text.matches(" start").count() >= 4).then_some(())
+    });
+    server.kill();
+
+    let _server = sandbox.standalone();
+    wait_for(
+        "the run to finish after restart",
+        Duration::from_secs(90),
+        || newest_run(&sandbox, "crashy").filter(|(_, state)| state == "success"),
+    );
+
+    let text = std::fs::read_to_string(&side).expect("side effects");
+    let mut starts: HashMap<(String, String), usize> = HashMap::new();
+    let mut ends: HashMap<String, usize> = HashMap::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            [task, try_number, "start"] => {
+                *starts
+                    .entry((task.to_string(), try_number.to_string()))
+                    .or_default() += 1;
+            }
+            [task, _, "end"] => *ends.entry(task.to_string()).or_default() += 1,
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    for ((task, try_number), count) in &starts {
+        assert_eq!(
+            *count, 1,
+            "{task} try {try_number} started {count} times:\n{text}"
+        );
+    }
+    for i in 0..12 {
+        let task = format!("t{i:02}");
+        assert!(
+            ends.get(&task).copied().unwrap_or(0) >= 1,
+            "{task} never finished:\n{text}"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Running `dagctl` in a scratch directory, and waiting on what it does with deadlines.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A scratch directory with a `dags/` folder, where `dagctl` runs.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("dags")).expect("dags dir");
+        Sandbox {
+            dir,
+            env: vec![
+                ("UPDRAFT__SCHEDULER__POLL_INTERVAL".into(), "300ms".into()),
+                ("UPDRAFT__SCHEDULER__RESCAN_INTERVAL".into(), "1s".into()),
+            ],
+        }
+    }
+
+    /// A sandbox whose DAGs folder holds the repository's example DAGs.
+    pub fn with_examples() -> Sandbox {
+        let sandbox = Sandbox::new();
+        let examples = repo_root().join("dags");
+        for entry in std::fs::read_dir(&examples).expect("dags/ exists") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                std::fs::copy(&path, sandbox.dags().join(path.file_name().expect("name")))
+                    .expect("copy example");
+            }
+        }
+        sandbox
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn dags(&self) -> PathBuf {
+        self.dir.path().join("dags")
+    }
+
+    pub fn write_dag(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dags().join(name);
+        std::fs::write(&path, text).expect("write DAG");
+        path
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dagctl"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("UPDRAFT_CONFIG")
+            .env("RUST_LOG", "warn");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// Run to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("dagctl runs")
+    }
+
+    /// Run, require success, and parse stdout as JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "dagctl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "dagctl {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Start `dagctl standalone --port 0` and wait for its address.
+    pub fn standalone(&self) -> Server {
+        let mut child = self
+            .command(&["standalone", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("standalone starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("http://").nth(1) {
+                        let address = rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string();
+                        return Server {
+                            child,
+                            address,
+                            stdout: seen,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let out = child.wait_with_output().expect("collect output");
+                    panic!(
+                        "standalone did not start: {seen:?}\n{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A running `dagctl standalone`.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+    /// Lines printed before the address (the admin password, …).
+    pub stdout: Vec<String>,
+}
+
+impl Server {
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("standalone exits")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("repository root above crates/dagctl")
+        .to_path_buf()
+}
+
+/// The state of the newest run of `dag_id`, via the CLI.
+pub fn newest_run(sandbox: &Sandbox, dag_id: &str) -> Option<(String, String)> {
+    let out = sandbox.run(&["dags", "list-runs", dag_id, "-o", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let run = runs.as_array()?.first()?;
+    Some((
+        run["run_id"].as_str()?.to_string(),
+        run["state"].as_str()?.to_string(),
+    ))
+}

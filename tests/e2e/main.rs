@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `dagctl` binary, real child processes, real databases.
+
+mod cli;
+mod crash;
+mod examples;
+mod harness;
+mod postgres;
+mod standalone;

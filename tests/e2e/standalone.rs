@@ -1,0 +1,166 @@
+//! `dagctl standalone`: health, the first-start admin, and broken DAG files that become
+//! import errors while every other DAG keeps running.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Sandbox, newest_run, wait_for};
+
+/// A plain HTTP/1.1 GET on loopback: status and body.
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn broken_files_are_import_errors_and_good_dags_keep_running() {
+    let sandbox = Sandbox::new();
+    sandbox.write_dag(
+        "good.yaml",
+        "tasks:\n  - {id: first, bash: 'echo one'}\n  - {id: second, bash: 'echo two', depends_on: [first]}\n",
+    );
+    sandbox.write_dag(
+        "cycle.yaml",
+        "tasks:\n  - {id: a, bash: 'true', depends_on: [b]}\n  - {id: b, bash: 'true', depends_on: [a]}\n",
+    );
+    sandbox.write_dag("broken.yaml", "tasks: [\n");
+    let mut bomb = String::from(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    let mut previous = "a".to_string();
+    for name in ["b", "c", "d", "e", "f", "g", "h", "i"] {
+        bomb.push_str(&format!(
+            "{name}: &{name} [*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous},*{previous}]\n"
+        ));
+        previous = name.to_string();
+    }
+    bomb.push_str("tasks:\n  - {id: x, bash: 'true'}\n");
+    sandbox.write_dag("bomb.yaml", &bomb);
+    let big = format!(
+        "# {}\ntasks:\n  - {{id: x, bash: 'true'}}\n",
+        "x".repeat(20 * 1024 * 1024)
+    );
+    sandbox.write_dag("huge.yaml", &big);
+    std::fs::write(
+        sandbox.dags().join("bad_bytes.yaml"),
+        b"tasks:\n  - {id: x, bash: '\xfe'}\n",
+    )
+    .expect("write");
+
+    let server = sandbox.standalone();
+    let password_file = sandbox
+        .path()
+        .join(".updraft/standalone_admin_password.txt");
+    let password = std::fs::read_to_string(&password_file).expect("admin password saved");
+    assert!(
+        server.stdout.iter().any(|l| l.contains(password.trim())),
+        "password printed: {:?}",
+        server.stdout
+    );
+
+    let (status, body) = http_get(&server.address, "/api/v2/monitor/health");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).expect("health JSON");
+    assert_eq!(health["metadatabase"]["status"], "healthy");
+
+    let errors = wait_for("import errors", Duration::from_secs(30), || {
+        let errors = sandbox.json(&["dags", "list-import-errors", "-o", "json"]);
+        (errors.as_array().map_or(0, Vec::len) == 5).then_some(errors)
+    });
+    for (file, needle) in [
+        ("cycle.yaml", "a -> b -> a"),
+        ("broken.yaml", "broken.yaml:"),
+        ("bomb.yaml", "bomb.yaml:"),
+        ("huge.yaml", "limit"),
+        ("bad_bytes.yaml", "UTF-8"),
+    ] {
+        let error = errors
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|e| e["filename"].as_str().is_some_and(|f| f.ends_with(file)))
+            .unwrap_or_else(|| panic!("no import error for {file}: {errors}"));
+        let message = error["message"].as_str().expect("message");
+        assert!(message.contains(needle), "{file}: {message}");
+    }
+
+    wait_for("good DAG listed", Duration::from_secs(30), || {
+        let dags = sandbox.json(&["dags", "list", "-o", "json"]);
+        dags.as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d["dag_id"] == "good")
+            .then_some(())
+    });
+    let out = sandbox.run(&["dags", "trigger", "good"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(run_id.starts_with("manual__"), "{run_id}");
+    wait_for("good run to succeed", Duration::from_secs(30), || {
+        newest_run(&sandbox, "good").filter(|(_, state)| state == "success")
+    });
+    let states = sandbox.json(&["tasks", "states-for-dag-run", "good", &run_id, "-o", "json"]);
+    assert!(
+        states
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|t| t["state"] == "success"),
+        "{states}"
+    );
+    let log = sandbox.run(&["tasks", "logs", "good", &run_id, "second"]);
+    assert!(String::from_utf8_lossy(&log.stdout).contains("two"));
+
+    // Fixing a file clears its error on the next scan; deleting one deactivates its DAG.
+    sandbox.write_dag("broken.yaml", "tasks: [{id: fixed, bash: 'true'}]\n");
+    std::fs::remove_file(sandbox.dags().join("good.yaml")).expect("remove");
+    wait_for(
+        "error cleared and DAG deactivated",
+        Duration::from_secs(30),
+        || {
+            let errors = sandbox.json(&["dags", "list-import-errors", "-o", "json"]);
+            let dags = sandbox.json(&["dags", "list", "-o", "json"]);
+            let cleared = !errors.as_array()?.iter().any(|e| {
+                e["filename"]
+                    .as_str()
+                    .is_some_and(|f| f.ends_with("broken.yaml"))
+            });
+            let good_inactive = dags
+                .as_array()?
+                .iter()
+                .any(|d| d["dag_id"] == "good" && d["is_active"] == false);
+            let fixed = dags.as_array()?.iter().any(|d| d["dag_id"] == "broken");
+            (cleared && good_inactive && fixed).then_some(())
+        },
+    );
+    assert!(
+        server.terminate().success(),
+        "standalone exits cleanly on SIGTERM"
+    );
+}
