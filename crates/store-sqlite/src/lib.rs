@@ -61,8 +61,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 
 impl SqliteStore {
     /// Open (creating if needed) the database at a `sqlite:` URL or a plain file path.
+    /// `sqlite::memory:` gives a [`temporary`](SqliteStore::temporary) database: a true
+    /// in-memory database would be a different one on each connection of the pools.
     pub async fn connect(url_or_path: &str) -> store::Result<SqliteStore> {
-        if url_or_path.starts_with("sqlite:") {
+        if url_or_path == "sqlite::memory:" || url_or_path == ":memory:" {
+            Self::temporary().await
+        } else if url_or_path.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url_or_path).map_err(db)?;
             let path = options.get_filename().to_path_buf();
             Self::open_with(options, &path, None).await

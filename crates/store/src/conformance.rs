@@ -77,6 +77,7 @@ macro_rules! store_conformance {
             list_and_find_runs,
             schedule_run_guarded_transitions,
             schedule_run_sees_running_runs,
+            concurrent_schedulers_apply_each_transition_once,
             claim_orders_by_priority_and_filters_queue,
             concurrent_claimers_never_share,
             finish_guarded_by_try_number,
@@ -797,6 +798,43 @@ pub async fn schedule_run_sees_running_runs(store: Arc<dyn Store>) {
         "no decision, no change"
     );
     assert_eq!(outcome.applied, 0);
+}
+
+pub async fn concurrent_schedulers_apply_each_transition_once(store: Arc<dyn Store>) {
+    const TASKS: usize = 20;
+    let names: Vec<String> = (0..TASKS).map(|i| format!("t{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut dag = chain_dag("raced", &refs);
+    for t in &mut dag.tasks {
+        t.upstream.clear();
+    }
+    let run = store
+        .create_run(&new_run(&dag, "r1", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    // Four schedulers react to the same event at once, each deciding to queue everything.
+    let mut schedulers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        schedulers.push(tokio::spawn(async move {
+            queue_all(store.as_ref(), run.id, at(1)).await
+        }));
+    }
+    let mut queued = 0;
+    for scheduler in schedulers {
+        queued += scheduler.await.expect("scheduler finished");
+    }
+    assert_eq!(
+        queued, TASKS,
+        "each instance queued by exactly one scheduler"
+    );
+    let tis = store.task_instances(run.id).await.expect("tis");
+    assert!(
+        tis.iter()
+            .all(|ti| ti.state == TaskState::Queued && ti.try_number == 1),
+        "no try counted twice"
+    );
 }
 
 // --- claims ---------------------------------------------------------------------------------

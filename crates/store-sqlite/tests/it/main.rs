@@ -35,3 +35,18 @@ async fn open_creates_the_file_and_reopens() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].filename, "dags/x.yaml");
 }
+
+/// `sqlite::memory:` is one database shared by every connection, not one per connection.
+#[tokio::test]
+async fn memory_url_is_one_database() {
+    use store::Store;
+    let store = SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("memory");
+    store
+        .record_import_error("dags/x.yaml", "bad", store::conformance::at(1))
+        .await
+        .expect("write");
+    // Reads use other connections than the write did.
+    assert_eq!(store.list_import_errors().await.expect("read").len(), 1);
+}
