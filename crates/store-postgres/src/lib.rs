@@ -14,6 +14,7 @@
 mod events;
 mod operations;
 mod rows;
+mod scratch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,8 @@ use tokio::sync::broadcast;
 
 use crate::events::{Listener, Origin};
 use crate::rows::db;
+
+pub use crate::scratch::{create_scratch_database, drop_scratch_database, with_database};
 
 /// How many events a slow subscriber may fall behind before it sees `Lagged`.
 const EVENT_CAPACITY: usize = 1024;

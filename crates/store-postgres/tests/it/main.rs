@@ -5,36 +5,20 @@
 //! cases, except with `CI=true`, where it fails them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 use store::Store;
 use store::conformance::{Fixture, Teardown};
-use store_postgres::{PostgresConfig, PostgresStore};
+use store_postgres::{
+    PostgresConfig, PostgresStore, create_scratch_database, drop_scratch_database,
+};
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn server_url() -> String {
     std::env::var("UPDRAFT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
-}
-
-/// The same server URL with another database name, keeping any `?options`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_end..].find('/') {
-        Some(slash) => &base[..authority_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{database}?{query}"),
-        None => format!("{server}/{database}"),
-    }
 }
 
 /// A connection to the server's maintenance database, or `None` (having said why) to skip.
@@ -59,40 +43,19 @@ async fn admin() -> Option<PgConnection> {
     }
 }
 
-fn unique_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "updraft_test_{}_{nanos}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 /// A new empty database: its URL, and the teardown that drops it.
 async fn fresh_database() -> Option<(String, Teardown)> {
-    let mut maintenance = admin().await?;
-    let name = unique_name();
-    // The name is made here from digits and underscores only.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut maintenance)
+    // Checked first so an unreachable server skips (or fails in CI) with a clear message.
+    let maintenance = admin().await?;
+    let _ = maintenance.close().await;
+    let server = server_url();
+    let url = create_scratch_database(&server)
         .await
         .expect("create the test database");
-    let _ = maintenance.close().await;
-    let url = with_database(&server_url(), &name);
+    let dropped_url = url.clone();
     let teardown: Teardown = Box::pin(async move {
-        // FORCE ends connections the dropped stores may still be closing.
-        if let Some(mut admin) = admin().await {
-            let dropped = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut admin)
-            .await;
-            if let Err(err) = dropped {
-                eprintln!("could not drop test database {name}: {err}");
-            }
+        if let Err(err) = drop_scratch_database(&server, &dropped_url).await {
+            eprintln!("could not drop test database {dropped_url}: {err}");
         }
     });
     Some((url, teardown))
@@ -111,19 +74,6 @@ async fn fresh() -> Option<Fixture> {
 }
 
 store::store_conformance!(fresh);
-
-#[test]
-fn database_names_replace_the_path() {
-    assert_eq!(
-        with_database("postgres://u@h:5432/postgres", "x"),
-        "postgres://u@h:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u@h/postgres?sslmode=disable", "x"),
-        "postgres://u@h/x?sslmode=disable"
-    );
-    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
-}
 
 /// Two stores on one database, as two processes would be: a commit in one wakes the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
