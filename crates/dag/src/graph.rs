@@ -40,7 +40,9 @@ impl DagGraph {
     }
 
     pub fn task(&self, task_id: &str) -> Option<&Task> {
-        self.nodes.get(task_id).map(|&n| &self.dag.tasks[self.graph[n]])
+        self.nodes
+            .get(task_id)
+            .map(|&n| &self.dag.tasks[self.graph[n]])
     }
 
     /// Direct downstream task ids.

@@ -125,18 +125,32 @@ pub struct Task {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskKind {
     /// `bash -c command` (rendered).
-    Bash { command: String },
+    Bash {
+        command: String,
+    },
     /// A Python process running inline `code` or a `file`, optionally calling `callable`.
     Python(PythonTask),
     /// Does nothing and succeeds.
     Empty,
     /// Evaluated by the scheduler: the first case whose `if` is true is followed.
-    Switch { cases: Vec<SwitchCase> },
-    Sensor { spec: Value },
-    Http { spec: Value },
-    Sql { spec: Value },
-    Email { spec: Value },
-    TriggerDag { spec: Value },
+    Switch {
+        cases: Vec<SwitchCase>,
+    },
+    Sensor {
+        spec: Value,
+    },
+    Http {
+        spec: Value,
+    },
+    Sql {
+        spec: Value,
+    },
+    Email {
+        spec: Value,
+    },
+    TriggerDag {
+        spec: Value,
+    },
 }
 
 impl TaskKind {

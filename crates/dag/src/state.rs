@@ -79,7 +79,14 @@ impl TaskState {
         match self {
             None | Scheduled => matches!(
                 to,
-                Scheduled | Queued | Running | Success | Skipped | UpstreamFailed | Failed | Removed
+                Scheduled
+                    | Queued
+                    | Running
+                    | Success
+                    | Skipped
+                    | UpstreamFailed
+                    | Failed
+                    | Removed
             ),
             Queued => matches!(to, Running | Failed | Success | Skipped | UpstreamFailed),
             Running => matches!(
