@@ -430,11 +430,10 @@ impl Store for PostgresStore {
             }
         }
         let mut events = Vec::new();
+        // No RunChanged: the decision already is the run's fixpoint, and re-deciding it
+        // would cost one more write transaction on every hop.
         if outcome.queued > 0 {
             events.push(StoreEvent::TasksQueued);
-        }
-        if outcome.applied > 0 {
-            events.push(StoreEvent::RunChanged { run });
         }
         self.commit(tx, &events).await?;
         Ok(outcome)

@@ -412,11 +412,10 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await.map_err(db)?;
+        // No RunChanged: the decision already is the run's fixpoint, and re-deciding it
+        // would cost one more write transaction on every hop.
         if outcome.queued > 0 {
             self.emit(StoreEvent::TasksQueued);
-        }
-        if outcome.applied > 0 {
-            self.emit(StoreEvent::RunChanged { run });
         }
         Ok(outcome)
     }

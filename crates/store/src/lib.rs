@@ -122,6 +122,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Atomically: lock the run, read it with its task instances, call `decide`, and apply
     /// the decision, each transition guarded by the state `decide` saw. Returns what changed.
+    /// Emits `TasksQueued` if it queued anything, but never `RunChanged`: the decision is
+    /// meant to be the run's fixpoint, so deciding again would change nothing.
     async fn schedule_run(
         &self,
         run: i64,
