@@ -1,0 +1,85 @@
+//! The worker's settings, resolved by the caller (dagctl reads the configuration file).
+
+use std::time::Duration;
+
+/// Settings of one worker. Build with [`WorkerConfig::new`] and the `with_*` methods.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this worker in claims and heartbeats; unique among running workers.
+    pub worker_id: String,
+    /// Recorded on each claimed task instance, shown in the UI.
+    pub hostname: String,
+    /// Only task instances of these queues are claimed.
+    pub queues: Vec<String>,
+    /// Tries running at once.
+    pub concurrency: usize,
+    /// Bytes of output stored per try; past it one notice line is stored and the rest of the
+    /// output is read and discarded.
+    pub log_cap_bytes: u64,
+    /// Time between SIGTERM and SIGKILL when a try is killed.
+    pub kill_grace: Duration,
+    /// How often the worker refreshes the heartbeat of its running tries.
+    pub heartbeat_interval: Duration,
+    /// How often the worker claims even without a wake-up event: a safety net for missed
+    /// events, never the normal path.
+    pub poll_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults: this machine's hostname, queue `default`, 16 tries at once, 16 MiB of log per
+    /// try, 10 s kill grace (dag-format.md), heartbeat every 5 s, poll every second.
+    pub fn new(worker_id: impl Into<String>) -> Self {
+        let hostname = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".to_string());
+        WorkerConfig {
+            worker_id: worker_id.into(),
+            hostname,
+            queues: vec!["default".to_string()],
+            concurrency: 16,
+            log_cap_bytes: 16 * 1024 * 1024,
+            kill_grace: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = hostname.into();
+        self
+    }
+
+    pub fn with_queues(mut self, queues: Vec<String>) -> Self {
+        self.queues = queues;
+        self
+    }
+
+    /// At least one.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    pub fn with_log_cap_bytes(mut self, bytes: u64) -> Self {
+        self.log_cap_bytes = bytes;
+        self
+    }
+
+    pub fn with_kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// At least one millisecond (a zero interval would spin).
+    pub fn with_heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// At least one millisecond (a zero interval would spin).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+}

@@ -1,0 +1,380 @@
+//! Running one try as a child process in its own process group: spawn, stream its output into
+//! the try's log, enforce `execution_timeout` (SIGTERM, then SIGKILL after a grace period),
+//! and report how it ended.
+//!
+//! Architecture invariant: a task process never gets database credentials. The worker's
+//! environment is inherited, minus every variable that can carry the store's URL.
+//!
+//! A try owns its process group: once the main process has exited, whatever it left running
+//! in the group is killed, so nothing a try started outlives it or keeps its pipes open.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
+use store::LogStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::task_log::{TaskLog, TrackLast};
+
+/// How long to keep reading output after the process group is gone. Only a process that left
+/// the group (with `setsid`) but kept the pipes open makes this matter.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest command text repeated in the start line of the log.
+const MAX_LOGGED_COMMAND: usize = 4096;
+
+/// What to run, fully rendered.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// Set on top of the (scrubbed) inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Whether stdout's last non-empty line is wanted (bash's `return_value`).
+    pub track_last_stdout: TrackLast,
+}
+
+/// Limits on one try.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub timeout: Option<Duration>,
+    pub kill_grace: Duration,
+}
+
+/// How a try's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Exited on its own with this code.
+    Exited(i32),
+    /// Killed by a signal it did not expect from us.
+    Signaled(i32),
+    /// `execution_timeout` passed and we killed it.
+    TimedOut,
+    /// The worker shut down and killed it.
+    Cancelled,
+}
+
+/// A spawned try, its output already streaming into the log.
+pub(crate) struct Running {
+    child: Box<dyn ChildWrapper>,
+    pid: u32,
+    started: Instant,
+    stdout: Option<JoinHandle<Option<String>>>,
+    stderr: Option<JoinHandle<Option<String>>>,
+}
+
+/// The result of [`Running::wait`].
+#[derive(Debug, Clone)]
+pub(crate) struct Finished {
+    pub ending: Ending,
+    /// Last non-empty stdout line, when asked for.
+    pub last_stdout_line: Option<String>,
+}
+
+/// True for variables that may carry the store's URL or credentials. Matching is by name, so
+/// that a new config key under `UPDRAFT__` is covered without a change here.
+pub(crate) fn is_credential_variable(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("UPDRAFT__")
+        || upper.contains("DATABASE_URL")
+        || upper.contains("SQL_ALCHEMY_CONN")
+}
+
+/// Spawn the process in a new process group, with stdin closed and both output pipes read
+/// into `log`.
+pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
+    let mut command = CommandWrap::with_new(&spec.program, |cmd| {
+        cmd.args(&spec.args)
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(is_credential_variable) {
+                cmd.env_remove(&name);
+            }
+        }
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        die_with_worker(cmd);
+    });
+    command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+    let mut child = command.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| io::Error::other("the process exited before its id could be read"))?;
+    let stdout = child
+        .stdout()
+        .take()
+        .map(|pipe| log.read_pipe(pipe, LogStream::Stdout, spec.track_last_stdout));
+    let stderr = child
+        .stderr()
+        .take()
+        .map(|pipe| log.read_pipe(pipe, LogStream::Stderr, TrackLast::No));
+    Ok(Running {
+        child,
+        pid,
+        started: Instant::now(),
+        stdout,
+        stderr,
+    })
+}
+
+/// Ask the kernel to SIGKILL the child when the worker dies, so a crashed worker leaves no
+/// orphaned task behind (it would keep running while the zombie detector retries it).
+///
+/// The signal fires when the *thread* that forked the child exits. Children are spawned from
+/// tokio runtime threads, which live as long as the runtime, so in practice this means the
+/// worker process. Grandchildren are not covered by the kernel here; they die with the group
+/// when the worker ends a try normally.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_worker(cmd: &mut tokio::process::Command) {
+    let worker_pid = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // functions may be called. It calls `prctl` and `getppid` (both plain system calls, which
+    // are async-signal-safe), allocates nothing, takes no locks, and touches no state shared
+    // with other threads: it only reads a copied `u32`.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            // The worker may have died between fork and prctl: then the signal would never
+            // come, so give up now rather than run unsupervised.
+            if u32::try_from(libc::getppid()).ok() != Some(worker_pid) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_worker(_cmd: &mut tokio::process::Command) {}
+
+impl Running {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Wait for the process to end, killing its group on timeout or when `cancel` turns true.
+    /// Writes the timeout and kill lines to `log`; the caller writes the exit status.
+    pub(crate) async fn wait(
+        mut self,
+        limits: Limits,
+        mut cancel: watch::Receiver<bool>,
+        log: &TaskLog,
+    ) -> Finished {
+        let deadline = limits.timeout.map(|t| self.started + t);
+        let first = tokio::select! {
+            status = self.child.wait() => Some(status),
+            () = sleep_until(deadline) => None,
+            () = cancelled(&mut cancel) => None,
+        };
+        let (status, forced) = match first {
+            Some(status) => (status, None),
+            None => {
+                let forced = if deadline.is_some_and(|d| Instant::now() >= d) {
+                    let secs = limits.timeout.map(|t| t.as_secs_f64()).unwrap_or_default();
+                    log.system(format!(
+                        "execution_timeout of {}s exceeded; sent SIGTERM to the process group",
+                        format_secs(secs)
+                    ))
+                    .await;
+                    Ending::TimedOut
+                } else {
+                    log.system("worker is shutting down; sent SIGTERM to the process group")
+                        .await;
+                    Ending::Cancelled
+                };
+                self.signal_group(libc::SIGTERM);
+                (
+                    self.wait_with_grace(limits.kill_grace, log).await,
+                    Some(forced),
+                )
+            }
+        };
+        // Whatever the main process left behind in its group goes with it.
+        self.signal_group(libc::SIGKILL);
+        let last_stdout_line = self.drain(log).await;
+        let ending = match (forced, status) {
+            (Some(forced), _) => forced,
+            (None, Ok(status)) => ending_of(status),
+            (None, Err(err)) => {
+                log.system(format!("could not wait for the task process: {err}"))
+                    .await;
+                Ending::Exited(-1)
+            }
+        };
+        Finished {
+            ending,
+            last_stdout_line,
+        }
+    }
+
+    async fn wait_with_grace(&mut self, grace: Duration, log: &TaskLog) -> io::Result<ExitStatus> {
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                log.system(format!(
+                    "process still running {}s after SIGTERM; sent SIGKILL to the process group",
+                    format_secs(grace.as_secs_f64())
+                ))
+                .await;
+                self.signal_group(libc::SIGKILL);
+                self.child.wait().await
+            }
+        }
+    }
+
+    fn signal_group(&self, signal: i32) {
+        if let Err(err) = self.child.signal(signal) {
+            // ESRCH: the group is already empty, which is what we wanted.
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                tracing::warn!(pid = self.pid, signal, error = %err, "could not signal task process group");
+            }
+        }
+    }
+
+    /// Wait for both pipe readers to reach end of file; returns stdout's last line.
+    async fn drain(&mut self, log: &TaskLog) -> Option<String> {
+        let stdout = self.stdout.take();
+        let stderr = self.stderr.take();
+        let abort_stdout = stdout.as_ref().map(JoinHandle::abort_handle);
+        let abort_stderr = stderr.as_ref().map(JoinHandle::abort_handle);
+        let both = async {
+            let last = match stdout {
+                Some(handle) => handle.await.ok().flatten(),
+                None => None,
+            };
+            if let Some(handle) = stderr {
+                let _ = handle.await;
+            }
+            last
+        };
+        match tokio::time::timeout(DRAIN_TIMEOUT, both).await {
+            Ok(last) => last,
+            Err(_) => {
+                for handle in [abort_stdout, abort_stderr].into_iter().flatten() {
+                    handle.abort();
+                }
+                log.system(
+                    "output pipes are still held open by a process outside the task's process \
+                     group; stopped reading them",
+                )
+                .await;
+                None
+            }
+        }
+    }
+}
+
+fn ending_of(status: ExitStatus) -> Ending {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Ending::Exited(code),
+        (None, Some(signal)) => Ending::Signaled(signal),
+        (None, None) => Ending::Exited(-1),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when `cancel` becomes true; never, if its sender is gone without cancelling.
+pub(crate) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The name of a signal number, for the log (`SIGKILL`), or `signal N` when unusual.
+pub(crate) fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return format!("signal {signal}"),
+    };
+    name.to_string()
+}
+
+/// Seconds without a useless `.0`: `30`, `1.5`.
+pub(crate) fn format_secs(secs: f64) -> String {
+    if secs.fract() == 0.0 {
+        format!("{secs:.0}")
+    } else {
+        format!("{secs}")
+    }
+}
+
+/// A command for the start line of the log, cut if very long.
+pub(crate) fn loggable(text: &str) -> String {
+    if text.len() <= MAX_LOGGED_COMMAND {
+        return text.to_string();
+    }
+    let mut end = MAX_LOGGED_COMMAND;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_variables_are_recognised() {
+        for name in [
+            "UPDRAFT__DATABASE__URL",
+            "updraft__core__fernet_key",
+            "DATABASE_URL",
+            "MY_DATABASE_URL",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        ] {
+            assert!(is_credential_variable(name), "{name}");
+        }
+        for name in ["PATH", "HOME", "UPDRAFT_DAG_ID", "DATABASE"] {
+            assert!(!is_credential_variable(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+        assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
+        assert_eq!(signal_name(64), "signal 64");
+    }
+
+    #[test]
+    fn seconds_are_printed_plainly() {
+        assert_eq!(format_secs(30.0), "30");
+        assert_eq!(format_secs(1.5), "1.5");
+    }
+}

@@ -1,0 +1,429 @@
+//! A try's log: pipe readers that split output into timestamped lines, a byte budget, and one
+//! writer task that appends them to the store in batches.
+//!
+//! Why it is shaped so: the readers never wait for the database except through a small
+//! bounded channel, and the writer sends whatever has piled up as one `append_log` call the
+//! moment the channel runs dry. A quiet task therefore gets each line stored within
+//! milliseconds, while a flooding task gets a few large batches instead of one statement per
+//! line. Once the budget is spent the readers keep draining the pipes without storing
+//! anything, so a child never blocks on a full pipe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use chrono::Utc;
+use store::{LogLine, LogStream, Store};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Lines longer than this are split: a child printing megabytes without a newline must not
+/// make the worker hold them in memory.
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// Size of each read from a pipe.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Messages (each one read's worth of lines) that may wait for the writer. Small, because a
+/// message can hold up to [`READ_CHUNK`] bytes of lines, and tiny lines cost far more in
+/// memory than their bytes.
+const CHANNEL_MESSAGES: usize = 8;
+
+/// Upper bounds of one `append_log` call, so a flood becomes several moderate statements.
+const MAX_BATCH_LINES: usize = 10_000;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The log of one try: a sender for lines and the task writing them to the store.
+pub(crate) struct TaskLog {
+    sender: mpsc::Sender<Vec<LogLine>>,
+    writer: JoinHandle<()>,
+    budget: Arc<LogBudget>,
+}
+
+impl TaskLog {
+    /// Start the writer for try `try_number` of task instance `ti`. `cap_bytes` bounds the
+    /// stored process output (system lines are not counted).
+    pub(crate) fn start(store: Arc<dyn Store>, ti: i64, try_number: u32, cap_bytes: u64) -> Self {
+        let (sender, receiver) = mpsc::channel(CHANNEL_MESSAGES);
+        let writer = tokio::spawn(write_batches(store, ti, try_number, receiver));
+        TaskLog {
+            sender,
+            writer,
+            budget: Arc::new(LogBudget::new(cap_bytes)),
+        }
+    }
+
+    /// Append a line Updraft itself writes (start, exit status, timeout, kill).
+    pub(crate) async fn system(&self, line: impl Into<String>) {
+        let line = LogLine {
+            timestamp: Utc::now(),
+            stream: LogStream::System,
+            line: line.into(),
+        };
+        // The writer only stops when every sender is gone, so a failed send cannot happen
+        // while `self` is alive; nothing useful could be done about it anyway.
+        let _ = self.sender.send(vec![line]).await;
+    }
+
+    /// Start reading one pipe of the child into this log. The returned task yields the last
+    /// non-empty line (trailing whitespace removed) when `track_last` asks for it.
+    pub(crate) fn read_pipe<R>(
+        &self,
+        pipe: R,
+        stream: LogStream,
+        track_last: TrackLast,
+    ) -> JoinHandle<Option<String>>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
+        tokio::spawn(read_lines(
+            pipe,
+            stream,
+            self.sender.clone(),
+            self.budget.clone(),
+            track_last,
+        ))
+    }
+
+    /// Flush everything sent so far and stop the writer.
+    pub(crate) async fn close(self) {
+        drop(self.sender);
+        if let Err(err) = self.writer.await {
+            tracing::error!(error = %err, "task log writer panicked");
+        }
+    }
+}
+
+/// Whether a pipe reader remembers the last non-empty line (bash's `return_value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrackLast {
+    Yes,
+    No,
+}
+
+/// Bytes of output a try may still store, shared by its stdout and stderr readers.
+struct LogBudget {
+    cap: u64,
+    used: AtomicU64,
+    truncated: AtomicBool,
+}
+
+impl LogBudget {
+    fn new(cap: u64) -> Self {
+        LogBudget {
+            cap,
+            used: AtomicU64::new(0),
+            truncated: AtomicBool::new(false),
+        }
+    }
+
+    /// Take `bytes` from the budget; false once it is spent. After the first refusal every
+    /// later request is refused too, because `used` stays above the cap.
+    fn take(&self, bytes: u64) -> bool {
+        let before = self.used.fetch_add(bytes, Ordering::Relaxed);
+        before.saturating_add(bytes) <= self.cap
+    }
+
+    fn is_spent(&self) -> bool {
+        self.used.load(Ordering::Relaxed) > self.cap
+    }
+
+    /// True exactly once: for whichever reader first ran out, which writes the notice.
+    fn first_truncation(&self) -> bool {
+        !self.truncated.swap(true, Ordering::Relaxed)
+    }
+}
+
+async fn read_lines<R>(
+    mut pipe: R,
+    stream: LogStream,
+    sender: mpsc::Sender<Vec<LogLine>>,
+    budget: Arc<LogBudget>,
+    track_last: TrackLast,
+) -> Option<String>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
+    let mut last: Vec<u8> = Vec::new();
+    let mut writer_gone = false;
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                tracing::warn!(error = %err, stream = stream.as_str(), "reading task output failed");
+                break;
+            }
+        };
+        if budget.is_spent() {
+            // Nothing more will be stored: drain the pipe as fast as it comes, looking only
+            // for the last line when it is wanted.
+            if track_last == TrackLast::Yes {
+                splitter.skip(&buf[..n], &mut last);
+            }
+            continue;
+        }
+        let mut lines = Vec::new();
+        let mut collect =
+            |line: &[u8]| collect_line(line, stream, &budget, track_last, &mut last, &mut lines);
+        splitter.feed(&buf[..n], &mut collect);
+        if !lines.is_empty() && !writer_gone {
+            writer_gone = sender.send(lines).await.is_err();
+        }
+    }
+    let mut lines = Vec::new();
+    splitter.finish(&mut |line: &[u8]| {
+        collect_line(line, stream, &budget, track_last, &mut last, &mut lines)
+    });
+    if !lines.is_empty() && !writer_gone {
+        let _ = sender.send(lines).await;
+    }
+    match track_last {
+        TrackLast::Yes if !last.is_empty() => {
+            Some(String::from_utf8_lossy(&last).trim_end().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Handle one complete line: remember it as the last one, and store it while budget lasts.
+fn collect_line(
+    line: &[u8],
+    stream: LogStream,
+    budget: &LogBudget,
+    track_last: TrackLast,
+    last: &mut Vec<u8>,
+    lines: &mut Vec<LogLine>,
+) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if track_last == TrackLast::Yes {
+        remember_if_non_empty(line, last);
+    }
+    if budget.is_spent() {
+        return;
+    }
+    // The newline counts too, so the cap is close to the size of the output as printed.
+    let size = u64::try_from(line.len())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    if budget.take(size) {
+        lines.push(LogLine {
+            timestamp: Utc::now(),
+            stream,
+            line: String::from_utf8_lossy(line).into_owned(),
+        });
+    } else if budget.first_truncation() {
+        lines.push(LogLine {
+            timestamp: Utc::now(),
+            stream: LogStream::System,
+            line: format!(
+                "log truncated: output exceeded {} bytes; further output discarded",
+                budget.cap
+            ),
+        });
+    }
+}
+
+/// Splits a byte stream into lines without a trailing newline, cutting lines longer than
+/// `max` into pieces of `max` bytes.
+pub(crate) struct LineSplitter {
+    pending: Vec<u8>,
+    max: usize,
+}
+
+impl LineSplitter {
+    pub(crate) fn new(max: usize) -> Self {
+        LineSplitter {
+            pending: Vec::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// Feed bytes; `emit` gets every line completed by them.
+    pub(crate) fn feed(&mut self, mut data: &[u8], emit: &mut impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            let room = self.max - self.pending.len();
+            let window = &data[..data.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    if self.pending.is_empty() {
+                        emit(&window[..end]);
+                    } else {
+                        self.pending.extend_from_slice(&window[..end]);
+                        emit(&self.pending);
+                        self.pending.clear();
+                    }
+                    data = &data[end + 1..];
+                }
+                None => {
+                    self.pending.extend_from_slice(window);
+                    data = &data[window.len()..];
+                    if self.pending.len() >= self.max {
+                        emit(&self.pending);
+                        self.pending.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Consume bytes without emitting lines, only updating `last` to the last non-empty
+    /// complete line. Scans from the end, so a flood costs next to nothing per byte. Unlike
+    /// [`LineSplitter::feed`], a line longer than `max` is not cut into pieces: its last
+    /// `max` bytes stand for it.
+    pub(crate) fn skip(&mut self, data: &[u8], last: &mut Vec<u8>) {
+        let Some(end) = data.iter().rposition(|&b| b == b'\n') else {
+            self.keep_tail(data);
+            return;
+        };
+        let complete = &data[..end];
+        let mut stop = complete.len();
+        loop {
+            let start = complete[..stop]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            if start == 0 {
+                // The first line of the chunk continues what was pending.
+                self.keep_tail(&complete[..stop]);
+                remember_if_non_empty(&self.pending, last);
+                break;
+            }
+            if remember_if_non_empty(&complete[start..stop], last) {
+                break;
+            }
+            stop = start - 1;
+        }
+        self.pending.clear();
+        self.keep_tail(&data[end + 1..]);
+    }
+
+    /// Append to the pending line, keeping at most its last `max` bytes.
+    fn keep_tail(&mut self, data: &[u8]) {
+        self.pending.extend_from_slice(data);
+        if self.pending.len() > self.max {
+            let excess = self.pending.len() - self.max;
+            self.pending.drain(..excess);
+        }
+    }
+
+    /// End of stream: emit an unterminated last line, if any.
+    pub(crate) fn finish(&mut self, emit: &mut impl FnMut(&[u8])) {
+        if !self.pending.is_empty() {
+            emit(&self.pending);
+            self.pending.clear();
+        }
+    }
+}
+
+/// Set `last` to `line` (without a trailing `\r`) if it has more than whitespace.
+fn remember_if_non_empty(line: &[u8], last: &mut Vec<u8>) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.trim_ascii().is_empty() {
+        return false;
+    }
+    last.clear();
+    last.extend_from_slice(line);
+    true
+}
+
+/// Append whatever has arrived as one batch as soon as the channel runs dry.
+async fn write_batches(
+    store: Arc<dyn Store>,
+    ti: i64,
+    try_number: u32,
+    mut receiver: mpsc::Receiver<Vec<LogLine>>,
+) {
+    while let Some(mut batch) = receiver.recv().await {
+        let mut bytes: usize = batch.iter().map(|l| l.line.len()).sum();
+        while batch.len() < MAX_BATCH_LINES && bytes < MAX_BATCH_BYTES {
+            match receiver.try_recv() {
+                Ok(more) => {
+                    bytes += more.iter().map(|l| l.line.len()).sum::<usize>();
+                    batch.extend(more);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = store.append_log(ti, try_number, &batch).await {
+            // A lost log batch must not fail the task: the try's outcome does not depend on
+            // its log, and the next batch may well succeed.
+            tracing::warn!(ti, try_number, lines = batch.len(), error = %err, "could not store task log lines");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]], max: usize) -> Vec<String> {
+        let mut splitter = LineSplitter::new(max);
+        let mut out = Vec::new();
+        let mut emit = |l: &[u8]| out.push(String::from_utf8_lossy(l).into_owned());
+        for chunk in chunks {
+            splitter.feed(chunk, &mut emit);
+        }
+        splitter.finish(&mut emit);
+        out
+    }
+
+    /// Chunks fed in order, the longest line, and the lines expected.
+    type SplitCase<'a> = (&'a [&'a [u8]], usize, &'a [&'a str]);
+
+    #[test]
+    fn splits_lines_across_chunks() {
+        let cases: &[SplitCase] = &[
+            (&[b"a\nb\n"], 10, &["a", "b"]),
+            (&[b"ab", b"c\nd"], 10, &["abc", "d"]),
+            (&[b"\n\n"], 10, &["", ""]),
+            (&[b"abcdef\n"], 4, &["abcd", "ef"]),
+            (&[b"ab", b"cdef", b"gh\n"], 3, &["abc", "def", "gh"]),
+            (&[b"\xff\xfe\n"], 10, &["\u{fffd}\u{fffd}"]),
+        ];
+        for (chunks, max, expected) in cases {
+            assert_eq!(
+                split(chunks, *max),
+                *expected,
+                "chunks {chunks:?} max {max}"
+            );
+        }
+    }
+
+    #[test]
+    fn skipping_keeps_the_last_non_empty_line() {
+        let cases: &[(&[&[u8]], &str)] = &[
+            (&[b"a\nb\n"], "b"),
+            (&[b"a\nb\n\n  \n"], "b"),
+            (&[b"a\nb"], "a"),
+            (&[b"x", b"y\n", b"\n"], "xy"),
+            (&[b"first\n", b"sec", b"ond\r\n"], "second"),
+            (&[b"only\n", b"\n\n"], "only"),
+        ];
+        for (chunks, expected) in cases {
+            let mut splitter = LineSplitter::new(100);
+            let mut last = Vec::new();
+            for chunk in *chunks {
+                splitter.skip(chunk, &mut last);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&last),
+                *expected,
+                "chunks {chunks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn budget_refuses_after_the_cap() {
+        let budget = LogBudget::new(10);
+        assert!(budget.take(6));
+        assert!(!budget.take(6));
+        assert!(!budget.take(1));
+        assert!(budget.first_truncation());
+        assert!(!budget.first_truncation());
+    }
+}
