@@ -322,7 +322,8 @@ fn peak_memory_kib() -> Option<u64> {
 #[tokio::test]
 async fn a_flood_of_output_is_capped_and_drained() {
     let mut h = Harness::new().await;
-    let cap = 1024 * 1024;
+    // Small, so that reading the stored log back stays quick; the cap works the same at any size.
+    let cap = 256 * 1024;
     h.config = h.config.clone().with_log_cap_bytes(cap);
     let peak_before = peak_memory_kib();
     let (finish, run) = h
@@ -799,19 +800,22 @@ async fn shutdown_kills_running_tries_and_retries_them() {
         ))
         .await;
     h.queue_all(run.id).await;
-    wait_for_run(h.store.as_ref(), run.id, |s| s == TaskState::Running).await;
-    let ti = h.store.task_instances(run.id).await.expect("tis")[0].clone();
-    // Wait until the process runs (its first line is stored), then stop the worker.
+    // Wait until the process runs (its first line is stored), then stop the worker. Claims
+    // announce nothing, so this polls.
     let deadline = Instant::now() + DEADLINE;
-    while !h
-        .log(ti.id, ti.try_number)
-        .await
-        .iter()
-        .any(|l| l.line == "working")
-    {
+    let ti = loop {
+        let ti = h.store.task_instances(run.id).await.expect("tis")[0].clone();
+        if ti.state == TaskState::Running
+            && h.log(ti.id, ti.try_number)
+                .await
+                .iter()
+                .any(|l| l.line == "working")
+        {
+            break ti;
+        }
         assert!(Instant::now() < deadline, "the task never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
     let _ = stop.send(());
     tokio::time::timeout(DEADLINE, worker)
         .await
@@ -851,4 +855,25 @@ fn every_source_file_starts_with_a_module_doc() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn background_processes_do_not_outlive_the_try() {
+    let h = Harness::new().await;
+    let pid_file = h.folder().join("background.pid");
+    let command = format!("sleep 60 & echo $! > {}; echo done", pid_file.display());
+    let started = Instant::now();
+    let out = h
+        .run_task(&one_task(&format!("{{id: t, bash: {}}}", json!(command))))
+        .await;
+    out.assert_state(TaskState::Success);
+    // The background sleep holds stdout open; the try must not wait for it.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(out.return_value(), Some(&json!("done")));
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("pid");
+    wait_until("the background process is dead", || is_dead(pid)).await;
 }
