@@ -61,6 +61,8 @@ impl Worker {
         let mut running: JoinSet<()> = JoinSet::new();
         let mut poll = tokio::time::interval(config.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The loop claims once on entry; the first poll is one interval later.
+        poll.reset();
         tokio::pin!(shutdown);
 
         let mut claim_now = true;

@@ -131,8 +131,9 @@ pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
 ///
 /// The signal fires when the *thread* that forked the child exits. Children are spawned from
 /// tokio runtime threads, which live as long as the runtime, so in practice this means the
-/// worker process. Grandchildren are not covered by the kernel here; they die with the group
-/// when the worker ends a try normally.
+/// worker process. (Code sharing the worker's runtime must therefore not use
+/// `tokio::task::block_in_place`, which can retire a runtime thread.) Grandchildren are not
+/// covered by the kernel here; they die with the group when the worker ends a try normally.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn die_with_worker(cmd: &mut tokio::process::Command) {
