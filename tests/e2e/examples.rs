@@ -46,7 +46,7 @@ fn python_xcom_pipeline() {
         json!({"state": "success", "tasks": {"extract": "success", "transform": "success", "load": "success"}})
     );
     assert!(
-        logs.contains(r#"loading summary {"count":3,"total":50.0}"#),
+        logs.contains(r#"loading summary {"count": 3, "total": 50.0}"#),
         "{logs}"
     );
 }

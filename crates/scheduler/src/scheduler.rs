@@ -167,7 +167,7 @@ impl Scheduler {
             let sleep = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 _ = &mut shutdown => {
-                    info!("scheduler stopping");
+                    debug!("scheduler stopping");
                     return Ok(());
                 }
                 event = events.recv() => {

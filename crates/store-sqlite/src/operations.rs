@@ -344,32 +344,27 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         decide: Decide<'_>,
     ) -> Result<ScheduleOutcome> {
+        // Optimistic pre-check on a read connection: most events (a task finished with no
+        // downstream to release) decide nothing, and those must not take the write lock that
+        // every worker's log and finish writes wait on. Only a non-empty decision is taken
+        // again inside the write transaction, from a fresh snapshot.
+        {
+            let mut conn = self.reader.acquire().await.map_err(db)?;
+            let Some(snapshot) = snapshot(&mut conn, run).await? else {
+                return Err(StoreError::NotFound(format!("run {run}")));
+            };
+            let decision = decide(&snapshot);
+            if decision.transitions.is_empty() && decision.run_state.is_none() {
+                return Ok(ScheduleOutcome {
+                    run_state: Some(snapshot.run.state),
+                    ..ScheduleOutcome::default()
+                });
+            }
+        }
         let mut tx = self.write().await?;
-        let row = query!("lock_run")
-            .bind(run)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
+        let snapshot = snapshot(&mut tx, run)
+            .await?
             .ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
-        let record = rows::run(&row)?;
-        let task_instances = query!("task_instances")
-            .bind(run)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?
-            .iter()
-            .map(rows::task_instance)
-            .collect::<Result<Vec<_>>>()?;
-        let running: i64 = query_scalar!(i64, "count_running_runs")
-            .bind(&record.dag_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        let snapshot = RunSnapshot {
-            run: record,
-            task_instances,
-            running_runs_of_dag: usize::try_from(running).unwrap_or(0),
-        };
         let decision = decide(&snapshot);
 
         let mut outcome = ScheduleOutcome {
@@ -717,4 +712,34 @@ impl Store for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// A run with its task instances and the count of running runs of its DAG, read on `conn`
+/// (a write transaction when the decision is to be applied).
+async fn snapshot(conn: &mut sqlx::SqliteConnection, run: i64) -> Result<Option<RunSnapshot>> {
+    let Some(row) = query!("lock_run")
+        .bind(run)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+    else {
+        return Ok(None);
+    };
+    let record = rows::run(&row)?;
+    let packed: String = query_scalar!(String, "task_instances_packed")
+        .bind(run)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    let task_instances = rows::packed_task_instances(&packed)?;
+    let running: i64 = query_scalar!(i64, "count_running_runs")
+        .bind(&record.dag_id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(Some(RunSnapshot {
+        run: record,
+        task_instances,
+        running_runs_of_dag: usize::try_from(running).unwrap_or(0),
+    }))
 }

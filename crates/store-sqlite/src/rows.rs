@@ -176,3 +176,68 @@ pub(crate) fn dag_row(row: &SqliteRow) -> Result<DagRow, StoreError> {
         last_parsed_at: get_time(row, "last_parsed_at")?,
     })
 }
+
+/// One task instance as packed by `task_instances_packed.sql` (a JSON array, same order).
+#[derive(serde::Deserialize)]
+struct PackedTaskInstance(
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i32,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// Unpack the task instances of `task_instances_packed.sql`.
+pub(crate) fn packed_task_instances(json: &str) -> Result<Vec<TaskInstanceRecord>, StoreError> {
+    let packed: Vec<PackedTaskInstance> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("packed task instances: {e}")))?;
+    let count = |value: i64, what: &str| {
+        u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} {value}")))
+    };
+    packed
+        .into_iter()
+        .map(|p| {
+            Ok(TaskInstanceRecord {
+                id: p.0,
+                run: p.1,
+                dag_id: p.2,
+                run_id: p.3,
+                task_id: p.4,
+                map_index: p.5,
+                try_number: count(p.6, "try_number")?,
+                max_tries: count(p.7, "max_tries")?,
+                state: parse(&p.8, "task state")?,
+                queue: p.9,
+                pool: p.10,
+                pool_slots: count(p.11, "pool_slots")?,
+                priority_weight: p.12,
+                operator: p.13,
+                queued_at: opt_time(p.14)?,
+                start_date: opt_time(p.15)?,
+                end_date: opt_time(p.16)?,
+                next_retry_at: opt_time(p.17)?,
+                hostname: p.18,
+                pid: p.19.map(|pid| count(pid, "pid")).transpose()?,
+                worker_id: p.20,
+                heartbeat_at: opt_time(p.21)?,
+            })
+        })
+        .collect()
+}

@@ -308,12 +308,11 @@ async fn test(
             .with_poll_interval(Duration::from_millis(500)),
         Some(engine::worker_config(settings)),
     );
-    let follower = tokio::spawn(stream_logs(store.clone(), run.id));
+    let (stop_follower, follower_stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(stream_logs(store.clone(), run.id, follower_stopped));
     let finished = engine::wait_for_run(&*store, run.id).await;
-    follower.abort();
-    print_new_logs(&*store, run.id, &mut HashMap::new())
-        .await
-        .ok();
+    let _ = stop_follower.send(true);
+    let _ = follower.await;
     engine.stop().await?;
     let finished = finished?;
     let tis = store.task_instances(run.id).await?;
@@ -351,15 +350,16 @@ async fn test(
     })
 }
 
-/// Print task log lines to stderr as they arrive, until aborted.
-async fn stream_logs(store: Arc<dyn Store>, run: i64) {
+/// Print task log lines to stderr as they arrive, until `stop` says so (then once more).
+async fn stream_logs(store: Arc<dyn Store>, run: i64, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut events = store.subscribe();
     let mut seen = HashMap::new();
     loop {
-        if print_new_logs(&*store, run, &mut seen).await.is_err() {
+        if print_new_logs(&*store, run, &mut seen).await.is_err() || *stop.borrow() {
             return;
         }
         tokio::select! {
+            _ = stop.changed() => {}
             event = events.recv() => {
                 if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
                     return;
