@@ -134,7 +134,7 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
-        "sqlite"
+        "postgres"
     }
 
     fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
