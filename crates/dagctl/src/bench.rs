@@ -15,6 +15,7 @@ use crate::settings::Settings;
 use crate::{BenchArgs, backend};
 
 pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
+    let mut scratch: Option<(String, String)> = None;
     let store: Arc<dyn Store> = match args.backend.as_str() {
         "sqlite" => backend::temporary().await?,
         "postgres" => {
@@ -31,7 +32,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
                         crate::settings::mask_url(&admin)
                     )
                 })?;
-            backend::open(&url).await?
+            let store = backend::open(&url).await?;
+            scratch = Some((admin, url));
+            store
         }
         other => bail!("unknown backend '{other}': use sqlite or postgres"),
     };
@@ -52,10 +55,10 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
     for i in 1..args.chain {
         let up = tis.iter().find(|t| t.task_id == format!("t{:04}", i - 1));
         let down = tis.iter().find(|t| t.task_id == format!("t{i:04}"));
-        if let (Some(up), Some(down)) = (up, down) {
-            if let (Some(end), Some(start)) = (up.end_date, down.start_date) {
-                hops.push((start - end).as_seconds_f64() * 1000.0);
-            }
+        if let (Some(end), Some(start)) =
+            (up.and_then(|t| t.end_date), down.and_then(|t| t.start_date))
+        {
+            hops.push((start - end).as_seconds_f64() * 1000.0);
         }
     }
     hops.sort_by(f64::total_cmp);
@@ -93,6 +96,13 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         args.concurrency,
     );
     engine.stop().await?;
+    drop(store);
+    if let Some((admin, url)) = scratch {
+        // The database is the benchmark's own; a failed drop leaves only an empty scratch copy.
+        if let Err(e) = store_postgres::drop_scratch_database(&admin, &url).await {
+            eprintln!("warning: could not drop the benchmark database: {e}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

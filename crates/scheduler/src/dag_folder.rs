@@ -97,10 +97,12 @@ impl DagFolder {
             .cloned()
             .collect();
         for path in gone {
-            if let Some(state) = self.files.remove(&path) {
-                if let Some(dag_id) = state.dag_id {
-                    report.deactivated.push(dag_id);
-                }
+            if let Some(FileState {
+                dag_id: Some(dag_id),
+                ..
+            }) = self.files.remove(&path)
+            {
+                report.deactivated.push(dag_id);
             }
             store.clear_import_error(&display(&path)).await?;
         }

@@ -38,8 +38,11 @@ pub struct TriggerRequest {
 /// so entries never go stale.
 #[derive(Debug, Default, Clone)]
 pub struct GraphCache {
-    graphs: Arc<Mutex<HashMap<(String, String), Arc<DagGraph>>>>,
+    graphs: Arc<Mutex<GraphsByVersion>>,
 }
+
+/// Graphs by (dag_id, version).
+type GraphsByVersion = HashMap<(String, String), Arc<DagGraph>>;
 
 impl GraphCache {
     /// The graph of one DAG version, loading it from the store on first use.
@@ -61,7 +64,7 @@ impl GraphCache {
         Ok(Some(graph))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<DagGraph>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GraphsByVersion> {
         // A panic while holding this lock cannot leave the map inconsistent (inserts are
         // single calls), so a poisoned lock is still safe to use.
         self.graphs.lock().unwrap_or_else(|e| e.into_inner())

@@ -351,7 +351,11 @@ async fn test(
 }
 
 /// Print task log lines to stderr as they arrive, until `stop` says so (then once more).
-async fn stream_logs(store: Arc<dyn Store>, run: i64, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn stream_logs(
+    store: Arc<dyn Store>,
+    run: i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut events = store.subscribe();
     let mut seen = HashMap::new();
     loop {
