@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use crate::harness::{Sandbox, newest_run, wait_for};
 
+fn admin_url() -> String {
+    std::env::var("UPDRAFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
 /// A fresh database URL, or `None` (with the reason printed) when Postgres is not required.
 fn scratch_database() -> Option<String> {
-    let admin = std::env::var("UPDRAFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = admin_url();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     match runtime.block_on(store_postgres::create_scratch_database(&admin)) {
         Ok(url) => Some(url),
@@ -70,5 +74,7 @@ fn scheduler_and_worker_processes_share_postgres() {
     let _ = worker.kill();
     let _ = scheduler.wait();
     let _ = worker.wait();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _ = runtime.block_on(store_postgres::drop_scratch_database(&admin_url(), &url));
     assert_eq!(result.1, "success");
 }

@@ -1,8 +1,9 @@
-//! Durations as written in DAG files: `90s`, `5m`, `1h30m`, `2d`, or a number of seconds.
+//! Durations as written in DAG files: `90s`, `5m`, `1h30m`, `2d`, `250ms`, or a number of
+//! seconds.
 
 /// Parse a duration into seconds; the error says what was expected.
 ///
-/// Units are `d`, `h`, `m`, `s` (each at most once, largest first, each with a whole or
+/// Units are `d`, `h`, `m`, `s`, `ms` (each at most once, largest first, each with a whole or
 /// decimal amount), or the text is a plain non-negative number of seconds.
 pub fn parse_duration(text: &str) -> Result<f64, String> {
     let trimmed = text.trim();
@@ -13,7 +14,15 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
     if let Ok(seconds) = trimmed.parse::<f64>() {
         return check_seconds(text, seconds);
     }
-    const UNITS: [(char, f64); 4] = [('d', 86_400.0), ('h', 3_600.0), ('m', 60.0), ('s', 1.0)];
+    const UNITS: [(&str, f64); 5] = [
+        ("d", 86_400.0),
+        ("h", 3_600.0),
+        ("ms", 0.001),
+        ("m", 60.0),
+        ("s", 1.0),
+    ];
+    // Largest first: minutes come before seconds and milliseconds.
+    const ORDER: [usize; 5] = [0, 1, 4, 2, 3];
     let mut total = 0.0;
     // Index into UNITS of the next unit allowed: units must come largest first, once each.
     let mut next_unit = 0;
@@ -25,13 +34,14 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
                 format!("invalid duration '{text}': number without a unit at the end; {expected}")
             })?;
         let (amount, tail) = rest.split_at(digits);
-        let mut chars = tail.chars();
-        let unit = chars.next().unwrap_or_default();
-        let Some(position) = UNITS.iter().position(|(u, _)| *u == unit) else {
+        // "ms" is tried before "m" so that milliseconds are not read as minutes.
+        let Some(position) = UNITS.iter().position(|(u, _)| tail.starts_with(u)) else {
+            let unit = tail.chars().next().unwrap_or_default();
             return Err(format!(
                 "invalid duration '{text}': unknown unit '{unit}'; {expected}"
             ));
         };
+        let unit = UNITS[position].0;
         if amount.is_empty() {
             return Err(format!(
                 "invalid duration '{text}': '{unit}' needs a number before it; {expected}"
@@ -42,14 +52,15 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
                 "invalid duration '{text}': bad number '{amount}'; {expected}"
             ));
         };
-        if position < next_unit {
+        let rank = ORDER[position];
+        if rank < next_unit {
             return Err(format!(
-                "invalid duration '{text}': units must appear once each, largest first (d, h, m, s)"
+                "invalid duration '{text}': units must appear once each, largest first (d, h, m, s, ms)"
             ));
         }
-        next_unit = position + 1;
+        next_unit = rank + 1;
         total += value * UNITS[position].1;
-        rest = chars.as_str();
+        rest = &tail[unit.len()..];
     }
     check_seconds(text, total)
 }
@@ -81,6 +92,9 @@ mod tests {
         check("90s", Ok(90.0));
         check("5m", Ok(300.0));
         check("1h30m", Ok(5400.0));
+        check("250ms", Ok(0.25));
+        check("1s500ms", Ok(1.5));
+        check("1m30s", Ok(90.0));
         check("2d", Ok(172_800.0));
         check("1d2h3m4s", Ok(93_784.0));
         check("1.5h", Ok(5400.0));
