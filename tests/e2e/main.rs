@@ -6,3 +6,4 @@ mod examples;
 mod harness;
 mod postgres;
 mod standalone;
+mod tidy;
