@@ -13,9 +13,13 @@ use store::{RunFilter, Store, StoreEvent};
 use tokio::sync::watch;
 use worker::{Worker, WorkerConfig};
 
-/// The stores to run each case on, with a clean-up for the Postgres scratch database.
-async fn stores() -> Vec<(Arc<dyn Store>, Option<(String, String)>)> {
-    let mut stores: Vec<(Arc<dyn Store>, Option<(String, String)>)> = vec![(
+/// A store to run a case on, with the (admin URL, database URL) of a Postgres scratch
+/// database to drop afterwards.
+type Backend = (Arc<dyn Store>, Option<(String, String)>);
+
+/// The stores to run each case on.
+async fn stores() -> Vec<Backend> {
+    let mut stores: Vec<Backend> = vec![(
         Arc::new(
             store_sqlite::SqliteStore::temporary()
                 .await
