@@ -80,3 +80,49 @@ fn killed_standalone_resumes_the_run_without_starting_a_try_twice() {
         );
     }
 }
+
+/// Whether a process whose command line contains `marker` is alive (read from /proc).
+fn process_alive(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|entry| {
+                std::fs::read(entry.path().join("cmdline"))
+                    .map(|cmd| {
+                        String::from_utf8_lossy(&cmd)
+                            .replace('\0', " ")
+                            .contains(marker)
+                    })
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_killed_standalone_takes_its_task_processes_with_it() {
+    let sandbox = Sandbox::new();
+    // A sleep length no other process on the machine uses, to find this task's process.
+    let marker = format!("sleep 3{}.25", std::process::id() % 1000);
+    sandbox.write_dag(
+        "long.yaml",
+        &format!("tasks:\n  - {{id: long, bash: '{marker}'}}\n"),
+    );
+    let server = sandbox.standalone();
+    wait_for("DAG parsed", Duration::from_secs(30), || {
+        sandbox
+            .run(&["dags", "list-runs", "long"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(sandbox.run(&["dags", "trigger", "long"]).status.success());
+    wait_for("the task process to start", Duration::from_secs(30), || {
+        process_alive(&marker).then_some(())
+    });
+    server.kill();
+    wait_for(
+        "the orphaned task process to die",
+        Duration::from_secs(10),
+        || (!process_alive(&marker)).then_some(()),
+    );
+}
