@@ -99,3 +99,88 @@ fn a_failing_run_exits_non_zero_and_prints_states() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("exited with code 3"));
 }
+
+fn dags_test_with(
+    sandbox: &Sandbox,
+    dag_id: &str,
+    conf: &str,
+) -> (serde_json::Value, String, bool) {
+    let out = sandbox.run(&["dags", "test", dag_id, "--conf", conf, "-o", "json"]);
+    let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON from dags test {dag_id} ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        result,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn branching_follows_the_switch_and_the_bash_branch() {
+    let sandbox = Sandbox::with_examples();
+    let cases = [
+        (
+            r#"{"rows": 250}"#,
+            json!({"check_size": "success", "extract": "success", "join": "success",
+                   "pick_format": "success", "process_large": "skipped", "process_small": "success",
+                   "report": "success", "skip_processing": "skipped", "to_csv": "skipped",
+                   "to_parquet": "success"}),
+        ),
+        (
+            r#"{"rows": 5000}"#,
+            json!({"check_size": "success", "extract": "success", "join": "success",
+                   "pick_format": "success", "process_large": "success", "process_small": "skipped",
+                   "report": "success", "skip_processing": "skipped", "to_csv": "skipped",
+                   "to_parquet": "success"}),
+        ),
+        (
+            r#"{"rows": 0}"#,
+            json!({"check_size": "success", "extract": "success", "join": "success",
+                   "pick_format": "success", "process_large": "skipped", "process_small": "skipped",
+                   "report": "success", "skip_processing": "success", "to_csv": "success",
+                   "to_parquet": "skipped"}),
+        ),
+    ];
+    for (conf, tasks) in cases {
+        let (result, logs, ok) = dags_test_with(&sandbox, "branching", conf);
+        assert!(ok, "{conf}: {logs}");
+        assert_eq!(
+            result,
+            json!({"state": "success", "tasks": tasks}),
+            "{conf}"
+        );
+    }
+    let (_, logs, _) = dags_test_with(&sandbox, "branching", r#"{"rows": 5000}"#);
+    assert!(logs.contains("large batch of 5000 rows"), "{logs}");
+}
+
+#[test]
+fn a_branch_naming_a_task_that_is_not_downstream_fails_with_the_reason() {
+    let sandbox = Sandbox::new();
+    sandbox.write_dag(
+        "bad_branch.yaml",
+        "tasks:\n  - {id: start, bash: 'true'}\n  - id: choose\n    switch:\n      - {else: later}\n  - {id: next, bash: 'true'}\n  - {id: later, bash: 'true', depends_on: [next]}\n  - id: pick\n    bash: echo nowhere\n    branch: true\n  - {id: a, bash: 'true'}\n  - {id: unrelated, bash: 'true'}\nedges:\n  - start >> choose >> next\n  - start >> pick >> a\n",
+    );
+    let (result, logs, ok) = dags_test_with(&sandbox, "bad_branch", "{}");
+    assert!(!ok);
+    assert_eq!(
+        result,
+        json!({"state": "failed", "tasks": {
+            "start": "success", "choose": "failed", "next": "upstream_failed",
+            "later": "upstream_failed", "pick": "failed", "a": "upstream_failed",
+            "unrelated": "success"
+        }})
+    );
+    assert!(
+        logs.contains(
+            "branch 'choose' chose 'later', which is not among its direct downstream tasks (next)"
+        ),
+        "{logs}"
+    );
+    assert!(logs.contains("branch 'pick' chose 'nowhere'"), "{logs}");
+}

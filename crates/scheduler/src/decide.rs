@@ -2,14 +2,29 @@
 //! upstream_failed, and whether the run starts or ends. A pure function of the run's snapshot,
 //! run by the store inside the transaction that applies it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use dag::{DagGraph, Readiness, RunState, TaskState, UpstreamCounts};
-use store::{RunDecision, RunSnapshot, Transition};
+use dag::{DagGraph, Readiness, RunState, Task, TaskKind, TaskState, UpstreamCounts};
+use store::{
+    DecidedLog, DecidedXcom, LogLine, LogStream, RunDecision, RunSnapshot, Transition, XcomRecord,
+};
+
+use crate::branch;
+
+/// Whether a task chooses among its downstream (`switch`, or `branch: true`).
+pub fn is_branch(task: &Task) -> bool {
+    task.branch || matches!(task.kind, TaskKind::Switch { .. })
+}
 
 /// Decide for `snapshot`, a run of the DAG in `graph` (the version the run started with).
-pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, now: DateTime<Utc>) -> RunDecision {
+/// `xcoms` are the run's XComs, needed only when the DAG branches (see [`is_branch`]).
+pub fn decide(
+    graph: &DagGraph,
+    snapshot: &RunSnapshot,
+    now: DateTime<Utc>,
+    xcoms: &[XcomRecord],
+) -> RunDecision {
     let dag = graph.dag();
     let run = &snapshot.run;
     let mut decision = RunDecision::default();
@@ -54,6 +69,44 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, now: DateTime<Utc>) -> R
         .filter(|s| matches!(s, TaskState::Queued | TaskState::Running))
         .count();
     let max_active = dag.max_active_tasks as usize;
+    let system_line = |message: String| LogLine {
+        timestamp: now,
+        stream: LogStream::System,
+        line: message,
+    };
+
+    // What each finished branch followed, from its return value. A `branch: true` task that
+    // named something it may not is failed here, with the reason in its log.
+    let mut followed: HashMap<String, HashSet<String>> = HashMap::new();
+    for task in dag.tasks.iter().filter(|t| is_branch(t)) {
+        let Some(indexes) = instances.get(task.task_id.as_str()) else {
+            continue;
+        };
+        if !indexes.iter().all(|&i| states[i] == TaskState::Success) {
+            continue;
+        }
+        let value = xcoms
+            .iter()
+            .find(|x| x.task_id == task.task_id && x.key == "return_value")
+            .map_or(serde_json::Value::Null, |x| x.value.clone());
+        match branch::chosen_ids(&value)
+            .and_then(|ids| branch::followed(graph, &task.task_id, &ids))
+        {
+            Ok(set) => {
+                followed.insert(task.task_id.clone(), set);
+            }
+            Err(message) => {
+                for &i in indexes {
+                    states[i] = TaskState::Failed;
+                    decision.logs.push(DecidedLog {
+                        ti: tis[i].id,
+                        try_number: tis[i].try_number.max(1),
+                        line: system_line(format!("task failed: {message}")),
+                    });
+                }
+            }
+        }
+    }
 
     // Walk tasks upstream-first so that one pass settles chains of empty tasks and skips;
     // repeat until nothing changes to be safe against any order the graph gives.
@@ -74,13 +127,50 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, now: DateTime<Utc>) -> R
                 }
             }
             let readiness = task.trigger_rule.evaluate(&counts);
+            // A direct downstream of a branch that did not follow it is skipped, whatever
+            // its trigger rule says; the skip then flows on through the rules.
+            let not_followed = task.upstream.iter().any(|up| {
+                followed
+                    .get(up)
+                    .is_some_and(|set| !set.contains(*task_id))
+            });
             for &i in indexes {
                 if !matches!(states[i], TaskState::None | TaskState::Scheduled) {
                     continue;
                 }
                 let next = match readiness {
+                    _ if not_followed => TaskState::Skipped,
                     Readiness::Wait => continue,
                     Readiness::Become(state) => state,
+                    Readiness::Run if matches!(task.kind, TaskKind::Switch { .. }) => {
+                        let TaskKind::Switch { cases } = &task.kind else {
+                            continue;
+                        };
+                        let context = run.template_context(dag, task_id, -1, 1, xcoms);
+                        let choice = branch::evaluate_switch(cases, &context).and_then(|ids| {
+                            branch::followed(graph, task_id, &ids).map(|set| (ids, set))
+                        });
+                        match choice {
+                            Ok((ids, set)) => {
+                                followed.insert(task_id.to_string(), set);
+                                decision.xcoms.push(DecidedXcom {
+                                    task_id: task_id.to_string(),
+                                    map_index: tis[i].map_index,
+                                    key: "return_value".into(),
+                                    value: serde_json::json!(ids),
+                                });
+                                TaskState::Success
+                            }
+                            Err(message) => {
+                                decision.logs.push(DecidedLog {
+                                    ti: tis[i].id,
+                                    try_number: 1,
+                                    line: system_line(format!("task failed: {message}")),
+                                });
+                                TaskState::Failed
+                            }
+                        }
+                    }
                     Readiness::Run if !task.kind.needs_worker() => TaskState::Success,
                     Readiness::Run if active < max_active => {
                         active += 1;
@@ -208,7 +298,7 @@ mod tests {
     ) {
         let g = graph(yaml);
         let snap = snapshot(&g, RunState::Running, states);
-        let decision = decide(&g, &snap, Utc::now());
+        let decision = decide(&g, &snap, Utc::now(), &[]);
         let mut got: Vec<(String, TaskState)> = decision
             .transitions
             .iter()
@@ -292,7 +382,7 @@ mod tests {
         }
         let g = graph(&yaml);
         let snap = snapshot(&g, RunState::Running, &[("t0", Running)]);
-        let decision = decide(&g, &snap, Utc::now());
+        let decision = decide(&g, &snap, Utc::now(), &[]);
         assert_eq!(decision.transitions.len(), 1);
     }
 
@@ -301,9 +391,9 @@ mod tests {
         let g = graph("max_active_runs: 1\ntasks:\n  - {id: a, bash: 'true'}\n");
         let mut snap = snapshot(&g, RunState::Queued, &[]);
         snap.running_runs_of_dag = 1;
-        assert_eq!(decide(&g, &snap, Utc::now()), RunDecision::default());
+        assert_eq!(decide(&g, &snap, Utc::now(), &[]), RunDecision::default());
         snap.running_runs_of_dag = 0;
-        let decision = decide(&g, &snap, Utc::now());
+        let decision = decide(&g, &snap, Utc::now(), &[]);
         assert_eq!(decision.run_state, Some(RunState::Running));
         assert_eq!(decision.transitions.len(), 1);
     }
@@ -315,7 +405,7 @@ mod tests {
         );
         let mut snap = snapshot(&g, RunState::Running, &[("a", Running)]);
         snap.run.start_date = Some(Utc::now() - chrono::Duration::minutes(2));
-        let decision = decide(&g, &snap, Utc::now());
+        let decision = decide(&g, &snap, Utc::now(), &[]);
         assert_eq!(decision.run_state, Some(RunState::Failed));
         assert_eq!(decision.transitions.len(), 1, "only b is skipped");
     }

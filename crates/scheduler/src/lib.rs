@@ -1,6 +1,7 @@
 //! The scheduler: turns DAG files into stored DAGs, cron ticks and triggers into runs, and
 //! finished task instances into the next ready ones — at once, on the event, not on a tick.
 
+mod branch;
 pub mod dag_folder;
 pub mod decide;
 pub mod runs;

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::dag_folder::DagFolder;
-use crate::decide::decide;
+use crate::decide::{decide, is_branch};
 use crate::runs::{GraphCache, new_run};
 
 /// Scheduler settings. Built with [`SchedulerConfig::new`] and the `with_*` methods.
@@ -201,10 +201,18 @@ impl Scheduler {
             warn!(dag_id = %record.dag_id, version = %record.version, "run's DAG version is missing");
             return Ok(ScheduleOutcome::default());
         };
+        // A branching DAG's decisions read its branches' choices (XComs). They are read before
+        // the snapshot, so a branch's finish (its XCom and state commit together) seen in the
+        // snapshot has its XCom here too.
+        let xcoms = if graph.dag().tasks.iter().any(is_branch) {
+            self.store.list_xcoms(run, None).await?
+        } else {
+            Vec::new()
+        };
         let now = Utc::now();
         let outcome = self
             .store
-            .schedule_run(run, now, &|snapshot| decide(&graph, snapshot, now))
+            .schedule_run(run, now, &|snapshot| decide(&graph, snapshot, now, &xcoms))
             .await?;
         if let Some(state) = outcome.run_state {
             debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");

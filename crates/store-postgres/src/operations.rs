@@ -429,6 +429,27 @@ impl Store for PostgresStore {
                 outcome.run_state = Some(to);
             }
         }
+        for xcom in &decision.xcoms {
+            query!("upsert_xcom")
+                .bind(run)
+                .bind(&xcom.task_id)
+                .bind(xcom.map_index)
+                .bind(&xcom.key)
+                .bind(&xcom.value)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for log in &decision.logs {
+            insert_log_lines(
+                &mut tx,
+                log.ti,
+                log.try_number,
+                std::slice::from_ref(&log.line),
+            )
+            .await?;
+        }
         let mut events = Vec::new();
         // No RunChanged: the decision already is the run's fixpoint, and re-deciding it
         // would cost one more write transaction on every hop.
@@ -634,31 +655,8 @@ impl Store for PostgresStore {
         if lines.is_empty() {
             return Ok(());
         }
-        let timestamps: Vec<DateTime<Utc>> = lines.iter().map(|l| l.timestamp).collect();
-        let streams: Vec<&str> = lines.iter().map(|l| l.stream.as_str()).collect();
-        let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
         let mut tx = self.pool.begin().await.map_err(db)?;
-        query!("lock_log")
-            .bind(ti)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let last: i64 = query_scalar!(i64, "max_log_seq")
-            .bind(ti)
-            .bind(i64::from(try_number))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        query!("append_log")
-            .bind(ti)
-            .bind(i64::from(try_number))
-            .bind(last)
-            .bind(&timestamps)
-            .bind(&streams)
-            .bind(&texts)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        insert_log_lines(&mut tx, ti, try_number, lines).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -737,4 +735,38 @@ impl Store for PostgresStore {
         }
         Ok(())
     }
+}
+
+/// Append lines to a try's log inside a transaction, numbering them after the last.
+async fn insert_log_lines(
+    conn: &mut sqlx::PgConnection,
+    ti: i64,
+    try_number: u32,
+    lines: &[LogLine],
+) -> Result<()> {
+    let timestamps: Vec<DateTime<Utc>> = lines.iter().map(|l| l.timestamp).collect();
+    let streams: Vec<&str> = lines.iter().map(|l| l.stream.as_str()).collect();
+    let texts: Vec<&str> = lines.iter().map(|l| l.line.as_str()).collect();
+    query!("lock_log")
+        .bind(ti)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    let last: i64 = query_scalar!(i64, "max_log_seq")
+        .bind(ti)
+        .bind(i64::from(try_number))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    query!("append_log")
+        .bind(ti)
+        .bind(i64::from(try_number))
+        .bind(last)
+        .bind(&timestamps)
+        .bind(&streams)
+        .bind(&texts)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
 }

@@ -354,7 +354,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(format!("run {run}")));
             };
             let decision = decide(&snapshot);
-            if decision.transitions.is_empty() && decision.run_state.is_none() {
+            if decision.is_empty() {
                 return Ok(ScheduleOutcome {
                     run_state: Some(snapshot.run.state),
                     ..ScheduleOutcome::default()
@@ -405,6 +405,27 @@ impl Store for SqliteStore {
             if done.rows_affected() > 0 {
                 outcome.run_state = Some(to);
             }
+        }
+        for xcom in &decision.xcoms {
+            query!("upsert_xcom")
+                .bind(run)
+                .bind(&xcom.task_id)
+                .bind(xcom.map_index)
+                .bind(&xcom.key)
+                .bind(to_json_text(&xcom.value)?)
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for log in &decision.logs {
+            insert_log_lines(
+                &mut tx,
+                log.ti,
+                log.try_number,
+                std::slice::from_ref(&log.line),
+            )
+            .await?;
         }
         tx.commit().await.map_err(db)?;
         // No RunChanged: the decision already is the run's fixpoint, and re-deciding it
@@ -614,26 +635,8 @@ impl Store for SqliteStore {
         if lines.is_empty() {
             return Ok(());
         }
-        let batch: Vec<Value> = lines
-            .iter()
-            .map(|l| serde_json::json!([micros(l.timestamp), l.stream.as_str(), l.line]))
-            .collect();
-        let batch = to_json_text(&Value::Array(batch))?;
         let mut tx = self.write().await?;
-        let last: i64 = query_scalar!(i64, "max_log_seq")
-            .bind(ti)
-            .bind(i64::from(try_number))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        query!("append_log")
-            .bind(ti)
-            .bind(i64::from(try_number))
-            .bind(last)
-            .bind(&batch)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        insert_log_lines(&mut tx, ti, try_number, lines).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -742,4 +745,33 @@ async fn snapshot(conn: &mut sqlx::SqliteConnection, run: i64) -> Result<Option<
         task_instances,
         running_runs_of_dag: usize::try_from(running).unwrap_or(0),
     }))
+}
+
+/// Append lines to a try's log inside a write transaction, numbering them after the last.
+async fn insert_log_lines(
+    conn: &mut sqlx::SqliteConnection,
+    ti: i64,
+    try_number: u32,
+    lines: &[LogLine],
+) -> Result<()> {
+    let batch: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::json!([micros(l.timestamp), l.stream.as_str(), l.line]))
+        .collect();
+    let batch = to_json_text(&Value::Array(batch))?;
+    let last: i64 = query_scalar!(i64, "max_log_seq")
+        .bind(ti)
+        .bind(i64::from(try_number))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+    query!("append_log")
+        .bind(ti)
+        .bind(i64::from(try_number))
+        .bind(last)
+        .bind(&batch)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
 }

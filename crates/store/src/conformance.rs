@@ -232,6 +232,7 @@ async fn queue_all(store: &dyn Store, run: i64, now: DateTime<Utc>) -> usize {
                 to: TaskState::Queued,
             })
             .collect(),
+        ..RunDecision::default()
     };
     store
         .schedule_run(run, now, &decide)
@@ -609,6 +610,7 @@ pub async fn list_and_find_runs(store: Arc<dyn Store>) {
     let decide = |_: &RunSnapshot| RunDecision {
         run_state: Some(RunState::Failed),
         transitions: Vec::new(),
+        ..RunDecision::default()
     };
     store
         .schedule_run(keys[1], at(500), &decide)
@@ -665,6 +667,7 @@ pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
                     to: TaskState::Skipped,
                 },
             ],
+            ..RunDecision::default()
         }
     };
     let outcome = store
@@ -713,6 +716,7 @@ pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
         RunDecision {
             run_state: Some(RunState::Success),
             transitions: Vec::new(),
+            ..RunDecision::default()
         }
     };
     let outcome = store
@@ -750,6 +754,7 @@ fn decide_nothing_new(snapshot: &RunSnapshot) -> RunDecision {
                 to: TaskState::Queued,
             })
             .collect(),
+        ..RunDecision::default()
     }
 }
 
@@ -772,6 +777,7 @@ pub async fn schedule_run_sees_running_runs(store: Arc<dyn Store>) {
     let start = |_: &RunSnapshot| RunDecision {
         run_state: Some(RunState::Running),
         transitions: Vec::new(),
+        ..RunDecision::default()
     };
     store
         .schedule_run(runs[0], at(10), &start)

@@ -98,6 +98,53 @@ pub struct RunRecord {
     pub end_date: Option<DateTime<Utc>>,
 }
 
+impl RunRecord {
+    /// What templates of `task_id` (map index `map_index`, try `try_number`) see in this run:
+    /// dates and ids from the run, params as the DAG's defaults merged with the run's conf.
+    pub fn template_context(
+        &self,
+        dag: &Dag,
+        task_id: &str,
+        map_index: i32,
+        try_number: u32,
+        xcoms: &[XcomRecord],
+    ) -> dag::template::TemplateContext {
+        let mut params: std::collections::BTreeMap<String, Value> = dag
+            .params
+            .iter()
+            .map(|(name, param)| (name.clone(), param.default.clone()))
+            .collect();
+        if let Value::Object(conf) = &self.conf {
+            for (name, value) in conf {
+                params.insert(name.clone(), value.clone());
+            }
+        }
+        dag::template::TemplateContext {
+            dag_id: self.dag_id.clone(),
+            task_id: task_id.to_string(),
+            run_id: self.run_id.clone(),
+            run_type: self.run_type.as_str().to_string(),
+            logical_date: self.logical_date,
+            data_interval_start: self.data_interval_start,
+            data_interval_end: self.data_interval_end,
+            conf: self.conf.clone(),
+            params,
+            try_number,
+            map_index,
+            xcoms: xcoms
+                .iter()
+                .map(|x| dag::template::XcomValue {
+                    task_id: x.task_id.clone(),
+                    map_index: x.map_index,
+                    key: x.key.clone(),
+                    value: x.value.clone(),
+                })
+                .collect(),
+            extra: Default::default(),
+        }
+    }
+}
+
 /// Which runs to list.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -156,6 +203,37 @@ pub struct RunDecision {
     pub run_state: Option<RunState>,
     /// Task-instance transitions, each applied only if the instance is still in `from`.
     pub transitions: Vec<Transition>,
+    /// XComs of tasks the scheduler settles itself (a `switch` task's choice).
+    pub xcoms: Vec<DecidedXcom>,
+    /// Log lines of tasks the scheduler settles itself (why a `switch` failed).
+    pub logs: Vec<DecidedLog>,
+}
+
+impl RunDecision {
+    /// Nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.run_state.is_none()
+            && self.transitions.is_empty()
+            && self.xcoms.is_empty()
+            && self.logs.is_empty()
+    }
+}
+
+/// An XCom written with a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecidedXcom {
+    pub task_id: String,
+    pub map_index: i32,
+    pub key: String,
+    pub value: Value,
+}
+
+/// A log line written with a decision, to the given task instance and try.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecidedLog {
+    pub ti: i64,
+    pub try_number: u32,
+    pub line: LogLine,
 }
 
 /// One guarded task-instance transition.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use dag::retry::retry_delay_seconds;
-use dag::template::{self, TemplateContext, TemplateError, XcomValue};
+use dag::template::{self, TemplateContext, TemplateError};
 use dag::{Dag, PythonTask, Task, TaskKind, TaskState};
 use serde_json::{Value, json};
 use store::{ClaimedTask, Finish, Store, StoreError};
@@ -520,47 +520,15 @@ async fn context(
 ) -> Result<TemplateContext, String> {
     let ti = &claimed.ti;
     let run = &claimed.run;
-    let mut params: BTreeMap<String, Value> = dag
-        .params
-        .iter()
-        .map(|(name, param)| (name.clone(), param.default.clone()))
-        .collect();
-    if let Value::Object(conf) = &run.conf {
-        for (name, value) in conf {
-            params.insert(name.clone(), value.clone());
-        }
-    }
     let xcoms = if mentions_xcom_pull(task, python_source.map(|(_, text)| text.as_str())) {
         store
             .list_xcoms(run.id, None)
             .await
             .map_err(|err| format!("could not read the run's XComs: {err}"))?
-            .into_iter()
-            .map(|x| XcomValue {
-                task_id: x.task_id,
-                map_index: x.map_index,
-                key: x.key,
-                value: x.value,
-            })
-            .collect()
     } else {
         Vec::new()
     };
-    Ok(TemplateContext {
-        dag_id: ti.dag_id.clone(),
-        task_id: ti.task_id.clone(),
-        run_id: ti.run_id.clone(),
-        run_type: run.run_type.as_str().to_string(),
-        logical_date: run.logical_date,
-        data_interval_start: run.data_interval_start,
-        data_interval_end: run.data_interval_end,
-        conf: run.conf.clone(),
-        params,
-        try_number: ti.try_number,
-        map_index: ti.map_index,
-        xcoms,
-        extra: BTreeMap::new(),
-    })
+    Ok(run.template_context(dag, &ti.task_id, ti.map_index, ti.try_number, &xcoms))
 }
 
 fn mentions_xcom_pull(task: &Task, python_source: Option<&str>) -> bool {

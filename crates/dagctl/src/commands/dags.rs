@@ -384,7 +384,7 @@ pub async fn print_new_logs(
     seen: &mut HashMap<(i64, u32), i64>,
 ) -> Result<()> {
     for ti in store.task_instances(run).await? {
-        for try_number in 1..=ti.try_number {
+        for try_number in 1..=ti.try_number.max(1) {
             let after = seen.entry((ti.id, try_number)).or_insert(0);
             let lines = store.read_log(ti.id, try_number, *after, 10_000).await?;
             for line in &lines {

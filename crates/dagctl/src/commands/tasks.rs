@@ -233,6 +233,7 @@ async fn test(
                     TaskState::Success
                 },
             }],
+            ..RunDecision::default()
         })
         .await?;
     let (stop, stop_rx) = watch::channel(false);

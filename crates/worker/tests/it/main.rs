@@ -94,6 +94,7 @@ impl Harness {
                     to: TaskState::Queued,
                 })
                 .collect(),
+            ..RunDecision::default()
         };
         self.store
             .schedule_run(run, Utc::now(), &decide)

@@ -1,0 +1,146 @@
+//! Branching: what a `switch` task chooses, which tasks a branch follows, and why a choice is
+//! refused. Pure functions used by `decide`.
+
+use std::collections::HashSet;
+
+use dag::{DagGraph, SwitchCase, template};
+use serde_json::Value;
+
+/// The ids a branch's return value names: a string is one id, a list is several, null or an
+/// empty list is none.
+pub fn chosen_ids(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::String(id) => Ok(vec![id.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(id) => Ok(id.clone()),
+                other => Err(format!("a branch must name task ids, got {other}")),
+            })
+            .collect(),
+        other => Err(format!(
+            "a branch must return a task id or a list of task ids, got {other}"
+        )),
+    }
+}
+
+/// The set a branch follows: the chosen direct downstream tasks (a group means its roots) and
+/// everything downstream of them. Naming anything else is the error, which says what the
+/// branch could have named.
+pub fn followed(
+    graph: &DagGraph,
+    branch: &str,
+    chosen: &[String],
+) -> Result<HashSet<String>, String> {
+    let direct: Vec<&str> = graph.downstream(branch);
+    let mut set = HashSet::new();
+    for id in chosen {
+        let targets = match graph.dag().groups.iter().find(|g| &g.group_id == id) {
+            Some(group) => group
+                .tasks
+                .iter()
+                .filter(|t| {
+                    graph
+                        .upstream(t)
+                        .iter()
+                        .all(|up| !group.tasks.iter().any(|member| member == up))
+                })
+                .cloned()
+                .collect(),
+            None => vec![id.clone()],
+        };
+        for target in targets {
+            if !direct.contains(&target.as_str()) {
+                return Err(format!(
+                    "branch '{branch}' chose '{id}', which is not among its direct downstream tasks ({})",
+                    if direct.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        direct.join(", ")
+                    }
+                ));
+            }
+            set.extend(graph.descendants(&target).into_iter().map(str::to_string));
+            set.insert(target);
+        }
+    }
+    Ok(set)
+}
+
+/// Evaluate a `switch`: the `then` of the first case whose `if` is true (or the `else`).
+pub fn evaluate_switch(
+    cases: &[SwitchCase],
+    context: &template::TemplateContext,
+) -> Result<Vec<String>, String> {
+    for case in cases {
+        let taken = match &case.condition {
+            None => true,
+            Some(expr) => truthy(
+                &template::eval_expr(expr, context)
+                    .map_err(|e| format!("cannot evaluate switch condition '{expr}': {e}"))?,
+            ),
+        };
+        if taken {
+            return Ok(case.then.clone());
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Python's truthiness, which Airflow users expect of conditions.
+fn truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn graph() -> DagGraph {
+        let yaml = "tasks:\n  - {id: pick, bash: 'echo a', branch: true}\n  - {id: a, bash: 'true'}\n  - {id: b, bash: 'true'}\n  - {id: after_a, bash: 'true', depends_on: [a]}\n  - {id: join, bash: 'true', depends_on: [after_a, b, pick]}\ngroups:\n  - id: g\n    tasks:\n      - {id: first, bash: 'true'}\n      - {id: second, bash: 'true', depends_on: [first]}\nedges:\n  - pick >> [a, b, g]\n";
+        DagGraph::new(Arc::new(dag::parse_dag_str("b.yaml", yaml).expect("valid")))
+    }
+
+    #[test]
+    fn chosen_ids_accept_the_documented_shapes() {
+        assert_eq!(chosen_ids(&json!("a")), Ok(vec!["a".to_string()]));
+        assert_eq!(chosen_ids(&json!(["a", "b"])).map(|v| v.len()), Ok(2));
+        assert_eq!(chosen_ids(&json!(null)), Ok(vec![]));
+        assert!(chosen_ids(&json!(3)).is_err());
+    }
+
+    #[test]
+    fn followed_set_includes_everything_downstream_of_the_choice() {
+        let set = followed(&graph(), "pick", &["a".into()]).expect("valid");
+        let mut ids: Vec<_> = set.into_iter().collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "after_a", "join"]);
+    }
+
+    #[test]
+    fn a_group_means_its_roots() {
+        let set = followed(&graph(), "pick", &["g".into()]).expect("valid");
+        assert!(set.contains("g.first") && set.contains("g.second"));
+    }
+
+    #[test]
+    fn naming_a_task_that_is_not_a_direct_downstream_is_refused() {
+        let err = followed(&graph(), "pick", &["after_a".into()]).expect_err("refused");
+        assert!(
+            err.contains("'after_a'") && err.contains("direct downstream"),
+            "{err}"
+        );
+    }
+}
