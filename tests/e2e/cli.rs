@@ -84,3 +84,18 @@ fn bad_conf_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--conf must be a JSON object"));
 }
+
+#[test]
+fn a_conf_of_the_wrong_type_is_refused_naming_the_param() {
+    let sandbox = Sandbox::with_examples();
+    let out = sandbox.run(&["dags", "test", "branching", "--conf", r#"{"rows": "many"}"#]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "invalid conf for DAG 'branching': param 'rows' must be of type integer, got \"many\""
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[extract"), "no task ran: {stderr}");
+}

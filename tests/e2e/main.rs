@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `dagctl` binary, real child processes, real databases.
 
+mod backfill;
 mod cli;
 mod crash;
 mod examples;

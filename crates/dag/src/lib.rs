@@ -7,6 +7,7 @@
 pub mod duration;
 pub mod graph;
 pub mod model;
+pub mod params;
 pub mod parse;
 pub mod retry;
 pub mod schedule;

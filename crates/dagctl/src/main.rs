@@ -115,6 +115,16 @@ pub enum DagsCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Runs for every tick of the schedule in [start, end], oldest first.
+    Backfill {
+        dag_id: String,
+        #[arg(long)]
+        start_date: String,
+        #[arg(long)]
+        end_date: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     Pause {
         dag_id: String,
     },
@@ -151,6 +161,17 @@ pub enum TasksCommand {
     StatesForDagRun {
         dag_id: String,
         run_id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// XComs of a task in a run.
+    Xcom {
+        dag_id: String,
+        run_id: String,
+        task_id: String,
+        /// Only this key (default: every key).
+        #[arg(long)]
+        key: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },

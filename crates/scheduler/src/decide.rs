@@ -129,11 +129,10 @@ pub fn decide(
             let readiness = task.trigger_rule.evaluate(&counts);
             // A direct downstream of a branch that did not follow it is skipped, whatever
             // its trigger rule says; the skip then flows on through the rules.
-            let not_followed = task.upstream.iter().any(|up| {
-                followed
-                    .get(up)
-                    .is_some_and(|set| !set.contains(*task_id))
-            });
+            let not_followed = task
+                .upstream
+                .iter()
+                .any(|up| followed.get(up).is_some_and(|set| !set.contains(*task_id)));
             for &i in indexes {
                 if !matches!(states[i], TaskState::None | TaskState::Scheduled) {
                     continue;

@@ -8,5 +8,5 @@ pub mod runs;
 mod scheduler;
 
 pub use dag_folder::{DagFolder, ProcessReport};
-pub use runs::{GraphCache, TriggerError, TriggerRequest, trigger};
+pub use runs::{BackfillError, GraphCache, TriggerError, TriggerRequest, backfill, trigger};
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerError};

@@ -20,6 +20,9 @@ pub enum TriggerError {
     DuplicateRunId { dag_id: String, run_id: String },
     #[error("conf must be a JSON object, got {0}")]
     BadConf(String),
+    /// A param's value (from conf or its default) does not fit its declaration.
+    #[error("invalid conf for DAG '{dag_id}': {message}")]
+    BadParams { dag_id: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -138,6 +141,14 @@ pub async fn trigger(
         Some(Value::Object(map)) => Value::Object(map),
         Some(other) => return Err(TriggerError::BadConf(other.to_string())),
     };
+    if let Value::Object(map) = &conf {
+        dag::params::resolve_params(&record.dag, map).map_err(|message| {
+            TriggerError::BadParams {
+                dag_id: dag_id.to_string(),
+                message,
+            }
+        })?;
+    }
     let interval = schedule::manual_interval(request.logical_date.unwrap_or(now));
     let graph = DagGraph::new(record.dag.clone());
     let run = new_run(
@@ -157,4 +168,66 @@ pub async fn trigger(
             dag_id: dag_id.to_string(),
             run_id,
         })
+}
+
+/// Why a backfill could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("DAG '{0}' not found")]
+    DagNotFound(String),
+    #[error("cannot backfill DAG '{dag_id}': {message}")]
+    Schedule { dag_id: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Create a `backfill` run for every tick of the DAG's schedule in [start, end], oldest
+/// first, leaving out logical dates that already have a run. The runs start queued, so the
+/// scheduler starts them in order within `max_active_runs`.
+pub async fn backfill(
+    store: &dyn Store,
+    dag_id: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Vec<RunRecord>, BackfillError> {
+    let record = store
+        .get_dag(dag_id)
+        .await?
+        .ok_or_else(|| BackfillError::DagNotFound(dag_id.to_string()))?;
+    let intervals = schedule::intervals_between(&record.dag, start, end).map_err(|e| {
+        BackfillError::Schedule {
+            dag_id: dag_id.to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    let existing: Vec<DateTime<Utc>> = store
+        .list_runs(&store::RunFilter {
+            dag_id: Some(dag_id.to_string()),
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .filter_map(|r| r.logical_date)
+        .collect();
+    let graph = DagGraph::new(record.dag.clone());
+    let mut created = Vec::new();
+    for interval in intervals {
+        if existing.contains(&interval.logical_date) {
+            continue;
+        }
+        let run = new_run(
+            &graph,
+            &record.version,
+            RunType::Backfill,
+            interval,
+            Value::Object(Default::default()),
+            None,
+            now,
+        );
+        if let Some(run) = store.create_run(&run).await? {
+            created.push(run);
+        }
+    }
+    Ok(created)
 }

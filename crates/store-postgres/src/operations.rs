@@ -605,6 +605,11 @@ impl Store for PostgresStore {
 
     async fn queue_due_retries(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        query!("clear_retry_xcoms")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let runs: BTreeSet<i64> = query_scalar!(i64, "queue_due_retries")
             .bind(now)
             .fetch_all(&mut *tx)

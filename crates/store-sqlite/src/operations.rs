@@ -585,6 +585,11 @@ impl Store for SqliteStore {
 
     async fn queue_due_retries(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
         let mut tx = self.write().await?;
+        query!("clear_retry_xcoms")
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let runs: BTreeSet<i64> = query_scalar!(i64, "queue_due_retries")
             .bind(micros(now))
             .fetch_all(&mut *tx)

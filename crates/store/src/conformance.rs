@@ -1047,7 +1047,24 @@ pub async fn retries_queue_when_due(store: Arc<dyn Store>) {
     assert_eq!(store.next_retry_at().await.expect("next"), None);
     let mut retry = finish(ti, 1, TaskState::UpForRetry, at(10));
     retry.next_retry_at = Some(at(70));
+    retry.xcoms = vec![("partial".to_string(), serde_json::json!(1))];
     assert!(store.finish_task_instance(&retry).await.expect("finish"));
+    let task_id = store
+        .get_task_instance(ti)
+        .await
+        .expect("get")
+        .expect("exists")
+        .task_id;
+    let key = XcomKey {
+        run,
+        task_id,
+        map_index: -1,
+        key: "partial".into(),
+    };
+    assert_eq!(
+        store.get_xcom(&key).await.expect("xcom"),
+        Some(serde_json::json!(1))
+    );
     let stored = store
         .get_task_instance(ti)
         .await
@@ -1082,6 +1099,11 @@ pub async fn retries_queue_when_due(store: Arc<dyn Store>) {
         .expect("exists");
     assert_eq!(stored.state, TaskState::Queued);
     assert_eq!(stored.try_number, 2, "a new try");
+    assert_eq!(
+        store.get_xcom(&key).await.expect("xcom"),
+        None,
+        "a retried try starts with its earlier XComs cleared"
+    );
     assert_eq!(stored.queued_at, Some(at(70)));
     assert_eq!(stored.next_retry_at, None);
     assert_eq!(stored.worker_id, None);

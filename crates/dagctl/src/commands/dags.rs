@@ -102,6 +102,35 @@ pub async fn run(settings: Settings, command: DagsCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        DagsCommand::Backfill {
+            dag_id,
+            start_date,
+            end_date,
+            output,
+        } => {
+            let store = backend::open(&settings.database_url).await?;
+            let runs = scheduler::backfill(
+                &*store,
+                &dag_id,
+                parse_date(&start_date)?,
+                parse_date(&end_date)?,
+                Utc::now(),
+            )
+            .await?;
+            match output.format {
+                Format::Table => {
+                    for run in &runs {
+                        println!("{}", run.run_id);
+                    }
+                    eprintln!("{} backfill run(s) created for DAG '{dag_id}'", runs.len());
+                }
+                format => {
+                    let rows: Vec<Value> = runs.iter().map(run_json).collect();
+                    print_rows(format, &[], &rows)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         DagsCommand::Pause { dag_id } => {
             let store = backend::open(&settings.database_url).await?;
             require_dag(&*store, &dag_id).await?;

@@ -102,6 +102,34 @@ pub async fn run(settings: Settings, command: TasksCommand) -> Result<ExitCode> 
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        TasksCommand::Xcom {
+            dag_id,
+            run_id,
+            task_id,
+            key,
+            output,
+        } => {
+            let store = backend::open(&settings.database_url).await?;
+            let run = store
+                .get_run(&dag_id, &run_id)
+                .await?
+                .ok_or_else(|| anyhow!("run '{run_id}' of DAG '{dag_id}' not found"))?;
+            let rows: Vec<Value> = store
+                .list_xcoms(run.id, Some(&task_id))
+                .await?
+                .into_iter()
+                .filter(|x| key.as_ref().is_none_or(|k| &x.key == k))
+                .map(|x| {
+                    json!({"task_id": x.task_id, "map_index": x.map_index, "key": x.key, "value": x.value})
+                })
+                .collect();
+            print_rows(
+                output.format,
+                &["task_id", "map_index", "key", "value"],
+                &rows,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         TasksCommand::Logs {
             dag_id,
             run_id,
