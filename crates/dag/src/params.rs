@@ -39,15 +39,13 @@ fn check(name: &str, param: &Param, value: &Value) -> Result<(), String> {
             ));
         }
     }
-    if let Some(choices) = &param.choices {
-        if !choices.contains(value) {
-            let allowed: Vec<String> = choices.iter().map(short).collect();
-            return Err(format!(
-                "param '{name}' must be one of {}, got {}",
-                allowed.join(", "),
-                short(value)
-            ));
-        }
+    if let Some(choices) = param.choices.as_ref().filter(|c| !c.contains(value)) {
+        let allowed: Vec<String> = choices.iter().map(short).collect();
+        return Err(format!(
+            "param '{name}' must be one of {}, got {}",
+            allowed.join(", "),
+            short(value)
+        ));
     }
     if let Some(number) = value.as_f64() {
         if let Some(min) = param.minimum.filter(|min| number < *min) {
