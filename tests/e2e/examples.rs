@@ -184,3 +184,57 @@ fn a_branch_naming_a_task_that_is_not_downstream_fails_with_the_reason() {
     );
     assert!(logs.contains("branch 'pick' chose 'nowhere'"), "{logs}");
 }
+
+#[test]
+fn mapping_makes_one_instance_per_element_and_downstream_pulls_the_list() {
+    let (result, logs) = dags_test("mapping");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {
+            "list_files": "success",
+            "count_lines[0]": "success", "count_lines[1]": "success", "count_lines[2]": "success",
+            "per_region[0]": "success", "per_region[1]": "success",
+            "per_region[2]": "success", "per_region[3]": "success",
+            "summarize": "success"
+        }})
+    );
+    // The last key varies fastest, and the pulled list is in map_index order.
+    assert!(
+        logs.contains("[per_region[1] try 1]") && logs.contains("eu-silver"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("pairs: eu-gold,eu-silver,us-gold,us-silver"),
+        "{logs}"
+    );
+    assert!(logs.contains("[count_lines[1] try 1]"), "{logs}");
+}
+
+#[test]
+fn mapping_edge_cases_fail_or_skip_with_the_reason() {
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT__CORE__MAX_MAP_LENGTH", "3");
+    sandbox.write_dag(
+        "edges.yaml",
+        "tasks:\n  - {id: produce, bash: 'echo not-a-list'}\n  - {id: not_a_list, bash: 'echo {{ x }}', depends_on: [produce], expand: {x: \"{{ ti.xcom_pull('produce') }}\"}}\n  - {id: too_many, bash: 'echo {{ x }}', expand: {x: [1, 2, 3, 4]}}\n  - {id: empty, bash: 'echo {{ x }}', expand: {x: []}}\n  - {id: after_empty, bash: 'echo ran', depends_on: [empty], trigger_rule: none_failed}\n  - {id: fine, bash: 'echo {{ x }}', expand: {x: [1, 2, 3]}}\n",
+    );
+    let out = sandbox.run(&["dags", "test", "edges", "-o", "json"]);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        result,
+        json!({"state": "failed", "tasks": {
+            "produce": "success", "not_a_list": "failed", "too_many": "failed",
+            "empty": "skipped", "after_empty": "success",
+            "fine[0]": "success", "fine[1]": "success", "fine[2]": "success"
+        }})
+    );
+    assert!(
+        logs.contains("expand 'x' of task 'not_a_list' must yield a list, got a string"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("expand of task 'too_many' yields 4 instances, over core.max_map_length (3)"),
+        "{logs}"
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod duration;
 pub mod graph;
+pub mod mapping;
 pub mod model;
 pub mod params;
 pub mod parse;

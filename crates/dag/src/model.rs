@@ -107,8 +107,9 @@ pub struct Task {
     pub cwd: Option<String>,
     pub do_xcom_push: bool,
     pub branch: bool,
-    /// Dynamic task mapping: argument name → literal list or template string.
-    pub expand: Option<BTreeMap<String, Value>>,
+    /// Dynamic task mapping: argument name → literal list or template string, in file order
+    /// (the last key varies fastest in the cross product).
+    pub expand: Option<serde_json::Map<String, Value>>,
     pub owner: String,
     pub email: Vec<String>,
     pub email_on_failure: bool,

@@ -112,6 +112,7 @@ pub struct Settings {
     pub scheduler_rescan_interval: Duration,
     pub scheduler_poll_interval: Duration,
     pub zombie_threshold: Duration,
+    pub max_map_length: usize,
     pub worker_concurrency: usize,
     pub worker_queues: Vec<String>,
     pub worker_log_cap_bytes: u64,
@@ -216,6 +217,12 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
             "scheduler.zombie_threshold",
             Duration::from_secs(60),
         )?,
+        max_map_length: raw
+            .core
+            .max_map_length
+            .map_or(dag::mapping::DEFAULT_MAX_MAP_LENGTH, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
         worker_concurrency: concurrency,
         worker_queues,
         worker_log_cap_bytes: raw.worker.log_cap_bytes.unwrap_or(16 * 1024 * 1024),

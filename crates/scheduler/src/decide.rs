@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use dag::{DagGraph, Readiness, RunState, Task, TaskKind, TaskState, UpstreamCounts};
-use store::{
-    DecidedLog, DecidedXcom, LogLine, LogStream, RunDecision, RunSnapshot, Transition, XcomRecord,
-};
+use store::{DecidedLog, DecidedXcom, LogLine, LogStream, RunDecision, RunSnapshot, Transition};
 
 use crate::branch;
 
@@ -17,14 +15,38 @@ pub fn is_branch(task: &Task) -> bool {
     task.branch || matches!(task.kind, TaskKind::Switch { .. })
 }
 
+/// Whether deciding the DAG's runs needs the run's XComs: to read a branch's choice or to
+/// render a mapped task's `expand`.
+pub fn needs_xcoms(task: &Task) -> bool {
+    is_branch(task) || task.expand.is_some()
+}
+
+/// What a decision depends on besides the run's snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs {
+    pub now: DateTime<Utc>,
+    /// `core.max_map_length`: a mapped task with more instances fails.
+    pub max_map_length: usize,
+}
+
+impl Inputs {
+    /// Inputs with the default map limit.
+    pub fn at(now: DateTime<Utc>) -> Inputs {
+        Inputs {
+            now,
+            max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
+        }
+    }
+}
+
 /// Decide for `snapshot`, a run of the DAG in `graph` (the version the run started with).
-/// `xcoms` are the run's XComs, needed only when the DAG branches (see [`is_branch`]).
-pub fn decide(
-    graph: &DagGraph,
-    snapshot: &RunSnapshot,
-    now: DateTime<Utc>,
-    xcoms: &[XcomRecord],
-) -> RunDecision {
+/// The snapshot must carry the run's XComs when some task [`needs_xcoms`].
+pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs) -> RunDecision {
+    let Inputs {
+        now,
+        max_map_length,
+    } = *inputs;
+    let xcoms = snapshot.xcoms.as_slice();
     let dag = graph.dag();
     let run = &snapshot.run;
     let mut decision = RunDecision::default();
@@ -170,6 +192,37 @@ pub fn decide(
                             }
                         }
                     }
+                    Readiness::Run if task.expand.is_some() && tis[i].map_index < 0 => {
+                        let context = run.template_context(dag, task_id, -1, 1, xcoms);
+                        let fail = |message: String, decision: &mut RunDecision| {
+                            decision.logs.push(DecidedLog {
+                                ti: tis[i].id,
+                                try_number: 1,
+                                line: system_line(format!("task failed: {message}")),
+                            });
+                            TaskState::Failed
+                        };
+                        match dag::mapping::Expansion::of(task, &context) {
+                            Some(Ok(expansion)) if expansion.is_empty() => TaskState::Skipped,
+                            Some(Ok(expansion)) if expansion.len() > max_map_length => fail(
+                                format!(
+                                    "expand of task '{task_id}' yields {} instances, over core.max_map_length ({max_map_length})",
+                                    expansion.len()
+                                ),
+                                &mut decision,
+                            ),
+                            Some(Ok(expansion)) => {
+                                // Expanded by the store; the new instances are decided next.
+                                decision.expansions.push(store::Expansion {
+                                    ti: tis[i].id,
+                                    count: u32::try_from(expansion.len()).unwrap_or(u32::MAX),
+                                });
+                                continue;
+                            }
+                            Some(Err(message)) => fail(message, &mut decision),
+                            None => continue,
+                        }
+                    }
                     Readiness::Run if !task.kind.needs_worker() => TaskState::Success,
                     Readiness::Run if active < max_active => {
                         active += 1;
@@ -281,6 +334,7 @@ mod tests {
             run,
             task_instances,
             running_runs_of_dag: 1,
+            xcoms: Vec::new(),
         }
     }
 
@@ -297,7 +351,7 @@ mod tests {
     ) {
         let g = graph(yaml);
         let snap = snapshot(&g, RunState::Running, states);
-        let decision = decide(&g, &snap, Utc::now(), &[]);
+        let decision = decide(&g, &snap, &Inputs::at(Utc::now()));
         let mut got: Vec<(String, TaskState)> = decision
             .transitions
             .iter()
@@ -381,7 +435,7 @@ mod tests {
         }
         let g = graph(&yaml);
         let snap = snapshot(&g, RunState::Running, &[("t0", Running)]);
-        let decision = decide(&g, &snap, Utc::now(), &[]);
+        let decision = decide(&g, &snap, &Inputs::at(Utc::now()));
         assert_eq!(decision.transitions.len(), 1);
     }
 
@@ -390,9 +444,12 @@ mod tests {
         let g = graph("max_active_runs: 1\ntasks:\n  - {id: a, bash: 'true'}\n");
         let mut snap = snapshot(&g, RunState::Queued, &[]);
         snap.running_runs_of_dag = 1;
-        assert_eq!(decide(&g, &snap, Utc::now(), &[]), RunDecision::default());
+        assert_eq!(
+            decide(&g, &snap, &Inputs::at(Utc::now())),
+            RunDecision::default()
+        );
         snap.running_runs_of_dag = 0;
-        let decision = decide(&g, &snap, Utc::now(), &[]);
+        let decision = decide(&g, &snap, &Inputs::at(Utc::now()));
         assert_eq!(decision.run_state, Some(RunState::Running));
         assert_eq!(decision.transitions.len(), 1);
     }
@@ -404,7 +461,7 @@ mod tests {
         );
         let mut snap = snapshot(&g, RunState::Running, &[("a", Running)]);
         snap.run.start_date = Some(Utc::now() - chrono::Duration::minutes(2));
-        let decision = decide(&g, &snap, Utc::now(), &[]);
+        let decision = decide(&g, &snap, &Inputs::at(Utc::now()));
         assert_eq!(decision.run_state, Some(RunState::Failed));
         assert_eq!(decision.transitions.len(), 1, "only b is skipped");
     }

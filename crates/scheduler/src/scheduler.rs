@@ -12,12 +12,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dag::schedule;
 use dag::{RunType, Schedule, TaskState};
-use store::{Finish, LogLine, LogStream, ScheduleOutcome, Store, StoreError, StoreEvent};
+use store::{
+    Finish, LogLine, LogStream, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
+};
 use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::dag_folder::DagFolder;
-use crate::decide::{decide, is_branch};
+use crate::decide::{Inputs, decide, needs_xcoms};
 use crate::runs::{GraphCache, new_run};
 
 /// Scheduler settings. Built with [`SchedulerConfig::new`] and the `with_*` methods.
@@ -35,6 +37,8 @@ pub struct SchedulerConfig {
     pub max_catchup_runs: usize,
     /// Watch the folder for changes (off in one-shot uses such as `dags test`).
     pub watch: bool,
+    /// `core.max_map_length`: a mapped task with more instances fails.
+    pub max_map_length: usize,
 }
 
 impl SchedulerConfig {
@@ -46,6 +50,7 @@ impl SchedulerConfig {
             zombie_threshold: Duration::from_secs(60),
             max_catchup_runs: 1000,
             watch: true,
+            max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
         }
     }
 
@@ -61,6 +66,11 @@ impl SchedulerConfig {
 
     pub fn with_zombie_threshold(mut self, threshold: Duration) -> Self {
         self.zombie_threshold = threshold;
+        self
+    }
+
+    pub fn with_max_map_length(mut self, limit: usize) -> Self {
+        self.max_map_length = limit;
         self
     }
 
@@ -150,6 +160,9 @@ impl Scheduler {
             // queued run of the same DAG start, so those are decided in the same pass.
             while let Some(run) = dirty.pop_first() {
                 let outcome = self.schedule(run).await?;
+                if outcome.expanded > 0 {
+                    dirty.insert(run);
+                }
                 if outcome.run_state.is_some_and(|s| s.is_finished()) {
                     dirty.extend(self.store.unfinished_runs().await?);
                 }
@@ -201,18 +214,25 @@ impl Scheduler {
             warn!(dag_id = %record.dag_id, version = %record.version, "run's DAG version is missing");
             return Ok(ScheduleOutcome::default());
         };
-        // A branching DAG's decisions read its branches' choices (XComs). They are read before
-        // the snapshot, so a branch's finish (its XCom and state commit together) seen in the
-        // snapshot has its XCom here too.
-        let xcoms = if graph.dag().tasks.iter().any(is_branch) {
-            self.store.list_xcoms(run, None).await?
+        // A branching or mapping DAG's decisions read the run's XComs, in the same snapshot.
+        let xcoms = if graph.dag().tasks.iter().any(needs_xcoms) {
+            SnapshotXcoms::Included
         } else {
-            Vec::new()
+            SnapshotXcoms::Omitted
         };
         let now = Utc::now();
         let outcome = self
             .store
-            .schedule_run(run, now, &|snapshot| decide(&graph, snapshot, now, &xcoms))
+            .schedule_run(run, now, xcoms, &|snapshot| {
+                decide(
+                    &graph,
+                    snapshot,
+                    &Inputs {
+                        now,
+                        max_map_length: self.config.max_map_length,
+                    },
+                )
+            })
             .await?;
         if let Some(state) = outcome.run_state {
             debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");

@@ -11,8 +11,8 @@ use serde_json::Value;
 use sqlx::Row;
 use store::{
     Claim, ClaimedTask, DagRecord, Decide, Finish, ImportErrorRecord, LogLine, LogRecord, NewRun,
-    NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, Store, StoreError, StoreEvent,
-    TaskInstanceRecord, UserRecord, XcomKey, XcomRecord,
+    NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError,
+    StoreEvent, TaskInstanceRecord, UserRecord, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -360,6 +360,7 @@ impl Store for PostgresStore {
         &self,
         run: i64,
         now: DateTime<Utc>,
+        xcoms: SnapshotXcoms,
         decide: Decide<'_>,
     ) -> Result<ScheduleOutcome> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -383,10 +384,24 @@ impl Store for PostgresStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+        // Read after the task instances: a finished task seen above has its XComs here too.
+        let xcoms = match xcoms {
+            SnapshotXcoms::Omitted => Vec::new(),
+            SnapshotXcoms::Included => query!("list_xcoms")
+                .bind(run)
+                .bind(None::<&str>)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?
+                .iter()
+                .map(rows::xcom)
+                .collect::<Result<Vec<_>>>()?,
+        };
         let snapshot = RunSnapshot {
             run: record,
             task_instances,
             running_runs_of_dag: usize::try_from(running).unwrap_or(0),
+            xcoms,
         };
         let decision = decide(&snapshot);
 
@@ -440,6 +455,22 @@ impl Store for PostgresStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+        }
+        for expansion in &decision.expansions {
+            let placed = query!("expand_task_instance")
+                .bind(expansion.ti)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if placed.rows_affected() > 0 {
+                query!("insert_mapped_instances")
+                    .bind(expansion.ti)
+                    .bind(i64::from(expansion.count))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                outcome.expanded += 1;
+            }
         }
         for log in &decision.logs {
             insert_log_lines(

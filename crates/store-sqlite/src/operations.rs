@@ -11,8 +11,8 @@ use serde_json::Value;
 use sqlx::Row;
 use store::{
     Claim, ClaimedTask, DagRecord, Decide, Finish, ImportErrorRecord, LogLine, LogRecord, NewRun,
-    NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, Store, StoreError, StoreEvent,
-    TaskInstanceRecord, UserRecord, XcomKey, XcomRecord,
+    NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError,
+    StoreEvent, TaskInstanceRecord, UserRecord, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -342,6 +342,7 @@ impl Store for SqliteStore {
         &self,
         run: i64,
         now: DateTime<Utc>,
+        xcoms: SnapshotXcoms,
         decide: Decide<'_>,
     ) -> Result<ScheduleOutcome> {
         // Optimistic pre-check on a read connection: most events (a task finished with no
@@ -350,7 +351,7 @@ impl Store for SqliteStore {
         // again inside the write transaction, from a fresh snapshot.
         {
             let mut conn = self.reader.acquire().await.map_err(db)?;
-            let Some(snapshot) = snapshot(&mut conn, run).await? else {
+            let Some(snapshot) = snapshot(&mut conn, run, xcoms).await? else {
                 return Err(StoreError::NotFound(format!("run {run}")));
             };
             let decision = decide(&snapshot);
@@ -362,7 +363,7 @@ impl Store for SqliteStore {
             }
         }
         let mut tx = self.write().await?;
-        let snapshot = snapshot(&mut tx, run)
+        let snapshot = snapshot(&mut tx, run, xcoms)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
         let decision = decide(&snapshot);
@@ -417,6 +418,22 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+        }
+        for expansion in &decision.expansions {
+            let placed = query!("expand_task_instance")
+                .bind(expansion.ti)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if placed.rows_affected() > 0 {
+                query!("insert_mapped_instances")
+                    .bind(expansion.ti)
+                    .bind(i64::from(expansion.count))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                outcome.expanded += 1;
+            }
         }
         for log in &decision.logs {
             insert_log_lines(
@@ -724,7 +741,11 @@ impl Store for SqliteStore {
 
 /// A run with its task instances and the count of running runs of its DAG, read on `conn`
 /// (a write transaction when the decision is to be applied).
-async fn snapshot(conn: &mut sqlx::SqliteConnection, run: i64) -> Result<Option<RunSnapshot>> {
+async fn snapshot(
+    conn: &mut sqlx::SqliteConnection,
+    run: i64,
+    xcoms: SnapshotXcoms,
+) -> Result<Option<RunSnapshot>> {
     let Some(row) = query!("lock_run")
         .bind(run)
         .fetch_optional(&mut *conn)
@@ -745,10 +766,24 @@ async fn snapshot(conn: &mut sqlx::SqliteConnection, run: i64) -> Result<Option<
         .fetch_one(&mut *conn)
         .await
         .map_err(db)?;
+    // Read after the task instances: a finished task seen above has its XComs here too.
+    let xcoms = match xcoms {
+        SnapshotXcoms::Omitted => Vec::new(),
+        SnapshotXcoms::Included => query!("list_xcoms")
+            .bind(run)
+            .bind(None::<&str>)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::xcom)
+            .collect::<Result<Vec<_>>>()?,
+    };
     Ok(Some(RunSnapshot {
         run: record,
         task_instances,
         running_runs_of_dag: usize::try_from(running).unwrap_or(0),
+        xcoms,
     }))
 }
 

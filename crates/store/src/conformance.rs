@@ -16,8 +16,9 @@ use dag::{Dag, RunState, RunType, Schedule, Task, TaskKind, TaskState, TriggerRu
 use serde_json::json;
 
 use crate::{
-    Claim, Finish, LogLine, LogStream, NewRun, NewTaskInstance, NewUser, RunDecision, RunFilter,
-    RunSnapshot, Store, StoreError, StoreEvent, Transition, XcomKey,
+    Claim, DecidedLog, DecidedXcom, Expansion, Finish, LogLine, LogStream, NewRun, NewTaskInstance,
+    NewUser, RunDecision, RunFilter, RunSnapshot, SnapshotXcoms, Store, StoreError, StoreEvent,
+    Transition, XcomKey,
 };
 
 /// Async clean-up a backend runs after a case (dropping its test database, say).
@@ -87,6 +88,7 @@ macro_rules! store_conformance {
             logs_append_and_read,
             users_create_get_list_delete,
             events_after_commit,
+            decisions_expand_mapped_tasks_and_write_xcoms_and_logs,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -235,7 +237,7 @@ async fn queue_all(store: &dyn Store, run: i64, now: DateTime<Utc>) -> usize {
         ..RunDecision::default()
     };
     store
-        .schedule_run(run, now, &decide)
+        .schedule_run(run, now, SnapshotXcoms::Omitted, &decide)
         .await
         .expect("schedule_run")
         .queued
@@ -613,7 +615,7 @@ pub async fn list_and_find_runs(store: Arc<dyn Store>) {
         ..RunDecision::default()
     };
     store
-        .schedule_run(keys[1], at(500), &decide)
+        .schedule_run(keys[1], at(500), SnapshotXcoms::Omitted, &decide)
         .await
         .expect("schedule");
     let failed = store
@@ -671,7 +673,7 @@ pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
         }
     };
     let outcome = store
-        .schedule_run(run.id, at(10), &decide)
+        .schedule_run(run.id, at(10), SnapshotXcoms::Omitted, &decide)
         .await
         .expect("schedule");
     assert_eq!(outcome.applied, 2);
@@ -701,7 +703,7 @@ pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
 
     // The same decision again: every guard fails now, and the run state is already there.
     let outcome = store
-        .schedule_run(run.id, at(20), &decide_nothing_new)
+        .schedule_run(run.id, at(20), SnapshotXcoms::Omitted, &decide_nothing_new)
         .await
         .expect("again");
     assert_eq!(outcome.applied, 0);
@@ -720,7 +722,7 @@ pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
         }
     };
     let outcome = store
-        .schedule_run(run.id, at(30), &finish_run)
+        .schedule_run(run.id, at(30), SnapshotXcoms::Omitted, &finish_run)
         .await
         .expect("finish");
     assert_eq!(outcome.run_state, Some(RunState::Success));
@@ -733,7 +735,9 @@ pub async fn schedule_run_guarded_transitions(store: Arc<dyn Store>) {
     assert_eq!(got.start_date, Some(at(10)));
     assert_eq!(got.end_date, Some(at(30)));
 
-    let missing = store.schedule_run(run.id + 1000, at(40), &finish_run).await;
+    let missing = store
+        .schedule_run(run.id + 1000, at(40), SnapshotXcoms::Omitted, &finish_run)
+        .await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "a missing run: {missing:?}"
@@ -780,11 +784,11 @@ pub async fn schedule_run_sees_running_runs(store: Arc<dyn Store>) {
         ..RunDecision::default()
     };
     store
-        .schedule_run(runs[0], at(10), &start)
+        .schedule_run(runs[0], at(10), SnapshotXcoms::Omitted, &start)
         .await
         .expect("start r0");
     store
-        .schedule_run(runs[1], at(10), &start)
+        .schedule_run(runs[1], at(10), SnapshotXcoms::Omitted, &start)
         .await
         .expect("start r1");
 
@@ -794,7 +798,7 @@ pub async fn schedule_run_sees_running_runs(store: Arc<dyn Store>) {
         RunDecision::default()
     };
     let outcome = store
-        .schedule_run(runs[2], at(20), &look)
+        .schedule_run(runs[2], at(20), SnapshotXcoms::Omitted, &look)
         .await
         .expect("look");
     assert_eq!(*seen.lock().expect("not poisoned"), Some(2));
@@ -1218,12 +1222,11 @@ pub async fn xcom_upsert_and_list(store: Arc<dyn Store>) {
     let keys: Vec<&str> = all.iter().map(|x| x.key.as_str()).collect();
     assert_eq!(
         keys,
-        ["a", "b", "return_value"],
-        "ordered by task, map index and key"
+        ["a", "return_value"],
+        "ordered by task, map index and key; the first try's 'b' was cleared by its retry"
     );
-    assert_eq!(all[1].value, json!([1, 2]));
-    assert_eq!(all[1].timestamp, at(10));
-    assert_eq!(all[2].timestamp, at(20));
+    assert_eq!(all[0].value, json!(null));
+    assert_eq!(all[1].timestamp, at(20));
     assert_eq!(all[0].map_index, -1);
     assert_eq!(
         store
@@ -1231,7 +1234,7 @@ pub async fn xcom_upsert_and_list(store: Arc<dyn Store>) {
             .await
             .expect("list")
             .len(),
-        3
+        2
     );
     assert!(
         store
@@ -1436,4 +1439,92 @@ pub async fn events_after_commit(store: Arc<dyn Store>) {
             .is_err(),
         "no event for a change that did not happen"
     );
+}
+
+pub async fn decisions_expand_mapped_tasks_and_write_xcoms_and_logs(store: Arc<dyn Store>) {
+    let dag = chain_dag("mapped", &["choose", "each"]);
+    let run = store
+        .create_run(&new_run(&dag, "r1", at(0)))
+        .await
+        .expect("create")
+        .expect("new");
+    let tis = store.task_instances(run.id).await.expect("tis");
+    let (choose, each) = (tis[0].id, tis[1].id);
+    let decide = |snapshot: &RunSnapshot| RunDecision {
+        run_state: {
+            assert!(snapshot.xcoms.is_empty(), "not asked for");
+            Some(RunState::Running)
+        },
+        transitions: vec![Transition {
+            ti: choose,
+            from: TaskState::None,
+            to: TaskState::Success,
+        }],
+        xcoms: vec![DecidedXcom {
+            task_id: "choose".into(),
+            map_index: -1,
+            key: "return_value".into(),
+            value: json!(["each"]),
+        }],
+        logs: vec![DecidedLog {
+            ti: choose,
+            try_number: 1,
+            line: LogLine {
+                timestamp: at(1),
+                stream: LogStream::System,
+                line: "chose each".into(),
+            },
+        }],
+        expansions: vec![Expansion { ti: each, count: 3 }],
+    };
+    let outcome = store
+        .schedule_run(run.id, at(1), SnapshotXcoms::Omitted, &decide)
+        .await
+        .expect("schedule");
+    assert_eq!(outcome.expanded, 1);
+    let tis = store.task_instances(run.id).await.expect("tis");
+    let mapped: Vec<(i32, TaskState)> = tis
+        .iter()
+        .filter(|ti| ti.task_id == "each")
+        .map(|ti| (ti.map_index, ti.state))
+        .collect();
+    assert_eq!(
+        mapped,
+        [
+            (0, TaskState::None),
+            (1, TaskState::None),
+            (2, TaskState::None)
+        ],
+        "the placeholder became index 0 and gained two siblings"
+    );
+    let key = XcomKey {
+        run: run.id,
+        task_id: "choose".into(),
+        map_index: -1,
+        key: "return_value".into(),
+    };
+    assert_eq!(
+        store.get_xcom(&key).await.expect("xcom"),
+        Some(json!(["each"]))
+    );
+    let log = store.read_log(choose, 1, 0, 10).await.expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].line, "chose each");
+
+    // Expanding again is guarded: the placeholder is gone, nothing is added.
+    let again = |snapshot: &RunSnapshot| {
+        // Asked for, the run's XComs come with the snapshot.
+        assert_eq!(snapshot.xcoms.len(), 1);
+        assert_eq!(snapshot.xcoms[0].value, json!(["each"]));
+        RunDecision {
+            expansions: vec![Expansion { ti: each, count: 5 }],
+            ..RunDecision::default()
+        }
+    };
+    let outcome = store
+        .schedule_run(run.id, at(2), SnapshotXcoms::Included, &again)
+        .await
+        .expect("schedule");
+    assert_eq!(outcome.expanded, 0);
+    assert_eq!(store.task_instances(run.id).await.expect("tis").len(), 4);
 }

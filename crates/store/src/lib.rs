@@ -124,10 +124,13 @@ pub trait Store: Send + Sync + 'static {
     /// the decision, each transition guarded by the state `decide` saw. Returns what changed.
     /// Emits `TasksQueued` if it queued anything, but never `RunChanged`: the decision is
     /// meant to be the run's fixpoint, so deciding again would change nothing.
+    /// With `SnapshotXcoms::Included` the snapshot carries the run's XComs, read in the same
+    /// transaction, for decisions that read a branch's choice or render `expand`.
     async fn schedule_run(
         &self,
         run: i64,
         now: DateTime<Utc>,
+        xcoms: SnapshotXcoms,
         decide: Decide<'_>,
     ) -> Result<ScheduleOutcome>;
 

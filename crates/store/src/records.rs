@@ -194,6 +194,15 @@ pub struct RunSnapshot {
     pub task_instances: Vec<TaskInstanceRecord>,
     /// Runs of the same DAG in state `running` (this one included if running).
     pub running_runs_of_dag: usize,
+    /// The run's XComs, when asked for with [`SnapshotXcoms::Included`]; else empty.
+    pub xcoms: Vec<XcomRecord>,
+}
+
+/// Whether a run snapshot carries the run's XComs (they cost a read per decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotXcoms {
+    Included,
+    Omitted,
 }
 
 /// A scheduler's decision for one run.
@@ -207,6 +216,16 @@ pub struct RunDecision {
     pub xcoms: Vec<DecidedXcom>,
     /// Log lines of tasks the scheduler settles itself (why a `switch` failed).
     pub logs: Vec<DecidedLog>,
+    /// Mapped tasks to expand: each unmapped placeholder instance becomes map index 0 and
+    /// gains siblings up to `count`, all in state `none`, to be decided next time.
+    pub expansions: Vec<Expansion>,
+}
+
+/// Expand the placeholder instance `ti` (map index −1, state `none`) into `count` instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expansion {
+    pub ti: i64,
+    pub count: u32,
 }
 
 impl RunDecision {
@@ -216,6 +235,7 @@ impl RunDecision {
             && self.transitions.is_empty()
             && self.xcoms.is_empty()
             && self.logs.is_empty()
+            && self.expansions.is_empty()
     }
 }
 
@@ -253,6 +273,8 @@ pub struct ScheduleOutcome {
     pub applied: usize,
     /// The run's state after the decision.
     pub run_state: Option<RunState>,
+    /// Mapped tasks expanded: their new instances want deciding at once.
+    pub expanded: usize,
 }
 
 /// A worker's request for work.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use dag::mapping::Expansion;
 use dag::retry::retry_delay_seconds;
 use dag::template::{self, TemplateContext, TemplateError};
 use dag::{Dag, PythonTask, Task, TaskKind, TaskState};
@@ -549,49 +550,21 @@ fn mentions_xcom_pull(task: &Task, python_source: Option<&str>) -> bool {
             .is_some_and(|e| e.values().any(in_value))
 }
 
-/// The names a mapped instance binds: `expand` rendered, each key a list, their cross product
-/// with the last key varying fastest, picked at this instance's map index.
+/// The names a mapped instance binds: `expand` rendered now (its upstream is done, so it
+/// yields what the scheduler expanded), picked at this instance's map index.
 fn bind_expand(task: &Task, ctx: &TemplateContext) -> Result<BTreeMap<String, Value>, String> {
-    let mut bound = BTreeMap::new();
-    let (Some(expand), Ok(mut index)) = (&task.expand, usize::try_from(ctx.map_index)) else {
-        return Ok(bound);
+    let Ok(index) = usize::try_from(ctx.map_index) else {
+        return Ok(BTreeMap::new());
     };
-    let mut lists = Vec::new();
-    for (name, value) in expand {
-        let rendered = render_json(value, ctx)
-            .map_err(|err| format!("template error in expand {name}: {err}"))?;
-        match rendered {
-            Value::Array(items) => lists.push((name, items)),
-            other => {
-                return Err(format!(
-                    "expand {name} did not yield a list but {}",
-                    json_type(&other)
-                ));
-            }
-        }
-    }
-    let total: usize = lists.iter().map(|(_, items)| items.len()).product();
-    if index >= total {
-        return Err(format!(
-            "map_index {index} is out of range: expand yields {total} instances now"
-        ));
-    }
-    for (name, items) in lists.iter().rev() {
-        let len = items.len();
-        bound.insert((*name).clone(), items[index % len].clone());
-        index /= len;
-    }
-    Ok(bound)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
+    match Expansion::of(task, ctx) {
+        None => Ok(BTreeMap::new()),
+        Some(Err(message)) => Err(message),
+        Some(Ok(expansion)) => expansion.bind(index).ok_or_else(|| {
+            format!(
+                "map_index {index} is out of range: expand yields {} instances now",
+                expansion.len()
+            )
+        }),
     }
 }
 

@@ -752,7 +752,11 @@ fn parse_env(p: &mut Problems, node: &Node, what: &str) -> BTreeMap<String, Stri
     env
 }
 
-fn parse_expand(p: &mut Problems, node: &Node, what: &str) -> Option<BTreeMap<String, Value>> {
+fn parse_expand(
+    p: &mut Problems,
+    node: &Node,
+    what: &str,
+) -> Option<serde_json::Map<String, Value>> {
     if node.is_null() {
         return None;
     }
@@ -760,7 +764,7 @@ fn parse_expand(p: &mut Problems, node: &Node, what: &str) -> Option<BTreeMap<St
     if entries.is_empty() {
         p.add(node.pos, format!("{what} names no argument to map over"));
     }
-    let mut out = BTreeMap::new();
+    let mut out = serde_json::Map::new();
     for (k, v) in entries {
         if !matches!(v.kind, Kind::Seq(_) | Kind::Str(_)) {
             p.add(

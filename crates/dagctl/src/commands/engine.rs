@@ -70,6 +70,7 @@ pub fn scheduler_config(
         .with_rescan_interval(settings.scheduler_rescan_interval)
         .with_poll_interval(settings.scheduler_poll_interval)
         .with_zombie_threshold(settings.zombie_threshold)
+        .with_max_map_length(settings.max_map_length)
 }
 
 /// The worker settings from configuration.

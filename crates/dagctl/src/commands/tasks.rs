@@ -9,7 +9,7 @@ use chrono::Utc;
 use dag::{RunState, TaskState};
 use scheduler::TriggerRequest;
 use serde_json::{Value, json};
-use store::{RunDecision, StoreEvent, Transition};
+use store::{RunDecision, SnapshotXcoms, StoreEvent, Transition};
 use tokio::sync::watch;
 use worker::Worker;
 
@@ -250,19 +250,24 @@ async fn test(
         .ok_or_else(|| anyhow!("task instance of '{task_id}' was not created"))?;
     let target_id = target.id;
     store
-        .schedule_run(run.id, Utc::now(), &move |_snapshot| RunDecision {
-            run_state: Some(RunState::Running),
-            transitions: vec![Transition {
-                ti: target_id,
-                from: TaskState::None,
-                to: if dag.task(task_id).is_some_and(|t| t.kind.needs_worker()) {
-                    TaskState::Queued
-                } else {
-                    TaskState::Success
-                },
-            }],
-            ..RunDecision::default()
-        })
+        .schedule_run(
+            run.id,
+            Utc::now(),
+            SnapshotXcoms::Omitted,
+            &move |_snapshot| RunDecision {
+                run_state: Some(RunState::Running),
+                transitions: vec![Transition {
+                    ti: target_id,
+                    from: TaskState::None,
+                    to: if dag.task(task_id).is_some_and(|t| t.kind.needs_worker()) {
+                        TaskState::Queued
+                    } else {
+                        TaskState::Success
+                    },
+                }],
+                ..RunDecision::default()
+            },
+        )
         .await?;
     let (stop, stop_rx) = watch::channel(false);
     let worker_store = store.clone();

@@ -13,7 +13,7 @@ use dag::{RunState, RunType, TaskState};
 use serde_json::{Value, json};
 use store::{
     Claim, ClaimedTask, Finish, LogRecord, LogStream, NewRun, NewTaskInstance, RunDecision,
-    RunRecord, RunSnapshot, Store, Transition,
+    RunRecord, RunSnapshot, SnapshotXcoms, Store, Transition,
 };
 use store_sqlite::SqliteStore;
 use tokio::time::Instant;
@@ -97,7 +97,7 @@ impl Harness {
             ..RunDecision::default()
         };
         self.store
-            .schedule_run(run, Utc::now(), &decide)
+            .schedule_run(run, Utc::now(), SnapshotXcoms::Omitted, &decide)
             .await
             .expect("schedule_run");
     }
