@@ -10,9 +10,10 @@ use dag::{Dag, RunState, TaskState};
 use serde_json::Value;
 use sqlx::Row;
 use store::{
-    Claim, ClaimedTask, DagRecord, Decide, Finish, ImportErrorRecord, LogLine, LogRecord, NewRun,
-    NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError,
-    StoreEvent, TaskInstanceRecord, UserRecord, XcomKey, XcomRecord,
+    Claim, ClaimedTask, ConnectionRecord, DagRecord, Decide, Finish, ImportErrorRecord, LogLine,
+    LogRecord, NewRun, NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms,
+    Store, StoreError, StoreEvent, TaskInstanceRecord, UserRecord, VariableRecord, XcomKey,
+    XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -768,6 +769,107 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user '{username}'")));
+        }
+        Ok(())
+    }
+    async fn set_variable(&self, variable: &VariableRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        query!("set_variable")
+            .bind(&variable.key)
+            .bind(&variable.val)
+            .bind(&variable.description)
+            .bind(variable.is_encrypted)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_variable(&self, key: &str) -> Result<Option<VariableRecord>> {
+        query!("get_variable")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::variable)
+            .transpose()
+    }
+
+    async fn list_variables(&self) -> Result<Vec<VariableRecord>> {
+        query!("list_variables")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::variable)
+            .collect()
+    }
+
+    async fn delete_variable(&self, key: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = query!("delete_variable")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("variable '{key}'")));
+        }
+        Ok(())
+    }
+
+    async fn set_connection(&self, connection: &ConnectionRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        query!("set_connection")
+            .bind(&connection.conn_id)
+            .bind(&connection.conn_type)
+            .bind(&connection.description)
+            .bind(&connection.host)
+            .bind(&connection.schema)
+            .bind(&connection.login)
+            .bind(&connection.password)
+            .bind(connection.port)
+            .bind(&connection.extra)
+            .bind(connection.is_encrypted)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn get_connection(&self, conn_id: &str) -> Result<Option<ConnectionRecord>> {
+        query!("get_connection")
+            .bind(conn_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::connection)
+            .transpose()
+    }
+
+    async fn list_connections(&self) -> Result<Vec<ConnectionRecord>> {
+        query!("list_connections")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::connection)
+            .collect()
+    }
+
+    async fn delete_connection(&self, conn_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = query!("delete_connection")
+            .bind(conn_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("connection '{conn_id}'")));
         }
         Ok(())
     }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use store::{
-    ImportErrorRecord, LogRecord, LogStream, RunRecord, StoreError, TaskInstanceRecord, UserRecord,
-    XcomRecord,
+    ConnectionRecord, ImportErrorRecord, LogRecord, LogStream, RunRecord, StoreError,
+    TaskInstanceRecord, UserRecord, VariableRecord, XcomRecord,
 };
 
 /// A database failure, keeping its cause for logs.
@@ -137,5 +137,29 @@ pub(crate) fn dag_row(row: &PgRow) -> Result<DagRow, StoreError> {
         is_active: get(row, "is_active")?,
         version: get(row, "version")?,
         last_parsed_at: get(row, "last_parsed_at")?,
+    })
+}
+
+pub(crate) fn variable(row: &PgRow) -> Result<VariableRecord, StoreError> {
+    Ok(VariableRecord {
+        key: row.try_get("key").map_err(db)?,
+        val: row.try_get("val").map_err(db)?,
+        description: row.try_get("description").map_err(db)?,
+        is_encrypted: row.try_get("is_encrypted").map_err(db)?,
+    })
+}
+
+pub(crate) fn connection(row: &PgRow) -> Result<ConnectionRecord, StoreError> {
+    Ok(ConnectionRecord {
+        conn_id: row.try_get("conn_id").map_err(db)?,
+        conn_type: row.try_get("conn_type").map_err(db)?,
+        description: row.try_get("description").map_err(db)?,
+        host: row.try_get("host").map_err(db)?,
+        schema: row.try_get("schema").map_err(db)?,
+        login: row.try_get("login").map_err(db)?,
+        password: row.try_get("password").map_err(db)?,
+        port: row.try_get("port").map_err(db)?,
+        extra: row.try_get("extra").map_err(db)?,
+        is_encrypted: row.try_get("is_encrypted").map_err(db)?,
     })
 }

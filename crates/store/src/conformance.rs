@@ -89,6 +89,7 @@ macro_rules! store_conformance {
             users_create_get_list_delete,
             events_after_commit,
             decisions_expand_mapped_tasks_and_write_xcoms_and_logs,
+            variables_and_connections_sealed_at_rest,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1527,4 +1528,67 @@ pub async fn decisions_expand_mapped_tasks_and_write_xcoms_and_logs(store: Arc<d
         .expect("schedule");
     assert_eq!(outcome.expanded, 0);
     assert_eq!(store.task_instances(run.id).await.expect("tis").len(), 4);
+}
+
+pub async fn variables_and_connections_sealed_at_rest(store: Arc<dyn Store>) {
+    let vault = crate::secrets::Vault::new(Some(&crate::secrets::Vault::generate_key()))
+        .expect("fresh key");
+    store
+        .set_variable(&vault.seal_variable("b_var", "[1, 2]", Some("a list")))
+        .await
+        .expect("set");
+    store
+        .set_variable(&vault.seal_variable("a_var", "first", None))
+        .await
+        .expect("set");
+    store
+        .set_variable(&vault.seal_variable("a_var", "second", None))
+        .await
+        .expect("replace");
+    let keys: Vec<String> = store
+        .list_variables()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|v| v.key)
+        .collect();
+    assert_eq!(keys, ["a_var", "b_var"]);
+    let stored = store
+        .get_variable("a_var")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(stored.is_encrypted);
+    assert_ne!(stored.val, "second", "stored sealed");
+    assert_eq!(vault.open_variable(&stored).as_deref(), Ok("second"));
+    store.delete_variable("a_var").await.expect("delete");
+    assert!(store.get_variable("a_var").await.expect("get").is_none());
+    assert!(matches!(
+        store.delete_variable("a_var").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let connection = crate::secrets::Connection::from_uri(
+        "warehouse",
+        "postgres://ana:s3cret@db.internal:5432/sales?sslmode=require",
+    )
+    .expect("uri");
+    store
+        .set_connection(&vault.seal_connection(&connection))
+        .await
+        .expect("set");
+    let stored = store
+        .get_connection("warehouse")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_ne!(stored.password.as_deref(), Some("s3cret"), "stored sealed");
+    assert_eq!(stored.host.as_deref(), Some("db.internal"));
+    assert_eq!(vault.open_connection(&stored), Ok(connection));
+    assert_eq!(store.list_connections().await.expect("list").len(), 1);
+    store.delete_connection("warehouse").await.expect("delete");
+    assert!(matches!(
+        store.delete_connection("warehouse").await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -12,6 +12,7 @@
 
 pub mod conformance;
 mod records;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -184,6 +185,30 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<Vec<LogRecord>>;
+
+    // --- variables and connections ------------------------------------------------------
+
+    /// Insert or replace a variable (as sealed by [`secrets::Vault`]).
+    async fn set_variable(&self, variable: &VariableRecord) -> Result<()>;
+
+    async fn get_variable(&self, key: &str) -> Result<Option<VariableRecord>>;
+
+    /// Every variable, ordered by key.
+    async fn list_variables(&self) -> Result<Vec<VariableRecord>>;
+
+    /// Delete a variable; a missing one is `NotFound`.
+    async fn delete_variable(&self, key: &str) -> Result<()>;
+
+    /// Insert or replace a connection (as sealed by [`secrets::Vault`]).
+    async fn set_connection(&self, connection: &ConnectionRecord) -> Result<()>;
+
+    async fn get_connection(&self, conn_id: &str) -> Result<Option<ConnectionRecord>>;
+
+    /// Every connection, ordered by id.
+    async fn list_connections(&self) -> Result<Vec<ConnectionRecord>>;
+
+    /// Delete a connection; a missing one is `NotFound`.
+    async fn delete_connection(&self, conn_id: &str) -> Result<()>;
 
     // --- users ----------------------------------------------------------------------------
 

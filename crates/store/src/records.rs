@@ -392,3 +392,28 @@ pub struct UserRecord {
     pub role: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// A variable as stored. `val` is a Fernet token when `is_encrypted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariableRecord {
+    pub key: String,
+    pub val: String,
+    pub description: Option<String>,
+    pub is_encrypted: bool,
+}
+
+/// A connection as stored. `password` and `extra` are Fernet tokens when `is_encrypted`; read
+/// and write connections through [`crate::secrets::Vault`], which seals and opens them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRecord {
+    pub conn_id: String,
+    pub conn_type: String,
+    pub description: Option<String>,
+    pub host: Option<String>,
+    pub schema: Option<String>,
+    pub login: Option<String>,
+    pub password: Option<String>,
+    pub port: Option<i32>,
+    pub extra: Option<String>,
+    pub is_encrypted: bool,
+}

@@ -1,0 +1,1 @@
+SELECT * FROM connections WHERE conn_id = $1

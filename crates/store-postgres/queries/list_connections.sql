@@ -1,0 +1,1 @@
+SELECT * FROM connections ORDER BY conn_id

@@ -1,0 +1,1 @@
+DELETE FROM connections WHERE conn_id = ?1

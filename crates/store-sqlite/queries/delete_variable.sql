@@ -1,0 +1,1 @@
+DELETE FROM variables WHERE key = ?1
