@@ -191,7 +191,7 @@ impl Connection {
             conn_id: conn_id.to_string(),
             conn_type: url.scheme().replace('-', "_"),
             description: None,
-            host: url.host_str().map(|h| decode(h)).and_then(non_empty),
+            host: url.host_str().map(decode).and_then(non_empty),
             schema: non_empty(decode(url.path().trim_start_matches('/'))),
             login: non_empty(decode(url.username())),
             password: url.password().map(decode).and_then(non_empty),
