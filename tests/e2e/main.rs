@@ -6,5 +6,6 @@ mod crash;
 mod examples;
 mod harness;
 mod postgres;
+mod secrets;
 mod standalone;
 mod tidy;

@@ -33,6 +33,11 @@ pub struct TemplateContext {
     pub xcoms: Vec<XcomValue>,
     /// Extra names (bound by `expand`, or `exception`/`log_url` in notifications).
     pub extra: BTreeMap<String, Value>,
+    /// Variables by key, for `var.value.KEY` and `var.json.KEY`.
+    pub variables: BTreeMap<String, String>,
+    /// Connections by id, each an object with `conn_type`, `host`, `port`, `login`,
+    /// `password`, `schema` and `extra` (parsed JSON), for `conn.ID`.
+    pub connections: BTreeMap<String, Value>,
 }
 
 /// One XCom visible to templates.
@@ -203,6 +208,19 @@ fn context(ctx: &TemplateContext) -> Names {
             xcoms: Arc::new(ctx.xcoms.clone()),
         }),
     );
+    let json: BTreeMap<&String, Value> = ctx
+        .variables
+        .iter()
+        .filter_map(|(k, v)| serde_json::from_str(v).ok().map(|parsed| (k, parsed)))
+        .collect();
+    map.insert(
+        "var".into(),
+        object([
+            ("value", JValue::from(Serde(&ctx.variables))),
+            ("json", JValue::from(Serde(&json))),
+        ]),
+    );
+    map.insert("conn".into(), JValue::from(Serde(&ctx.connections)));
     map.insert(
         "macros".into(),
         object([
@@ -241,6 +259,8 @@ fn describe(e: &Error, source: &str, kind: Source, names: &Names) -> TemplateErr
         let hint = undefined_hint(source, kind, names);
         if !hint.is_empty() {
             message = hint.trim_start_matches(": ").to_string();
+        } else if let Some(missing) = missing_variable_or_connection(source, names) {
+            message = missing;
         }
     } else if e.kind() == ErrorKind::OutOfFuel {
         message = "the template ran too long (out of fuel); is there a runaway loop?".to_string();
@@ -284,11 +304,49 @@ fn undefined_hint(source: &str, kind: Source, names: &Names) -> String {
     missing.sort();
     match missing.first() {
         None => String::new(),
-        Some(name) if name.as_str() == "var" || name.as_str() == "conn" => format!(
-            ": undefined variable '{name}': Variables and Connections are not available to templates yet"
-        ),
         Some(name) => format!(": undefined variable '{name}'"),
     }
+}
+
+/// The first `var.value.K`, `var.json.K` or `conn.ID` the source names that does not exist,
+/// said plainly: the engine only knows that some attribute was undefined.
+fn missing_variable_or_connection(source: &str, names: &Names) -> Option<String> {
+    let has = |top: &str, path: &[&str]| {
+        let mut value = names.map.get(top)?.clone();
+        for key in path {
+            value = value.get_attr(key).ok().filter(|v| !v.is_undefined())?;
+        }
+        Some(())
+    };
+    let ident = |rest: &str| -> String {
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect()
+    };
+    for (prefix, path, what) in [
+        ("var.value.", "value", "variable"),
+        ("var.json.", "json", "variable"),
+    ] {
+        for (at, _) in source.match_indices(prefix) {
+            let key = ident(&source[at + prefix.len()..]);
+            if !key.is_empty() && has("var", &[path, &key]).is_none() {
+                return Some(
+                    if path == "json" && has("var", &["value", &key]).is_some() {
+                        format!("variable '{key}' is not valid JSON (var.json.{key})")
+                    } else {
+                        format!("{what} '{key}' is not set")
+                    },
+                );
+            }
+        }
+    }
+    for (at, _) in source.match_indices("conn.") {
+        let id = ident(&source[at + "conn.".len()..]);
+        if !id.is_empty() && has("conn", &[&id]).is_none() {
+            return Some(format!("connection '{id}' does not exist"));
+        }
+    }
+    None
 }
 
 fn shorten(source: &str) -> String {

@@ -40,11 +40,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
     };
     println!("backend: {}", store.backend());
 
-    let mut config = engine::worker_config(&settings).with_concurrency(args.concurrency);
+    let mut config = engine::worker_config(&settings)?.with_concurrency(args.concurrency);
     config = config.with_heartbeat_interval(std::time::Duration::from_secs(5));
     let engine = Engine::start(
         store.clone(),
-        engine::scheduler_config(&settings, None).without_watch(),
+        engine::scheduler_config(&settings, None)?.without_watch(),
         Some(config),
     );
 

@@ -49,6 +49,12 @@ enum Command {
     /// Users of the API and UI.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Variables (values templates read as `var.value.KEY` / `var.json.KEY`).
+    #[command(subcommand)]
+    Variables(VariablesCommand),
+    /// Connections (templates read them as `conn.ID`); passwords encrypted at rest.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -211,6 +217,59 @@ pub enum UsersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum VariablesCommand {
+    List(OutputArgs),
+    /// Print a variable's value.
+    Get {
+        key: String,
+        /// Parse the value as JSON and pretty-print it.
+        #[arg(long)]
+        json: bool,
+    },
+    Set {
+        key: String,
+        value: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Delete {
+        key: String,
+    },
+    /// Set every variable of a JSON object file (`{"key": value}`).
+    Import {
+        file: PathBuf,
+    },
+    /// Write every variable to a JSON object file.
+    Export {
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    List(OutputArgs),
+    /// Show one connection (password hidden).
+    Get {
+        conn_id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Add or replace a connection, from --conn-uri or --conn-* flags.
+    Add(commands::secrets::AddConnection),
+    Delete {
+        conn_id: String,
+    },
+    /// Add every connection of a JSON object file (`{"id": URI or {conn_type, host, …}}`).
+    Import {
+        file: PathBuf,
+    },
+    /// Write every stored connection to a JSON object file (passwords in the clear).
+    Export {
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// The effective configuration, secrets masked.
     Show,
@@ -276,6 +335,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dags(command) => dags::run(settings, command).await,
         Command::Tasks(command) => tasks::run(settings, command).await,
         Command::Users(command) => users::run(settings, command).await,
+        Command::Variables(command) => secrets::variables(settings, command).await,
+        Command::Connections(command) => secrets::connections(settings, command).await,
         Command::Config(ConfigCommand::Show) => {
             print!("{}", settings::show(&settings)?);
             Ok(ExitCode::SUCCESS)

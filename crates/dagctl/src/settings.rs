@@ -119,8 +119,24 @@ pub struct Settings {
     pub worker_kill_grace: Duration,
     pub worker_heartbeat_interval: Duration,
     pub log_level: String,
+    /// `core.fernet_key`, else the key standalone saved in `./.updraft/fernet.key`.
+    pub fernet_key: Option<String>,
+    /// Connections from `UPDRAFT_CONN_<ID>` environment variables (URIs).
+    pub env_connections: Vec<store::secrets::Connection>,
     /// The raw configuration, for `config show`.
     pub raw: RawConfig,
+}
+
+/// Where standalone keeps the Fernet key it generated on first start.
+pub const FERNET_KEY_FILE: &str = ".updraft/fernet.key";
+
+impl Settings {
+    /// The vault for the configured key; a bad key is an error that says so.
+    pub fn vault(&self) -> Result<std::sync::Arc<store::secrets::Vault>> {
+        Ok(std::sync::Arc::new(store::secrets::Vault::new(
+            self.fernet_key.as_deref(),
+        )?))
+    }
 }
 
 /// The home of standalone state: `./.updraft`.
@@ -156,7 +172,31 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings> {
             Some(p) if required => format!("invalid configuration in {}", p.display()),
             _ => "invalid configuration".to_string(),
         })?;
-    resolve(raw)
+    let mut settings = resolve(raw)?;
+    if settings.fernet_key.is_none() {
+        settings.fernet_key = std::fs::read_to_string(FERNET_KEY_FILE)
+            .ok()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty());
+    }
+    settings.env_connections = env_connections()?;
+    Ok(settings)
+}
+
+/// `UPDRAFT_CONN_MY_DB=postgres://…` defines connection `my_db`, as `AIRFLOW_CONN_…` does.
+fn env_connections() -> Result<Vec<store::secrets::Connection>> {
+    let mut connections = Vec::new();
+    for (name, value) in std::env::vars() {
+        if let Some(id) = name.strip_prefix("UPDRAFT_CONN_") {
+            let conn_id = id.to_ascii_lowercase();
+            connections.push(
+                store::secrets::Connection::from_uri(&conn_id, &value)
+                    .with_context(|| format!("environment variable {name}"))?,
+            );
+        }
+    }
+    connections.sort_by(|a, b| a.conn_id.cmp(&b.conn_id));
+    Ok(connections)
 }
 
 /// Apply defaults and check every value.
@@ -237,6 +277,8 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
             Duration::from_secs(5),
         )?,
         log_level: raw.logging.level.clone().unwrap_or_else(|| "info".into()),
+        fernet_key: raw.core.fernet_key.clone().filter(|k| !k.trim().is_empty()),
+        env_connections: Vec::new(),
         raw,
     })
 }

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use dag::{DagGraph, Readiness, RunState, Task, TaskKind, TaskState, UpstreamCounts};
 use store::{DecidedLog, DecidedXcom, LogLine, LogStream, RunDecision, RunSnapshot, Transition};
 
+use store::secrets::TemplateSecrets;
+
 use crate::branch;
 
 /// Whether a task chooses among its downstream (`switch`, or `branch: true`).
@@ -21,31 +23,63 @@ pub fn needs_xcoms(task: &Task) -> bool {
     is_branch(task) || task.expand.is_some()
 }
 
+/// Whether the scheduler's own templates of the task (`switch` conditions, `expand`) read
+/// variables or connections, which then have to be opened for the decision.
+pub fn needs_secrets(task: &Task) -> bool {
+    let text = match (&task.kind, &task.expand) {
+        (TaskKind::Switch { cases }, _) => cases
+            .iter()
+            .filter_map(|c| c.condition.as_deref())
+            .collect::<Vec<_>>()
+            .join(" "),
+        (_, Some(expand)) => serde_json::Value::Object(expand.clone()).to_string(),
+        _ => return false,
+    };
+    text.contains("var.") || text.contains("conn.")
+}
+
 /// What a decision depends on besides the run's snapshot.
 #[derive(Debug, Clone, Copy)]
-pub struct Inputs {
+pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
     /// `core.max_map_length`: a mapped task with more instances fails.
     pub max_map_length: usize,
+    /// Variables and connections for `switch` conditions and `expand` templates.
+    pub secrets: &'a TemplateSecrets,
 }
 
-impl Inputs {
-    /// Inputs with the default map limit.
-    pub fn at(now: DateTime<Utc>) -> Inputs {
+/// No variables or connections.
+static NO_SECRETS: std::sync::LazyLock<TemplateSecrets> =
+    std::sync::LazyLock::new(TemplateSecrets::default);
+
+impl Inputs<'static> {
+    /// Inputs with the default map limit and no variables or connections.
+    pub fn at(now: DateTime<Utc>) -> Inputs<'static> {
         Inputs {
             now,
             max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
+            secrets: &NO_SECRETS,
         }
     }
 }
 
 /// Decide for `snapshot`, a run of the DAG in `graph` (the version the run started with).
 /// The snapshot must carry the run's XComs when some task [`needs_xcoms`].
-pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs) -> RunDecision {
+pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs<'_>) -> RunDecision {
     let Inputs {
         now,
         max_map_length,
+        secrets,
     } = *inputs;
+    let context_for = |task_id: &str| {
+        let mut context =
+            snapshot
+                .run
+                .template_context(graph.dag(), task_id, -1, 1, &snapshot.xcoms);
+        context.variables = secrets.variables.clone();
+        context.connections = secrets.connections.clone();
+        context
+    };
     let xcoms = snapshot.xcoms.as_slice();
     let dag = graph.dag();
     let run = &snapshot.run;
@@ -167,7 +201,7 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs) -> RunD
                         let TaskKind::Switch { cases } = &task.kind else {
                             continue;
                         };
-                        let context = run.template_context(dag, task_id, -1, 1, xcoms);
+                        let context = context_for(task_id);
                         let choice = branch::evaluate_switch(cases, &context).and_then(|ids| {
                             branch::followed(graph, task_id, &ids).map(|set| (ids, set))
                         });
@@ -193,7 +227,7 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs) -> RunD
                         }
                     }
                     Readiness::Run if task.expand.is_some() && tis[i].map_index < 0 => {
-                        let context = run.template_context(dag, task_id, -1, 1, xcoms);
+                        let context = context_for(task_id);
                         let fail = |message: String, decision: &mut RunDecision| {
                             decision.logs.push(DecidedLog {
                                 ti: tis[i].id,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dag::schedule;
 use dag::{RunType, Schedule, TaskState};
+use store::secrets::{Connection, TemplateSecrets, Vault, load_template_secrets};
 use store::{
     Finish, LogLine, LogStream, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
 };
@@ -19,7 +20,7 @@ use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::dag_folder::DagFolder;
-use crate::decide::{Inputs, decide, needs_xcoms};
+use crate::decide::{Inputs, decide, needs_secrets, needs_xcoms};
 use crate::runs::{GraphCache, new_run};
 
 /// Scheduler settings. Built with [`SchedulerConfig::new`] and the `with_*` methods.
@@ -39,6 +40,10 @@ pub struct SchedulerConfig {
     pub watch: bool,
     /// `core.max_map_length`: a mapped task with more instances fails.
     pub max_map_length: usize,
+    /// Opens variables and connections for `switch` conditions and `expand` templates.
+    pub vault: Arc<Vault>,
+    /// Connections defined in the environment (`UPDRAFT_CONN_<ID>`), read by the caller.
+    pub env_connections: Vec<Connection>,
 }
 
 impl SchedulerConfig {
@@ -51,6 +56,8 @@ impl SchedulerConfig {
             max_catchup_runs: 1000,
             watch: true,
             max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
+            vault: Arc::new(Vault::clear()),
+            env_connections: Vec::new(),
         }
     }
 
@@ -71,6 +78,12 @@ impl SchedulerConfig {
 
     pub fn with_max_map_length(mut self, limit: usize) -> Self {
         self.max_map_length = limit;
+        self
+    }
+
+    pub fn with_secrets(mut self, vault: Arc<Vault>, env_connections: Vec<Connection>) -> Self {
+        self.vault = vault;
+        self.env_connections = env_connections;
         self
     }
 
@@ -220,6 +233,24 @@ impl Scheduler {
         } else {
             SnapshotXcoms::Omitted
         };
+        let secrets = if graph.dag().tasks.iter().any(needs_secrets) {
+            match load_template_secrets(
+                &*self.store,
+                &self.config.vault,
+                &self.config.env_connections,
+            )
+            .await
+            {
+                Ok(secrets) => secrets,
+                Err(e) => {
+                    // Decided without them, the template names the missing variable.
+                    warn!(dag_id = %record.dag_id, error = %e, "cannot open variables and connections");
+                    TemplateSecrets::default()
+                }
+            }
+        } else {
+            TemplateSecrets::default()
+        };
         let now = Utc::now();
         let outcome = self
             .store
@@ -230,6 +261,7 @@ impl Scheduler {
                     &Inputs {
                         now,
                         max_map_length: self.config.max_map_length,
+                        secrets: &secrets,
                     },
                 )
             })

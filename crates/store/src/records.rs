@@ -141,6 +141,8 @@ impl RunRecord {
                 })
                 .collect(),
             extra: Default::default(),
+            variables: Default::default(),
+            connections: Default::default(),
         }
     }
 }

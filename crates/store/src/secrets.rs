@@ -57,6 +57,11 @@ impl Vault {
         })
     }
 
+    /// A vault without a key: values are stored and read in the clear.
+    pub fn clear() -> Vault {
+        Vault { fernet: None }
+    }
+
     /// A fresh random key.
     pub fn generate_key() -> String {
         fernet::Fernet::generate_key()
@@ -200,6 +205,20 @@ impl Connection {
         })
     }
 
+    /// What templates see as `conn.ID`.
+    pub fn template_value(&self) -> Value {
+        serde_json::json!({
+            "conn_id": self.conn_id,
+            "conn_type": self.conn_type,
+            "host": self.host,
+            "port": self.port,
+            "login": self.login,
+            "password": self.password,
+            "schema": self.schema,
+            "extra": self.extra_json(),
+        })
+    }
+
     /// `extra` parsed as JSON (`{}` when absent; the text itself when it is not JSON).
     pub fn extra_json(&self) -> Value {
         match &self.extra {
@@ -209,6 +228,55 @@ impl Connection {
             }
         }
     }
+}
+
+/// Variables and connections opened for templates, and the values task logs must hide.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSecrets {
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// Connection id → [`Connection::template_value`].
+    pub connections: std::collections::BTreeMap<String, Value>,
+    /// Connection passwords and the values of secret variables ([`is_secret_variable`]).
+    pub masks: Vec<String>,
+}
+
+/// Open every variable and connection for templates. Connections from the environment
+/// (`env_connections`) win over stored ones with the same id, as in Airflow.
+pub async fn load_template_secrets(
+    store: &dyn crate::Store,
+    vault: &Vault,
+    env_connections: &[Connection],
+) -> Result<TemplateSecrets, String> {
+    let mut secrets = TemplateSecrets::default();
+    let variables = store
+        .list_variables()
+        .await
+        .map_err(|e| format!("could not read variables: {e}"))?;
+    for record in variables {
+        let value = vault.open_variable(&record).map_err(|e| e.to_string())?;
+        if is_secret_variable(&record.key) {
+            secrets.masks.push(value.clone());
+        }
+        secrets.variables.insert(record.key, value);
+    }
+    let stored = store
+        .list_connections()
+        .await
+        .map_err(|e| format!("could not read connections: {e}"))?;
+    let mut connections = Vec::with_capacity(stored.len() + env_connections.len());
+    for record in &stored {
+        connections.push(vault.open_connection(record).map_err(|e| e.to_string())?);
+    }
+    connections.extend(env_connections.iter().cloned());
+    for connection in connections {
+        if let Some(password) = &connection.password {
+            secrets.masks.push(password.clone());
+        }
+        secrets
+            .connections
+            .insert(connection.conn_id.clone(), connection.template_value());
+    }
+    Ok(secrets)
 }
 
 /// Whether a variable's value is a secret to mask in task logs: its key names a password,

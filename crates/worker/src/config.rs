@@ -23,6 +23,10 @@ pub struct WorkerConfig {
     /// How often the worker claims even without a wake-up event: a safety net for missed
     /// events, never the normal path.
     pub poll_interval: Duration,
+    /// Opens stored variables and connection secrets for templates.
+    pub vault: std::sync::Arc<store::secrets::Vault>,
+    /// Connections defined in the environment (`UPDRAFT_CONN_<ID>`), read by the caller.
+    pub env_connections: Vec<store::secrets::Connection>,
 }
 
 impl WorkerConfig {
@@ -42,7 +46,19 @@ impl WorkerConfig {
             kill_grace: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(5),
             poll_interval: Duration::from_secs(1),
+            vault: std::sync::Arc::new(store::secrets::Vault::clear()),
+            env_connections: Vec::new(),
         }
+    }
+
+    pub fn with_vault(mut self, vault: std::sync::Arc<store::secrets::Vault>) -> Self {
+        self.vault = vault;
+        self
+    }
+
+    pub fn with_env_connections(mut self, connections: Vec<store::secrets::Connection>) -> Self {
+        self.env_connections = connections;
+        self
     }
 
     pub fn with_hostname(mut self, hostname: impl Into<String>) -> Self {

@@ -301,7 +301,17 @@ async fn run_process(
         _ => None,
     };
 
-    let mut ctx = match context(store.as_ref(), claimed, dag, task, python_source.as_ref()).await {
+    let mut ctx = match context(
+        store.as_ref(),
+        config,
+        log,
+        claimed,
+        dag,
+        task,
+        python_source.as_ref(),
+    )
+    .await
+    {
         Ok(ctx) => ctx,
         Err(message) => {
             log.system(message).await;
@@ -514,6 +524,8 @@ async fn run_process(
 /// mentions `xcom_pull`.
 async fn context(
     store: &dyn Store,
+    config: &WorkerConfig,
+    log: &TaskLog,
     claimed: &ClaimedTask,
     dag: &Dag,
     task: &Task,
@@ -521,7 +533,8 @@ async fn context(
 ) -> Result<TemplateContext, String> {
     let ti = &claimed.ti;
     let run = &claimed.run;
-    let xcoms = if mentions_xcom_pull(task, python_source.map(|(_, text)| text.as_str())) {
+    let source = python_source.map(|(_, text)| text.as_str());
+    let xcoms = if mentions(task, source, "xcom_pull") {
         store
             .list_xcoms(run.id, None)
             .await
@@ -529,21 +542,31 @@ async fn context(
     } else {
         Vec::new()
     };
-    Ok(run.template_context(dag, &ti.task_id, ti.map_index, ti.try_number, &xcoms))
+    let mut ctx = run.template_context(dag, &ti.task_id, ti.map_index, ti.try_number, &xcoms);
+    if mentions(task, source, "var.") || mentions(task, source, "conn.") {
+        let secrets =
+            store::secrets::load_template_secrets(store, &config.vault, &config.env_connections)
+                .await?;
+        log.mask(secrets.masks);
+        ctx.variables = secrets.variables;
+        ctx.connections = secrets.connections;
+    }
+    Ok(ctx)
 }
 
-fn mentions_xcom_pull(task: &Task, python_source: Option<&str>) -> bool {
-    const NEEDLE: &str = "xcom_pull";
-    let in_value = |v: &Value| v.to_string().contains(NEEDLE);
+/// Whether any text the try renders (or its Python source) mentions `needle`: reading XComs,
+/// variables and connections costs queries, so a try only does it when it may use them.
+fn mentions(task: &Task, python_source: Option<&str>, needle: &str) -> bool {
+    let in_value = |v: &Value| v.to_string().contains(needle);
     let in_kind = match &task.kind {
-        TaskKind::Bash { command } => command.contains(NEEDLE),
+        TaskKind::Bash { command } => command.contains(needle),
         TaskKind::Python(py) => {
-            python_source.is_some_and(|s| s.contains(NEEDLE)) || py.kwargs.values().any(in_value)
+            python_source.is_some_and(|s| s.contains(needle)) || py.kwargs.values().any(in_value)
         }
         _ => false,
     };
     in_kind
-        || task.env.values().any(|v| v.contains(NEEDLE))
+        || task.env.values().any(|v| v.contains(needle))
         || task
             .expand
             .as_ref()

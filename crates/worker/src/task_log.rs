@@ -38,18 +38,42 @@ pub(crate) struct TaskLog {
     sender: mpsc::Sender<Vec<LogLine>>,
     writer: JoinHandle<()>,
     budget: Arc<LogBudget>,
+    /// Secret values replaced by `***` in every line written from now on.
+    masks: Masks,
 }
+
+/// The secret values a try's log hides; set once the try's templates have loaded them.
+type Masks = Arc<std::sync::RwLock<Vec<String>>>;
 
 impl TaskLog {
     /// Start the writer for try `try_number` of task instance `ti`. `cap_bytes` bounds the
     /// stored process output (system lines are not counted).
     pub(crate) fn start(store: Arc<dyn Store>, ti: i64, try_number: u32, cap_bytes: u64) -> Self {
         let (sender, receiver) = mpsc::channel(CHANNEL_MESSAGES);
-        let writer = tokio::spawn(write_batches(store, ti, try_number, receiver));
+        let masks = Masks::default();
+        let writer = tokio::spawn(write_batches(
+            store,
+            ti,
+            try_number,
+            receiver,
+            masks.clone(),
+        ));
         TaskLog {
             sender,
             writer,
             budget: Arc::new(LogBudget::new(cap_bytes)),
+            masks,
+        }
+    }
+
+    /// Hide these values (connection passwords, secret variables) in every line from now on,
+    /// longest first so that a secret containing another is hidden whole.
+    pub(crate) fn mask(&self, mut secrets: Vec<String>) {
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        if let Ok(mut masks) = self.masks.write() {
+            *masks = secrets;
         }
     }
 
@@ -336,6 +360,7 @@ async fn write_batches(
     ti: i64,
     try_number: u32,
     mut receiver: mpsc::Receiver<Vec<LogLine>>,
+    masks: Masks,
 ) {
     while let Some(mut batch) = receiver.recv().await {
         let mut bytes: usize = batch.iter().map(|l| l.line.len()).sum();
@@ -346,6 +371,15 @@ async fn write_batches(
                     batch.extend(more);
                 }
                 Err(_) => break,
+            }
+        }
+        if let Ok(masks) = masks.read() {
+            for line in &mut batch {
+                for secret in masks.iter() {
+                    if line.line.contains(secret.as_str()) {
+                        line.line = line.line.replace(secret.as_str(), "***");
+                    }
+                }
             }
         }
         if let Err(err) = store.append_log(ti, try_number, &batch).await {

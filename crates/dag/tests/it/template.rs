@@ -36,6 +36,18 @@ fn ctx() -> TemplateContext {
             xcom("report", -1, "return_value", json!("mine")),
         ],
         extra: BTreeMap::from([("source".to_string(), json!({"name": "s1", "table": "t"}))]),
+        variables: BTreeMap::from([
+            ("env".to_string(), "prod".to_string()),
+            (
+                "data_sources".to_string(),
+                r#"[{"name": "crm", "table": "customers"}]"#.to_string(),
+            ),
+        ]),
+        connections: BTreeMap::from([(
+            "warehouse".to_string(),
+            json!({"conn_type": "postgres", "host": "db", "port": 5432, "login": "ana",
+                   "password": "pw", "schema": "sales", "extra": {"sslmode": "require"}}),
+        )]),
     }
 }
 
@@ -132,10 +144,26 @@ fn xcom_pull() {
 }
 
 #[test]
+fn variables_and_connections() {
+    check("{{ var.value.env }}", "prod");
+    check("{{ var.json.data_sources[0].table }}", "customers");
+    check(
+        "{{ conn.warehouse.host }}:{{ conn.warehouse.port }}",
+        "db:5432",
+    );
+    check("{{ conn.warehouse.extra.sslmode }}", "require");
+    assert_eq!(
+        render_value(&json!("{{ var.json.data_sources }}"), &ctx()).expect("renders"),
+        json!([{"name": "crm", "table": "customers"}])
+    );
+}
+
+#[test]
 fn errors_name_the_problem() {
     check_err("echo {{ foo }}", "undefined variable 'foo'");
-    check_err("{{ var.value.x }}", "undefined variable 'var'");
-    check_err("{{ conn.db.host }}", "undefined variable 'conn'");
+    check_err("{{ var.value.x }}", "variable 'x' is not set");
+    check_err("{{ var.json.env }}", "variable 'env' is not valid JSON");
+    check_err("{{ conn.db.host }}", "connection 'db' does not exist");
     check_err("{{ ds | no_such_filter }}", "no_such_filter");
     check_err("{{ ", "syntax error");
     check_err(

@@ -305,10 +305,20 @@ pub fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
 }
 
 /// A throw-away database holding just this DAG, unpaused.
-pub async fn scratch_store(dag: &Dag, hash: &str) -> Result<Arc<dyn Store>> {
+/// A throw-away database holding just this DAG, unpaused, with the configured database's
+/// variables and connections (still sealed), as a run there would see them.
+pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result<Arc<dyn Store>> {
     let store = backend::temporary().await?;
     store.sync_dag(dag, hash, Utc::now()).await?;
     store.unpause_dag(&dag.dag_id).await?;
+    if let Some(source) = backend::open_existing(&settings.database_url).await? {
+        for variable in source.list_variables().await? {
+            store.set_variable(&variable).await?;
+        }
+        for connection in source.list_connections().await? {
+            store.set_connection(&connection).await?;
+        }
+    }
     Ok(store)
 }
 
@@ -321,7 +331,7 @@ async fn test(
     format: Format,
 ) -> Result<ExitCode> {
     let (dag, hash) = find_dag(settings, dag_id)?;
-    let store = scratch_store(&dag, &hash).await?;
+    let store = scratch_store(settings, &dag, &hash).await?;
     let request = TriggerRequest {
         logical_date: logical_date.map(parse_date).transpose()?,
         conf: parse_conf(conf)?,
@@ -332,10 +342,10 @@ async fn test(
         .context("cannot start the run")?;
     let engine = Engine::start(
         store.clone(),
-        engine::scheduler_config(settings, None)
+        engine::scheduler_config(settings, None)?
             .without_watch()
             .with_poll_interval(Duration::from_millis(500)),
-        Some(engine::worker_config(settings)),
+        Some(engine::worker_config(settings)?),
     );
     let (stop_follower, follower_stopped) = tokio::sync::watch::channel(false);
     let follower = tokio::spawn(stream_logs(store.clone(), run.id, follower_stopped));

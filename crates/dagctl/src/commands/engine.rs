@@ -65,22 +65,25 @@ impl Engine {
 pub fn scheduler_config(
     settings: &Settings,
     dags_folder: Option<std::path::PathBuf>,
-) -> SchedulerConfig {
-    SchedulerConfig::new(dags_folder)
+) -> Result<SchedulerConfig> {
+    Ok(SchedulerConfig::new(dags_folder)
+        .with_secrets(settings.vault()?, settings.env_connections.clone())
         .with_rescan_interval(settings.scheduler_rescan_interval)
         .with_poll_interval(settings.scheduler_poll_interval)
         .with_zombie_threshold(settings.zombie_threshold)
-        .with_max_map_length(settings.max_map_length)
+        .with_max_map_length(settings.max_map_length))
 }
 
 /// The worker settings from configuration.
-pub fn worker_config(settings: &Settings) -> WorkerConfig {
-    WorkerConfig::new(worker_id())
+pub fn worker_config(settings: &Settings) -> Result<WorkerConfig> {
+    Ok(WorkerConfig::new(worker_id())
+        .with_vault(settings.vault()?)
+        .with_env_connections(settings.env_connections.clone())
         .with_queues(settings.worker_queues.clone())
         .with_concurrency(settings.worker_concurrency)
         .with_log_cap_bytes(settings.worker_log_cap_bytes)
         .with_kill_grace(settings.worker_kill_grace)
-        .with_heartbeat_interval(settings.worker_heartbeat_interval)
+        .with_heartbeat_interval(settings.worker_heartbeat_interval))
 }
 
 /// Wait until the run is finished, woken by store events (with a slow poll as safety net).

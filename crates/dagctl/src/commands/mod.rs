@@ -3,6 +3,7 @@
 pub mod dags;
 pub mod db;
 pub mod engine;
+pub mod secrets;
 pub mod server;
 pub mod tasks;
 pub mod users;

@@ -13,7 +13,7 @@ use worker::Worker;
 
 use super::engine::{self, Engine, stopped};
 use super::users::{create_user, random_password};
-use crate::settings::{HOME, Settings};
+use crate::settings::{FERNET_KEY_FILE, HOME, Settings};
 use crate::{ServerArgs, WorkerArgs, backend};
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -55,8 +55,11 @@ async fn bind(settings: &Settings, args: &ServerArgs) -> Result<TcpListener> {
         .with_context(|| format!("cannot listen on {host}:{port}"))
 }
 
-pub async fn standalone(settings: Settings, args: ServerArgs) -> Result<ExitCode> {
+pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(HOME).with_context(|| format!("cannot create {HOME}/"))?;
+    if settings.fernet_key.is_none() {
+        settings.fernet_key = Some(save_new_fernet_key()?);
+    }
     if !settings.dags_folder.exists() {
         std::fs::create_dir_all(&settings.dags_folder)
             .with_context(|| format!("cannot create {}", settings.dags_folder.display()))?;
@@ -68,8 +71,8 @@ pub async fn standalone(settings: Settings, args: ServerArgs) -> Result<ExitCode
     let (_stop, stop_rx) = stop_on_signal();
     let engine = Engine::start(
         store.clone(),
-        engine::scheduler_config(&settings, Some(settings.dags_folder.clone())),
-        Some(engine::worker_config(&settings)),
+        engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?,
+        Some(engine::worker_config(&settings)?),
     );
     println!(
         "Updraft standalone: http://{address} (database {}, DAGs in {})",
@@ -82,6 +85,23 @@ pub async fn standalone(settings: Settings, args: ServerArgs) -> Result<ExitCode
         .context("API server failed")?;
     engine.stop().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Standalone's first start without `core.fernet_key` generates one and keeps it beside the
+/// database, so connection passwords are encrypted at rest from the start.
+fn save_new_fernet_key() -> Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = store::secrets::Vault::generate_key();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(FERNET_KEY_FILE)
+        .with_context(|| format!("cannot create {FERNET_KEY_FILE}"))?;
+    writeln!(file, "{key}").with_context(|| format!("cannot write {FERNET_KEY_FILE}"))?;
+    println!("generated a Fernet key for secrets at rest in {FERNET_KEY_FILE}");
+    Ok(key)
 }
 
 /// Standalone's first start makes an `admin` user with a random password, prints it and
@@ -110,7 +130,7 @@ pub async fn scheduler(settings: Settings) -> Result<ExitCode> {
     let (_stop, stop_rx) = stop_on_signal();
     info!(dags_folder = %settings.dags_folder.display(), "scheduler starting");
     scheduler::Scheduler::new(
-        engine::scheduler_config(&settings, Some(settings.dags_folder.clone())),
+        engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?,
         store,
     )
     .run(stopped(stop_rx))
@@ -121,7 +141,7 @@ pub async fn scheduler(settings: Settings) -> Result<ExitCode> {
 
 pub async fn worker(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
     let store: Arc<dyn Store> = backend::open(&settings.database_url).await?;
-    let mut config = engine::worker_config(&settings);
+    let mut config = engine::worker_config(&settings)?;
     if let Some(queues) = args.queues {
         config = config.with_queues(queues);
     }

@@ -233,7 +233,7 @@ async fn test(
     if dag.task(task_id).is_none() {
         return Err(anyhow!("task '{task_id}' not found in DAG '{dag_id}'"));
     }
-    let store = scratch_store(&dag, &hash).await?;
+    let store = scratch_store(settings, &dag, &hash).await?;
     let request = TriggerRequest {
         logical_date: logical_date.map(parse_date).transpose()?,
         conf: None,
@@ -271,7 +271,7 @@ async fn test(
         .await?;
     let (stop, stop_rx) = watch::channel(false);
     let worker_store = store.clone();
-    let worker_config = engine::worker_config(settings);
+    let worker_config = engine::worker_config(settings)?;
     let worker = tokio::spawn(async move {
         Worker::new(worker_config)
             .run(worker_store, stopped(stop_rx))
