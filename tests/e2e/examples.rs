@@ -238,3 +238,35 @@ fn mapping_edge_cases_fail_or_skip_with_the_reason() {
         "{logs}"
     );
 }
+
+#[test]
+fn daily_sales_etl_loads_the_day_into_sqlite() {
+    let sandbox = Sandbox::with_examples();
+    std::fs::create_dir_all(sandbox.dags().join("scripts")).expect("scripts dir");
+    std::fs::copy(
+        crate::harness::repo_root().join("dags/scripts/sales.py"),
+        sandbox.dags().join("scripts/sales.py"),
+    )
+    .expect("copy script");
+    let workdir = sandbox.path().join("work");
+    let conf = json!({"workdir": workdir}).to_string();
+    let out = sandbox.run(&["dags", "test", "daily_sales_etl", "2024-03-05", "--conf", &conf, "-o", "json"]);
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {"extract": "success", "transform": "success", "load": "success", "report": "success"}})
+    );
+    // {{ ds_nodash }} in the paths, and the rows in the table add up to the XCom'd count.
+    assert!(workdir.join("raw/sales_20240305.csv").is_file());
+    let query = format!(
+        "import sqlite3; print(sqlite3.connect({:?}).execute(\"select count(*), sum(orders) from daily_sales where ds = '2024-03-05'\").fetchone())",
+        workdir.join("warehouse.db").display().to_string()
+    );
+    let py = std::process::Command::new("python3").args(["-c", &query]).output().expect("python3");
+    let row = String::from_utf8_lossy(&py.stdout).trim().to_string();
+    let orders: String = row.trim_matches(|c| c == '(' || c == ')').split(", ").nth(1).unwrap_or_default().to_string();
+    assert!(row.starts_with("(3, "), "three regions loaded: {row}");
+    assert!(logs.contains(&format!("loaded {orders} orders for 2024-03-05")), "{row} / {logs}");
+}

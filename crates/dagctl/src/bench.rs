@@ -44,7 +44,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
     config = config.with_heartbeat_interval(std::time::Duration::from_secs(5));
     let engine = Engine::start(
         store.clone(),
-        engine::scheduler_config(&settings, None)?.without_watch(),
+        engine::scheduler_config(&settings, None)?
+            .without_watch()
+            .without_cron(),
         Some(config),
     );
 

@@ -38,6 +38,9 @@ pub struct SchedulerConfig {
     pub max_catchup_runs: usize,
     /// Watch the folder for changes (off in one-shot uses such as `dags test`).
     pub watch: bool,
+    /// Create scheduled runs from cron ticks (off where only given runs should run, such as
+    /// `dags test`).
+    pub cron: bool,
     /// `core.max_map_length`: a mapped task with more instances fails.
     pub max_map_length: usize,
     /// Opens variables and connections for `switch` conditions and `expand` templates.
@@ -55,6 +58,7 @@ impl SchedulerConfig {
             zombie_threshold: Duration::from_secs(60),
             max_catchup_runs: 1000,
             watch: true,
+            cron: true,
             max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
             vault: Arc::new(Vault::clear()),
             env_connections: Vec::new(),
@@ -84,6 +88,11 @@ impl SchedulerConfig {
     pub fn with_secrets(mut self, vault: Arc<Vault>, env_connections: Vec<Connection>) -> Self {
         self.vault = vault;
         self.env_connections = env_connections;
+        self
+    }
+
+    pub fn without_cron(mut self) -> Self {
+        self.cron = false;
         self
     }
 
@@ -160,7 +169,9 @@ impl Scheduler {
                 dirty.extend(self.store.unfinished_runs().await?);
                 next_poll = now + self.config.poll_interval;
             }
-            dirty.extend(self.create_scheduled_runs(now).await?);
+            if self.config.cron {
+                dirty.extend(self.create_scheduled_runs(now).await?);
+            }
             if now >= next_zombie_check {
                 self.fail_zombies(now).await?;
                 next_zombie_check = now + self.config.zombie_threshold / 4;
@@ -183,7 +194,8 @@ impl Scheduler {
             }
 
             let mut deadline = next_poll.min(next_zombie_check).min(next_rescan);
-            if let Some(due) = self.dags.values().filter_map(|d| d.next_due).min() {
+            let next_due = self.dags.values().filter_map(|d| d.next_due).min();
+            if let Some(due) = next_due.filter(|_| self.config.cron) {
                 deadline = deadline.min(due);
             }
             next_retry = self.store.next_retry_at().await?;

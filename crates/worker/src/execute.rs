@@ -623,10 +623,11 @@ fn render_json(value: &Value, ctx: &TemplateContext) -> Result<Value, TemplateEr
 
 /// The folder of the DAG file, if it has one.
 fn dag_folder(dag: &Dag) -> Option<PathBuf> {
+    // Absolute, so that a path resolved against it stays right once the process runs in it.
     Path::new(&dag.fileloc)
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
 /// `path` as written in the DAG: relative paths are relative to the DAG file's folder.

@@ -344,6 +344,7 @@ async fn test(
         store.clone(),
         engine::scheduler_config(settings, None)?
             .without_watch()
+            .without_cron()
             .with_poll_interval(Duration::from_millis(500)),
         Some(engine::worker_config(settings)?),
     );
