@@ -250,7 +250,16 @@ fn daily_sales_etl_loads_the_day_into_sqlite() {
     .expect("copy script");
     let workdir = sandbox.path().join("work");
     let conf = json!({"workdir": workdir}).to_string();
-    let out = sandbox.run(&["dags", "test", "daily_sales_etl", "2024-03-05", "--conf", &conf, "-o", "json"]);
+    let out = sandbox.run(&[
+        "dags",
+        "test",
+        "daily_sales_etl",
+        "2024-03-05",
+        "--conf",
+        &conf,
+        "-o",
+        "json",
+    ]);
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{logs}");
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -264,9 +273,20 @@ fn daily_sales_etl_loads_the_day_into_sqlite() {
         "import sqlite3; print(sqlite3.connect({:?}).execute(\"select count(*), sum(orders) from daily_sales where ds = '2024-03-05'\").fetchone())",
         workdir.join("warehouse.db").display().to_string()
     );
-    let py = std::process::Command::new("python3").args(["-c", &query]).output().expect("python3");
+    let py = std::process::Command::new("python3")
+        .args(["-c", &query])
+        .output()
+        .expect("python3");
     let row = String::from_utf8_lossy(&py.stdout).trim().to_string();
-    let orders: String = row.trim_matches(|c| c == '(' || c == ')').split(", ").nth(1).unwrap_or_default().to_string();
+    let orders: String = row
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(", ")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     assert!(row.starts_with("(3, "), "three regions loaded: {row}");
-    assert!(logs.contains(&format!("loaded {orders} orders for 2024-03-05")), "{row} / {logs}");
+    assert!(
+        logs.contains(&format!("loaded {orders} orders for 2024-03-05")),
+        "{row} / {logs}"
+    );
 }

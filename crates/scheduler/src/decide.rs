@@ -46,6 +46,9 @@ pub struct Inputs<'a> {
     pub max_map_length: usize,
     /// Variables and connections for `switch` conditions and `expand` templates.
     pub secrets: &'a TemplateSecrets,
+    /// Task states of the DAG's previous run (by logical date), for `depends_on_past`;
+    /// `None` when there is none (the first run ignores `depends_on_past`, as in Airflow).
+    pub previous: Option<&'a HashMap<String, Vec<TaskState>>>,
 }
 
 /// No variables or connections.
@@ -59,6 +62,7 @@ impl Inputs<'static> {
             now,
             max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
             secrets: &NO_SECRETS,
+            previous: None,
         }
     }
 }
@@ -70,7 +74,25 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs<'_>) -> 
         now,
         max_map_length,
         secrets,
+        previous,
     } = *inputs;
+    // depends_on_past: the task's instances in the previous run must have succeeded or been
+    // skipped; with wait_for_downstream, their direct downstream too.
+    let past_allows = |task: &Task| {
+        let Some(previous) = previous.filter(|_| task.depends_on_past) else {
+            return true;
+        };
+        let settled = |id: &str| {
+            previous.get(id).is_none_or(|states| {
+                states
+                    .iter()
+                    .all(|s| matches!(s, TaskState::Success | TaskState::Skipped))
+            })
+        };
+        settled(&task.task_id)
+            && (!task.wait_for_downstream
+                || graph.downstream(&task.task_id).into_iter().all(settled))
+    };
     let context_for = |task_id: &str| {
         let mut context =
             snapshot
@@ -196,6 +218,7 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs<'_>) -> 
                 let next = match readiness {
                     _ if not_followed => TaskState::Skipped,
                     Readiness::Wait => continue,
+                    Readiness::Run if !past_allows(task) => continue,
                     Readiness::Become(state) => state,
                     Readiness::Run if matches!(task.kind, TaskKind::Switch { .. }) => {
                         let TaskKind::Switch { cases } = &task.kind else {
@@ -486,6 +509,48 @@ mod tests {
         let decision = decide(&g, &snap, &Inputs::at(Utc::now()));
         assert_eq!(decision.run_state, Some(RunState::Running));
         assert_eq!(decision.transitions.len(), 1);
+    }
+
+    #[test]
+    fn depends_on_past_waits_for_the_previous_run() {
+        let g = graph(
+            "tasks:\n  - {id: a, bash: 'true', depends_on_past: true}\n  - {id: b, bash: 'true', depends_on_past: true, wait_for_downstream: true}\n  - {id: c, bash: 'true', depends_on: [b]}\n",
+        );
+        let snap = snapshot(&g, RunState::Running, &[]);
+        let queued = |previous: &[(&str, TaskState)]| {
+            let previous: HashMap<String, Vec<TaskState>> = previous
+                .iter()
+                .map(|(id, s)| (id.to_string(), vec![*s]))
+                .collect();
+            let mut inputs = Inputs::at(Utc::now());
+            inputs.previous = Some(&previous);
+            let decision = decide(&g, &snap, &inputs);
+            let mut ids: Vec<String> = decision
+                .transitions
+                .iter()
+                .map(|t| snap.task_instances[(t.ti - 1) as usize].task_id.clone())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(
+            queued(&[("a", Success), ("b", Success), ("c", Success)]),
+            ["a", "b"]
+        );
+        assert_eq!(
+            queued(&[("a", Failed), ("b", Skipped), ("c", Success)]),
+            ["b"]
+        );
+        // b's own past succeeded, but its downstream in the previous run did not.
+        assert_eq!(
+            queued(&[("a", Success), ("b", Success), ("c", Failed)]),
+            ["a"]
+        );
+        // The first run has no previous run: nothing to wait for.
+        assert_eq!(
+            decide(&g, &snap, &Inputs::at(Utc::now())).transitions.len(),
+            2
+        );
     }
 
     #[test]

@@ -263,6 +263,11 @@ impl Scheduler {
         } else {
             TemplateSecrets::default()
         };
+        let previous = if graph.dag().tasks.iter().any(|t| t.depends_on_past) {
+            self.previous_run_states(&record).await?
+        } else {
+            None
+        };
         let now = Utc::now();
         let outcome = self
             .store
@@ -274,6 +279,7 @@ impl Scheduler {
                         now,
                         max_map_length: self.config.max_map_length,
                         secrets: &secrets,
+                        previous: previous.as_ref(),
                     },
                 )
             })
@@ -282,6 +288,35 @@ impl Scheduler {
             debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");
         }
         Ok(outcome)
+    }
+
+    /// Task states of the run of the same DAG just before `run` by logical date.
+    async fn previous_run_states(
+        &self,
+        run: &store::RunRecord,
+    ) -> Result<Option<HashMap<String, Vec<TaskState>>>, SchedulerError> {
+        let Some(logical_date) = run.logical_date else {
+            return Ok(None);
+        };
+        let runs = self
+            .store
+            .list_runs(&store::RunFilter {
+                dag_id: Some(run.dag_id.clone()),
+                ..Default::default()
+            })
+            .await?;
+        let Some(previous) = runs
+            .iter()
+            .filter(|r| r.logical_date.is_some_and(|d| d < logical_date))
+            .max_by_key(|r| r.logical_date)
+        else {
+            return Ok(None);
+        };
+        let mut states: HashMap<String, Vec<TaskState>> = HashMap::new();
+        for ti in self.store.task_instances(previous.id).await? {
+            states.entry(ti.task_id).or_default().push(ti.state);
+        }
+        Ok(Some(states))
     }
 
     async fn process_folder(

@@ -275,3 +275,64 @@ async fn cron_runs_with_and_without_catchup() {
         drop_scratch(scratch).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depends_on_past_orders_overlapping_runs() {
+    let yaml = "dag_id: past\ntasks:\n  - {id: t, bash: 'sleep 0.3', depends_on_past: true}\n  - {id: free, bash: 'true'}\n";
+    for (store, scratch) in stores().await {
+        let dag_id = load(&*store, yaml).await;
+        let day = |d: u32| chrono::TimeZone::with_ymd_and_hms(&Utc, 2024, 1, d, 0, 0, 0).single();
+        // The later run is triggered first: order comes from logical dates, not arrival. Both
+        // exist before the scheduler starts, as a catch-up or backfill makes them.
+        let second = scheduler::trigger(
+            &*store,
+            &dag_id,
+            TriggerRequest {
+                logical_date: day(2),
+                ..TriggerRequest::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .expect("trigger");
+        let first = scheduler::trigger(
+            &*store,
+            &dag_id,
+            TriggerRequest {
+                logical_date: day(1),
+                ..TriggerRequest::default()
+            },
+            Utc::now(),
+        )
+        .await
+        .expect("trigger");
+        let (stop, tasks) = start(store.clone());
+        assert_eq!(wait_for_run(&*store, first.id).await, RunState::Success);
+        assert_eq!(wait_for_run(&*store, second.id).await, RunState::Success);
+        let _ = stop.send(true);
+        for task in tasks {
+            task.await.expect("component");
+        }
+        let t_of = |run: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .task_instances(run)
+                    .await
+                    .expect("tis")
+                    .into_iter()
+                    .find(|ti| ti.task_id == "t")
+                    .expect("t")
+            }
+        };
+        let (earlier, later) = (t_of(first.id).await, t_of(second.id).await);
+        assert!(
+            later.start_date >= earlier.end_date,
+            "{}: the later run's t started at {:?}, before the earlier one ended at {:?}",
+            store.backend(),
+            later.start_date,
+            earlier.end_date
+        );
+        drop_scratch(scratch).await;
+    }
+}
