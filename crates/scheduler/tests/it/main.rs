@@ -336,3 +336,81 @@ async fn depends_on_past_orders_overlapping_runs() {
         drop_scratch(scratch).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branching_mapping_and_xcom_through_the_real_scheduler() {
+    let yaml = r#"dag_id: flow
+tasks:
+  - {id: count, bash: 'echo 3'}
+  - id: route
+    depends_on: [count]
+    switch:
+      - {if: "ti.xcom_pull('count') | int > 2", then: many}
+      - {else: few}
+  - id: many
+    depends_on: [route]
+    bash: 'echo item-{{ n }}'
+    expand: {n: [1, 2, 3]}
+  - {id: few, bash: 'echo few', depends_on: [route]}
+  - id: join
+    depends_on: [many, few]
+    trigger_rule: none_failed_min_one_success
+    bash: "echo {{ ti.xcom_pull('many') | join(',') }}"
+"#;
+    for (store, scratch) in stores().await {
+        let dag_id = load(&*store, yaml).await;
+        let (stop, tasks) = start(store.clone());
+        let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
+            .await
+            .expect("trigger");
+        assert_eq!(wait_for_run(&*store, run.id).await, RunState::Success);
+        let _ = stop.send(true);
+        for task in tasks {
+            task.await.expect("component");
+        }
+        let states: BTreeMap<String, TaskState> = store
+            .task_instances(run.id)
+            .await
+            .expect("tis")
+            .into_iter()
+            .map(|ti| {
+                let key = if ti.map_index >= 0 {
+                    format!("{}[{}]", ti.task_id, ti.map_index)
+                } else {
+                    ti.task_id
+                };
+                (key, ti.state)
+            })
+            .collect();
+        use TaskState::{Skipped, Success};
+        let expected: BTreeMap<String, TaskState> = [
+            ("count", Success),
+            ("route", Success),
+            ("many[0]", Success),
+            ("many[1]", Success),
+            ("many[2]", Success),
+            ("few", Skipped),
+            ("join", Success),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(states, expected, "{}", store.backend());
+        let xcom = |task: &str| {
+            let store = store.clone();
+            let key = store::XcomKey {
+                run: run.id,
+                task_id: task.to_string(),
+                map_index: -1,
+                key: "return_value".into(),
+            };
+            async move { store.get_xcom(&key).await.expect("xcom") }
+        };
+        assert_eq!(xcom("route").await, Some(serde_json::json!(["many"])));
+        assert_eq!(
+            xcom("join").await,
+            Some(serde_json::json!("item-1,item-2,item-3"))
+        );
+        drop_scratch(scratch).await;
+    }
+}
