@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod examples;
 mod harness;
+mod pools;
 mod postgres;
 mod secrets;
 mod standalone;

@@ -55,6 +55,9 @@ enum Command {
     /// Connections (templates read them as `conn.ID`); passwords encrypted at rest.
     #[command(subcommand)]
     Connections(ConnectionsCommand),
+    /// Pools: how many slots running tasks of a pool may take at once.
+    #[command(subcommand)]
+    Pools(PoolsCommand),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -270,6 +273,22 @@ pub enum ConnectionsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PoolsCommand {
+    /// Pools with their running and queued slots.
+    List(OutputArgs),
+    /// Create or resize a pool.
+    Set {
+        name: String,
+        slots: i64,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// The effective configuration, secrets masked.
     Show,
@@ -337,6 +356,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(command) => users::run(settings, command).await,
         Command::Variables(command) => secrets::variables(settings, command).await,
         Command::Connections(command) => secrets::connections(settings, command).await,
+        Command::Pools(command) => users::pools(settings, command).await,
         Command::Config(ConfigCommand::Show) => {
             print!("{}", settings::show(&settings)?);
             Ok(ExitCode::SUCCESS)

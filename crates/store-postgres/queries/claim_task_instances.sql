@@ -1,12 +1,29 @@
--- SKIP LOCKED: concurrent claimers each take different rows instead of waiting on each other.
--- Locking re-checks `state = 'queued'` on the newest row version, so a row claimed and
--- committed meanwhile is not taken again. $4 is an array of queue names.
-WITH picked AS (
-    SELECT id FROM task_instances
-    WHERE state = 'queued' AND queue = ANY($4)
-    ORDER BY priority_weight DESC, queued_at ASC, id ASC
+-- Runs after lock_pools in the same transaction, so claimers count pool slots one at a time;
+-- the `state = 'queued'` guard keeps a row claimed meanwhile from being taken again. $4 is an
+-- array of queue names. Pools: instances are taken in priority order while their pool has
+-- free slots (its slots minus those of its running instances); a pool that does not exist
+-- does not limit.
+WITH free AS (
+    SELECT p.name, p.slots - COALESCE((
+        SELECT SUM(r.pool_slots) FROM task_instances AS r
+        WHERE r.pool = p.name AND r.state = 'running'
+    ), 0) AS slots
+    FROM pools AS p
+),
+candidates AS (
+    SELECT q.id, q.pool, q.priority_weight, q.queued_at,
+           SUM(q.pool_slots) OVER (
+               PARTITION BY q.pool ORDER BY q.priority_weight DESC, q.queued_at ASC, q.id ASC
+               ROWS UNBOUNDED PRECEDING
+           ) AS needed
+    FROM task_instances AS q
+    WHERE q.state = 'queued' AND q.queue = ANY($4)
+),
+picked AS (
+    SELECT c.id FROM candidates AS c LEFT JOIN free AS f ON f.name = c.pool
+    WHERE f.name IS NULL OR c.needed <= f.slots
+    ORDER BY c.priority_weight DESC, c.queued_at ASC, c.id ASC
     LIMIT $5
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE task_instances AS t SET
     state = 'running',

@@ -11,9 +11,9 @@ use serde_json::Value;
 use sqlx::Row;
 use store::{
     Claim, ClaimedTask, ConnectionRecord, DagRecord, Decide, Finish, ImportErrorRecord, LogLine,
-    LogRecord, NewRun, NewUser, RunFilter, RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms,
-    Store, StoreError, StoreEvent, TaskInstanceRecord, UserRecord, VariableRecord, XcomKey,
-    XcomRecord,
+    LogRecord, NewRun, NewUser, PoolRecord, PoolStats, RunFilter, RunRecord, RunSnapshot,
+    ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent, TaskInstanceRecord, UserRecord,
+    VariableRecord, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -520,6 +520,7 @@ impl Store for PostgresStore {
         }
         let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await.map_err(db)?;
+        query!("lock_pools").fetch_all(&mut *tx).await.map_err(db)?;
         let mut claimed = query!("claim_task_instances")
             .bind(claim.now)
             .bind(&claim.hostname)
@@ -870,6 +871,56 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("connection '{conn_id}'")));
+        }
+        Ok(())
+    }
+    async fn set_pool(&self, pool: &PoolRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        query!("set_pool")
+            .bind(&pool.name)
+            .bind(pool.slots)
+            .bind(&pool.description)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list_pools(&self) -> Result<Vec<PoolStats>> {
+        query!("list_pools")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|row| {
+                Ok(PoolStats {
+                    pool: PoolRecord {
+                        name: row.try_get("name").map_err(db)?,
+                        slots: row.try_get("slots").map_err(db)?,
+                        description: row.try_get("description").map_err(db)?,
+                    },
+                    running_slots: row.try_get("running_slots").map_err(db)?,
+                    queued_slots: row.try_get("queued_slots").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_pool(&self, name: &str) -> Result<()> {
+        if name == "default_pool" {
+            return Err(StoreError::Conflict(
+                "default_pool cannot be deleted".into(),
+            ));
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = query!("delete_pool")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("pool '{name}'")));
         }
         Ok(())
     }

@@ -1,5 +1,23 @@
 -- Runs inside BEGIN IMMEDIATE, so no other claimer sees these rows as queued. ?4 is a JSON
--- array of queue names.
+-- array of queue names. Pools: instances are taken in priority order while their pool has
+-- free slots (its slots minus those of its running instances); a pool that does not exist
+-- does not limit.
+WITH free AS (
+    SELECT p.name, p.slots - COALESCE((
+        SELECT SUM(r.pool_slots) FROM task_instances AS r
+        WHERE r.pool = p.name AND r.state = 'running'
+    ), 0) AS slots
+    FROM pools AS p
+),
+candidates AS (
+    SELECT q.id, q.pool, q.priority_weight, q.queued_at,
+           SUM(q.pool_slots) OVER (
+               PARTITION BY q.pool ORDER BY q.priority_weight DESC, q.queued_at ASC, q.id ASC
+               ROWS UNBOUNDED PRECEDING
+           ) AS needed
+    FROM task_instances AS q
+    WHERE q.state = 'queued' AND q.queue IN (SELECT value FROM json_each(?4))
+)
 UPDATE task_instances SET
     state = 'running',
     start_date = ?1,
@@ -7,9 +25,9 @@ UPDATE task_instances SET
     hostname = ?2,
     worker_id = ?3
 WHERE id IN (
-    SELECT id FROM task_instances
-    WHERE state = 'queued' AND queue IN (SELECT value FROM json_each(?4))
-    ORDER BY priority_weight DESC, queued_at ASC, id ASC
+    SELECT c.id FROM candidates AS c LEFT JOIN free AS f ON f.name = c.pool
+    WHERE f.name IS NULL OR c.needed <= f.slots
+    ORDER BY c.priority_weight DESC, c.queued_at ASC, c.id ASC
     LIMIT ?5
 )
 RETURNING *

@@ -16,9 +16,9 @@ use dag::{Dag, RunState, RunType, Schedule, Task, TaskKind, TaskState, TriggerRu
 use serde_json::json;
 
 use crate::{
-    Claim, DecidedLog, DecidedXcom, Expansion, Finish, LogLine, LogStream, NewRun, NewTaskInstance,
-    NewUser, RunDecision, RunFilter, RunSnapshot, SnapshotXcoms, Store, StoreError, StoreEvent,
-    Transition, XcomKey,
+    Claim, ClaimedTask, DecidedLog, DecidedXcom, Expansion, Finish, LogLine, LogStream, NewRun,
+    NewTaskInstance, NewUser, PoolRecord, RunDecision, RunFilter, RunSnapshot, SnapshotXcoms,
+    Store, StoreError, StoreEvent, Transition, XcomKey,
 };
 
 /// Async clean-up a backend runs after a case (dropping its test database, say).
@@ -90,6 +90,7 @@ macro_rules! store_conformance {
             events_after_commit,
             decisions_expand_mapped_tasks_and_write_xcoms_and_logs,
             variables_and_connections_sealed_at_rest,
+            claims_respect_pool_slots,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -933,6 +934,15 @@ pub async fn concurrent_claimers_never_share(store: Arc<dyn Store>) {
     for t in &mut dag.tasks {
         t.upstream.clear();
     }
+    // Room for all of them at once: this case is about claimers, not pools.
+    store
+        .set_pool(&PoolRecord {
+            name: "default_pool".into(),
+            slots: 1000,
+            description: None,
+        })
+        .await
+        .expect("pool");
     let run = store
         .create_run(&new_run(&dag, "r1", at(0)))
         .await
@@ -1589,6 +1599,98 @@ pub async fn variables_and_connections_sealed_at_rest(store: Arc<dyn Store>) {
     store.delete_connection("warehouse").await.expect("delete");
     assert!(matches!(
         store.delete_connection("warehouse").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn claims_respect_pool_slots(store: Arc<dyn Store>) {
+    let small = PoolRecord {
+        name: "small".into(),
+        slots: 3,
+        description: Some("two light or one heavy".into()),
+    };
+    store.set_pool(&small).await.expect("pool");
+    let mut dag = chain_dag("pooled", &["heavy", "light1", "light2", "light3", "other"]);
+    for t in &mut dag.tasks {
+        t.upstream.clear();
+    }
+    let mut run = new_run(&dag, "r1", at(0));
+    for (ti, (pool, slots, weight)) in run.tasks.iter_mut().zip([
+        ("small", 2, 10),
+        ("small", 1, 5),
+        ("small", 1, 4),
+        ("small", 1, 3),
+        ("nowhere", 1, 1),
+    ]) {
+        ti.pool = pool.to_string();
+        ti.pool_slots = slots;
+        ti.priority_weight = weight;
+    }
+    let run = store.create_run(&run).await.expect("create").expect("new");
+    queue_all(store.as_ref(), run.id, at(1)).await;
+
+    let names = |claimed: &[ClaimedTask]| {
+        let mut ids: Vec<String> = claimed.iter().map(|c| c.ti.task_id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    // heavy (2) + light1 (1) fill the 3 slots; a pool that does not exist does not limit.
+    let first = store
+        .claim_task_instances(&claim("w1", &["default"], 10, at(2)))
+        .await
+        .expect("claim");
+    assert_eq!(names(&first), ["heavy", "light1", "other"]);
+    assert!(
+        store
+            .claim_task_instances(&claim("w2", &["default"], 10, at(3)))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the pool is full"
+    );
+    let stats = store.list_pools().await.expect("pools");
+    let small_stats = stats
+        .iter()
+        .find(|p| p.pool.name == "small")
+        .expect("small");
+    assert_eq!(
+        (small_stats.running_slots, small_stats.queued_slots),
+        (3, 2)
+    );
+    assert!(
+        stats
+            .iter()
+            .any(|p| p.pool.name == "default_pool" && p.pool.slots == 128)
+    );
+
+    let heavy = first
+        .iter()
+        .find(|c| c.ti.task_id == "heavy")
+        .expect("heavy");
+    assert!(
+        store
+            .finish_task_instance(&finish(
+                heavy.ti.id,
+                heavy.ti.try_number,
+                TaskState::Success,
+                at(4)
+            ))
+            .await
+            .expect("finish")
+    );
+    let second = store
+        .claim_task_instances(&claim("w2", &["default"], 10, at(5)))
+        .await
+        .expect("claim");
+    assert_eq!(names(&second), ["light2", "light3"], "two slots freed");
+
+    assert!(matches!(
+        store.delete_pool("default_pool").await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.delete_pool("small").await.expect("delete");
+    assert!(matches!(
+        store.delete_pool("small").await,
         Err(StoreError::NotFound(_))
     ));
 }

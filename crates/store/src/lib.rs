@@ -210,6 +210,18 @@ pub trait Store: Send + Sync + 'static {
     /// Delete a connection; a missing one is `NotFound`.
     async fn delete_connection(&self, conn_id: &str) -> Result<()>;
 
+    // --- pools ----------------------------------------------------------------------------
+
+    /// Insert or replace a pool.
+    async fn set_pool(&self, pool: &PoolRecord) -> Result<()>;
+
+    /// Every pool with its occupancy, ordered by name.
+    async fn list_pools(&self) -> Result<Vec<PoolStats>>;
+
+    /// Delete a pool; `default_pool` cannot be deleted (`Conflict`), a missing one is
+    /// `NotFound`.
+    async fn delete_pool(&self, name: &str) -> Result<()>;
+
     // --- users ----------------------------------------------------------------------------
 
     /// Create a user; a duplicate username is a `Conflict`.

@@ -419,3 +419,19 @@ pub struct ConnectionRecord {
     pub extra: Option<String>,
     pub is_encrypted: bool,
 }
+
+/// A pool: at most `slots` slots taken by running task instances at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRecord {
+    pub name: String,
+    pub slots: i64,
+    pub description: Option<String>,
+}
+
+/// A pool with the slots its task instances take now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStats {
+    pub pool: PoolRecord,
+    pub running_slots: i64,
+    pub queued_slots: i64,
+}

@@ -306,7 +306,7 @@ pub fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
 
 /// A throw-away database holding just this DAG, unpaused.
 /// A throw-away database holding just this DAG, unpaused, with the configured database's
-/// variables and connections (still sealed), as a run there would see them.
+/// variables, connections (still sealed) and pools, as a run there would see them.
 pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result<Arc<dyn Store>> {
     let store = backend::temporary().await?;
     store.sync_dag(dag, hash, Utc::now()).await?;
@@ -317,6 +317,9 @@ pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result
         }
         for connection in source.list_connections().await? {
             store.set_connection(&connection).await?;
+        }
+        for pool in source.list_pools().await? {
+            store.set_pool(&pool.pool).await?;
         }
     }
     Ok(store)

@@ -1,0 +1,7 @@
+-- Pools limit how many slots running task instances of a pool may take at once.
+CREATE TABLE pools (
+    name         TEXT PRIMARY KEY,
+    slots        INTEGER NOT NULL,
+    description  TEXT
+);
+INSERT INTO pools (name, slots, description) VALUES ('default_pool', 128, 'Default pool');
