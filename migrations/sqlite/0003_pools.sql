@@ -5,3 +5,6 @@ CREATE TABLE pools (
     description  TEXT
 );
 INSERT INTO pools (name, slots, description) VALUES ('default_pool', 128, 'Default pool');
+
+-- Claims count the running slots of each pool.
+CREATE INDEX task_instances_pool ON task_instances (state, pool);

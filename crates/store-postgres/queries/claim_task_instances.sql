@@ -16,8 +16,15 @@ candidates AS (
                PARTITION BY q.pool ORDER BY q.priority_weight DESC, q.queued_at ASC, q.id ASC
                ROWS UNBOUNDED PRECEDING
            ) AS needed
-    FROM task_instances AS q
-    WHERE q.state = 'queued' AND q.queue = ANY($4)
+    FROM (
+        -- Only the head of the queue is weighed against the pools: sorting every queued
+        -- instance on every claim made wide fan-outs pay per claim for the whole queue. An
+        -- instance further back waits until the head drains, which it does as slots free.
+        SELECT * FROM task_instances AS q
+        WHERE q.state = 'queued' AND q.queue = ANY($4)
+        ORDER BY q.priority_weight DESC, q.queued_at ASC, q.id ASC
+        LIMIT $5 + 256
+    ) AS q
 ),
 picked AS (
     SELECT c.id FROM candidates AS c LEFT JOIN free AS f ON f.name = c.pool
