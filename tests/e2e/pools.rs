@@ -6,8 +6,19 @@ use crate::harness::Sandbox;
 #[test]
 fn a_one_slot_pool_runs_its_tasks_one_at_a_time() {
     let sandbox = Sandbox::new();
-    let out = sandbox.run(&["pools", "set", "single", "1", "--description", "one at a time"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sandbox.run(&[
+        "pools",
+        "set",
+        "single",
+        "1",
+        "--description",
+        "one at a time",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let marks = sandbox.path().join("marks.txt");
     let mut dag = String::from("tasks:\n");
     for i in 0..4 {
@@ -19,7 +30,11 @@ fn a_one_slot_pool_runs_its_tasks_one_at_a_time() {
     dag.push_str("  - {id: free, bash: 'true'}\n");
     sandbox.write_dag("pooled.yaml", &dag);
     let out = sandbox.run(&["dags", "test", "pooled", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let text = std::fs::read_to_string(&marks).expect("marks");
     let mut running = 0;
@@ -28,7 +43,10 @@ fn a_one_slot_pool_runs_its_tasks_one_at_a_time() {
         .lines()
         .map(|line| {
             let (kind, at) = line.split_once(' ').expect("kind and time");
-            (at.parse::<f64>().expect("time"), if kind == "start" { 1 } else { -1 })
+            (
+                at.parse::<f64>().expect("time"),
+                if kind == "start" { 1 } else { -1 },
+            )
         })
         .collect();
     // Ends sort before starts at the same instant.
