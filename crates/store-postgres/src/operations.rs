@@ -761,17 +761,8 @@ impl Store for PostgresStore {
     }
 
     async fn delete_user(&self, username: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = query!("delete_user")
-            .bind(username)
-            .execute(&mut *tx)
+        self.delete_one(query!("delete_user"), username, "user")
             .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user '{username}'")));
-        }
-        Ok(())
     }
     async fn set_variable(&self, variable: &VariableRecord) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -808,17 +799,8 @@ impl Store for PostgresStore {
     }
 
     async fn delete_variable(&self, key: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = query!("delete_variable")
-            .bind(key)
-            .execute(&mut *tx)
+        self.delete_one(query!("delete_variable"), key, "variable")
             .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("variable '{key}'")));
-        }
-        Ok(())
     }
 
     async fn set_connection(&self, connection: &ConnectionRecord) -> Result<()> {
@@ -862,17 +844,8 @@ impl Store for PostgresStore {
     }
 
     async fn delete_connection(&self, conn_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = query!("delete_connection")
-            .bind(conn_id)
-            .execute(&mut *tx)
+        self.delete_one(query!("delete_connection"), conn_id, "connection")
             .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("connection '{conn_id}'")));
-        }
-        Ok(())
     }
     async fn set_pool(&self, pool: &PoolRecord) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -912,17 +885,7 @@ impl Store for PostgresStore {
                 "default_pool cannot be deleted".into(),
             ));
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = query!("delete_pool")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("pool '{name}'")));
-        }
-        Ok(())
+        self.delete_one(query!("delete_pool"), name, "pool").await
     }
 }
 
@@ -958,4 +921,26 @@ async fn insert_log_lines(
         .await
         .map_err(db)?;
     Ok(())
+}
+
+impl PostgresStore {
+    /// Run a `DELETE … WHERE key = $1` statement; nothing deleted is `NotFound` for `what`.
+    async fn delete_one(
+        &self,
+        statement: sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        key: &str,
+        what: &str,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = statement
+            .bind(key.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("{what} '{key}'")));
+        }
+        Ok(())
+    }
 }
