@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `dagctl` binary, real child processes, real databases.
 
 mod backfill;
+mod bench;
 mod cli;
 mod crash;
 mod examples;

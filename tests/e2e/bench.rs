@@ -1,0 +1,54 @@
+//! `dagctl bench` keeps working: a small chain and fan-out on SQLite (and on Postgres when it
+//! is reachable), with every run succeeding and the figures printed.
+
+use crate::harness::Sandbox;
+
+fn bench(sandbox: &Sandbox, backend: &str) -> String {
+    let out = sandbox.run(&[
+        "bench",
+        "--backend",
+        backend,
+        "--chain",
+        "5",
+        "--fan-out",
+        "20",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn check(stdout: &str, backend: &str) {
+    assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
+    assert!(stdout.contains("chain of 5: success"), "{stdout}");
+    assert!(
+        stdout.contains("per-hop latency") && stdout.contains("p99"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fan-out of 20: success"), "{stdout}");
+    assert!(stdout.contains("tasks/s"), "{stdout}");
+}
+
+#[test]
+fn bench_runs_on_sqlite() {
+    let sandbox = Sandbox::new();
+    check(&bench(&sandbox, "sqlite"), "sqlite");
+}
+
+#[test]
+fn bench_runs_on_postgres() {
+    let admin = std::env::var("UPDRAFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    if !reachable && std::env::var("CI").as_deref() != Ok("true") {
+        eprintln!("skipping: Postgres not reachable at {admin}; set CI=true to require it");
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
+    check(&bench(&sandbox, "postgres"), "postgres");
+}
