@@ -80,7 +80,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRecord>>;
 
-    /// The definition a run started with.
+    /// The definition a run started with. Backends parse each version once and keep it
+    /// (versions never change), so callers need no cache of their own.
     async fn get_dag_version(&self, dag_id: &str, version: &str) -> Result<Option<Arc<Dag>>>;
 
     async fn pause_dag(&self, dag_id: &str) -> Result<()>;

@@ -5,9 +5,9 @@
 //! cache after the first try of a version, the run's XComs are read only when the task
 //! mentions `xcom_pull`, and the log goes out in batches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -16,7 +16,7 @@ use dag::retry::retry_delay_seconds;
 use dag::template::{self, TemplateContext, TemplateError};
 use dag::{Dag, PythonTask, Task, TaskKind, TaskState};
 use serde_json::{Value, json};
-use store::{ClaimedTask, Finish, Store, StoreError};
+use store::{ClaimedTask, Finish, Store};
 use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
@@ -30,10 +30,6 @@ pub const SKIP_EXIT_CODE: i32 = 99;
 /// The runner a `python` task's interpreter executes (see the file's docstring).
 const PYTHON_RUNNER: &str = include_str!("python_runner.py");
 
-/// Past this many cached definitions the cache starts over; versions pile up only when DAG
-/// files change very often, and a miss costs one read.
-const MAX_CACHED_DAGS: usize = 512;
-
 /// Run one task instance that is already `running` (claimed, or made running by the caller),
 /// without claiming it and without writing its end: returns the [`Finish`] to hand to
 /// [`Store::finish_task_instance`]. The log is written to the store as the try runs.
@@ -42,43 +38,7 @@ const MAX_CACHED_DAGS: usize = 512;
 pub async fn execute(store: Arc<dyn Store>, claimed: ClaimedTask, config: &WorkerConfig) -> Finish {
     // Nobody cancels a single direct execution; the sender stays alive so it never fires.
     let (_never, cancel) = watch::channel(false);
-    run_try(&store, &claimed, config, &DagCache::default(), cancel).await
-}
-
-/// Parsed DAG definitions by (dag_id, version). Versions never change, so entries never go
-/// stale.
-#[derive(Default)]
-pub(crate) struct DagCache {
-    dags: Mutex<HashMap<(String, String), Arc<Dag>>>,
-}
-
-impl DagCache {
-    async fn get(
-        &self,
-        store: &dyn Store,
-        dag_id: &str,
-        version: &str,
-    ) -> Result<Option<Arc<Dag>>, StoreError> {
-        let key = (dag_id.to_string(), version.to_string());
-        if let Some(dag) = self.lock().get(&key) {
-            return Ok(Some(dag.clone()));
-        }
-        let Some(dag) = store.get_dag_version(dag_id, version).await? else {
-            return Ok(None);
-        };
-        let mut dags = self.lock();
-        if dags.len() >= MAX_CACHED_DAGS {
-            dags.clear();
-        }
-        dags.insert(key, dag.clone());
-        Ok(Some(dag))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Arc<Dag>>> {
-        // A panic while holding the lock cannot leave the map half-updated (each operation
-        // is one insert or clear), so a poisoned lock is still safe to use.
-        self.dags.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    run_try(&store, &claimed, config, cancel).await
 }
 
 /// How a try went, before retries are taken into account.
@@ -115,12 +75,11 @@ pub(crate) async fn run_try(
     store: &Arc<dyn Store>,
     claimed: &ClaimedTask,
     config: &WorkerConfig,
-    dags: &DagCache,
     cancel: watch::Receiver<bool>,
 ) -> Finish {
     let ti = &claimed.ti;
     let log = TaskLog::start(store.clone(), ti.id, ti.try_number, config.log_cap_bytes);
-    let attempt = attempt(store, claimed, config, dags, &log, cancel).await;
+    let attempt = attempt(store, claimed, config, &log, cancel).await;
     let now = Utc::now();
     let task = attempt
         .task
@@ -174,7 +133,6 @@ async fn attempt(
     store: &Arc<dyn Store>,
     claimed: &ClaimedTask,
     config: &WorkerConfig,
-    dags: &DagCache,
     log: &TaskLog,
     cancel: watch::Receiver<bool>,
 ) -> Attempt {
@@ -196,8 +154,9 @@ async fn attempt(
         config.worker_id
     ))
     .await;
-    let dag = match dags
-        .get(store.as_ref(), &ti.dag_id, &claimed.run.version)
+    // The store parses each version once and keeps it: versions never change.
+    let dag = match store
+        .get_dag_version(&ti.dag_id, &claimed.run.version)
         .await
     {
         Ok(Some(dag)) => dag,

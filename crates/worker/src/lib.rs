@@ -31,8 +31,6 @@ use tokio::time::MissedTickBehavior;
 pub use config::WorkerConfig;
 pub use execute::{SKIP_EXIT_CODE, execute};
 
-use execute::DagCache;
-
 /// Attempts to write a try's end before leaving it to the zombie detector.
 const FINISH_ATTEMPTS: u32 = 4;
 
@@ -55,7 +53,6 @@ impl Worker {
         // Subscribe before the first claim, so nothing queued in between is missed.
         let mut events = store.subscribe();
         let mut events_open = true;
-        let dags = Arc::new(DagCache::default());
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let heartbeat = tokio::spawn(heartbeat_loop(store.clone(), config.clone()));
         let mut running: JoinSet<()> = JoinSet::new();
@@ -76,11 +73,9 @@ impl Worker {
                     for task in claim(store.as_ref(), &config, free).await {
                         let store = store.clone();
                         let config = config.clone();
-                        let dags = dags.clone();
                         let cancel = cancel_rx.clone();
                         running.spawn(async move {
-                            let finish =
-                                execute::run_try(&store, &task, &config, &dags, cancel).await;
+                            let finish = execute::run_try(&store, &task, &config, cancel).await;
                             write_finish(store.as_ref(), &finish).await;
                         });
                     }
