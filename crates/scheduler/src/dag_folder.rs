@@ -116,15 +116,25 @@ impl DagFolder {
 
         for path in present {
             let name = display(&path);
-            let bytes = match read_file(&path).await {
-                Ok(bytes) => bytes,
+            let read = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || read_dag_file(&path)).await
+            };
+            let (bytes, hash) = match read.unwrap_or_else(|e| Err(format!("{name}:1:1: {e}"))) {
+                Ok(read) => read,
                 Err(message) => {
-                    store.record_import_error(&name, &message, now).await?;
-                    report.errors.push(name);
+                    // An unreadable (or oversized) file is reported once, not on every pass:
+                    // its "version" is the error itself until the file changes.
+                    let hash = format!("unreadable: {message}");
+                    if self.files.get(&path).is_none_or(|s| s.hash != hash) {
+                        store.record_import_error(&name, &message, now).await?;
+                        report.errors.push(name);
+                        let dag_id = self.files.get(&path).and_then(|s| s.dag_id.clone());
+                        self.files.insert(path, FileState { hash, dag_id });
+                    }
                     continue;
                 }
             };
-            let hash = hex_sha256(&bytes);
             if self.files.get(&path).is_some_and(|s| s.hash == hash) {
                 continue;
             }
@@ -189,12 +199,11 @@ impl DagFolder {
     }
 }
 
-/// Read a DAG file, refusing one over the size limit before reading it whole.
-async fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+/// Read a DAG file and its version (the hash of its bytes), refusing one over the size limit
+/// before reading it whole. The error is a located `file:1:1: message`.
+pub fn read_dag_file(path: &Path) -> Result<(Vec<u8>, String), String> {
     let name = display(path);
-    let meta = tokio::fs::metadata(path)
-        .await
-        .map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
     if meta.len() > MAX_FILE_BYTES as u64 {
         return Err(format!(
             "{name}:1:1: file is {} bytes, over the {} MiB limit",
@@ -202,9 +211,17 @@ async fn read_file(path: &Path) -> Result<Vec<u8>, String> {
             MAX_FILE_BYTES / (1024 * 1024)
         ));
     }
-    tokio::fs::read(path)
-        .await
-        .map_err(|e| format!("{name}:1:1: cannot read file: {e}"))
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
+    let version = hex_sha256(&bytes);
+    Ok((bytes, version))
+}
+
+/// Read and parse one DAG file: the DAG and its version, or every problem in it.
+pub fn load_dag_file(path: &Path) -> Result<(dag::Dag, String), String> {
+    let (bytes, version) = read_dag_file(path)?;
+    dag::parse_dag_bytes(&display(path), &bytes)
+        .map(|dag| (dag, version))
+        .map_err(|e| e.to_string())
 }
 
 fn display(path: &Path) -> String {

@@ -1,7 +1,7 @@
 //! `dagctl dags …`: list, validate, test, trigger, pause, runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 use dag::{Dag, RunState};
+use scheduler::dag_folder::load_dag_file;
 use scheduler::{DagFolder, TriggerRequest};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use store::{RunFilter, RunRecord, Store, StoreEvent};
 
 use super::engine::{self, Engine};
@@ -230,7 +230,7 @@ fn validate(settings: &Settings, paths: Vec<PathBuf>) -> Result<ExitCode> {
     let mut failed = 0usize;
     let mut owners: HashMap<String, PathBuf> = HashMap::new();
     for file in &files {
-        match load_file(file) {
+        match load_dag_file(file) {
             Ok((dag, _)) => {
                 if let Some(other) = owners.get(&dag.dag_id) {
                     println!(
@@ -259,33 +259,12 @@ fn validate(settings: &Settings, paths: Vec<PathBuf>) -> Result<ExitCode> {
     }
 }
 
-/// Read and parse one DAG file; the error is every problem, `file:line:col: message` each.
-pub fn load_file(path: &Path) -> std::result::Result<(Dag, String), String> {
-    let name = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
-    if meta.len() > dag::parse::MAX_FILE_BYTES as u64 {
-        return Err(format!(
-            "{name}:1:1: file is {} bytes, over the {} MiB limit",
-            meta.len(),
-            dag::parse::MAX_FILE_BYTES / (1024 * 1024)
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
-    let hash: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    dag::parse_dag_bytes(&name, &bytes)
-        .map(|dag| (dag, hash))
-        .map_err(|e| e.to_string())
-}
-
 /// Find the file in the DAGs folder that defines `dag_id`.
 pub fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
     let files = DagFolder::new(&settings.dags_folder).list_files();
     let mut broken = Vec::new();
     for file in files {
-        match load_file(&file) {
+        match load_dag_file(&file) {
             Ok((dag, hash)) if dag.dag_id == dag_id => return Ok((dag, hash)),
             Ok(_) => {}
             Err(message) => {
