@@ -164,3 +164,49 @@ fn broken_files_are_import_errors_and_good_dags_keep_running() {
         "standalone exits cleanly on SIGTERM"
     );
 }
+
+#[test]
+fn tasks_logs_follow_tails_a_running_task_to_its_end() {
+    let sandbox = Sandbox::new();
+    sandbox.write_dag(
+        "slow.yaml",
+        // The output lines never appear in the command itself (which the log also shows).
+        "tasks:\n  - {id: talk, bash: 'x=first; echo \"$x out\"; sleep 1; x=last; echo \"$x out\"'}\n",
+    );
+    let _server = sandbox.standalone();
+    wait_for("DAG parsed", Duration::from_secs(30), || {
+        sandbox
+            .run(&["dags", "list-runs", "slow"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let out = sandbox.run(&["dags", "trigger", "slow"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // Start following while the task is still running: its first line is there, not its last.
+    wait_for("the first line", Duration::from_secs(30), || {
+        let log = sandbox.run(&["tasks", "logs", "slow", &run_id, "talk"]);
+        let text = String::from_utf8_lossy(&log.stdout).to_string();
+        (text.contains("first out") && !text.contains("last out")).then_some(())
+    });
+    let followed = sandbox.run(&["tasks", "logs", "slow", &run_id, "talk", "--follow"]);
+    let text = String::from_utf8_lossy(&followed.stdout);
+    assert!(
+        followed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&followed.stderr)
+    );
+    assert!(
+        text.contains("first out") && text.contains("last out"),
+        "{text}"
+    );
+    assert!(
+        text.contains("task ended: success"),
+        "follow stops at the end: {text}"
+    );
+}

@@ -172,6 +172,17 @@ async fn logs(
     let mut events = store.subscribe();
     let mut after = 0;
     loop {
+        // The state is read before the lines: once the try has ended, this read has every
+        // line it wrote, so following can stop without losing the last ones.
+        let current = store
+            .get_task_instance(ti.id)
+            .await?
+            .ok_or_else(|| anyhow!("task instance disappeared"))?;
+        let running = current.try_number == try_number
+            && matches!(
+                current.state,
+                TaskState::Running | TaskState::Queued | TaskState::None | TaskState::Scheduled
+            );
         loop {
             let lines = store.read_log(ti.id, try_number, after, 1000).await?;
             for line in &lines {
@@ -187,31 +198,7 @@ async fn logs(
                 break;
             }
         }
-        if !follow {
-            return Ok(ExitCode::SUCCESS);
-        }
-        let current = store
-            .get_task_instance(ti.id)
-            .await?
-            .ok_or_else(|| anyhow!("task instance disappeared"))?;
-        let running = current.try_number == try_number
-            && matches!(
-                current.state,
-                TaskState::Running | TaskState::Queued | TaskState::None | TaskState::Scheduled
-            );
-        if !running {
-            // One more read so lines written just before the end are not lost.
-            let lines = store
-                .read_log(ti.id, try_number, after, usize::MAX >> 1)
-                .await?;
-            for line in &lines {
-                println!(
-                    "{} {}",
-                    line.timestamp
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    line.line
-                );
-            }
+        if !follow || !running {
             return Ok(ExitCode::SUCCESS);
         }
         tokio::select! {
