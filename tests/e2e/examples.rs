@@ -242,12 +242,6 @@ fn mapping_edge_cases_fail_or_skip_with_the_reason() {
 #[test]
 fn daily_sales_etl_loads_the_day_into_sqlite() {
     let sandbox = Sandbox::with_examples();
-    std::fs::create_dir_all(sandbox.dags().join("scripts")).expect("scripts dir");
-    std::fs::copy(
-        crate::harness::repo_root().join("dags/scripts/sales.py"),
-        sandbox.dags().join("scripts/sales.py"),
-    )
-    .expect("copy script");
     let workdir = sandbox.path().join("work");
     let conf = json!({"workdir": workdir}).to_string();
     let out = sandbox.run(&[

@@ -27,17 +27,10 @@ impl Sandbox {
         }
     }
 
-    /// A sandbox whose DAGs folder holds the repository's example DAGs.
+    /// A sandbox whose DAGs folder holds the repository's example DAGs (and their scripts).
     pub fn with_examples() -> Sandbox {
         let sandbox = Sandbox::new();
-        let examples = repo_root().join("dags");
-        for entry in std::fs::read_dir(&examples).expect("dags/ exists") {
-            let path = entry.expect("entry").path();
-            if path.is_file() {
-                std::fs::copy(&path, sandbox.dags().join(path.file_name().expect("name")))
-                    .expect("copy example");
-            }
-        }
+        copy_tree(&repo_root().join("dags"), &sandbox.dags());
         sandbox
     }
 
@@ -103,6 +96,13 @@ impl Sandbox {
             .spawn()
             .expect("standalone starts");
         let stdout = child.stdout.take().expect("stdout piped");
+        // Drain stderr so a chatty server never blocks on a full pipe; keep it for failures.
+        let stderr = child.stderr.take().expect("stderr piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[standalone] {line}");
+            }
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -133,11 +133,8 @@ impl Sandbox {
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    let out = child.wait_with_output().expect("collect output");
-                    panic!(
-                        "standalone did not start: {seen:?}\n{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
+                    let _ = child.wait();
+                    panic!("standalone did not start: {seen:?} (its stderr is above)");
                 }
             }
         }
@@ -164,7 +161,12 @@ impl Server {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().expect("standalone exits")
+        let child = &mut self.child;
+        wait_for(
+            "standalone to exit after SIGTERM",
+            Duration::from_secs(30),
+            || child.try_wait().expect("wait"),
+        )
     }
 }
 
@@ -209,4 +211,17 @@ pub fn newest_run(sandbox: &Sandbox, dag_id: &str) -> Option<(String, String)> {
         run["run_id"].as_str()?.to_string(),
         run["state"].as_str()?.to_string(),
     ))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("readable dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
 }
