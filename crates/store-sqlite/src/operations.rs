@@ -815,6 +815,32 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db)
     }
 
+    async fn state_counts(&self) -> Result<store::StateCounts> {
+        let mut counts = Vec::new();
+        for statement in [
+            query!("count_runs_by_state"),
+            query!("count_task_instances_by_state"),
+            query!("count_queued_by_queue"),
+        ] {
+            let rows = statement.fetch_all(&self.reader).await.map_err(db)?;
+            let mut pairs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let name: String = row.try_get("state").map_err(db)?;
+                let n: i64 = row.try_get("n").map_err(db)?;
+                pairs.push((name, n));
+            }
+            counts.push(pairs);
+        }
+        let queued_by_queue = counts.pop().unwrap_or_default();
+        let task_instances = counts.pop().unwrap_or_default();
+        let runs = counts.pop().unwrap_or_default();
+        Ok(store::StateCounts {
+            runs,
+            task_instances,
+            queued_by_queue,
+        })
+    }
+
     async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>> {
         let newest: Option<i64> = query_scalar!(Option<i64>, "latest_heartbeat")
             .bind(component)

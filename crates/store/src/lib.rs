@@ -247,6 +247,10 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
+    /// How many runs and task instances are in each state, and queued instances per queue,
+    /// for metrics.
+    async fn state_counts(&self) -> Result<StateCounts>;
+
     /// The newest heartbeat of any instance of a component.
     async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>>;
 

@@ -450,3 +450,14 @@ pub struct ClearTaskInstance {
     pub ti: i64,
     pub max_tries: u32,
 }
+
+/// Counts by state, read in one go for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// (run state, count).
+    pub runs: Vec<(String, i64)>,
+    /// (task state, count).
+    pub task_instances: Vec<(String, i64)>,
+    /// (queue, queued instances).
+    pub queued_by_queue: Vec<(String, i64)>,
+}
