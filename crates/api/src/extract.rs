@@ -159,10 +159,17 @@ impl Page {
     }
 }
 
-/// An RFC 3339 instant (a date alone means its midnight UTC).
+/// An RFC 3339 instant, as the generated clients also write it: the offset may lack its
+/// colon (`+0000`, Python's `%z`) or be absent (UTC); a date alone means its midnight UTC.
 pub fn parse_time(text: &str, loc: &[&str]) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(at) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(at) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(at.and_utc());
     }
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date
@@ -212,18 +219,13 @@ pub fn order<T>(
     Ok(())
 }
 
-/// SQL `LIKE`-style pattern match as Airflow's `*_pattern` filters do (`%` and `_`
-/// wildcards, case-insensitive, matching anywhere).
+/// SQL `LIKE`-style pattern match as Airflow's `*_pattern` filters do: the pattern is
+/// matched anywhere in the text (as `ILIKE '%pattern%'`), case-insensitively, with `%` and
+/// `_` as wildcards.
 pub fn like(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.to_lowercase().chars().collect();
+    let pattern: Vec<char> = format!("%{}%", pattern.to_lowercase()).chars().collect();
     let text: Vec<char> = text.to_lowercase().chars().collect();
-    let has_wildcard = pattern.iter().any(|c| *c == '%' || *c == '_');
-    if !has_wildcard {
-        let needle: String = pattern.iter().collect();
-        let hay: String = text.iter().collect();
-        return hay.contains(&needle);
-    }
-    // Anchored match with wildcards: classic DP over the two strings.
+    // The wrapped pattern, anchored: classic DP over the two strings.
     let (p, t) = (pattern.len(), text.len());
     let mut dp = vec![vec![false; t + 1]; p + 1];
     dp[0][0] = true;
@@ -247,12 +249,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_parse_as_clients_write_them() {
+        let at = parse_time("2026-11-24T21:51:08.123456+00:00", &["query", "t"]).unwrap();
+        for text in [
+            "2026-11-24T21:51:08.123456Z",
+            "2026-11-24T21:51:08.123456+0000",
+            "2026-11-24T22:51:08.123456+0100",
+            "2026-11-24T21:51:08.123456",
+        ] {
+            assert_eq!(parse_time(text, &["query", "t"]).unwrap(), at, "{text}");
+        }
+        assert!(parse_time("2026-11-24T21:51:08+0", &["query", "t"]).is_err());
+        assert!(parse_time("yesterday", &["query", "t"]).is_err());
+    }
+
+    #[test]
     fn like_matches_as_sql_does() {
         assert!(like("sales", "daily_sales_etl"));
         assert!(like("daily%", "daily_sales_etl"));
         assert!(!like("daily%", "hello"));
+        assert!(like("daily%", "my_daily_dag"));
         assert!(like("h_llo", "HELLO"));
-        assert!(!like("h_llo", "hello_world"));
+        assert!(like("fan_out", "fan_out_fan_in"));
+        assert!(like("h_llo", "say hello_world"));
+        assert!(!like("h_llo", "hllo"));
+        assert!(!like("sales%etl", "etl_sales"));
     }
 
     #[test]
