@@ -16,7 +16,8 @@ use crate::models::*;
 /// Exchange a username and password for a JWT access token.
 #[utoipa::path(post, path = "/auth/token", tag = "Login",
     request_body = LoginBody,
-    responses((status = 201, body = LoginResponse)))]
+    responses((status = 201, body = LoginResponse),
+        (status = 401, description = "Invalid credentials", body = crate::error::HTTPExceptionResponse)))]
 pub async fn create_token(
     State(state): State<AppState>,
     Body(body): Body<LoginBody>,
@@ -46,7 +47,8 @@ pub async fn create_token(
 /// The same exchange for command-line clients.
 #[utoipa::path(post, path = "/auth/token/cli", tag = "Login",
     request_body = LoginBody,
-    responses((status = 201, body = LoginResponse)))]
+    responses((status = 201, body = LoginResponse),
+        (status = 401, description = "Invalid credentials", body = crate::error::HTTPExceptionResponse)))]
 pub async fn create_token_cli(
     state: State<AppState>,
     body: Body<LoginBody>,

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use dag::{RunState, TaskState};
 use scheduler::runs::{BackfillError, TriggerError, TriggerRequest};
@@ -400,19 +399,27 @@ pub async fn delete_run(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What clearing a run answers: the instances a dry run would clear, or the cleared run.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ResponseClearDagRun {
+    TaskInstances(TaskInstanceCollectionResponse),
+    Run(Box<DAGRunResponse>),
+}
+
 /// Clear a run: its task instances (only failed ones with `only_failed`) run again. With
 /// `dry_run` (the default) nothing changes and the instances that would be cleared are listed.
 #[utoipa::path(post, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/clear", tag = "DagRun",
     params(("dag_id" = String, Path), ("dag_run_id" = String, Path)),
     request_body = DAGRunClearBody,
     responses((status = 200, description = "With dry_run, the task instances that would be cleared; else the run.",
-        body = TaskInstanceCollectionResponse)))]
+        body = ResponseClearDagRun)))]
 pub async fn clear_run(
     State(state): State<AppState>,
     caller: Caller,
     Path((dag_id, run_id)): Path<(String, String)>,
     Body(body): Body<DAGRunClearBody>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<ResponseClearDagRun>> {
     caller.require(Role::User)?;
     let record = dag_record(&state, &dag_id).await?;
     let run = run_record(&state, &dag_id, &run_id).await?;
@@ -425,11 +432,12 @@ pub async fn clear_run(
         })
         .collect();
     if body.dry_run {
-        return Ok(Json(TaskInstanceCollectionResponse {
-            total_entries: chosen.len() as i64,
-            task_instances: chosen.iter().map(|ti| ti_response(ti, &run)).collect(),
-        })
-        .into_response());
+        return Ok(Json(ResponseClearDagRun::TaskInstances(
+            TaskInstanceCollectionResponse {
+                total_entries: chosen.len() as i64,
+                task_instances: chosen.iter().map(|ti| ti_response(ti, &run)).collect(),
+            },
+        )));
     }
     let clear = clear_list(&record.dag, &chosen);
     state
@@ -437,7 +445,7 @@ pub async fn clear_run(
         .clear_task_instances(run.id, &clear, Utc::now())
         .await?;
     let run = run_record(&state, &dag_id, &run_id).await?;
-    Ok(Json(run_response(&run)).into_response())
+    Ok(Json(ResponseClearDagRun::Run(Box::new(run_response(&run)))))
 }
 
 /// States a clear resets (running and queued tries are left to finish).
