@@ -1,6 +1,7 @@
 //! Clients for the outside world that task kinds, sensors and notifications share: HTTP
 //! requests (`http`), SQL statements on Postgres or SQLite connections (`sql`), mail over SMTP
-//! (`mail`) and notification action lists (`notify`).
+//! (`mail`), notification action lists (`notify`) and which of them a task or run ending sends
+//! (`callbacks`).
 //!
 //! Why it is a crate of its own: the worker runs `http`, `sql` and `email` tasks, the
 //! scheduler pokes `http`/`sql` sensors and sends DAG-run notifications, and both must talk to
@@ -10,6 +11,7 @@
 //! **Invariant:** this crate names sqlx only as a SQL *client* for user connections; it never
 //! touches Updraft's own database (that is `store-*`'s).
 
+pub mod callbacks;
 pub mod http;
 pub mod mail;
 pub mod notify;
