@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use crate::harness::{Sandbox, newest_run, wait_for};
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("UPDRAFT_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A fresh database URL, or `None` (with the reason printed) when Postgres is not required.
-fn scratch_database() -> Option<String> {
+pub fn scratch_database() -> Option<String> {
     let admin = admin_url();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     match runtime.block_on(store_postgres::create_scratch_database(&admin)) {
@@ -27,6 +27,12 @@ fn scratch_database() -> Option<String> {
             None
         }
     }
+}
+
+/// Drop a database made by [`scratch_database`].
+pub fn drop_scratch(url: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let _ = runtime.block_on(store_postgres::drop_scratch_database(&admin_url(), url));
 }
 
 #[test]

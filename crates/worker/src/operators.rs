@@ -362,12 +362,18 @@ async fn trigger_dag(
     };
     // Subscribe before creating the run, so its end cannot slip between the two.
     let mut events = store.subscribe();
+    // Microseconds in the run id, so that two tasks triggering the same DAG at once make two
+    // runs (a manual run id otherwise has whole seconds).
+    let now = Utc::now();
     let request = TriggerRequest {
-        logical_date: None,
+        logical_date: Some(now),
         conf: conf.clone(),
-        run_id: None,
+        run_id: Some(format!(
+            "manual__{}",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+        )),
     };
-    let run = match store::runs::trigger(store.as_ref(), &dag_id, request, Utc::now()).await {
+    let run = match store::runs::trigger(store.as_ref(), &dag_id, request, now).await {
         Ok(run) => run,
         Err(TriggerError::Store(e)) => {
             return Err(format!("could not trigger DAG '{dag_id}': {e}"));
