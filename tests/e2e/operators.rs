@@ -57,6 +57,9 @@ tasks:
   - id: quiet
     http: {conn_id: api, url: /items}
     do_xcom_push: false
+  - id: silent_server
+    http: {url: "http://127.0.0.1:SILENT/never"}
+    execution_timeout: 1s
 "#;
 
 #[test]
@@ -67,9 +70,14 @@ fn http_tasks_against_a_loopback_server() {
         "UPDRAFT_CONN_API",
         &format!("http://ana:s3cret@127.0.0.1:{}", server.port),
     );
+    // Accepts connections (the kernel does) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("address").port();
     sandbox.write_dag(
         "http_calls.yaml",
-        &HTTP_DAG.replace("CLOSED", &closed_port().to_string()),
+        &HTTP_DAG
+            .replace("CLOSED", &closed_port().to_string())
+            .replace("SILENT", &silent_port.to_string()),
     );
     let set = sandbox.run(&["variables", "set", "api_url", &server.url()]);
     assert!(
@@ -135,6 +143,15 @@ fn http_tasks_against_a_loopback_server() {
     let (result, _) = task_test(&sandbox, "http_calls", "quiet");
     assert_eq!(result["state"], "success");
     assert_eq!(result["xcom"], json!({}));
+
+    let (result, log) = task_test(&sandbox, "http_calls", "silent_server");
+    assert_eq!(result["state"], "failed", "{log}");
+    // The request is bounded by the task's execution_timeout, whichever fires first.
+    assert!(
+        log.contains("timed out after 1s") || log.contains("execution_timeout exceeded"),
+        "{log}"
+    );
+    drop(silent);
 }
 
 const SQL_DAG: &str = r#"
