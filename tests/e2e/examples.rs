@@ -284,3 +284,123 @@ fn daily_sales_etl_loads_the_day_into_sqlite() {
         "{row} / {logs}"
     );
 }
+
+/// `dags test` with extra environment, which may fail: JSON result, logs, success.
+fn dags_test_env(sandbox: &Sandbox, dag_id: &str) -> (serde_json::Value, String, bool) {
+    let out = sandbox.run(&["dags", "test", dag_id, "2024-03-01", "-o", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let result = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON from dags test {dag_id} ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (result, stderr, out.status.success())
+}
+
+#[test]
+fn http_api_calls_the_connection_and_passes_json_on() {
+    let server = crate::http_server::HttpServer::start();
+    let mut sandbox = Sandbox::with_examples();
+    sandbox.set("UPDRAFT_CONN_EXAMPLE_API", &server.url());
+    let (result, logs, ok) = dags_test_env(&sandbox, "http_api");
+    assert!(ok, "{result}\n{logs}");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {"fetch_items": "success", "post_summary": "success", "report": "success"}})
+    );
+    assert!(
+        logs.contains(r#"posted {"count": "3", "day": "2024-03-01"}"#),
+        "{logs}"
+    );
+}
+
+#[test]
+fn sql_report_loads_and_reads_back_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut sandbox = Sandbox::with_examples();
+    sandbox.set(
+        "UPDRAFT_CONN_EXAMPLE_DB",
+        &format!("sqlite:///{}", dir.path().join("example.db").display()),
+    );
+    let (result, logs, ok) = dags_test_env(&sandbox, "sql_report");
+    assert!(ok, "{result}\n{logs}");
+    assert!(
+        logs.contains(
+            r#"report [{"amount": 120.5, "region": "north"}, {"amount": 80.25, "region": "south"}]"#
+        ),
+        "{logs}"
+    );
+}
+
+#[test]
+fn email_report_sends_one_mail() {
+    let smtp = crate::smtp::SmtpReceiver::start();
+    let mut sandbox = Sandbox::with_examples();
+    for (k, v) in smtp.env() {
+        sandbox.set(&k, &v);
+    }
+    let (result, logs, ok) = dags_test_env(&sandbox, "email_report");
+    assert!(ok, "{result}\n{logs}");
+    let mail = smtp.wait_for_message("the report", |m| m.subject().contains("Daily total"));
+    assert_eq!(mail.recipients, vec!["sales@example.com"]);
+    assert_eq!(mail.subject(), "Daily total for 2024-03-01");
+    assert!(
+        mail.header("Content-Type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{}",
+        mail.data
+    );
+    assert!(mail.body().contains("<b>42</b>"), "{}", mail.data);
+}
+
+#[test]
+fn trigger_hello_follows_the_triggered_run() {
+    let (result, logs) = dags_test("trigger_hello");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {"prepare": "success", "run_hello": "success", "done": "success"}})
+    );
+    assert!(logs.contains("trigger_dag: run manual__"), "{logs}");
+    assert!(logs.contains("of hello ended success"), "{logs}");
+    assert!(logs.contains("hello finished as run manual__"), "{logs}");
+}
+
+#[test]
+fn data_quality_alert_mails_the_failure_with_its_log_link() {
+    let smtp = crate::smtp::SmtpReceiver::start();
+    let mut sandbox = Sandbox::with_examples();
+    for (k, v) in smtp.env() {
+        sandbox.set(&k, &v);
+    }
+    sandbox.set("UPDRAFT__API__BASE_URL", "https://updraft.example.com");
+    let (result, logs, ok) = dags_test_env(&sandbox, "data_quality_alert");
+    assert!(!ok, "the check fails on purpose");
+    assert_eq!(
+        result,
+        json!({"state": "failed", "tasks": {"extract": "success", "check_row_count": "failed", "publish": "upstream_failed"}})
+    );
+    let mail = smtp.wait_for_message("the alert", |m| m.subject().contains("failed for"));
+    assert_eq!(mail.recipients, vec!["data-quality@example.com"]);
+    assert_eq!(
+        mail.subject(),
+        "[updraft] data_quality_alert.check_row_count failed for 2024-03-01"
+    );
+    let body = mail.body();
+    for needle in [
+        "DAG:          data_quality_alert",
+        "Task:         check_row_count",
+        "Logical date: 2024-03-01",
+        "data quality check failed: expected at least 1 row for 2024-03-01, got 0",
+        "Log:          https://updraft.example.com/dags/data_quality_alert/runs/manual__2024-03-01T00:00:00+00:00/tasks/check_row_count?try_number=1",
+    ] {
+        assert!(
+            body.contains(needle),
+            "{needle:?} missing from:\n{body}\n{logs}"
+        );
+    }
+    assert!(
+        logs.contains("notification on_failure: email to data-quality@example.com done"),
+        "{logs}"
+    );
+}

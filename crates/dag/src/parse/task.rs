@@ -465,7 +465,14 @@ fn parse_kind(
             p,
             block,
             &what,
-            &["dag_id", "conf", "wait_for_completion"],
+            &[
+                "dag_id",
+                "conf",
+                "wait_for_completion",
+                "poke_interval",
+                "allowed_states",
+                "failed_states",
+            ],
             &[&["dag_id"]],
         )
         .map(|spec| TaskKind::TriggerDag { spec }),

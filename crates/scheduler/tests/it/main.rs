@@ -414,3 +414,93 @@ tasks:
         drop_scratch(scratch).await;
     }
 }
+
+/// Poll for a file's text until `deadline` passes.
+async fn wait_for_file(path: &std::path::Path, what: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_try_and_its_failed_run_still_notify() {
+    for (store, scratch) in stores().await {
+        let marks = tempfile::tempdir().expect("tempdir");
+        let task_mark = marks.path().join("task");
+        let run_mark = marks.path().join("run");
+        let dag_id = load(
+            &*store,
+            &format!(
+                "dag_id: zombie_notify\n\
+                 on_failure: [{{bash: 'echo \"{{{{ exception }}}}\" > {run}'}}]\n\
+                 tasks:\n  - id: victim\n    bash: 'sleep 30'\n    \
+                 on_failure: [{{bash: 'echo \"{{{{ exception }}}} {{{{ log_url }}}}\" > {task}'}}]\n",
+                run = run_mark.display(),
+                task = task_mark.display()
+            ),
+        )
+        .await;
+        let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
+            .await
+            .expect("trigger");
+        // Only a scheduler: the "worker" below claims the try and then dies silently.
+        let (stop, rx) = watch::channel(false);
+        let s = store.clone();
+        let scheduler = tokio::spawn(async move {
+            let mut rx = rx;
+            Scheduler::new(
+                SchedulerConfig::new(None)
+                    .without_watch()
+                    .with_poll_interval(Duration::from_millis(100))
+                    .with_zombie_threshold(Duration::from_millis(400)),
+                s,
+            )
+            .run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+            .expect("scheduler runs");
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let claimed = store
+                .claim_task_instances(&store::Claim {
+                    worker_id: "dead-worker".into(),
+                    hostname: "gone".into(),
+                    queues: vec!["default".into()],
+                    limit: 1,
+                    now: Utc::now(),
+                })
+                .await
+                .expect("claim");
+            if !claimed.is_empty() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(wait_for_run(&*store, run.id).await, RunState::Failed);
+        let task_note = wait_for_file(&task_mark, "the task's on_failure").await;
+        assert!(
+            task_note.contains("worker dead-worker stopped heartbeating")
+                && task_note.contains("/dags/zombie_notify/runs/")
+                && task_note.contains("/tasks/victim?try_number=1"),
+            "{task_note}"
+        );
+        let run_note = wait_for_file(&run_mark, "the DAG's on_failure").await;
+        assert!(run_note.contains("failed tasks: victim"), "{run_note}");
+        let _ = stop.send(true);
+        scheduler.await.expect("scheduler stops");
+        drop_scratch(scratch).await;
+    }
+}
