@@ -337,3 +337,72 @@ impl AddConnection {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(args: &[&str]) -> AddConnection {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            add: AddConnection,
+        }
+        let mut argv = vec!["add"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("flags parse").add
+    }
+
+    #[test]
+    fn connections_become_the_apis_connection_body() {
+        let from_uri = add(&[
+            "warehouse",
+            "--conn-uri",
+            "postgres://ana:p%40ss@db.internal:5432/sales?sslmode=require",
+            "--conn-description",
+            "the warehouse",
+        ]);
+        assert_eq!(
+            connection_body(&from_uri.connection().expect("connection")),
+            json!({
+                "connection_id": "warehouse", "conn_type": "postgres",
+                "description": "the warehouse", "host": "db.internal", "login": "ana",
+                "password": "p@ss", "schema": "sales", "port": 5432,
+                "extra": "{\"sslmode\":\"require\"}",
+            })
+        );
+        let from_flags = add(&[
+            "api",
+            "--conn-type",
+            "http",
+            "--conn-host",
+            "example.com",
+            "--conn-extra",
+            r#"{"timeout": 5}"#,
+        ]);
+        assert_eq!(
+            connection_body(&from_flags.connection().expect("connection")),
+            json!({
+                "connection_id": "api", "conn_type": "http", "description": null,
+                "host": "example.com", "login": null, "password": null, "schema": null,
+                "port": null, "extra": r#"{"timeout": 5}"#,
+            })
+        );
+    }
+
+    #[test]
+    fn a_connection_without_a_type_or_with_bad_extra_is_refused() {
+        for (args, needle) in [
+            (vec!["x"], "give --conn-uri"),
+            (
+                vec!["x", "--conn-type", "http", "--conn-extra", "{nope"],
+                "--conn-extra is not valid JSON",
+            ),
+            (vec!["x", "--conn-uri", "no scheme"], "x"),
+        ] {
+            let error = format!("{:#}", add(&args).connection().expect_err("refused"));
+            assert!(error.contains(needle), "{args:?}: {error}");
+        }
+    }
+}
