@@ -119,16 +119,17 @@ impl Client {
         segments: &[&str],
         body: &impl Serialize,
     ) -> ClientResult<T> {
-        self.with_body(Method::POST, segments, body).await
+        self.with_body(Method::POST, segments, &[], body).await
     }
 
-    /// PATCH a JSON body, decoded as `T`.
+    /// PATCH a JSON body, decoded as `T`; `query` may carry an `update_mask`.
     pub async fn patch<T: DeserializeOwned>(
         &self,
         segments: &[&str],
+        query: &[(&str, String)],
         body: &impl Serialize,
     ) -> ClientResult<T> {
-        self.with_body(Method::PATCH, segments, body).await
+        self.with_body(Method::PATCH, segments, query, body).await
     }
 
     /// DELETE; the body of the answer (usually none, 204) is ignored.
@@ -174,6 +175,7 @@ impl Client {
         &self,
         method: Method,
         segments: &[&str],
+        query: &[(&str, String)],
         body: &impl Serialize,
     ) -> ClientResult<T> {
         let url = self.url(segments);
@@ -181,7 +183,7 @@ impl Client {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-        let response = self.send(method, url.clone(), &[], Some(&body)).await?;
+        let response = self.send(method, url.clone(), query, Some(&body)).await?;
         decode(url, response).await
     }
 

@@ -242,6 +242,7 @@ async fn set_paused(client: &Client, dag_id: &str, paused: bool) -> Result<()> {
     let _: Value = client
         .patch(
             &["api", "v2", "dags", dag_id],
+            &[],
             &json!({"is_paused": paused}),
         )
         .await?;

@@ -45,7 +45,9 @@ pub async fn run(server: &str, command: PoolsCommand) -> Result<ExitCode> {
                 if let Some(description) = &description {
                     body["description"] = json!(description);
                 }
-                let _: Value = client.patch(&["api", "v2", "pools", &name], &body).await?;
+                let _: Value = client
+                    .patch(&["api", "v2", "pools", &name], &[], &body)
+                    .await?;
             } else {
                 let _: Value = client
                     .post(

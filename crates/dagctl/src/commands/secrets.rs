@@ -17,6 +17,9 @@ use crate::output::{print_object, print_rows};
 use crate::settings::Settings;
 use crate::{ConnectionsCommand, VariablesCommand, backend, credentials};
 
+/// What the server answers in place of a secret.
+const MASKED: &str = "***";
+
 pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCode> {
     let client = credentials::connect(server)?;
     match command {
@@ -77,6 +80,7 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
         }
         VariablesCommand::Export { file } => {
             let mut entries = serde_json::Map::new();
+            let mut masked = Vec::new();
             for variable in client
                 .list_all(&["api", "v2", "variables"], &[], "variables")
                 .await?
@@ -87,7 +91,19 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
                     .unwrap_or_default()
                     .to_string();
                 let value = variable.get("value").cloned().unwrap_or(Value::Null);
+                // The server masks secret-looking variables; writing `***` would make an
+                // import overwrite the real value with it.
+                if value == MASKED && store::secrets::is_secret_variable(&key) {
+                    masked.push(key);
+                    continue;
+                }
                 entries.insert(key, value);
+            }
+            if !masked.is_empty() {
+                eprintln!(
+                    "warning: not exported, the server masks their values: {}",
+                    masked.join(", ")
+                );
             }
             write(&file, &serde_json::to_string_pretty(&entries)?)?;
             println!(
@@ -108,11 +124,14 @@ async fn set_variable(
     description: Option<&str>,
 ) -> Result<()> {
     let mut body = json!({"key": key, "value": value});
+    // Without --description, an existing variable keeps the one it has.
+    let mut mask = vec![("update_mask", "value".to_string())];
     if let Some(description) = description {
         body["description"] = json!(description);
+        mask.push(("update_mask", "description".to_string()));
     }
     match client
-        .patch::<Value>(&["api", "v2", "variables", key], &body)
+        .patch::<Value>(&["api", "v2", "variables", key], &mask, &body)
         .await
     {
         Ok(_) => Ok(()),
@@ -173,7 +192,11 @@ pub async fn connections(
                 Ok(_) => println!("connection '{}' added", connection.conn_id),
                 Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
                     let _: Value = client
-                        .patch(&["api", "v2", "connections", &connection.conn_id], &body)
+                        .patch(
+                            &["api", "v2", "connections", &connection.conn_id],
+                            &[],
+                            &body,
+                        )
                         .await?;
                     println!("connection '{}' replaced", connection.conn_id);
                 }

@@ -396,8 +396,8 @@ mod tests {
             ),
             (json!({"event": "no time"}), "no time"),
             (
-                json!({"timestamp": "t", "event": "e", "level": "info", "n": 2}),
-                "t e level=info n=2",
+                json!({"timestamp": "t", "event": "e", "stream": "stderr"}),
+                "t e",
             ),
             (json!("plain"), "plain"),
         ] {
