@@ -40,6 +40,12 @@ pub struct RawApi {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub base_url: Option<String>,
+    /// Signs access tokens; every API server of a deployment needs the same one.
+    pub secret_key: Option<String>,
+    /// How long an access token is valid (default 24h).
+    pub token_lifetime: Option<String>,
+    /// How long a request may take before it is answered 408 (default 60s).
+    pub request_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -109,6 +115,10 @@ pub struct Settings {
     pub database_url: String,
     pub api_host: String,
     pub api_port: u16,
+    /// `api.secret_key`, else the key standalone saved in `./.updraft/api_secret.key`.
+    pub api_secret_key: Option<String>,
+    pub api_token_lifetime: Duration,
+    pub api_request_timeout: Duration,
     pub scheduler_rescan_interval: Duration,
     pub scheduler_poll_interval: Duration,
     pub zombie_threshold: Duration,
@@ -126,6 +136,9 @@ pub struct Settings {
     /// The raw configuration, for `config show`.
     pub raw: RawConfig,
 }
+
+/// Where the API server keeps the token-signing key it generated on first start.
+pub const API_SECRET_FILE: &str = ".updraft/api_secret.key";
 
 /// Where standalone keeps the Fernet key it generated on first start.
 pub const FERNET_KEY_FILE: &str = ".updraft/fernet.key";
@@ -242,6 +255,17 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
         database_url,
         api_host: raw.api.host.clone().unwrap_or_else(|| "127.0.0.1".into()),
         api_port: raw.api.port.unwrap_or(8080),
+        api_secret_key: raw.api.secret_key.clone().filter(|k| !k.trim().is_empty()),
+        api_token_lifetime: duration(
+            &raw.api.token_lifetime,
+            "api.token_lifetime",
+            Duration::from_secs(86_400),
+        )?,
+        api_request_timeout: duration(
+            &raw.api.request_timeout,
+            "api.request_timeout",
+            Duration::from_secs(60),
+        )?,
         scheduler_rescan_interval: duration(
             &raw.scheduler.rescan_interval,
             "scheduler.rescan_interval",
@@ -294,6 +318,9 @@ pub fn show(settings: &Settings) -> Result<String> {
     raw.worker.queues = Some(StringList::List(settings.worker_queues.clone()));
     if raw.smtp.password.is_some() {
         raw.smtp.password = Some("***".into());
+    }
+    if raw.api.secret_key.is_some() {
+        raw.api.secret_key = Some("***".into());
     }
     if raw.core.fernet_key.is_some() {
         raw.core.fernet_key = Some("***".into());

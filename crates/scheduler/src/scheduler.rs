@@ -154,6 +154,10 @@ impl Scheduler {
         let mut next_poll = Utc::now();
         let mut next_zombie_check = Utc::now();
         let mut next_retry: Option<DateTime<Utc>> = None;
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".to_string());
+        let identity = format!("{host}:{}", std::process::id());
         tokio::pin!(shutdown);
 
         loop {
@@ -165,6 +169,14 @@ impl Scheduler {
                 next_rescan = now + self.config.rescan_interval;
             }
             if now >= next_poll {
+                // The health endpoint reads this beat; a failed beat is not worth stopping for.
+                if let Err(err) = self
+                    .store
+                    .record_heartbeat("scheduler", &identity, &host, now)
+                    .await
+                {
+                    tracing::warn!(error = %err, "scheduler heartbeat not recorded");
+                }
                 self.refresh_dags().await?;
                 dirty.extend(self.store.unfinished_runs().await?);
                 next_poll = now + self.config.poll_interval;

@@ -10,10 +10,10 @@ use dag::{Dag, RunState, TaskState};
 use serde_json::Value;
 use sqlx::Row;
 use store::{
-    Claim, ClaimedTask, ConnectionRecord, DagRecord, Decide, Finish, ImportErrorRecord, LogLine,
-    LogRecord, NewRun, NewUser, PoolRecord, PoolStats, RunFilter, RunRecord, RunSnapshot,
-    ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent, TaskInstanceRecord, UserRecord,
-    VariableRecord, XcomKey, XcomRecord,
+    Claim, ClaimedTask, ClearTaskInstance, ConnectionRecord, DagRecord, Decide, Finish,
+    ImportErrorRecord, LogLine, LogRecord, NewRun, NewUser, PoolRecord, PoolStats, RunFilter,
+    RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
+    TaskInstanceFilter, TaskInstanceRecord, UserRecord, VariableRecord, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -661,6 +661,226 @@ impl Store for PostgresStore {
 
     async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>> {
         query_scalar!(Option<DateTime<Utc>>, "next_retry_at")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn list_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<Vec<TaskInstanceRecord>> {
+        query!("list_task_instances")
+            .bind(filter.dag_id.as_deref())
+            .bind(filter.run_id.as_deref())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::task_instance)
+            .collect()
+    }
+
+    async fn delete_dag(&self, dag_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for statement in [query!("delete_dag_runs"), query!("delete_dag_versions")] {
+            statement.bind(dag_id).execute(&mut *tx).await.map_err(db)?;
+        }
+        let done = query!("delete_dag")
+            .bind(dag_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("DAG '{dag_id}'")));
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_run(&self, run: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let done = query!("delete_run")
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("DAG run {run}")));
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn set_run_state(
+        &self,
+        run: i64,
+        state: RunState,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let current = query!("get_run_by_key")
+            .bind(run)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::run)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("DAG run {run}")))?;
+        for (from, to) in store::hand_marks(state) {
+            let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+            query!("mark_unfinished")
+                .bind(run)
+                .bind(&from)
+                .bind(to.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let row = query!("set_run_state")
+            .bind(run)
+            .bind(state.as_str())
+            .bind(state.is_finished())
+            .bind(now)
+            .bind(current.state.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Conflict(format!("DAG run {run} changed meanwhile")))?;
+        let record = rows::run(&row)?;
+        self.commit(tx, &[StoreEvent::RunChanged { run }]).await?;
+        Ok(record)
+    }
+
+    async fn set_task_instance_state(
+        &self,
+        ti: i64,
+        state: TaskState,
+        now: DateTime<Utc>,
+    ) -> Result<TaskInstanceRecord> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let current = query!("get_task_instance")
+            .bind(ti)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::task_instance)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("task instance {ti}")))?;
+        let row = query!("set_task_instance_state")
+            .bind(ti)
+            .bind(state.as_str())
+            .bind(now)
+            .bind(current.state.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Conflict(format!("task instance {ti} changed meanwhile")))?;
+        let record = rows::task_instance(&row)?;
+        query!("reopen_run")
+            .bind(current.run)
+            .bind(RunState::Running.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        self.commit(tx, &[StoreEvent::RunChanged { run: current.run }])
+            .await?;
+        Ok(record)
+    }
+
+    async fn clear_task_instances(
+        &self,
+        run: i64,
+        clear: &[ClearTaskInstance],
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<TaskInstanceRecord>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut cleared = Vec::new();
+        for one in clear {
+            let row = query!("clear_task_instance")
+                .bind(one.ti)
+                .bind(run)
+                .bind(i64::from(one.max_tries))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some(row) = row else { continue };
+            let record = rows::task_instance(&row)?;
+            query!("delete_task_xcoms")
+                .bind(run)
+                .bind(&record.task_id)
+                .bind(record.map_index)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            cleared.push(record);
+        }
+        if !cleared.is_empty() {
+            query!("reopen_run")
+                .bind(run)
+                .bind(RunState::Queued.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let events = if cleared.is_empty() {
+            Vec::new()
+        } else {
+            vec![StoreEvent::RunChanged { run }]
+        };
+        self.commit(tx, &events).await?;
+        Ok(cleared)
+    }
+
+    async fn record_heartbeat(
+        &self,
+        component: &str,
+        id: &str,
+        hostname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        query!("record_heartbeat")
+            .bind(component)
+            .bind(id)
+            .bind(hostname)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn state_counts(&self) -> Result<store::StateCounts> {
+        let mut counts = Vec::new();
+        for statement in [
+            query!("count_runs_by_state"),
+            query!("count_task_instances_by_state"),
+            query!("count_queued_by_queue"),
+        ] {
+            let rows = statement.fetch_all(&self.pool).await.map_err(db)?;
+            let mut pairs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let name: String = row.try_get("state").map_err(db)?;
+                let n: i64 = row.try_get("n").map_err(db)?;
+                pairs.push((name, n));
+            }
+            counts.push(pairs);
+        }
+        let queued_by_queue = counts.pop().unwrap_or_default();
+        let task_instances = counts.pop().unwrap_or_default();
+        let runs = counts.pop().unwrap_or_default();
+        Ok(store::StateCounts {
+            runs,
+            task_instances,
+            queued_by_queue,
+        })
+    }
+
+    async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>> {
+        query_scalar!(Option<DateTime<Utc>>, "latest_heartbeat")
+            .bind(component)
             .fetch_one(&self.pool)
             .await
             .map_err(db)

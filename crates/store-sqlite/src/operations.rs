@@ -10,10 +10,10 @@ use dag::{Dag, RunState, TaskState};
 use serde_json::Value;
 use sqlx::Row;
 use store::{
-    Claim, ClaimedTask, ConnectionRecord, DagRecord, Decide, Finish, ImportErrorRecord, LogLine,
-    LogRecord, NewRun, NewUser, PoolRecord, PoolStats, RunFilter, RunRecord, RunSnapshot,
-    ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent, TaskInstanceRecord, UserRecord,
-    VariableRecord, XcomKey, XcomRecord,
+    Claim, ClaimedTask, ClearTaskInstance, ConnectionRecord, DagRecord, Decide, Finish,
+    ImportErrorRecord, LogLine, LogRecord, NewRun, NewUser, PoolRecord, PoolStats, RunFilter,
+    RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
+    TaskInstanceFilter, TaskInstanceRecord, UserRecord, VariableRecord, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -628,6 +628,226 @@ impl Store for SqliteStore {
             .await
             .map_err(db)?;
         rows::opt_time(next)
+    }
+
+    async fn list_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<Vec<TaskInstanceRecord>> {
+        query!("list_task_instances")
+            .bind(filter.dag_id.as_deref())
+            .bind(filter.run_id.as_deref())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(rows::task_instance)
+            .collect()
+    }
+
+    async fn delete_dag(&self, dag_id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        for statement in [query!("delete_dag_runs"), query!("delete_dag_versions")] {
+            statement.bind(dag_id).execute(&mut *tx).await.map_err(db)?;
+        }
+        let done = query!("delete_dag")
+            .bind(dag_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("DAG '{dag_id}'")));
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_run(&self, run: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        let done = query!("delete_run")
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("DAG run {run}")));
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn set_run_state(
+        &self,
+        run: i64,
+        state: RunState,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord> {
+        let mut tx = self.write().await?;
+        let current = query!("get_run_by_key")
+            .bind(run)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::run)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("DAG run {run}")))?;
+        for (from, to) in store::hand_marks(state) {
+            let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+            query!("mark_unfinished")
+                .bind(run)
+                .bind(to_json_text(&serde_json::json!(from))?)
+                .bind(to.as_str())
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        let row = query!("set_run_state")
+            .bind(run)
+            .bind(state.as_str())
+            .bind(state.is_finished())
+            .bind(micros(now))
+            .bind(current.state.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Conflict(format!("DAG run {run} changed meanwhile")))?;
+        let record = rows::run(&row)?;
+        tx.commit().await.map_err(db)?;
+        self.emit(StoreEvent::RunChanged { run });
+        Ok(record)
+    }
+
+    async fn set_task_instance_state(
+        &self,
+        ti: i64,
+        state: TaskState,
+        now: DateTime<Utc>,
+    ) -> Result<TaskInstanceRecord> {
+        let mut tx = self.write().await?;
+        let current = query!("get_task_instance")
+            .bind(ti)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::task_instance)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("task instance {ti}")))?;
+        let row = query!("set_task_instance_state")
+            .bind(ti)
+            .bind(state.as_str())
+            .bind(micros(now))
+            .bind(current.state.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Conflict(format!("task instance {ti} changed meanwhile")))?;
+        let record = rows::task_instance(&row)?;
+        query!("reopen_run")
+            .bind(current.run)
+            .bind(RunState::Running.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        self.emit(StoreEvent::RunChanged { run: current.run });
+        Ok(record)
+    }
+
+    async fn clear_task_instances(
+        &self,
+        run: i64,
+        clear: &[ClearTaskInstance],
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<TaskInstanceRecord>> {
+        let mut tx = self.write().await?;
+        let mut cleared = Vec::new();
+        for one in clear {
+            let row = query!("clear_task_instance")
+                .bind(one.ti)
+                .bind(run)
+                .bind(i64::from(one.max_tries))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some(row) = row else { continue };
+            let record = rows::task_instance(&row)?;
+            query!("delete_task_xcoms")
+                .bind(run)
+                .bind(&record.task_id)
+                .bind(record.map_index)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            cleared.push(record);
+        }
+        if !cleared.is_empty() {
+            query!("reopen_run")
+                .bind(run)
+                .bind(RunState::Queued.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        if !cleared.is_empty() {
+            self.emit(StoreEvent::RunChanged { run });
+        }
+        Ok(cleared)
+    }
+
+    async fn record_heartbeat(
+        &self,
+        component: &str,
+        id: &str,
+        hostname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        query!("record_heartbeat")
+            .bind(component)
+            .bind(id)
+            .bind(hostname)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn state_counts(&self) -> Result<store::StateCounts> {
+        let mut counts = Vec::new();
+        for statement in [
+            query!("count_runs_by_state"),
+            query!("count_task_instances_by_state"),
+            query!("count_queued_by_queue"),
+        ] {
+            let rows = statement.fetch_all(&self.reader).await.map_err(db)?;
+            let mut pairs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let name: String = row.try_get("state").map_err(db)?;
+                let n: i64 = row.try_get("n").map_err(db)?;
+                pairs.push((name, n));
+            }
+            counts.push(pairs);
+        }
+        let queued_by_queue = counts.pop().unwrap_or_default();
+        let task_instances = counts.pop().unwrap_or_default();
+        let runs = counts.pop().unwrap_or_default();
+        Ok(store::StateCounts {
+            runs,
+            task_instances,
+            queued_by_queue,
+        })
+    }
+
+    async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>> {
+        let newest: Option<i64> = query_scalar!(Option<i64>, "latest_heartbeat")
+            .bind(component)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db)?;
+        rows::opt_time(newest)
     }
 
     async fn get_xcom(&self, key: &XcomKey) -> Result<Option<Value>> {

@@ -91,6 +91,9 @@ macro_rules! store_conformance {
             decisions_expand_mapped_tasks_and_write_xcoms_and_logs,
             variables_and_connections_sealed_at_rest,
             claims_respect_pool_slots,
+            hand_set_states_reopen_and_sweep,
+            clear_task_instances_resets_and_requeues_run,
+            delete_dag_and_run_and_heartbeats,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1693,4 +1696,233 @@ pub async fn claims_respect_pool_slots(store: Arc<dyn Store>) {
         store.delete_pool("small").await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+// --- operator actions -----------------------------------------------------------------------
+
+pub async fn hand_set_states_reopen_and_sweep(store: Arc<dyn Store>) {
+    let dag = chain_dag("marked", &["first", "second", "third"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let run = store
+        .create_run(&new_run(&dag, "mark_me", at(0)))
+        .await
+        .expect("create_run")
+        .expect("new run");
+    let mut events = store.subscribe();
+    let tis = store.task_instances(run.id).await.expect("task_instances");
+
+    // Mark one instance failed by hand: it ends, the run is told about.
+    let marked = store
+        .set_task_instance_state(tis[0].id, TaskState::Failed, at(5))
+        .await
+        .expect("mark failed");
+    assert_eq!(marked.state, TaskState::Failed);
+    assert_eq!(marked.end_date, Some(at(5)));
+    assert_eq!(
+        events.recv().await.expect("event"),
+        StoreEvent::RunChanged { run: run.id }
+    );
+    let missing = store
+        .set_task_instance_state(i64::MAX, TaskState::Success, at(5))
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    // Mark the run failed: unfinished instances are skipped, the finished one stays.
+    let failed = store
+        .set_run_state(run.id, RunState::Failed, at(6))
+        .await
+        .expect("mark run failed");
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(failed.end_date, Some(at(6)));
+    let states: Vec<TaskState> = store
+        .task_instances(run.id)
+        .await
+        .expect("task_instances")
+        .iter()
+        .map(|ti| ti.state)
+        .collect();
+    assert_eq!(
+        states,
+        [TaskState::Failed, TaskState::Skipped, TaskState::Skipped]
+    );
+
+    // Marking an instance of a finished run reopens the run for the scheduler.
+    store
+        .set_task_instance_state(tis[0].id, TaskState::Success, at(7))
+        .await
+        .expect("mark success");
+    let reopened = store
+        .get_run_by_key(run.id)
+        .await
+        .expect("get_run")
+        .expect("run");
+    assert_eq!(reopened.state, RunState::Running);
+    assert_eq!(reopened.end_date, None);
+
+    // Mark the run success: every unfinished instance succeeds.
+    store
+        .set_run_state(run.id, RunState::Success, at(8))
+        .await
+        .expect("mark run success");
+    let tis = store.task_instances(run.id).await.expect("task_instances");
+    assert!(
+        tis.iter()
+            .all(|ti| ti.state == TaskState::Success || ti.state == TaskState::Skipped),
+        "{tis:?}"
+    );
+}
+
+pub async fn clear_task_instances_resets_and_requeues_run(store: Arc<dyn Store>) {
+    let (run, ti) = running_task(store.as_ref(), "clear_me", "w1").await;
+    let mut done = finish(ti, 1, TaskState::Failed, at(3));
+    done.xcoms = vec![("return_value".to_string(), json!(42))];
+    assert!(store.finish_task_instance(&done).await.expect("finish"));
+    store
+        .set_run_state(run, RunState::Failed, at(4))
+        .await
+        .expect("end the run");
+
+    let cleared = store
+        .clear_task_instances(run, &[crate::ClearTaskInstance { ti, max_tries: 3 }], at(5))
+        .await
+        .expect("clear");
+    assert_eq!(cleared.len(), 1);
+    let after = store
+        .get_task_instance(ti)
+        .await
+        .expect("get")
+        .expect("instance");
+    assert_eq!(after.state, TaskState::None);
+    assert_eq!(after.max_tries, 3);
+    assert_eq!(
+        after.try_number, 1,
+        "the try count is kept; the next queue adds one"
+    );
+    assert_eq!((after.start_date, after.end_date), (None, None));
+    assert!(
+        store.list_xcoms(run, None).await.expect("xcoms").is_empty(),
+        "a cleared instance's XComs are gone"
+    );
+    let record = store.get_run_by_key(run).await.expect("get").expect("run");
+    assert_eq!(
+        record.state,
+        RunState::Queued,
+        "a cleared finished run runs again"
+    );
+
+    // A running instance is left alone.
+    let (run2, ti2) = running_task(store.as_ref(), "clear_running", "w2").await;
+    let cleared = store
+        .clear_task_instances(
+            run2,
+            &[crate::ClearTaskInstance {
+                ti: ti2,
+                max_tries: 1,
+            }],
+            at(5),
+        )
+        .await
+        .expect("clear");
+    assert!(cleared.is_empty());
+    let running = store
+        .get_task_instance(ti2)
+        .await
+        .expect("get")
+        .expect("ti");
+    assert_eq!(running.state, TaskState::Running);
+}
+
+pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
+    let dag = chain_dag("doomed", &["a", "b"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let first = store
+        .create_run(&new_run(&dag, "one", at(0)))
+        .await
+        .expect("create_run")
+        .expect("run");
+    let second = store
+        .create_run(&new_run(&dag, "two", at(1)))
+        .await
+        .expect("create_run")
+        .expect("run");
+    let filter = crate::TaskInstanceFilter {
+        dag_id: Some("doomed".into()),
+        run_id: None,
+    };
+    assert_eq!(
+        store
+            .list_task_instances(&filter)
+            .await
+            .expect("list")
+            .len(),
+        4
+    );
+    let only_two = crate::TaskInstanceFilter {
+        dag_id: Some("doomed".into()),
+        run_id: Some("two".into()),
+    };
+    let tis = store.list_task_instances(&only_two).await.expect("list");
+    assert_eq!(tis.len(), 2);
+    assert!(tis.iter().all(|ti| ti.run == second.id));
+
+    store.delete_run(first.id).await.expect("delete run");
+    assert!(store.get_run_by_key(first.id).await.expect("get").is_none());
+    assert!(matches!(
+        store.delete_run(first.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .list_task_instances(&filter)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+
+    store.delete_dag("doomed").await.expect("delete dag");
+    assert!(store.get_dag("doomed").await.expect("get").is_none());
+    assert!(
+        store
+            .get_run_by_key(second.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .list_task_instances(&filter)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(matches!(
+        store.delete_dag("doomed").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Its file parsed again brings it back.
+    store.sync_dag(&dag, "v1", at(9)).await.expect("sync again");
+    assert!(store.get_dag("doomed").await.expect("get").is_some());
+
+    assert_eq!(store.latest_heartbeat("scheduler").await.expect("hb"), None);
+    store
+        .record_heartbeat("scheduler", "s1", "host-a", at(10))
+        .await
+        .expect("beat");
+    store
+        .record_heartbeat("scheduler", "s2", "host-b", at(12))
+        .await
+        .expect("beat");
+    store
+        .record_heartbeat("scheduler", "s1", "host-a", at(11))
+        .await
+        .expect("beat");
+    assert_eq!(
+        store.latest_heartbeat("scheduler").await.expect("hb"),
+        Some(at(12))
+    );
+    assert_eq!(store.latest_heartbeat("worker").await.expect("hb"), None);
 }

@@ -18,11 +18,35 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use dag::Dag;
+use dag::{Dag, RunState, TaskState};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
 pub use records::*;
+
+/// Task states that are not finished: what a hand-set run state sweeps up.
+const UNFINISHED: [TaskState; 6] = [
+    TaskState::None,
+    TaskState::Scheduled,
+    TaskState::Queued,
+    TaskState::Running,
+    TaskState::UpForRetry,
+    TaskState::UpForReschedule,
+];
+
+/// What [`Store::set_run_state`] does to the run's unfinished task instances, as
+/// (from these states, to this state) steps in order: Airflow's "mark run success" makes them
+/// all `success`; "mark run failed" fails the running ones and skips the rest.
+pub fn hand_marks(state: RunState) -> Vec<(Vec<TaskState>, TaskState)> {
+    match state {
+        RunState::Success => vec![(UNFINISHED.to_vec(), TaskState::Success)],
+        RunState::Failed => vec![
+            (vec![TaskState::Running], TaskState::Failed),
+            (UNFINISHED.to_vec(), TaskState::Skipped),
+        ],
+        RunState::Queued | RunState::Running => Vec::new(),
+    }
+}
 
 /// Errors of every store operation.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +189,70 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest pending retry, to sleep until it.
     async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>>;
+
+    // --- operator actions (REST API, CLI) --------------------------------------------------
+
+    /// Task instances matching the filter (any run when `run_id` is `None`, any DAG when
+    /// `dag_id` is `None`), ordered by run then id.
+    async fn list_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<Vec<TaskInstanceRecord>>;
+
+    /// Delete a DAG with its versions, runs, task instances, XComs and logs; a missing DAG is
+    /// `NotFound`. If its file is still in the DAG folder it comes back on the next parse.
+    async fn delete_dag(&self, dag_id: &str) -> Result<()>;
+
+    /// Delete a run with its task instances, XComs and logs; a missing run is `NotFound`.
+    async fn delete_run(&self, run: i64) -> Result<()>;
+
+    /// Set a run's state by hand, as Airflow's "mark success/failed": to `success`, every
+    /// unfinished task instance becomes `success`; to `failed`, running ones become `failed`
+    /// and the other unfinished ones `skipped`; to `queued`, only the run's state changes.
+    /// Emits `RunChanged`. Returns the run as it now is.
+    async fn set_run_state(
+        &self,
+        run: i64,
+        state: RunState,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord>;
+
+    /// Set one task instance's state by hand (mark success, failed or skipped). A finished run
+    /// goes back to `running` so the scheduler decides it again (downstream may now run).
+    /// Emits `RunChanged`. Returns the instance as it now is.
+    async fn set_task_instance_state(
+        &self,
+        ti: i64,
+        state: TaskState,
+        now: DateTime<Utc>,
+    ) -> Result<TaskInstanceRecord>;
+
+    /// Clear task instances of one run so they run again: each goes back to `none` with
+    /// `max_tries` as given (Airflow: try number + retries), its XComs deleted; running and
+    /// queued instances are left alone. The run goes back to `queued` if it had finished.
+    /// Emits `RunChanged`. Returns the instances cleared.
+    async fn clear_task_instances(
+        &self,
+        run: i64,
+        clear: &[ClearTaskInstance],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TaskInstanceRecord>>;
+
+    /// Record that a component (`scheduler`, `worker`, …) with this id is alive.
+    async fn record_heartbeat(
+        &self,
+        component: &str,
+        id: &str,
+        hostname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// How many runs and task instances are in each state, and queued instances per queue,
+    /// for metrics.
+    async fn state_counts(&self) -> Result<StateCounts>;
+
+    /// The newest heartbeat of any instance of a component.
+    async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>>;
 
     // --- XCom -----------------------------------------------------------------------------
 

@@ -435,3 +435,29 @@ pub struct PoolStats {
     pub running_slots: i64,
     pub queued_slots: i64,
 }
+
+/// Which task instances [`Store::list_task_instances`](crate::Store::list_task_instances)
+/// returns.
+#[derive(Debug, Clone, Default)]
+pub struct TaskInstanceFilter {
+    pub dag_id: Option<String>,
+    pub run_id: Option<String>,
+}
+
+/// One task instance to clear, with the tries it may take from now on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearTaskInstance {
+    pub ti: i64,
+    pub max_tries: u32,
+}
+
+/// Counts by state, read in one go for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// (run state, count).
+    pub runs: Vec<(String, i64)>,
+    /// (task state, count).
+    pub task_instances: Vec<(String, i64)>,
+    /// (queue, queued instances).
+    pub queued_by_queue: Vec<(String, i64)>,
+}

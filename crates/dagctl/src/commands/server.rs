@@ -13,7 +13,7 @@ use worker::Worker;
 
 use super::engine::{self, Engine, stopped};
 use super::users::{create_user, random_password};
-use crate::settings::{FERNET_KEY_FILE, HOME, Settings};
+use crate::settings::{API_SECRET_FILE, FERNET_KEY_FILE, HOME, Settings};
 use crate::{ServerArgs, WorkerArgs, backend};
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -79,7 +79,7 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
         crate::settings::mask_url(&settings.database_url),
         settings.dags_folder.display()
     );
-    let state = api::AppState { store };
+    let state = api_state(&settings, store)?;
     api::serve(listener, state, stopped(stop_rx))
         .await
         .context("API server failed")?;
@@ -87,19 +87,51 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// Standalone's first start without `core.fernet_key` generates one and keeps it beside the
-/// database, so connection passwords are encrypted at rest from the start.
-fn save_new_fernet_key() -> Result<String> {
+/// The API's state: the store, the vault for secrets, and the token keys from
+/// `api.secret_key`, else the key file, made on first start.
+fn api_state(settings: &Settings, store: Arc<dyn Store>) -> Result<api::AppState> {
+    let secret = match &settings.api_secret_key {
+        Some(secret) => secret.clone(),
+        None => match std::fs::read_to_string(API_SECRET_FILE) {
+            Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
+            _ => {
+                let key = format!(
+                    "{}{}",
+                    super::users::random_password(),
+                    super::users::random_password()
+                );
+                save_new_key(API_SECRET_FILE, &key)?
+            }
+        },
+    };
+    let tokens = api::TokenKeys::new(secret.as_bytes(), settings.api_token_lifetime);
+    let mut state = api::AppState::new(store, settings.vault()?, tokens);
+    state.request_timeout = settings.api_request_timeout;
+    Ok(state)
+}
+
+/// Write a new key file readable by its owner only.
+fn save_new_key(path: &str, key: &str) -> Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let key = store::secrets::Vault::generate_key();
+    if let Some(parent) = Path::new(path).parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(FERNET_KEY_FILE)
-        .with_context(|| format!("cannot create {FERNET_KEY_FILE}"))?;
-    writeln!(file, "{key}").with_context(|| format!("cannot write {FERNET_KEY_FILE}"))?;
+        .open(path)
+        .with_context(|| format!("cannot create {path}"))?;
+    writeln!(file, "{key}").with_context(|| format!("cannot write {path}"))?;
+    Ok(key.to_string())
+}
+
+/// Standalone's first start without `core.fernet_key` generates one and keeps it beside the
+/// database, so connection passwords are encrypted at rest from the start.
+fn save_new_fernet_key() -> Result<String> {
+    let key = save_new_key(FERNET_KEY_FILE, &store::secrets::Vault::generate_key())?;
     println!("generated a Fernet key for secrets at rest in {FERNET_KEY_FILE}");
     Ok(key)
 }
@@ -158,7 +190,8 @@ pub async fn api_server(settings: Settings, args: ServerArgs) -> Result<ExitCode
     let listener = bind(&settings, &args).await?;
     println!("Updraft API: http://{}", listener.local_addr()?);
     let (_stop, stop_rx) = stop_on_signal();
-    api::serve(listener, api::AppState { store }, stopped(stop_rx))
+    let state = api_state(&settings, store)?;
+    api::serve(listener, state, stopped(stop_rx))
         .await
         .context("API server failed")?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,1 @@
+DELETE FROM dags WHERE dag_id = ?1

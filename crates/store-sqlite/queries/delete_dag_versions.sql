@@ -1,0 +1,1 @@
+DELETE FROM dag_versions WHERE dag_id = ?1

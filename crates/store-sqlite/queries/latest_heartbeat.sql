@@ -1,0 +1,1 @@
+SELECT MAX(heartbeat_at) FROM jobs WHERE component = ?1

@@ -1,0 +1,8 @@
+-- Heartbeats of long-running components (scheduler, worker), for the health endpoint.
+CREATE TABLE jobs (
+    component     TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    hostname      TEXT NOT NULL,
+    heartbeat_at  INTEGER NOT NULL,
+    PRIMARY KEY (component, id)
+);
