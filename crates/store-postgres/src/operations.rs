@@ -717,7 +717,9 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<RunRecord> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let current = query!("get_run_by_key")
+        // The run's lock first, as schedule_run takes it: a decision in flight finishes
+        // before this change, or sees it.
+        let current = query!("lock_run")
             .bind(run)
             .fetch_optional(&mut *tx)
             .await
@@ -759,6 +761,18 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<TaskInstanceRecord> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        let run: Option<i64> = query_scalar!(i64, "run_of_task_instance")
+            .bind(ti)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let run = run.ok_or_else(|| StoreError::NotFound(format!("task instance {ti}")))?;
+        // The run's lock first, as schedule_run takes it, then the instance as it now is.
+        query!("lock_run")
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let current = query!("get_task_instance")
             .bind(ti)
             .fetch_optional(&mut *tx)
@@ -796,6 +810,13 @@ impl Store for PostgresStore {
         _now: DateTime<Utc>,
     ) -> Result<Vec<TaskInstanceRecord>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // The run's lock first, as schedule_run takes it: a decision in flight must not
+        // finish the run from instances read before this clear.
+        query!("lock_run")
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let mut cleared = Vec::new();
         for one in clear {
             let row = query!("clear_task_instance")

@@ -129,7 +129,16 @@ async fn claim(store: &dyn Store, config: &WorkerConfig, limit: usize) -> Vec<st
         now: Utc::now(),
     };
     match store.claim_task_instances(&request).await {
-        Ok(claimed) => claimed,
+        Ok(claimed) => {
+            // Scheduling latency: queued by the scheduler → taken by a worker.
+            for task in &claimed {
+                if let Some(queued) = task.ti.queued_at {
+                    let waited = (request.now - queued).as_seconds_f64().max(0.0);
+                    metrics::histogram!("updraft_task_scheduling_latency_seconds").record(waited);
+                }
+            }
+            claimed
+        }
         Err(err) => {
             tracing::warn!(error = %err, "claiming task instances failed");
             Vec::new()

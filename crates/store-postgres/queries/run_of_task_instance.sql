@@ -1,0 +1,1 @@
+SELECT run FROM task_instances WHERE id = $1
