@@ -243,28 +243,18 @@ fn try_running(ti: &Value, try_number: u32) -> bool {
         )
 }
 
-/// One structured log line as text: `timestamp event` (plus any other fields).
+/// One structured log line as text: `timestamp event`, as the task wrote it.
 fn log_line(line: &Value) -> String {
     let Some(map) = line.as_object() else {
         return line
             .as_str()
             .map_or_else(|| line.to_string(), str::to_string);
     };
-    let mut text = String::new();
-    if let Some(timestamp) = map.get("timestamp").and_then(Value::as_str) {
-        text.push_str(timestamp);
-        text.push(' ');
+    let event = map.get("event").and_then(Value::as_str).unwrap_or_default();
+    match map.get("timestamp").and_then(Value::as_str) {
+        Some(timestamp) => format!("{timestamp} {event}"),
+        None => event.to_string(),
     }
-    text.push_str(map.get("event").and_then(Value::as_str).unwrap_or_default());
-    for (key, value) in map {
-        if key != "timestamp" && key != "event" {
-            let value = value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_string);
-            text.push_str(&format!(" {key}={value}"));
-        }
-    }
-    text
 }
 
 /// The XComs a task pushed in a run, with their values.
