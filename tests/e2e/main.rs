@@ -9,6 +9,7 @@ mod examples;
 mod harness;
 mod pools;
 mod postgres;
+mod python_clients;
 mod secrets;
 mod standalone;
 mod tidy;

@@ -702,3 +702,61 @@ async fn openapi_document_lists_what_is_served() {
     server.stop().await;
     drop_scratch(scratch).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_tasks_log_grows_as_it_runs() {
+    let (store, scratch) = stores().await.remove(0);
+    let server = Server::start(store.clone(), true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gate = dir.path().join("go");
+    let command = format!(
+        "echo before-gate; while [ ! -f {} ]; do sleep 0.02; done; echo after-gate",
+        gate.display()
+    );
+    sync_dag(store.as_ref(), "gated", &[("wait", command.as_str(), &[])]).await;
+    let token = server.login_as("viewer", "Admin").await;
+    server
+        .call(
+            Method::POST,
+            "/api/v2/dags/gated/dagRuns",
+            Some(&token),
+            Some(json!({"logical_date": null, "dag_run_id": "g"})),
+        )
+        .await;
+    let log_path = "/api/v2/dags/gated/dagRuns/g/taskInstances/wait/logs/1";
+    let first = server
+        .wait_until(log_path, &token, |log| {
+            log["content"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| l["event"] == "before-gate"))
+        })
+        .await;
+    let ti = server
+        .get("/api/v2/dags/gated/dagRuns/g/taskInstances/wait", &token)
+        .await;
+    assert_eq!(ti["state"], "running", "read while it runs: {ti}");
+    let has = |log: &Value, event: &str| {
+        log["content"]
+            .as_array()
+            .is_some_and(|lines| lines.iter().any(|l| l["event"] == event))
+    };
+    assert!(!has(&first, "after-gate"), "not printed yet: {first}");
+    let continuation = first["continuation_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    std::fs::write(&gate, "").expect("open the gate");
+    let rest = server
+        .wait_until(&format!("{log_path}?token={continuation}"), &token, |log| {
+            log["content"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| l["event"] == "after-gate"))
+        })
+        .await;
+    assert!(
+        !has(&rest, "before-gate"),
+        "the continuation starts after what was read: {rest}"
+    );
+    server.stop().await;
+    drop_scratch(scratch).await;
+}
