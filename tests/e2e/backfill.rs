@@ -9,12 +9,12 @@ use crate::harness::{Sandbox, wait_for};
 
 #[test]
 fn backfill_runs_every_tick_in_order_and_xcoms_are_readable() {
-    let sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new();
     sandbox.write_dag(
         "daily.yaml",
         "schedule: '@daily'\nstart_date: 2024-01-01\nmax_active_runs: 1\ntasks:\n  - {id: t, bash: 'echo {{ ds }}'}\n",
     );
-    let _server = sandbox.standalone();
+    let _server = sandbox.standalone_logged_in();
     wait_for("DAG parsed", Duration::from_secs(30), || {
         sandbox
             .run(&["dags", "list-runs", "daily"])
@@ -66,8 +66,8 @@ fn backfill_runs_every_tick_in_order_and_xcoms_are_readable() {
         assert!(
             pair[1]["start_date"].as_str() >= pair[0]["end_date"].as_str(),
             "{} started before {} ended",
-            pair[1]["run_id"],
-            pair[0]["run_id"]
+            pair[1]["dag_run_id"],
+            pair[0]["dag_run_id"]
         );
     }
     let xcom = sandbox.json(&[

@@ -24,7 +24,7 @@ fn killed_standalone_resumes_the_run_without_starting_a_try_twice() {
     }
     sandbox.write_dag("crashy.yaml", &dag);
 
-    let server = sandbox.standalone();
+    let server = sandbox.standalone_logged_in();
     wait_for("DAG parsed", Duration::from_secs(30), || {
         sandbox
             .run(&["dags", "list-runs", "crashy"])
@@ -44,7 +44,8 @@ fn killed_standalone_resumes_the_run_without_starting_a_try_twice() {
     });
     server.kill();
 
-    let _server = sandbox.standalone();
+    // The new server listens on a new port: log in to it.
+    let _server = sandbox.standalone_logged_in();
     wait_for(
         "the run to finish after restart",
         Duration::from_secs(90),
@@ -100,14 +101,14 @@ fn process_alive(marker: &str) -> bool {
 
 #[test]
 fn a_killed_standalone_takes_its_task_processes_with_it() {
-    let sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new();
     // A sleep length no other process on the machine uses, to find this task's process.
     let marker = format!("sleep 3{}.25", std::process::id() % 1000);
     sandbox.write_dag(
         "long.yaml",
         &format!("tasks:\n  - {{id: long, bash: '{marker}'}}\n"),
     );
-    let server = sandbox.standalone();
+    let server = sandbox.standalone_logged_in();
     wait_for("DAG parsed", Duration::from_secs(30), || {
         sandbox
             .run(&["dags", "list-runs", "long"])

@@ -18,11 +18,14 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("dags")).expect("dags dir");
+        // Tokens stay in the sandbox, never in the user's own token file.
+        let tokens = dir.path().join("tokens.json").display().to_string();
         Sandbox {
             dir,
             env: vec![
                 ("UPDRAFT__SCHEDULER__POLL_INTERVAL".into(), "300ms".into()),
                 ("UPDRAFT__SCHEDULER__RESCAN_INTERVAL".into(), "1s".into()),
+                ("UPDRAFT_TOKEN_FILE".into(), tokens),
             ],
         }
     }
@@ -58,6 +61,8 @@ impl Sandbox {
             .args(args)
             .current_dir(self.path())
             .env_remove("UPDRAFT_CONFIG")
+            .env_remove("UPDRAFT_SERVER")
+            .env_remove("UPDRAFT_TOKEN")
             .env("RUST_LOG", "warn");
         for (k, v) in &self.env {
             command.env(k, v);
@@ -68,6 +73,59 @@ impl Sandbox {
     /// Run to completion.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("dagctl runs")
+    }
+
+    /// Run with `input` on standard input.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dagctl runs");
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("dagctl runs")
+    }
+
+    /// Run, require success, and return stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "dagctl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Point the client commands at `server` and log in as standalone's `admin`, with the
+    /// password it saved on first start.
+    pub fn login(&mut self, server: &Server) {
+        self.set("UPDRAFT_SERVER", &format!("http://{}", server.address));
+        let password =
+            std::fs::read_to_string(self.path().join(".updraft/standalone_admin_password.txt"))
+                .expect("standalone saved the admin password");
+        let out = self.run_with_input(
+            &["login", "--username", "admin", "--password-stdin"],
+            &password,
+        );
+        assert!(
+            out.status.success(),
+            "login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start standalone and log in to it.
+    pub fn standalone_logged_in(&mut self) -> Server {
+        let server = self.standalone();
+        self.login(&server);
+        server
     }
 
     /// Run, require success, and parse stdout as JSON.
@@ -89,8 +147,14 @@ impl Sandbox {
 
     /// Start `dagctl standalone --port 0` and wait for its address.
     pub fn standalone(&self) -> Server {
+        self.server(&["standalone", "--port", "0"])
+    }
+
+    /// Start a server command (`standalone`, `api-server`) and wait for the address it
+    /// prints.
+    pub fn server(&self, args: &[&str]) -> Server {
         let mut child = self
-            .command(&["standalone", "--port", "0"])
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -134,7 +198,7 @@ impl Sandbox {
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("standalone did not start: {seen:?} (its stderr is above)");
+                    panic!("dagctl {args:?} did not start: {seen:?} (its stderr is above)");
                 }
             }
         }
@@ -208,7 +272,7 @@ pub fn newest_run(sandbox: &Sandbox, dag_id: &str) -> Option<(String, String)> {
     let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
     let run = runs.as_array()?.first()?;
     Some((
-        run["run_id"].as_str()?.to_string(),
+        run["dag_run_id"].as_str()?.to_string(),
         run["state"].as_str()?.to_string(),
     ))
 }

@@ -3,6 +3,7 @@
 mod backfill;
 mod bench;
 mod cli;
+mod client;
 mod crash;
 mod examples;
 mod harness;

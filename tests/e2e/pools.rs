@@ -1,23 +1,38 @@
-//! Pools: tasks of a one-slot pool never run at the same time, even with a worker that has
-//! room for all of them.
+//! Pools: set through the server, and tasks of a one-slot pool never run at the same time,
+//! even with a worker that has room for all of them.
 
 use crate::harness::Sandbox;
 
 #[test]
 fn a_one_slot_pool_runs_its_tasks_one_at_a_time() {
-    let sandbox = Sandbox::new();
-    let out = sandbox.run(&[
+    let mut sandbox = Sandbox::new();
+    let _server = sandbox.standalone_logged_in();
+    sandbox.ok(&[
         "pools",
         "set",
         "single",
-        "1",
+        "2",
         "--description",
         "one at a time",
     ]);
+    // Set again: the existing pool is resized and keeps its description.
+    sandbox.ok(&["pools", "set", "single", "1"]);
+    let pools = sandbox.json(&["pools", "list", "-o", "json"]);
+    let single = pools
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["name"] == "single")
+        .unwrap_or_else(|| panic!("pool listed: {pools}"));
+    assert_eq!(single["slots"], 1);
+    assert_eq!(single["description"], "one at a time");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        pools
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|p| p["name"] == "default_pool"),
+        "{pools}"
     );
     let marks = sandbox.path().join("marks.txt");
     let mut dag = String::from("tasks:\n");

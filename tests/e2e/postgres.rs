@@ -1,5 +1,6 @@
-//! Separate `dagctl scheduler` and `dagctl worker` processes against one Postgres database:
-//! a run triggered from the CLI goes to success, woken by LISTEN/NOTIFY.
+//! Separate `dagctl scheduler`, `dagctl worker` and `dagctl api-server` processes against one
+//! Postgres database: a run triggered from the CLI through the API goes to success, woken by
+//! LISTEN/NOTIFY.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -60,6 +61,34 @@ fn scheduler_and_worker_processes_share_postgres() {
         .stderr(Stdio::null())
         .spawn()
         .expect("worker");
+    let created = sandbox.run_with_input(
+        &[
+            "users",
+            "create",
+            "--username",
+            "ops",
+            "--role",
+            "Admin",
+            "--password-stdin",
+        ],
+        "ops-password\n",
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let api = sandbox.server(&["api-server", "--port", "0"]);
+    sandbox.set("UPDRAFT_SERVER", &format!("http://{}", api.address));
+    let login = sandbox.run_with_input(
+        &["login", "--username", "ops", "--password-stdin"],
+        "ops-password\n",
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
     wait_for("DAGs parsed", Duration::from_secs(30), || {
         sandbox
             .run(&["dags", "list-runs", "task_groups"])
@@ -76,6 +105,7 @@ fn scheduler_and_worker_processes_share_postgres() {
     let result = wait_for("run to finish", Duration::from_secs(60), || {
         newest_run(&sandbox, "task_groups").filter(|(_, s)| s == "success" || s == "failed")
     });
+    api.kill();
     let _ = scheduler.kill();
     let _ = worker.kill();
     let _ = scheduler.wait();

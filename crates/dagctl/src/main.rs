@@ -2,7 +2,9 @@
 
 mod backend;
 mod bench;
+mod client;
 mod commands;
+mod credentials;
 mod output;
 mod settings;
 
@@ -23,6 +25,15 @@ struct Cli {
     /// Configuration file (else $UPDRAFT_CONFIG, else ./updraft.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
+    /// The server the client commands talk to.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "UPDRAFT_SERVER",
+        default_value = client::DEFAULT_SERVER
+    )]
+    server: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +72,14 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Log in to the server and keep its token for the client commands.
+    Login {
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from standard input (else it is asked for on the terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Measure per-hop latency and throughput on a throw-away database.
     Bench(BenchArgs),
 }
@@ -93,15 +112,22 @@ enum DbCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DagsCommand {
-    /// DAGs known to the database.
+    /// DAGs the server knows.
     List(OutputArgs),
+    /// One DAG's details and its tasks.
+    Show {
+        dag_id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Parse and validate DAG files (default: the DAGs folder); prints file:line:col errors.
+    /// Local: needs no server.
     Validate {
         paths: Vec<PathBuf>,
     },
     /// Import errors of the DAGs folder.
     ListImportErrors(OutputArgs),
-    /// Run a whole DAG in-process on a throw-away database.
+    /// Run a whole DAG in-process on a throw-away database. Local: needs no server.
     Test {
         dag_id: String,
         /// Logical date (RFC 3339 or YYYY-MM-DD); default now.
@@ -115,8 +141,10 @@ pub enum DagsCommand {
     /// Trigger a run; prints its run id.
     Trigger {
         dag_id: String,
+        /// Run configuration, a JSON object.
         #[arg(long)]
         conf: Option<String>,
+        /// RFC 3339 or YYYY-MM-DD; default: the run takes the trigger time.
         #[arg(long)]
         logical_date: Option<String>,
         #[arg(long)]
@@ -140,9 +168,17 @@ pub enum DagsCommand {
     Unpause {
         dag_id: String,
     },
+    /// Delete a DAG with its runs and task instances (its file stays).
+    Delete {
+        dag_id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// Runs of a DAG, newest first.
     ListRuns {
         dag_id: String,
+        /// Only runs in this state (queued, running, success, failed).
         #[arg(long)]
         state: Option<String>,
         #[command(flatten)]
@@ -152,7 +188,8 @@ pub enum DagsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
-    /// Run one task in-process on a throw-away database, ignoring its upstream.
+    /// Run one task in-process on a throw-away database, ignoring its upstream. Local:
+    /// needs no server.
     Test {
         dag_id: String,
         task_id: String,
@@ -193,10 +230,28 @@ pub enum TasksCommand {
         #[arg(long = "try")]
         try_number: Option<u32>,
         #[arg(long, default_value_t = -1)]
-        map_index: i32,
+        map_index: i64,
         /// Keep printing new lines until the try ends.
         #[arg(long)]
         follow: bool,
+    },
+    /// Clear task instances of a run so that they run again.
+    Clear {
+        dag_id: String,
+        #[arg(long)]
+        run_id: String,
+        /// Only tasks whose id matches this regular expression (default: every task).
+        #[arg(long)]
+        task_regex: Option<String>,
+        /// Also their downstream tasks.
+        #[arg(long)]
+        downstream: bool,
+        /// Only failed (and upstream-failed) task instances.
+        #[arg(long)]
+        only_failed: bool,
+        /// Do not show what would be cleared and ask first.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -263,10 +318,12 @@ pub enum ConnectionsCommand {
         conn_id: String,
     },
     /// Add every connection of a JSON object file (`{"id": URI or {conn_type, host, …}}`).
+    /// Local: writes the configured database.
     Import {
         file: PathBuf,
     },
     /// Write every stored connection to a JSON object file (passwords in the clear).
+    /// Local: reads the configured database, since the API never hands out passwords.
     Export {
         file: PathBuf,
     },
@@ -351,12 +408,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiServer(args) => server::api_server(settings, args).await,
         Command::Db(DbCommand::Migrate) => db::migrate(settings).await,
         Command::Db(DbCommand::Check) => db::check(settings).await,
-        Command::Dags(command) => dags::run(settings, command).await,
-        Command::Tasks(command) => tasks::run(settings, command).await,
+        Command::Dags(command) => dags::run(settings, &cli.server, command).await,
+        Command::Tasks(command) => tasks::run(settings, &cli.server, command).await,
         Command::Users(command) => users::run(settings, command).await,
-        Command::Variables(command) => secrets::variables(settings, command).await,
-        Command::Connections(command) => secrets::connections(settings, command).await,
-        Command::Pools(command) => users::pools(settings, command).await,
+        Command::Variables(command) => secrets::variables(&cli.server, command).await,
+        Command::Connections(command) => secrets::connections(settings, &cli.server, command).await,
+        Command::Pools(command) => pools::run(&cli.server, command).await,
+        Command::Login {
+            username,
+            password_stdin,
+        } => {
+            credentials::login(&cli.server, username, password_stdin).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Show) => {
             print!("{}", settings::show(&settings)?);
             Ok(ExitCode::SUCCESS)

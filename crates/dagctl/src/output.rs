@@ -75,6 +75,10 @@ fn cell(value: Option<&Value>) -> String {
             .map(|v| cell(Some(v)))
             .collect::<Vec<_>>()
             .join(", "),
+        // Named things (a DAG's tags) show their names.
+        Some(Value::Object(map)) if map.get("name").is_some_and(Value::is_string) => {
+            cell(map.get("name"))
+        }
         Some(other) => other.to_string(),
     }
 }

@@ -3,12 +3,16 @@
 pub mod dags;
 pub mod db;
 pub mod engine;
+pub mod local_run;
+pub mod pools;
 pub mod secrets;
 pub mod server;
 pub mod tasks;
 pub mod users;
 
-use anyhow::{Result, bail};
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::settings::Settings;
@@ -54,4 +58,24 @@ pub fn ts(t: Option<DateTime<Utc>>) -> serde_json::Value {
     t.map_or(serde_json::Value::Null, |t| {
         serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     })
+}
+
+/// A time as the API takes it: RFC 3339 in UTC.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Ask a yes/no question on the terminal (default no). Without a terminal there is no one
+/// to ask: that is an error telling to pass `--yes`.
+pub fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{question} Not asking without a terminal: pass --yes to go ahead");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }

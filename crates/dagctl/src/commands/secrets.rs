@@ -1,43 +1,41 @@
-//! `dagctl variables …` and `dagctl connections …`: list, get, set/add, delete, import and
-//! export, sealed and opened with the configured Fernet key.
+//! `dagctl variables …` and `dagctl connections …` through the server's REST API (list,
+//! get, set/add, delete; variables' import and export too). Connections' import and export
+//! work on the configured database, sealed and opened with its Fernet key, since only there
+//! are passwords in the clear.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use store::secrets::Connection;
 
+use crate::client::Client;
 use crate::output::{print_object, print_rows};
 use crate::settings::Settings;
-use crate::{ConnectionsCommand, VariablesCommand, backend};
+use crate::{ConnectionsCommand, VariablesCommand, backend, credentials};
 
-pub async fn variables(settings: Settings, command: VariablesCommand) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
-    let vault = settings.vault()?;
+/// What the server answers in place of a secret.
+const MASKED: &str = "***";
+
+pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCode> {
+    let client = credentials::connect(server)?;
     match command {
         VariablesCommand::List(output) => {
-            let mut rows = Vec::new();
-            for record in store.list_variables().await? {
-                let value = vault.open_variable(&record)?;
-                let shown = if store::secrets::is_secret_variable(&record.key) {
-                    "***".to_string()
-                } else {
-                    value
-                };
-                rows.push(
-                    json!({"key": record.key, "val": shown, "description": record.description}),
-                );
-            }
-            print_rows(output.format, &["key", "val", "description"], &rows)?;
+            let rows = client
+                .list_all(&["api", "v2", "variables"], &[], "variables")
+                .await?;
+            print_rows(output.format, &["key", "value", "description"], &rows)?;
         }
         VariablesCommand::Get { key, json } => {
-            let record = store
-                .get_variable(&key)
-                .await?
-                .ok_or_else(|| anyhow!("variable '{key}' not found"))?;
-            let value = vault.open_variable(&record)?;
+            let variable: Value = client.get(&["api", "v2", "variables", &key], &[]).await?;
+            let value = match variable.get("value") {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
             if json {
                 let parsed: Value = serde_json::from_str(&value)
                     .with_context(|| format!("variable '{key}' is not valid JSON"))?;
@@ -51,13 +49,11 @@ pub async fn variables(settings: Settings, command: VariablesCommand) -> Result<
             value,
             description,
         } => {
-            store
-                .set_variable(&vault.seal_variable(&key, &value, description.as_deref()))
-                .await?;
+            set_variable(&client, &key, &value, description.as_deref()).await?;
             println!("variable '{key}' set");
         }
         VariablesCommand::Delete { key } => {
-            store.delete_variable(&key).await?;
+            client.delete(&["api", "v2", "variables", &key]).await?;
             println!("variable '{key}' deleted");
         }
         VariablesCommand::Import { file } => {
@@ -72,9 +68,9 @@ pub async fn variables(settings: Settings, command: VariablesCommand) -> Result<
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                store
-                    .set_variable(&vault.seal_variable(key, &text, None))
-                    .await?;
+                set_variable(&client, key, &text, None)
+                    .await
+                    .with_context(|| format!("{}: variable '{key}'", file.display()))?;
             }
             println!(
                 "{} variable(s) imported from {}",
@@ -84,9 +80,30 @@ pub async fn variables(settings: Settings, command: VariablesCommand) -> Result<
         }
         VariablesCommand::Export { file } => {
             let mut entries = serde_json::Map::new();
-            for record in store.list_variables().await? {
-                let value = vault.open_variable(&record)?;
-                entries.insert(record.key, Value::String(value));
+            let mut masked = Vec::new();
+            for variable in client
+                .list_all(&["api", "v2", "variables"], &[], "variables")
+                .await?
+            {
+                let key = variable
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                let value = variable.get("value").cloned().unwrap_or(Value::Null);
+                // The server masks secret-looking variables; writing `***` would make an
+                // import overwrite the real value with it.
+                if value == MASKED && store::secrets::is_secret_variable(&key) {
+                    masked.push(key);
+                    continue;
+                }
+                entries.insert(key, value);
+            }
+            if !masked.is_empty() {
+                eprintln!(
+                    "warning: not exported, the server masks their values: {}",
+                    masked.join(", ")
+                );
             }
             write(&file, &serde_json::to_string_pretty(&entries)?)?;
             println!(
@@ -99,117 +116,166 @@ pub async fn variables(settings: Settings, command: VariablesCommand) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn connections(settings: Settings, command: ConnectionsCommand) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
-    let vault = settings.vault()?;
+/// Create a variable, or replace the value (and description, if given) of one that exists.
+async fn set_variable(
+    client: &Client,
+    key: &str,
+    value: &str,
+    description: Option<&str>,
+) -> Result<()> {
+    let mut body = json!({"key": key, "value": value});
+    // Without --description, an existing variable keeps the one it has.
+    let mut mask = vec![("update_mask", "value".to_string())];
+    if let Some(description) = description {
+        body["description"] = json!(description);
+        mask.push(("update_mask", "description".to_string()));
+    }
+    match client
+        .patch::<Value>(&["api", "v2", "variables", key], &mask, &body)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
+            let _: Value = client.post(&["api", "v2", "variables"], &body).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn connections(
+    settings: Settings,
+    server: &str,
+    command: ConnectionsCommand,
+) -> Result<ExitCode> {
     match command {
+        ConnectionsCommand::Import { file } => return import_connections(&settings, &file).await,
+        ConnectionsCommand::Export { file } => return export_connections(&settings, &file).await,
+        _ => {}
+    }
+    let client = credentials::connect(server)?;
+    match command {
+        ConnectionsCommand::Import { .. } | ConnectionsCommand::Export { .. } => {
+            unreachable!("local commands returned above")
+        }
         ConnectionsCommand::List(output) => {
-            let mut rows = Vec::new();
-            for record in store.list_connections().await? {
-                rows.push(shown(&vault.open_connection(&record)?, "database"));
-            }
-            for connection in &settings.env_connections {
-                rows.push(shown(connection, "environment"));
-            }
+            let rows = client
+                .list_all(&["api", "v2", "connections"], &[], "connections")
+                .await?;
             print_rows(
                 output.format,
                 &[
-                    "conn_id",
+                    "connection_id",
                     "conn_type",
                     "host",
                     "port",
                     "login",
                     "schema",
-                    "source",
+                    "description",
                 ],
                 &rows,
             )?;
         }
         ConnectionsCommand::Get { conn_id, output } => {
-            let connection = match settings
-                .env_connections
-                .iter()
-                .find(|c| c.conn_id == conn_id)
-            {
-                Some(connection) => shown(connection, "environment"),
-                None => {
-                    let record = store
-                        .get_connection(&conn_id)
-                        .await?
-                        .ok_or_else(|| anyhow!("connection '{conn_id}' not found"))?;
-                    shown(&vault.open_connection(&record)?, "database")
-                }
-            };
+            let connection: Value = client
+                .get(&["api", "v2", "connections", &conn_id], &[])
+                .await?;
             print_object(output.format, &connection)?;
         }
         ConnectionsCommand::Add(args) => {
             let connection = args.connection()?;
-            store
-                .set_connection(&vault.seal_connection(&connection))
-                .await?;
-            println!("connection '{}' added", connection.conn_id);
+            let body = connection_body(&connection);
+            match client
+                .post::<Value>(&["api", "v2", "connections"], &body)
+                .await
+            {
+                Ok(_) => println!("connection '{}' added", connection.conn_id),
+                Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
+                    let _: Value = client
+                        .patch(
+                            &["api", "v2", "connections", &connection.conn_id],
+                            &[],
+                            &body,
+                        )
+                        .await?;
+                    println!("connection '{}' replaced", connection.conn_id);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         ConnectionsCommand::Delete { conn_id } => {
-            store.delete_connection(&conn_id).await?;
+            client
+                .delete(&["api", "v2", "connections", &conn_id])
+                .await?;
             println!("connection '{conn_id}' deleted");
-        }
-        ConnectionsCommand::Import { file } => {
-            let text = read(&file)?;
-            let entries: BTreeMap<String, Value> =
-                serde_json::from_str(&text).with_context(|| {
-                    format!(
-                        "{}: expected a JSON object of conn_id: connection",
-                        file.display()
-                    )
-                })?;
-            for (conn_id, value) in &entries {
-                let connection = from_json(conn_id, value)
-                    .with_context(|| format!("{}: connection '{conn_id}'", file.display()))?;
-                store
-                    .set_connection(&vault.seal_connection(&connection))
-                    .await?;
-            }
-            println!(
-                "{} connection(s) imported from {}",
-                entries.len(),
-                file.display()
-            );
-        }
-        ConnectionsCommand::Export { file } => {
-            let mut entries = serde_json::Map::new();
-            for record in store.list_connections().await? {
-                let connection = vault.open_connection(&record)?;
-                let mut value = serde_json::to_value(&connection)?;
-                if let Value::Object(map) = &mut value {
-                    map.remove("conn_id");
-                }
-                entries.insert(connection.conn_id, value);
-            }
-            write(&file, &serde_json::to_string_pretty(&entries)?)?;
-            println!(
-                "{} connection(s) exported to {}",
-                entries.len(),
-                file.display()
-            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A connection as listed: the password hidden.
-fn shown(connection: &Connection, source: &str) -> Value {
+/// The API's `ConnectionBody` of a connection: every field, unset ones as null, so that a
+/// replace clears what the new definition leaves out.
+fn connection_body(connection: &Connection) -> Value {
     json!({
-        "conn_id": connection.conn_id,
+        "connection_id": connection.conn_id,
         "conn_type": connection.conn_type,
         "description": connection.description,
         "host": connection.host,
-        "port": connection.port,
         "login": connection.login,
-        "password": connection.password.as_ref().map(|_| "***"),
+        "password": connection.password,
         "schema": connection.schema,
-        "extra": connection.extra_json(),
-        "source": source,
+        "port": connection.port,
+        "extra": connection.extra,
     })
+}
+
+/// `connections import`, local: seal each connection of the file into the database.
+async fn import_connections(settings: &Settings, file: &Path) -> Result<ExitCode> {
+    let store = backend::open(&settings.database_url).await?;
+    let vault = settings.vault()?;
+    let text = read(file)?;
+    let entries: BTreeMap<String, Value> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON object of conn_id: connection",
+            file.display()
+        )
+    })?;
+    for (conn_id, value) in &entries {
+        let connection = from_json(conn_id, value)
+            .with_context(|| format!("{}: connection '{conn_id}'", file.display()))?;
+        store
+            .set_connection(&vault.seal_connection(&connection))
+            .await?;
+    }
+    println!(
+        "{} connection(s) imported from {}",
+        entries.len(),
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `connections export`, local: the API never hands out passwords, the database (with the
+/// Fernet key) does.
+async fn export_connections(settings: &Settings, file: &Path) -> Result<ExitCode> {
+    let store = backend::open(&settings.database_url).await?;
+    let vault = settings.vault()?;
+    let mut entries = serde_json::Map::new();
+    for record in store.list_connections().await? {
+        let connection = vault.open_connection(&record)?;
+        let mut value = serde_json::to_value(&connection)?;
+        if let Value::Object(map) = &mut value {
+            map.remove("conn_id");
+        }
+        entries.insert(connection.conn_id, value);
+    }
+    write(file, &serde_json::to_string_pretty(&entries)?)?;
+    println!(
+        "{} connection(s) exported to {}",
+        entries.len(),
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A connection from an import file: a URI string, or an object of the connection's fields
@@ -292,5 +358,74 @@ impl AddConnection {
             port: self.conn_port,
             extra: self.conn_extra.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(args: &[&str]) -> AddConnection {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            add: AddConnection,
+        }
+        let mut argv = vec!["add"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("flags parse").add
+    }
+
+    #[test]
+    fn connections_become_the_apis_connection_body() {
+        let from_uri = add(&[
+            "warehouse",
+            "--conn-uri",
+            "postgres://ana:p%40ss@db.internal:5432/sales?sslmode=require",
+            "--conn-description",
+            "the warehouse",
+        ]);
+        assert_eq!(
+            connection_body(&from_uri.connection().expect("connection")),
+            json!({
+                "connection_id": "warehouse", "conn_type": "postgres",
+                "description": "the warehouse", "host": "db.internal", "login": "ana",
+                "password": "p@ss", "schema": "sales", "port": 5432,
+                "extra": "{\"sslmode\":\"require\"}",
+            })
+        );
+        let from_flags = add(&[
+            "api",
+            "--conn-type",
+            "http",
+            "--conn-host",
+            "example.com",
+            "--conn-extra",
+            r#"{"timeout": 5}"#,
+        ]);
+        assert_eq!(
+            connection_body(&from_flags.connection().expect("connection")),
+            json!({
+                "connection_id": "api", "conn_type": "http", "description": null,
+                "host": "example.com", "login": null, "password": null, "schema": null,
+                "port": null, "extra": r#"{"timeout": 5}"#,
+            })
+        );
+    }
+
+    #[test]
+    fn a_connection_without_a_type_or_with_bad_extra_is_refused() {
+        for (args, needle) in [
+            (vec!["x"], "give --conn-uri"),
+            (
+                vec!["x", "--conn-type", "http", "--conn-extra", "{nope"],
+                "--conn-extra is not valid JSON",
+            ),
+            (vec!["x", "--conn-uri", "no scheme"], "x"),
+        ] {
+            let error = format!("{:#}", add(&args).connection().expect_err("refused"));
+            assert!(error.contains(needle), "{args:?}: {error}");
+        }
     }
 }

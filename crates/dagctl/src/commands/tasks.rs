@@ -1,106 +1,89 @@
-//! `dagctl tasks …`: test one task, list tasks, states of a run, logs.
+//! `dagctl tasks …`: tasks and task instances through the server's REST API (list, states
+//! of a run, XComs, logs with `--follow`, clear); `tasks test` runs locally.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
-use chrono::Utc;
-use dag::{RunState, TaskState};
-use scheduler::TriggerRequest;
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
-use store::{RunDecision, SnapshotXcoms, StoreEvent, Transition};
-use tokio::sync::watch;
-use worker::Worker;
 
-use super::dags::{find_dag, print_new_logs, require_dag, scratch_store};
-use super::engine::{self, stopped};
-use super::{parse_date, ts};
+use super::dags::{tasks_of, text};
+use super::{confirm, local_run};
+use crate::TasksCommand;
+use crate::client::Client;
+use crate::credentials;
 use crate::output::{Format, print_rows};
 use crate::settings::Settings;
-use crate::{TasksCommand, backend};
 
-pub async fn run(settings: Settings, command: TasksCommand) -> Result<ExitCode> {
+/// Columns of a task in a table.
+pub const TASK_COLUMNS: &[&str] = &[
+    "task_id",
+    "operator_name",
+    "downstream_task_ids",
+    "trigger_rule",
+    "retries",
+    "pool",
+];
+
+/// Columns of a task instance in a table.
+const TI_COLUMNS: &[&str] = &[
+    "task_id",
+    "map_index",
+    "state",
+    "try_number",
+    "start_date",
+    "end_date",
+    "hostname",
+];
+
+/// How often `tasks logs --follow` asks for new lines while the try runs.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(300);
+
+pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Result<ExitCode> {
+    if let TasksCommand::Test {
+        dag_id,
+        task_id,
+        logical_date,
+        output,
+    } = command
+    {
+        return local_run::tasks_test(
+            &settings,
+            &dag_id,
+            &task_id,
+            logical_date.as_deref(),
+            output.format,
+        )
+        .await;
+    }
+    let client = credentials::connect(server)?;
     match command {
-        TasksCommand::Test {
-            dag_id,
-            task_id,
-            logical_date,
-            output,
-        } => {
-            test(
-                &settings,
-                &dag_id,
-                &task_id,
-                logical_date.as_deref(),
-                output.format,
-            )
-            .await
-        }
+        TasksCommand::Test { .. } => unreachable!("local command returned above"),
         TasksCommand::List { dag_id, output } => {
-            let store = backend::open(&settings.database_url).await?;
-            let record = require_dag(&*store, &dag_id).await?;
-            let rows: Vec<Value> = record
-                .dag
-                .tasks
-                .iter()
-                .map(|t| {
-                    json!({
-                        "task_id": t.task_id,
-                        "operator": t.kind.operator(),
-                        "upstream": t.upstream,
-                        "trigger_rule": t.trigger_rule.as_str(),
-                        "retries": t.retries,
-                    })
-                })
-                .collect();
-            print_rows(
-                output.format,
-                &["task_id", "operator", "upstream", "trigger_rule", "retries"],
-                &rows,
-            )?;
-            Ok(ExitCode::SUCCESS)
+            let tasks = tasks_of(&client, &dag_id).await?;
+            print_rows(output.format, TASK_COLUMNS, &tasks)?;
         }
         TasksCommand::StatesForDagRun {
             dag_id,
             run_id,
             output,
         } => {
-            let store = backend::open(&settings.database_url).await?;
-            let run = store
-                .get_run(&dag_id, &run_id)
-                .await?
-                .ok_or_else(|| anyhow!("run '{run_id}' of DAG '{dag_id}' not found"))?;
-            let rows: Vec<Value> = store
-                .task_instances(run.id)
-                .await?
-                .into_iter()
-                .map(|ti| {
-                    json!({
-                        "task_id": ti.task_id,
-                        "map_index": ti.map_index,
-                        "state": ti.state.as_str(),
-                        "try_number": ti.try_number,
-                        "start_date": ts(ti.start_date),
-                        "end_date": ts(ti.end_date),
-                        "hostname": ti.hostname,
-                    })
-                })
-                .collect();
-            print_rows(
-                output.format,
-                &[
-                    "task_id",
-                    "map_index",
-                    "state",
-                    "try_number",
-                    "start_date",
-                    "end_date",
-                    "hostname",
-                ],
-                &rows,
-            )?;
-            Ok(ExitCode::SUCCESS)
+            let tis = client
+                .list_all(
+                    &[
+                        "api",
+                        "v2",
+                        "dags",
+                        &dag_id,
+                        "dagRuns",
+                        &run_id,
+                        "taskInstances",
+                    ],
+                    &[],
+                    "task_instances",
+                )
+                .await?;
+            print_rows(output.format, TI_COLUMNS, &tis)?;
         }
         TasksCommand::Xcom {
             dag_id,
@@ -109,26 +92,12 @@ pub async fn run(settings: Settings, command: TasksCommand) -> Result<ExitCode> 
             key,
             output,
         } => {
-            let store = backend::open(&settings.database_url).await?;
-            let run = store
-                .get_run(&dag_id, &run_id)
-                .await?
-                .ok_or_else(|| anyhow!("run '{run_id}' of DAG '{dag_id}' not found"))?;
-            let rows: Vec<Value> = store
-                .list_xcoms(run.id, Some(&task_id))
-                .await?
-                .into_iter()
-                .filter(|x| key.as_ref().is_none_or(|k| &x.key == k))
-                .map(|x| {
-                    json!({"task_id": x.task_id, "map_index": x.map_index, "key": x.key, "value": x.value})
-                })
-                .collect();
+            let rows = xcoms(&client, &dag_id, &run_id, &task_id, key.as_deref()).await?;
             print_rows(
                 output.format,
                 &["task_id", "map_index", "key", "value"],
                 &rows,
             )?;
-            Ok(ExitCode::SUCCESS)
         }
         TasksCommand::Logs {
             dag_id,
@@ -138,166 +107,310 @@ pub async fn run(settings: Settings, command: TasksCommand) -> Result<ExitCode> 
             map_index,
             follow,
         } => {
-            logs(
-                &settings, &dag_id, &run_id, &task_id, try_number, map_index, follow,
-            )
-            .await
+            let instance = Instance {
+                dag_id: &dag_id,
+                run_id: &run_id,
+                task_id: &task_id,
+                map_index,
+            };
+            logs(&client, &instance, try_number, follow).await?;
         }
+        TasksCommand::Clear {
+            dag_id,
+            run_id,
+            task_regex,
+            downstream,
+            only_failed,
+            yes,
+        } => {
+            return clear(
+                &client,
+                &dag_id,
+                &run_id,
+                task_regex.as_deref(),
+                downstream,
+                only_failed,
+                yes,
+            )
+            .await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One task instance, as the API paths name it.
+struct Instance<'a> {
+    dag_id: &'a str,
+    run_id: &'a str,
+    task_id: &'a str,
+    map_index: i64,
+}
+
+impl Instance<'_> {
+    /// `…/taskInstances/{task}` (unmapped) or `…/taskInstances/{task}/{map_index}`.
+    async fn get(&self, client: &Client) -> Result<Value> {
+        let map_index = self.map_index.to_string();
+        let mut path = vec![
+            "api",
+            "v2",
+            "dags",
+            self.dag_id,
+            "dagRuns",
+            self.run_id,
+            "taskInstances",
+            self.task_id,
+        ];
+        if self.map_index >= 0 {
+            path.push(&map_index);
+        }
+        Ok(client.get(&path, &[]).await?)
     }
 }
 
+/// Print a try's log; with `follow`, keep printing new lines until the try has ended.
 async fn logs(
-    settings: &Settings,
-    dag_id: &str,
-    run_id: &str,
-    task_id: &str,
+    client: &Client,
+    instance: &Instance<'_>,
     try_number: Option<u32>,
-    map_index: i32,
     follow: bool,
-) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
-    let run = store
-        .get_run(dag_id, run_id)
-        .await?
-        .ok_or_else(|| anyhow!("run '{run_id}' of DAG '{dag_id}' not found"))?;
-    let ti = store
-        .task_instances(run.id)
-        .await?
-        .into_iter()
-        .find(|ti| ti.task_id == task_id && ti.map_index == map_index)
-        .ok_or_else(|| {
-            anyhow!("task '{task_id}' (map index {map_index}) not found in run '{run_id}'")
-        })?;
-    let try_number = try_number.unwrap_or(ti.try_number.max(1));
-    let mut events = store.subscribe();
-    let mut after = 0;
+) -> Result<()> {
+    let first = instance.get(client).await?;
+    let try_number = match try_number {
+        Some(n) => n,
+        None => first
+            .get("try_number")
+            .and_then(Value::as_u64)
+            .map_or(1, |n| n.max(1) as u32),
+    };
+    let try_text = try_number.to_string();
+    let path = [
+        "api",
+        "v2",
+        "dags",
+        instance.dag_id,
+        "dagRuns",
+        instance.run_id,
+        "taskInstances",
+        instance.task_id,
+        "logs",
+        &try_text,
+    ];
+    let mut token: Option<String> = None;
+    let mut state = first;
     loop {
-        // The state is read before the lines: once the try has ended, this read has every
-        // line it wrote, so following can stop without losing the last ones.
-        let current = store
-            .get_task_instance(ti.id)
-            .await?
-            .ok_or_else(|| anyhow!("task instance disappeared"))?;
-        let running = current.try_number == try_number
-            && matches!(
-                current.state,
-                TaskState::Running | TaskState::Queued | TaskState::None | TaskState::Scheduled
-            );
+        // The state is read before the lines: once the try has ended, the lines read after
+        // it are all it wrote, so following can stop without losing the last ones.
+        let running = follow && try_running(&state, try_number);
         loop {
-            let lines = store.read_log(ti.id, try_number, after, 1000).await?;
-            for line in &lines {
-                println!(
-                    "{} {}",
-                    line.timestamp
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    line.line
-                );
-                after = line.seq;
+            let mut query = vec![("map_index", instance.map_index.to_string())];
+            if let Some(token) = &token {
+                query.push(("token", token.clone()));
             }
-            if lines.len() < 1000 {
+            let page: Value = client.get(&path, &query).await?;
+            let lines = page
+                .get("content")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for line in &lines {
+                println!("{}", log_line(line));
+            }
+            match page.get("continuation_token").and_then(Value::as_str) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                // Without a new token, asking again would repeat the same lines.
+                _ => break,
+            }
+            if lines.is_empty() {
                 break;
             }
         }
-        if !follow || !running {
-            return Ok(ExitCode::SUCCESS);
+        if !running {
+            return Ok(());
         }
-        tokio::select! {
-            _ = events.recv() => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+        state = instance.get(client).await?;
     }
 }
 
-/// `tasks test`: run one task on a throw-away database, ignoring its upstream.
-async fn test(
-    settings: &Settings,
-    dag_id: &str,
-    task_id: &str,
-    logical_date: Option<&str>,
-    format: Format,
-) -> Result<ExitCode> {
-    let (dag, hash) = find_dag(settings, dag_id)?;
-    if dag.task(task_id).is_none() {
-        return Err(anyhow!("task '{task_id}' not found in DAG '{dag_id}'"));
-    }
-    let store = scratch_store(settings, &dag, &hash).await?;
-    let request = TriggerRequest {
-        logical_date: logical_date.map(parse_date).transpose()?,
-        conf: None,
-        run_id: None,
-    };
-    let run = scheduler::trigger(&*store, dag_id, request, Utc::now())
-        .await
-        .context("cannot start the run")?;
-    let target = store
-        .task_instances(run.id)
-        .await?
-        .into_iter()
-        .find(|ti| ti.task_id == task_id)
-        .ok_or_else(|| anyhow!("task instance of '{task_id}' was not created"))?;
-    let target_id = target.id;
-    store
-        .schedule_run(
-            run.id,
-            Utc::now(),
-            SnapshotXcoms::Omitted,
-            &move |_snapshot| RunDecision {
-                run_state: Some(RunState::Running),
-                transitions: vec![Transition {
-                    ti: target_id,
-                    from: TaskState::None,
-                    to: if dag.task(task_id).is_some_and(|t| t.kind.needs_worker()) {
-                        TaskState::Queued
-                    } else {
-                        TaskState::Success
-                    },
-                }],
-                ..RunDecision::default()
-            },
+/// Whether the given try of a task instance may still write lines.
+fn try_running(ti: &Value, try_number: u32) -> bool {
+    let current_try = ti.get("try_number").and_then(Value::as_u64).unwrap_or(0);
+    let state = ti.get("state").and_then(Value::as_str);
+    current_try <= u64::from(try_number)
+        && matches!(
+            state,
+            None | Some("running" | "queued" | "scheduled" | "restarting" | "deferred")
         )
-        .await?;
-    let (stop, stop_rx) = watch::channel(false);
-    let worker_store = store.clone();
-    let worker_config = engine::worker_config(settings)?;
-    let worker = tokio::spawn(async move {
-        Worker::new(worker_config)
-            .run(worker_store, stopped(stop_rx))
-            .await
-    });
-    let mut events = store.subscribe();
-    let mut seen = HashMap::new();
-    let ti = loop {
-        print_new_logs(&*store, run.id, &mut seen).await?;
-        let ti = store
-            .get_task_instance(target_id)
-            .await?
-            .ok_or_else(|| anyhow!("task instance disappeared"))?;
-        if ti.state.is_finished() || ti.state == TaskState::UpForRetry {
-            break ti;
-        }
-        tokio::select! {
-            event = events.recv() => { if matches!(event, Ok(StoreEvent::TasksQueued)) { continue; } }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
+}
+
+/// One structured log line as text: `timestamp event`, as the task wrote it.
+fn log_line(line: &Value) -> String {
+    let Some(map) = line.as_object() else {
+        return line
+            .as_str()
+            .map_or_else(|| line.to_string(), str::to_string);
     };
-    print_new_logs(&*store, run.id, &mut seen).await?;
-    let _ = stop.send(true);
-    let _ = worker.await;
-    let xcoms = store.list_xcoms(run.id, Some(task_id)).await?;
-    let xcom: serde_json::Map<String, Value> =
-        xcoms.into_iter().map(|x| (x.key, x.value)).collect();
-    match format {
-        Format::Table => println!("{task_id} {}", ti.state),
-        _ => println!(
-            "{}",
-            json!({"task_id": task_id, "state": ti.state.as_str(), "xcom": xcom})
-        ),
+    let event = map.get("event").and_then(Value::as_str).unwrap_or_default();
+    match map.get("timestamp").and_then(Value::as_str) {
+        Some(timestamp) => format!("{timestamp} {event}"),
+        None => event.to_string(),
     }
-    Ok(
-        if matches!(ti.state, TaskState::Success | TaskState::Skipped) {
-            ExitCode::SUCCESS
+}
+
+/// The XComs a task pushed in a run, with their values.
+async fn xcoms(
+    client: &Client,
+    dag_id: &str,
+    run_id: &str,
+    task_id: &str,
+    key: Option<&str>,
+) -> Result<Vec<Value>> {
+    let path = [
+        "api",
+        "v2",
+        "dags",
+        dag_id,
+        "dagRuns",
+        run_id,
+        "taskInstances",
+        task_id,
+        "xcomEntries",
+    ];
+    let entries = client.list_all(&path, &[], "xcom_entries").await?;
+    let mut rows = Vec::new();
+    for entry in entries {
+        let entry_key = text(&entry, "key").to_string();
+        if key.is_some_and(|k| k != entry_key) {
+            continue;
+        }
+        let map_index = entry.get("map_index").and_then(Value::as_i64).unwrap_or(-1);
+        // A listing may leave the values out; each entry then has them.
+        let value = match entry.get("value") {
+            Some(value) => value.clone(),
+            None => {
+                let mut one = path.to_vec();
+                one.push(&entry_key);
+                let full: Value = client
+                    .get(&one, &[("map_index", map_index.to_string())])
+                    .await?;
+                full.get("value").cloned().unwrap_or(Value::Null)
+            }
+        };
+        rows.push(
+            json!({"task_id": task_id, "map_index": map_index, "key": entry_key, "value": value}),
+        );
+    }
+    Ok(rows)
+}
+
+/// `tasks clear`: show what a clear would touch (a dry run), ask, then clear.
+async fn clear(
+    client: &Client,
+    dag_id: &str,
+    run_id: &str,
+    task_regex: Option<&str>,
+    downstream: bool,
+    only_failed: bool,
+    yes: bool,
+) -> Result<ExitCode> {
+    let mut body = json!({
+        "dag_run_id": run_id,
+        "include_downstream": downstream,
+        "only_failed": only_failed,
+    });
+    if let Some(pattern) = task_regex {
+        let regex = regex::Regex::new(pattern)
+            .with_context(|| format!("--task-regex '{pattern}' is not a valid regex"))?;
+        let task_ids: Vec<String> = tasks_of(client, dag_id)
+            .await?
+            .iter()
+            .map(|t| text(t, "task_id").to_string())
+            .filter(|id| regex.is_match(id))
+            .collect();
+        if task_ids.is_empty() {
+            bail!("no task of DAG '{dag_id}' matches --task-regex '{pattern}'");
+        }
+        body["task_ids"] = json!(task_ids);
+    }
+    let path = ["api", "v2", "dags", dag_id, "clearTaskInstances"];
+    if !yes {
+        body["dry_run"] = json!(true);
+        let preview: Value = client.post(&path, &body).await?;
+        let tis = cleared(&preview)?;
+        if tis.is_empty() {
+            eprintln!("nothing to clear in run '{run_id}'");
+            return Ok(ExitCode::SUCCESS);
+        }
+        print_rows(Format::Table, TI_COLUMNS, &tis)?;
+        if !confirm(&format!(
+            "Clear these {} task instance(s) so they run again?",
+            tis.len()
+        ))? {
+            eprintln!("nothing cleared");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    body["dry_run"] = json!(false);
+    let answer: Value = client.post(&path, &body).await?;
+    let tis = cleared(&answer)?;
+    for ti in &tis {
+        let index = ti.get("map_index").and_then(Value::as_i64).unwrap_or(-1);
+        if index >= 0 {
+            println!("{}[{index}]", text(ti, "task_id"));
         } else {
-            ExitCode::FAILURE
-        },
-    )
+            println!("{}", text(ti, "task_id"));
+        }
+    }
+    eprintln!("{} task instance(s) of run '{run_id}' cleared", tis.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cleared(answer: &Value) -> Result<Vec<Value>> {
+    answer
+        .get("task_instances")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| anyhow!("the clear answer holds no task_instances list"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_log_lines_read_as_text() {
+        for (line, expected) in [
+            (
+                json!({"timestamp": "2024-01-01T00:00:00.123Z", "event": "hello"}),
+                "2024-01-01T00:00:00.123Z hello",
+            ),
+            (json!({"event": "no time"}), "no time"),
+            (
+                json!({"timestamp": "t", "event": "e", "stream": "stderr"}),
+                "t e",
+            ),
+            (json!("plain"), "plain"),
+        ] {
+            assert_eq!(log_line(&line), expected);
+        }
+    }
+
+    #[test]
+    fn a_try_runs_until_its_instance_has_a_final_state_or_a_later_try() {
+        for (ti, try_number, expected) in [
+            (json!({"state": "running", "try_number": 1}), 1, true),
+            (json!({"state": "queued", "try_number": 1}), 1, true),
+            (json!({"state": null, "try_number": 0}), 1, true),
+            (json!({"state": "success", "try_number": 1}), 1, false),
+            (json!({"state": "up_for_retry", "try_number": 1}), 1, false),
+            (json!({"state": "running", "try_number": 2}), 1, false),
+            (json!({"state": "failed", "try_number": 2}), 2, false),
+        ] {
+            assert_eq!(
+                try_running(&ti, try_number),
+                expected,
+                "{ti} try {try_number}"
+            );
+        }
+    }
 }

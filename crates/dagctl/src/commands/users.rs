@@ -1,5 +1,5 @@
-//! `dagctl users create/list/delete` and `dagctl pools list/set/delete`: the small
-//! administrative listings.
+//! `dagctl users create/list/delete`: the users of the API and UI, administered on the
+//! database itself (no server needed).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use store::{NewUser, Store};
 
 use crate::output::print_rows;
 use crate::settings::Settings;
-use crate::{PoolsCommand, UsersCommand, backend};
+use crate::{UsersCommand, backend};
 
 /// Airflow's roles.
 pub const ROLES: [&str; 4] = ["Admin", "Op", "User", "Viewer"];
@@ -95,54 +95,4 @@ pub fn random_password() -> String {
     (0..16)
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
-}
-
-pub async fn pools(settings: Settings, command: PoolsCommand) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
-    match command {
-        PoolsCommand::List(output) => {
-            let rows: Vec<_> = store
-                .list_pools()
-                .await?
-                .into_iter()
-                .map(|p| {
-                    json!({"name": p.pool.name, "slots": p.pool.slots, "running_slots": p.running_slots,
-                           "queued_slots": p.queued_slots, "description": p.pool.description})
-                })
-                .collect();
-            print_rows(
-                output.format,
-                &[
-                    "name",
-                    "slots",
-                    "running_slots",
-                    "queued_slots",
-                    "description",
-                ],
-                &rows,
-            )?;
-        }
-        PoolsCommand::Set {
-            name,
-            slots,
-            description,
-        } => {
-            if slots < 0 {
-                bail!("a pool's slots cannot be negative, got {slots}");
-            }
-            store
-                .set_pool(&store::PoolRecord {
-                    name: name.clone(),
-                    slots,
-                    description,
-                })
-                .await?;
-            println!("pool '{name}' set to {slots} slots");
-        }
-        PoolsCommand::Delete { name } => {
-            store.delete_pool(&name).await?;
-            println!("pool '{name}' deleted");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

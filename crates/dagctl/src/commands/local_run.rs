@@ -1,0 +1,364 @@
+//! The commands that need no server: `dags validate`, `dags test` and `tasks test` work on
+//! the DAG files and a throw-away database, exactly as the scheduler and a worker would.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::Utc;
+use dag::{Dag, RunState, TaskState};
+use scheduler::dag_folder::load_dag_file;
+use scheduler::{DagFolder, TriggerRequest};
+use serde_json::{Value, json};
+use store::{RunDecision, SnapshotXcoms, Store, StoreEvent, Transition};
+use tokio::sync::watch;
+use worker::Worker;
+
+use super::engine::{self, Engine, stopped};
+use super::{parse_conf, parse_date};
+use crate::backend;
+use crate::output::{Format, print_rows};
+use crate::settings::Settings;
+
+/// Parse every file under the given paths (default: the DAGs folder).
+pub fn validate(settings: &Settings, paths: Vec<PathBuf>) -> Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![settings.dags_folder.clone()]
+    } else {
+        paths
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            files.extend(DagFolder::new(&path).list_files());
+        } else {
+            files.push(path);
+        }
+    }
+    let mut failed = 0usize;
+    let mut owners: HashMap<String, PathBuf> = HashMap::new();
+    for file in &files {
+        match load_dag_file(file) {
+            Ok((dag, _)) => {
+                if let Some(other) = owners.get(&dag.dag_id) {
+                    println!(
+                        "{}:1:1: dag_id '{}' is already defined in {}",
+                        file.display(),
+                        dag.dag_id,
+                        other.display()
+                    );
+                    failed += 1;
+                } else {
+                    owners.insert(dag.dag_id.clone(), file.clone());
+                }
+            }
+            Err(message) => {
+                println!("{message}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} file(s) invalid", files.len());
+        Ok(ExitCode::FAILURE)
+    } else {
+        eprintln!("{} file(s) valid", files.len());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Find the file in the DAGs folder that defines `dag_id`.
+pub fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
+    let files = DagFolder::new(&settings.dags_folder).list_files();
+    let mut broken = Vec::new();
+    for file in files {
+        match load_dag_file(&file) {
+            Ok((dag, hash)) if dag.dag_id == dag_id => return Ok((dag, hash)),
+            Ok(_) => {}
+            Err(message) => {
+                if file.file_stem().is_some_and(|s| s == dag_id) {
+                    broken.push(message);
+                }
+            }
+        }
+    }
+    if !broken.is_empty() {
+        bail!("DAG '{dag_id}' has import errors:\n{}", broken.join("\n"));
+    }
+    bail!(
+        "DAG '{dag_id}' not found in {}",
+        settings.dags_folder.display()
+    )
+}
+
+/// A throw-away database holding just this DAG, unpaused, with the configured database's
+/// variables, connections (still sealed) and pools, as a run there would see them.
+pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result<Arc<dyn Store>> {
+    let store = backend::temporary().await?;
+    store.sync_dag(dag, hash, Utc::now()).await?;
+    store.unpause_dag(&dag.dag_id).await?;
+    // The DAGs its `trigger_dag` tasks name (when the name is no template) come along, so
+    // they can run.
+    let mut synced = vec![dag.dag_id.clone()];
+    let mut pending = triggered_dag_ids(dag);
+    while let Some(dag_id) = pending.pop() {
+        if synced.contains(&dag_id) {
+            continue;
+        }
+        synced.push(dag_id.clone());
+        // A target that is missing or broken fails its trigger_dag task, with the reason.
+        if let Ok((target, target_hash)) = find_dag(settings, &dag_id) {
+            store.sync_dag(&target, &target_hash, Utc::now()).await?;
+            store.unpause_dag(&target.dag_id).await?;
+            pending.extend(triggered_dag_ids(&target));
+        }
+    }
+    if let Some(source) = backend::open_existing(&settings.database_url).await? {
+        for variable in source.list_variables().await? {
+            store.set_variable(&variable).await?;
+        }
+        for connection in source.list_connections().await? {
+            store.set_connection(&connection).await?;
+        }
+        for pool in source.list_pools().await? {
+            store.set_pool(&pool.pool).await?;
+        }
+    }
+    Ok(store)
+}
+
+/// The literal `dag_id`s of a DAG's `trigger_dag` tasks.
+fn triggered_dag_ids(dag: &Dag) -> Vec<String> {
+    dag.tasks
+        .iter()
+        .filter_map(|task| match &task.kind {
+            dag::TaskKind::TriggerDag { spec } => spec.get("dag_id")?.as_str(),
+            _ => None,
+        })
+        .filter(|id| !id.contains("{{"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `dags test`: one whole run in-process on a throw-away database.
+pub async fn dags_test(
+    settings: &Settings,
+    dag_id: &str,
+    logical_date: Option<&str>,
+    conf: Option<&str>,
+    format: Format,
+) -> Result<ExitCode> {
+    let (dag, hash) = find_dag(settings, dag_id)?;
+    let store = scratch_store(settings, &dag, &hash).await?;
+    let request = TriggerRequest {
+        logical_date: logical_date.map(parse_date).transpose()?,
+        conf: parse_conf(conf)?,
+        run_id: None,
+    };
+    let run = scheduler::trigger(&*store, dag_id, request, Utc::now())
+        .await
+        .context("cannot start the run")?;
+    let engine = Engine::start(
+        store.clone(),
+        engine::scheduler_config(settings, None)?
+            .without_watch()
+            .without_cron()
+            .with_poll_interval(Duration::from_millis(500)),
+        Some(engine::worker_config(settings)?),
+    );
+    let (stop_follower, follower_stopped) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(stream_logs(store.clone(), run.id, follower_stopped));
+    let finished = engine::wait_for_run(&*store, run.id).await;
+    let _ = stop_follower.send(true);
+    let _ = follower.await;
+    engine.stop().await?;
+    let finished = finished?;
+    let tis = store.task_instances(run.id).await?;
+    let mut tasks = BTreeMap::new();
+    for ti in &tis {
+        let key = if ti.map_index >= 0 {
+            format!("{}[{}]", ti.task_id, ti.map_index)
+        } else {
+            ti.task_id.clone()
+        };
+        tasks.insert(key, ti.state.as_str());
+    }
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&json!({"state": finished.state.as_str(), "tasks": tasks}))?
+        ),
+        Format::Yaml => print!(
+            "{}",
+            serde_saphyr::to_string(&json!({"state": finished.state.as_str(), "tasks": tasks}))?
+        ),
+        Format::Table => {
+            let rows: Vec<Value> = tasks
+                .iter()
+                .map(|(task, state)| json!({"task_id": task, "state": state}))
+                .collect();
+            print_rows(Format::Table, &["task_id", "state"], &rows)?;
+            println!("run {} {}", finished.run_id, finished.state);
+        }
+    }
+    Ok(if finished.state == RunState::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Print task log lines to stderr as they arrive, until `stop` says so (then once more).
+async fn stream_logs(
+    store: Arc<dyn Store>,
+    run: i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut events = store.subscribe();
+    let mut seen = HashMap::new();
+    loop {
+        if print_new_logs(&*store, run, &mut seen).await.is_err() || *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            event = events.recv() => {
+                if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                if matches!(event, Ok(StoreEvent::TasksQueued)) {
+                    continue;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Print the lines of every task instance of the run not printed yet.
+pub async fn print_new_logs(
+    store: &dyn Store,
+    run: i64,
+    seen: &mut HashMap<(i64, u32), i64>,
+) -> Result<()> {
+    for ti in store.task_instances(run).await? {
+        for try_number in 1..=ti.try_number.max(1) {
+            let after = seen.entry((ti.id, try_number)).or_insert(0);
+            let lines = store.read_log(ti.id, try_number, *after, 10_000).await?;
+            for line in &lines {
+                let index = if ti.map_index >= 0 {
+                    format!("[{}]", ti.map_index)
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "[{}{} try {}] {} {}",
+                    ti.task_id,
+                    index,
+                    try_number,
+                    line.timestamp.format("%H:%M:%S%.3f"),
+                    line.line
+                );
+                *after = line.seq;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tasks test`: run one task on a throw-away database, ignoring its upstream.
+pub async fn tasks_test(
+    settings: &Settings,
+    dag_id: &str,
+    task_id: &str,
+    logical_date: Option<&str>,
+    format: Format,
+) -> Result<ExitCode> {
+    let (dag, hash) = find_dag(settings, dag_id)?;
+    if dag.task(task_id).is_none() {
+        return Err(anyhow!("task '{task_id}' not found in DAG '{dag_id}'"));
+    }
+    let store = scratch_store(settings, &dag, &hash).await?;
+    let request = TriggerRequest {
+        logical_date: logical_date.map(parse_date).transpose()?,
+        conf: None,
+        run_id: None,
+    };
+    let run = scheduler::trigger(&*store, dag_id, request, Utc::now())
+        .await
+        .context("cannot start the run")?;
+    let target = store
+        .task_instances(run.id)
+        .await?
+        .into_iter()
+        .find(|ti| ti.task_id == task_id)
+        .ok_or_else(|| anyhow!("task instance of '{task_id}' was not created"))?;
+    let target_id = target.id;
+    store
+        .schedule_run(
+            run.id,
+            Utc::now(),
+            SnapshotXcoms::Omitted,
+            &move |_snapshot| RunDecision {
+                run_state: Some(RunState::Running),
+                transitions: vec![Transition {
+                    ti: target_id,
+                    from: TaskState::None,
+                    to: if dag.task(task_id).is_some_and(|t| t.kind.needs_worker()) {
+                        TaskState::Queued
+                    } else {
+                        TaskState::Success
+                    },
+                }],
+                ..RunDecision::default()
+            },
+        )
+        .await?;
+    let (stop, stop_rx) = watch::channel(false);
+    let worker_store = store.clone();
+    let worker_config = engine::worker_config(settings)?;
+    let worker = tokio::spawn(async move {
+        Worker::new(worker_config)
+            .run(worker_store, stopped(stop_rx))
+            .await
+    });
+    let mut events = store.subscribe();
+    let mut seen = HashMap::new();
+    let ti = loop {
+        print_new_logs(&*store, run.id, &mut seen).await?;
+        let ti = store
+            .get_task_instance(target_id)
+            .await?
+            .ok_or_else(|| anyhow!("task instance disappeared"))?;
+        if ti.state.is_finished() || ti.state == TaskState::UpForRetry {
+            break ti;
+        }
+        tokio::select! {
+            event = events.recv() => { if matches!(event, Ok(StoreEvent::TasksQueued)) { continue; } }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    };
+    print_new_logs(&*store, run.id, &mut seen).await?;
+    let _ = stop.send(true);
+    let _ = worker.await;
+    let xcoms = store.list_xcoms(run.id, Some(task_id)).await?;
+    let xcom: serde_json::Map<String, Value> =
+        xcoms.into_iter().map(|x| (x.key, x.value)).collect();
+    match format {
+        Format::Table => println!("{task_id} {}", ti.state),
+        _ => println!(
+            "{}",
+            json!({"task_id": task_id, "state": ti.state.as_str(), "xcom": xcom})
+        ),
+    }
+    Ok(
+        if matches!(ti.state, TaskState::Success | TaskState::Skipped) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
