@@ -12,12 +12,14 @@ pub mod params;
 pub mod parse;
 pub mod retry;
 pub mod schedule;
+pub mod sensor;
 pub mod state;
 pub mod template;
 pub mod trigger_rule;
 
 pub use graph::DagGraph;
 pub use model::{Dag, Group, Param, PythonTask, Schedule, SwitchCase, Task, TaskKind};
+pub use sensor::{Probe, Sensor, SensorMode};
 pub use parse::{DagError, ImportError, parse_dag_bytes, parse_dag_str};
 pub use state::{RunState, RunType, TaskState};
 pub use trigger_rule::{Readiness, TriggerRule, UpstreamCounts};

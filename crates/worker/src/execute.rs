@@ -219,7 +219,7 @@ fn kind_name(kind: &TaskKind) -> &'static str {
         TaskKind::Python(_) => "python",
         TaskKind::Empty => "empty",
         TaskKind::Switch { .. } => "switch",
-        TaskKind::Sensor { .. } => "sensor",
+        TaskKind::Sensor(_) => "sensor",
         TaskKind::Http { .. } => "http",
         TaskKind::Sql { .. } => "sql",
         TaskKind::Email { .. } => "email",
