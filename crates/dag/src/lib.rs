@@ -19,7 +19,7 @@ pub mod trigger_rule;
 
 pub use graph::DagGraph;
 pub use model::{Dag, Group, Param, PythonTask, Schedule, SwitchCase, Task, TaskKind};
-pub use sensor::{Probe, Sensor, SensorMode};
 pub use parse::{DagError, ImportError, parse_dag_bytes, parse_dag_str};
+pub use sensor::{Probe, Sensor, SensorMode};
 pub use state::{RunState, RunType, TaskState};
 pub use trigger_rule::{Readiness, TriggerRule, UpstreamCounts};
