@@ -43,14 +43,16 @@ pub async fn execute(store: Arc<dyn Store>, claimed: ClaimedTask, config: &Worke
 
 /// How a try went, before retries are taken into account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Success,
     Skipped,
     /// Failed; retried if tries remain.
     Failed,
     /// Failed in a way no retry can fix (an unsupported task kind, a task missing from its
-    /// DAG version).
+    /// DAG version), or a sensor that timed out.
     FailedForGood,
+    /// A sensor that is not done yet: `up_for_reschedule` until its next poke, slot freed.
+    Reschedule(DateTime<Utc>),
 }
 
 /// What a try produced.
@@ -87,6 +89,7 @@ pub(crate) async fn run_try(
         .and_then(|(dag, task_id)| dag.task(task_id));
     let (state, next_retry_at) = match attempt.outcome {
         Outcome::Success => (TaskState::Success, None),
+        Outcome::Reschedule(at) => (TaskState::UpForReschedule, Some(at)),
         Outcome::Skipped => (TaskState::Skipped, None),
         Outcome::Failed if ti.try_number <= ti.max_tries => {
             let delay = task
@@ -98,6 +101,10 @@ pub(crate) async fn run_try(
         Outcome::Failed | Outcome::FailedForGood => (TaskState::Failed, None),
     };
     let summary = match next_retry_at {
+        Some(at) if state == TaskState::UpForReschedule => format!(
+            "not done yet; up for reschedule, next poke at {}",
+            crate::sensing::describe_next(at)
+        ),
         Some(at) => format!(
             "try {} of {} failed; up for retry at {}",
             ti.try_number,
@@ -190,6 +197,10 @@ async fn attempt(
             log.system("empty task: nothing to run").await;
             (Outcome::Success, Vec::new())
         }
+        TaskKind::Sensor(sensor) => {
+            crate::sensing::run_sensor(store, claimed, config, &dag, task, sensor, log, cancel)
+                .await
+        }
         TaskKind::Switch { .. } => {
             // The scheduler evaluates switches; succeeding here would follow no branch on
             // purpose, so a switch reaching a worker is reported as the bug it is.
@@ -228,7 +239,7 @@ fn kind_name(kind: &TaskKind) -> &'static str {
 }
 
 /// A `bash` or `python` try: render, spawn, wait, and collect XComs.
-async fn run_process(
+pub(crate) async fn run_process(
     store: &Arc<dyn Store>,
     claimed: &ClaimedTask,
     config: &WorkerConfig,
@@ -581,7 +592,7 @@ fn render_json(value: &Value, ctx: &TemplateContext) -> Result<Value, TemplateEr
 }
 
 /// The folder of the DAG file, if it has one.
-fn dag_folder(dag: &Dag) -> Option<PathBuf> {
+pub(crate) fn dag_folder(dag: &Dag) -> Option<PathBuf> {
     // Absolute, so that a path resolved against it stays right once the process runs in it.
     Path::new(&dag.fileloc)
         .parent()

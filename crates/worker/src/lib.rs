@@ -15,6 +15,7 @@
 mod config;
 mod execute;
 mod process;
+mod sensing;
 mod task_log;
 pub mod xcom;
 
