@@ -76,7 +76,7 @@ pub struct HttpProbe {
     /// Template; relative to the connection's base URL when `conn_id` is set.
     pub url: String,
     pub method: String,
-    /// Status codes that count; default 200.
+    /// Status codes that count; empty (the default) means any 2xx.
     pub expect_status: Vec<u16>,
     /// A template expression (no braces) over `response` (`.status`, `.text`, `.json`,
     /// `.headers`); the poke is done when it is truthy.

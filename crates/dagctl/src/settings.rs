@@ -71,6 +71,7 @@ pub struct RawSmtp {
     pub starttls: Option<bool>,
     pub ssl: Option<bool>,
     pub from: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -119,6 +120,9 @@ pub struct Settings {
     pub worker_kill_grace: Duration,
     pub worker_heartbeat_interval: Duration,
     pub log_level: String,
+    /// `smtp.*` and `api.base_url`: how mails and notifications go out, and where their log
+    /// links point.
+    pub notify: hooks::notify::NotifySettings,
     /// `core.fernet_key`, else the key standalone saved in `./.updraft/fernet.key`.
     pub fernet_key: Option<String>,
     /// Connections from `UPDRAFT_CONN_<ID>` environment variables (URIs).
@@ -277,9 +281,45 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
             Duration::from_secs(5),
         )?,
         log_level: raw.logging.level.clone().unwrap_or_else(|| "info".into()),
+        notify: notify_settings(
+            &raw,
+            duration(&raw.smtp.timeout, "smtp.timeout", Duration::from_secs(30))?,
+        )?,
         fernet_key: raw.core.fernet_key.clone().filter(|k| !k.trim().is_empty()),
         env_connections: Vec::new(),
         raw,
+    })
+}
+
+/// `smtp.*` (Airflow's defaults: `localhost:25`, STARTTLS on, implicit TLS off) and
+/// `api.base_url` (default `http://127.0.0.1:8080`).
+fn notify_settings(
+    raw: &RawConfig,
+    smtp_timeout: Duration,
+) -> Result<hooks::notify::NotifySettings> {
+    let defaults = hooks::mail::SmtpSettings::default();
+    let smtp = &raw.smtp;
+    let base_url = raw
+        .api
+        .base_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        bail!("api.base_url must start with http:// or https://, got '{base_url}'");
+    }
+    Ok(hooks::notify::NotifySettings {
+        smtp: hooks::mail::SmtpSettings {
+            host: smtp.host.clone().unwrap_or(defaults.host),
+            port: smtp.port.unwrap_or(defaults.port),
+            user: smtp.user.clone().filter(|u| !u.is_empty()),
+            password: smtp.password.clone().filter(|p| !p.is_empty()),
+            starttls: smtp.starttls.unwrap_or(defaults.starttls),
+            ssl: smtp.ssl.unwrap_or(defaults.ssl),
+            from: smtp.from.clone().unwrap_or(defaults.from),
+            timeout: smtp_timeout,
+        },
+        base_url,
+        ..hooks::notify::NotifySettings::default()
     })
 }
 
@@ -346,6 +386,29 @@ mod tests {
         assert_eq!(s.api_port, 8080);
         assert_eq!(s.worker_queues, vec!["default"]);
         assert_eq!(s.worker_kill_grace, Duration::from_secs(10));
+        assert_eq!(s.notify.smtp.port, 25);
+        assert!(s.notify.smtp.starttls && !s.notify.smtp.ssl);
+        assert_eq!(s.notify.base_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn smtp_settings_resolve_and_mask() {
+        let mut raw = RawConfig::default();
+        raw.smtp.host = Some("mail.example.com".into());
+        raw.smtp.port = Some(2525);
+        raw.smtp.password = Some("hunter2".into());
+        raw.smtp.starttls = Some(false);
+        raw.smtp.timeout = Some("5s".into());
+        let s = resolve(raw).expect("resolves");
+        assert_eq!(s.notify.smtp.host, "mail.example.com");
+        assert_eq!(s.notify.smtp.port, 2525);
+        assert!(!s.notify.smtp.starttls);
+        assert_eq!(s.notify.smtp.timeout, Duration::from_secs(5));
+        let shown = show(&s).expect("shows");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("password = \"***\""),
+            "{shown}"
+        );
     }
 
     #[test]

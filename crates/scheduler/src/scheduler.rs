@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dag::schedule;
-use dag::{RunType, Schedule, TaskKind, TaskState};
+use dag::{RunState, RunType, Schedule, TaskKind, TaskState};
+use hooks::callbacks::{self, TryInfo, TryMoment};
+use hooks::notify::NotifySettings;
 use store::secrets::{Connection, TemplateSecrets, Vault, load_template_secrets};
 use store::{
     Finish, LogLine, LogStream, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
 };
 use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::dag_folder::DagFolder;
@@ -48,6 +51,9 @@ pub struct SchedulerConfig {
     pub vault: Arc<Vault>,
     /// Connections defined in the environment (`UPDRAFT_CONN_<ID>`), read by the caller.
     pub env_connections: Vec<Connection>,
+    /// SMTP server, log-link base URL and action timeout for DAG-run notifications and the
+    /// notifications of tries the scheduler fails itself (zombies).
+    pub notify: NotifySettings,
 }
 
 impl SchedulerConfig {
@@ -63,7 +69,13 @@ impl SchedulerConfig {
             max_map_length: dag::mapping::DEFAULT_MAX_MAP_LENGTH,
             vault: Arc::new(Vault::clear()),
             env_connections: Vec::new(),
+            notify: NotifySettings::default(),
         }
+    }
+
+    pub fn with_notify(mut self, notify: NotifySettings) -> Self {
+        self.notify = notify;
+        self
     }
 
     pub fn with_rescan_interval(mut self, interval: Duration) -> Self {
@@ -130,6 +142,9 @@ pub struct Scheduler {
     dags: HashMap<String, DagState>,
     /// Tells the sensor loop which runs' waiting sensors to reload.
     sensor_runs: Option<mpsc::UnboundedSender<i64>>,
+    /// Notifications being sent; off the loop so a slow SMTP server delays no decision, and
+    /// awaited at shutdown (each action is bounded by its timeout).
+    notifications: JoinSet<()>,
 }
 
 /// The sensor loop's task, stopped with the scheduler even when it returns early.
@@ -163,6 +178,7 @@ impl Scheduler {
             graphs: GraphCache::default(),
             dags: HashMap::new(),
             sensor_runs: None,
+            notifications: JoinSet::new(),
         }
     }
 
@@ -245,10 +261,12 @@ impl Scheduler {
                 deadline = deadline.min(retry);
             }
             let sleep = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            while self.notifications.try_join_next().is_some() {}
             tokio::select! {
                 _ = &mut shutdown => {
                     debug!("scheduler stopping");
                     sensors.stop().await;
+                    while self.notifications.join_next().await.is_some() {}
                     return Ok(());
                 }
                 event = events.recv() => {
@@ -264,7 +282,7 @@ impl Scheduler {
     }
 
     /// Decide one run inside the store's transaction.
-    async fn schedule(&self, run: i64) -> Result<ScheduleOutcome, SchedulerError> {
+    async fn schedule(&mut self, run: i64) -> Result<ScheduleOutcome, SchedulerError> {
         let Some(record) = self.store.get_run_by_key(run).await? else {
             return Ok(ScheduleOutcome::default());
         };
@@ -329,6 +347,9 @@ impl Scheduler {
             .await?;
         if let Some(state) = outcome.run_state {
             debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");
+            if state.is_finished() {
+                self.notify_run_ended(graph.dag().clone(), record, state);
+            }
         }
         // Sensors of the run may have started waiting (the decision) or come back from a
         // worker's poke (the event that led here): the sensor loop reloads the run's.
@@ -342,6 +363,60 @@ impl Scheduler {
             let _ = sensor_runs.send(run);
         }
         Ok(outcome)
+    }
+
+    /// Send the DAG's `on_success`/`on_failure` for a run this scheduler just ended.
+    fn notify_run_ended(&mut self, dag: Arc<dag::Dag>, run: store::RunRecord, state: RunState) {
+        let actions = match state {
+            RunState::Success => &dag.on_success,
+            RunState::Failed => &dag.on_failure,
+            _ => return,
+        };
+        if actions.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let config = self.config.clone();
+        self.notifications.spawn(async move {
+            let exception = if state == RunState::Failed {
+                let failed: Vec<String> = store
+                    .task_instances(run.id)
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|ti| ti.state == TaskState::Failed)
+                    .map(|ti| ti.task_id)
+                    .collect();
+                Some(if failed.is_empty() {
+                    format!("run {} failed", run.run_id)
+                } else {
+                    format!(
+                        "run {} failed; failed tasks: {}",
+                        run.run_id,
+                        failed.join(", ")
+                    )
+                })
+            } else {
+                None
+            };
+            let secrets = callbacks::Secrets {
+                store: store.as_ref(),
+                vault: &config.vault,
+                env_connections: &config.env_connections,
+            };
+            let reports = callbacks::run_notifications(
+                &config.notify,
+                secrets,
+                &dag,
+                &run,
+                state,
+                exception.as_deref(),
+            )
+            .await;
+            for report in reports {
+                info!(dag_id = %run.dag_id, run_id = %run.run_id, "notification {report}");
+            }
+        });
     }
 
     /// Task states of the run of the same DAG just before `run` by logical date.
@@ -472,7 +547,7 @@ impl Scheduler {
     }
 
     /// Fail (or retry) every running try whose worker stopped heartbeating.
-    async fn fail_zombies(&self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
+    async fn fail_zombies(&mut self, now: DateTime<Utc>) -> Result<(), SchedulerError> {
         let threshold = chrono::Duration::from_std(self.config.zombie_threshold)
             .unwrap_or(chrono::Duration::seconds(60));
         for ti in self.store.zombies(now - threshold).await? {
@@ -504,7 +579,7 @@ impl Scheduler {
                     &[LogLine {
                         timestamp: now,
                         stream: LogStream::System,
-                        line: message,
+                        line: message.clone(),
                     }],
                 )
                 .await?;
@@ -521,8 +596,80 @@ impl Scheduler {
                 .await?;
             if applied {
                 warn!(dag_id = %ti.dag_id, task_id = %ti.task_id, run_id = %ti.run_id, %state, "zombie task instance");
+                self.notify_zombie(&run, &ti, state, message).await?;
             }
         }
+        Ok(())
+    }
+}
+
+impl Scheduler {
+    /// A try failed here because its worker died gets the notifications its worker would
+    /// have sent (`on_failure`/`on_retry`, alert mails).
+    async fn notify_zombie(
+        &mut self,
+        run: &store::RunRecord,
+        ti: &store::TaskInstanceRecord,
+        state: TaskState,
+        message: String,
+    ) -> Result<(), SchedulerError> {
+        let Some(dag) = self
+            .graphs
+            .get(&*self.store, &run.dag_id, &run.version)
+            .await?
+            .map(|g| g.dag().clone())
+        else {
+            return Ok(());
+        };
+        let moment = TryMoment::Ended(state);
+        if !dag
+            .task(&ti.task_id)
+            .is_some_and(|t| callbacks::task_has_notifications(t, moment))
+        {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let config = self.config.clone();
+        let run = run.clone();
+        let ti = ti.clone();
+        self.notifications.spawn(async move {
+            let Some(task) = dag.task(&ti.task_id) else {
+                return;
+            };
+            let info = TryInfo {
+                map_index: ti.map_index,
+                try_number: ti.try_number,
+                max_tries: ti.max_tries,
+                hostname: ti.hostname.clone(),
+                exception: Some(message),
+            };
+            let secrets = callbacks::Secrets {
+                store: store.as_ref(),
+                vault: &config.vault,
+                env_connections: &config.env_connections,
+            };
+            let reports = callbacks::task_notifications(
+                &config.notify,
+                secrets,
+                &dag,
+                task,
+                &run,
+                &info,
+                moment,
+            )
+            .await;
+            let lines: Vec<LogLine> = reports
+                .iter()
+                .map(|report| LogLine {
+                    timestamp: Utc::now(),
+                    stream: LogStream::System,
+                    line: format!("notification {report}"),
+                })
+                .collect();
+            if let Err(e) = store.append_log(ti.id, ti.try_number, &lines).await {
+                warn!(error = %e, "could not log notification reports");
+            }
+        });
         Ok(())
     }
 }

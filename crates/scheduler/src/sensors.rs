@@ -25,7 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use dag::sensor::{Sensor, next_poke_delay};
 use dag::{TaskKind, TaskState};
 use futures::StreamExt;
-use sensor::{PokeResult, Probes, Rendered};
+use sensor::{Connections, PokeResult, Probes, Rendered};
 use store::secrets::{Connection, Vault, load_template_secrets};
 use store::{LogLine, LogStream, Poke, PokeOutcome, Store, StoreError, WaitingSensor};
 use tokio::sync::{mpsc, watch};
@@ -78,6 +78,7 @@ pub(crate) struct SensorLoop {
     store: Arc<dyn Store>,
     config: SensorConfig,
     probes: Probes,
+    connections: Connections,
     entries: HashMap<i64, Entry>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, i64, u32)>>,
     /// Why an entry's probe could not be rendered; its next poke fails the sensor.
@@ -88,6 +89,11 @@ impl SensorLoop {
     pub(crate) fn new(store: Arc<dyn Store>, config: SensorConfig) -> SensorLoop {
         SensorLoop {
             probes: Probes::new(store.clone()),
+            connections: Connections::new(
+                store.clone(),
+                config.vault.clone(),
+                config.env_connections.clone(),
+            ),
             store,
             config,
             entries: HashMap::new(),
@@ -313,7 +319,13 @@ impl SensorLoop {
                 Err(e) => warn!(error = %e, "cannot open variables and connections for a sensor"),
             }
         }
-        let rendered = sensor::render(&entry.sensor.probe, &ctx, entry.folder.as_deref());
+        let rendered = sensor::render(
+            &entry.sensor.probe,
+            &ctx,
+            entry.folder.as_deref(),
+            &self.connections,
+        )
+        .await;
         if let Some(entry) = self.entries.get_mut(&ti) {
             match rendered {
                 Ok(rendered) => entry.rendered = Some(Arc::new(rendered)),

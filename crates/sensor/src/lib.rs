@@ -6,7 +6,6 @@
 //! A poke never changes state; the caller turns its [`PokeResult`] into one guarded store
 //! transition.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,10 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use dag::sensor::{ExternalTaskProbe, HttpProbe, Probe};
 use dag::template::{self, TemplateContext};
 use dag::{RunState, TaskState};
+use hooks::http::{HttpError, HttpRequest};
+use hooks::sql::{Parameters, SqlError};
 use serde_json::{Value, json};
+use store::secrets::{Connection, Vault};
 use store::{RunFilter, Store};
 
 /// What one poke found.
@@ -47,7 +49,7 @@ pub enum Rendered {
     },
     Http(Box<RenderedHttp>),
     Sql {
-        conn_id: String,
+        connection: Box<Connection>,
         sql: String,
     },
     /// Runs on a worker; the command is rendered there with the task's environment.
@@ -57,10 +59,7 @@ pub enum Rendered {
 /// An HTTP probe ready to send.
 #[derive(Debug, Clone)]
 pub struct RenderedHttp {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub expect_status: Vec<u16>,
+    pub request: HttpRequest,
     pub response_check: Option<String>,
     /// The context `response_check` is evaluated in (`response` is added per poke).
     pub context: Box<TemplateContext>,
@@ -78,18 +77,20 @@ impl Rendered {
                 Some(task_id) => format!("external task {dag_id}.{task_id}"),
                 None => format!("external DAG run of {dag_id}"),
             },
-            Rendered::Http(http) => format!("http {} {}", http.method, http.url),
-            Rendered::Sql { conn_id, .. } => format!("sql on {conn_id}"),
+            Rendered::Http(http) => format!("http {} {}", http.request.method, http.request.url),
+            Rendered::Sql { connection, .. } => format!("sql on {}", connection.conn_id),
             Rendered::Command => "command".to_string(),
         }
     }
 }
 
-/// Render a probe's templates. `dag_folder` anchors relative file paths (as a task's `cwd`).
-pub fn render(
+/// Render a probe's templates; `connection` looks up the probe's `conn_id` (HTTP and SQL).
+/// `dag_folder` anchors relative file paths (as a task's `cwd`).
+pub async fn render(
     probe: &Probe,
     ctx: &TemplateContext,
     dag_folder: Option<&Path>,
+    lookup: &Connections,
 ) -> Result<Rendered, String> {
     let text = |what: &str, value: &str| {
         if value.contains("{{") || value.contains("{%") {
@@ -141,9 +142,20 @@ pub fn render(
                 logical_date,
             }
         }
-        Probe::Http(http) => Rendered::Http(Box::new(render_http(http, ctx, &text)?)),
+        Probe::Http(http) => {
+            let connection = match &http.conn_id {
+                Some(conn_id) => Some(lookup.get(&text("http.conn_id", conn_id)?).await?),
+                None => None,
+            };
+            Rendered::Http(Box::new(render_http(
+                http,
+                ctx,
+                &text,
+                connection.as_ref(),
+            )?))
+        }
         Probe::Sql { conn_id, sql } => Rendered::Sql {
-            conn_id: text("sql.conn_id", conn_id)?,
+            connection: Box::new(lookup.get(&text("sql.conn_id", conn_id)?).await?),
             sql: text("sql.sql", sql)?,
         },
         Probe::Command { .. } => Rendered::Command,
@@ -154,60 +166,63 @@ fn render_http(
     http: &HttpProbe,
     ctx: &TemplateContext,
     text: &dyn Fn(&str, &str) -> Result<String, String>,
+    connection: Option<&Connection>,
 ) -> Result<RenderedHttp, String> {
-    let mut url = text("http.url", &http.url)?;
-    if let Some(conn_id) = &http.conn_id {
-        let conn = ctx
-            .connections
-            .get(conn_id)
-            .ok_or_else(|| format!("http connection '{conn_id}' is not defined"))?;
-        url = join_url(&base_url(conn), &url);
-    }
-    let mut headers = Vec::new();
+    let mut headers = serde_json::Map::new();
     for (name, value) in &http.headers {
-        headers.push((name.clone(), text(&format!("http.headers.{name}"), value)?));
+        headers.insert(
+            name.clone(),
+            Value::String(text(&format!("http.headers.{name}"), value)?),
+        );
     }
+    let spec = json!({
+        "method": http.method,
+        "url": text("http.url", &http.url)?,
+        "headers": headers,
+        "expect_status": if http.expect_status.is_empty() { Value::Null } else { json!(http.expect_status) },
+    });
+    let request =
+        HttpRequest::from_spec(&spec, connection, HTTP_TIMEOUT).map_err(|e| e.to_string())?;
     Ok(RenderedHttp {
-        method: http.method.clone(),
-        url,
-        headers,
-        expect_status: http.expect_status.clone(),
+        request,
         response_check: http.response_check.clone(),
         context: Box::new(ctx.clone()),
     })
 }
 
-/// The base URL of an HTTP connection's template value: its host (with its scheme, or the
-/// connection's `schema` as the scheme, else http) and port.
-fn base_url(conn: &Value) -> String {
-    let field = |name: &str| conn.get(name).and_then(Value::as_str).unwrap_or_default();
-    let host = field("host");
-    let mut base = if host.contains("://") {
-        host.to_string()
-    } else {
-        let scheme = match field("schema") {
-            "" => "http",
-            scheme => scheme,
-        };
-        format!("{scheme}://{host}")
-    };
-    if let Some(port) = conn.get("port").and_then(Value::as_i64) {
-        base = format!("{}:{port}", base.trim_end_matches('/'));
-    }
-    base
+/// Looks connections up by id: the environment's first (`UPDRAFT_CONN_<ID>`, read by the
+/// caller), then the store's, opened with the vault.
+#[derive(Clone)]
+pub struct Connections {
+    store: Arc<dyn Store>,
+    vault: Arc<Vault>,
+    env: Vec<Connection>,
 }
 
-fn join_url(base: &str, url: &str) -> String {
-    if url.contains("://") {
-        url.to_string()
-    } else if url.is_empty() {
-        base.to_string()
-    } else {
-        format!(
-            "{}/{}",
-            base.trim_end_matches('/'),
-            url.trim_start_matches('/')
-        )
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections").finish_non_exhaustive()
+    }
+}
+
+impl Connections {
+    pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>, env: Vec<Connection>) -> Connections {
+        Connections { store, vault, env }
+    }
+
+    pub async fn get(&self, conn_id: &str) -> Result<Connection, String> {
+        if let Some(found) = self.env.iter().find(|c| c.conn_id == conn_id) {
+            return Ok(found.clone());
+        }
+        let record = self
+            .store
+            .get_connection(conn_id)
+            .await
+            .map_err(|e| format!("could not read connection '{conn_id}': {e}"))?
+            .ok_or_else(|| format!("connection '{conn_id}' is not defined"))?;
+        self.vault
+            .open_connection(&record)
+            .map_err(|e| format!("connection '{conn_id}': {e}"))
     }
 }
 
@@ -229,12 +244,10 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// What probes need besides the rendered probe: the store (external tasks) and a shared
-/// HTTP client.
+/// What probes need besides the rendered probe: the store (external tasks).
 #[derive(Clone)]
 pub struct Probes {
     store: Arc<dyn Store>,
-    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Probes {
@@ -246,13 +259,12 @@ impl std::fmt::Debug for Probes {
 /// How long one HTTP poke may take before it counts as "not yet".
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long one SQL poke may take before it counts as "not yet".
+const SQL_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Probes {
     pub fn new(store: Arc<dyn Store>) -> Probes {
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        Probes { store, http }
+        Probes { store }
     }
 
     /// Poke once at `now`.
@@ -275,9 +287,7 @@ impl Probes {
                     .await
             }
             Rendered::Http(http) => self.poke_http(http).await,
-            Rendered::Sql { conn_id, .. } => PokeResult::Fail(format!(
-                "sql sensors are not available yet (connection '{conn_id}')"
-            )),
+            Rendered::Sql { connection, sql } => poke_sql(connection, sql).await,
             Rendered::Command => {
                 PokeResult::Fail("a command sensor pokes on a worker, not here".into())
             }
@@ -357,44 +367,31 @@ impl Probes {
     }
 
     async fn poke_http(&self, http: &RenderedHttp) -> PokeResult {
-        let method = match reqwest::Method::from_bytes(http.method.as_bytes()) {
-            Ok(method) => method,
-            Err(_) => return PokeResult::Fail(format!("bad HTTP method '{}'", http.method)),
-        };
-        let mut request = self.http.request(method, &http.url);
-        for (name, value) in &http.headers {
-            request = request.header(name, value);
-        }
-        let response = match request.send().await {
+        let response = match http.request.send().await {
             Ok(response) => response,
-            Err(e) => return PokeResult::NotYet(format!("request failed: {e}")),
+            Err(HttpError::UnexpectedStatus { status, .. }) => {
+                return PokeResult::NotYet(format!("status {status}"));
+            }
+            Err(HttpError::BadSpec(message)) => return PokeResult::Fail(message),
+            Err(e) => return PokeResult::NotYet(e.to_string()),
         };
-        let status = response.status().as_u16();
-        let headers: BTreeMap<String, Value> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    Value::String(v.to_str().unwrap_or_default().to_string()),
-                )
-            })
-            .collect();
-        let text = match response.text().await {
-            Ok(text) => text,
-            Err(e) => return PokeResult::NotYet(format!("status {status}, body unreadable: {e}")),
-        };
-        if !http.expect_status.contains(&status) {
-            return PokeResult::NotYet(format!("status {status}"));
-        }
+        let status = response.status;
         let Some(check) = &http.response_check else {
             return PokeResult::Done(format!("status {status}"));
         };
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let text = match &response.body {
+            Value::String(text) if !response.is_json => text.clone(),
+            other => other.to_string(),
+        };
+        let json = if response.is_json {
+            response.body.clone()
+        } else {
+            Value::Null
+        };
         let mut ctx = (*http.context).clone();
         ctx.extra.insert(
             "response".into(),
-            json!({"status": status, "status_code": status, "text": text, "json": json, "headers": headers}),
+            json!({"status": status, "status_code": status, "text": text, "json": json}),
         );
         match template::eval_expr(check, &ctx) {
             Ok(value) if dag::sensor::truthy(&value) => {
@@ -403,6 +400,31 @@ impl Probes {
             Ok(_) => PokeResult::NotYet(format!("status {status}, response_check is false")),
             Err(e) => PokeResult::Fail(format!("cannot evaluate response_check '{check}': {e}")),
         }
+    }
+}
+
+/// Run the query; done when the first cell of the first row is truthy. A database that
+/// cannot be reached is "not yet"; a statement the database refuses fails the sensor.
+async fn poke_sql(connection: &Connection, sql: &str) -> PokeResult {
+    match hooks::sql::run(connection, sql, &Parameters::None, SQL_TIMEOUT).await {
+        Ok(output) => {
+            let first = output
+                .rows
+                .first()
+                .and_then(|row| row.as_object())
+                .and_then(|row| row.values().next().cloned());
+            match first {
+                Some(value) if dag::sensor::truthy(&value) => {
+                    PokeResult::Done(format!("first cell is {value}"))
+                }
+                Some(value) => PokeResult::NotYet(format!("first cell is {value}")),
+                None => PokeResult::NotYet("no rows".into()),
+            }
+        }
+        Err(e @ (SqlError::Connect { .. } | SqlError::Timeout { .. })) => {
+            PokeResult::NotYet(e.to_string())
+        }
+        Err(e) => PokeResult::Fail(e.to_string()),
     }
 }
 
@@ -514,19 +536,5 @@ mod tests {
         assert_eq!(glob_first(&pattern), Ok(Some(dir.path().join("in/b.csv"))));
         let deep = dir.path().join("**/b.csv");
         assert_eq!(glob_first(&deep), Ok(Some(dir.path().join("in/b.csv"))));
-    }
-
-    #[test]
-    fn urls_from_connections() {
-        assert_eq!(
-            base_url(&json!({"host": "api.example.com", "schema": "https", "port": 8443})),
-            "https://api.example.com:8443"
-        );
-        assert_eq!(
-            base_url(&json!({"host": "http://127.0.0.1", "port": 80})),
-            "http://127.0.0.1:80"
-        );
-        assert_eq!(join_url("http://h:1/", "/health"), "http://h:1/health");
-        assert_eq!(join_url("http://h:1", "http://x/y"), "http://x/y");
     }
 }

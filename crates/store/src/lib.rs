@@ -12,6 +12,7 @@
 
 pub mod conformance;
 mod records;
+pub mod runs;
 pub mod secrets;
 
 use std::sync::Arc;

@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub vault: std::sync::Arc<store::secrets::Vault>,
     /// Connections defined in the environment (`UPDRAFT_CONN_<ID>`), read by the caller.
     pub env_connections: Vec<store::secrets::Connection>,
+    /// SMTP server, log-link base URL and action timeout for `email` tasks and notifications.
+    pub notify: hooks::notify::NotifySettings,
 }
 
 impl WorkerConfig {
@@ -48,7 +50,13 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             vault: std::sync::Arc::new(store::secrets::Vault::clear()),
             env_connections: Vec::new(),
+            notify: hooks::notify::NotifySettings::default(),
         }
+    }
+
+    pub fn with_notify(mut self, notify: hooks::notify::NotifySettings) -> Self {
+        self.notify = notify;
+        self
     }
 
     pub fn with_vault(mut self, vault: std::sync::Arc<store::secrets::Vault>) -> Self {

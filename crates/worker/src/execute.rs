@@ -15,11 +15,13 @@ use dag::mapping::Expansion;
 use dag::retry::retry_delay_seconds;
 use dag::template::{self, TemplateContext, TemplateError};
 use dag::{Dag, PythonTask, Task, TaskKind, TaskState};
+use hooks::callbacks::{self, TryInfo, TryMoment};
 use serde_json::{Value, json};
-use store::{ClaimedTask, Finish, Store};
+use store::{ClaimedTask, Finish, LogLine, LogStream, Store};
 use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
+use crate::operators;
 use crate::process::{self, Ending, Limits, ProcessSpec};
 use crate::task_log::{TaskLog, TrackLast};
 use crate::xcom::{self, RETURN_VALUE};
@@ -38,7 +40,85 @@ const PYTHON_RUNNER: &str = include_str!("python_runner.py");
 pub async fn execute(store: Arc<dyn Store>, claimed: ClaimedTask, config: &WorkerConfig) -> Finish {
     // Nobody cancels a single direct execution; the sender stays alive so it never fires.
     let (_never, cancel) = watch::channel(false);
-    run_try(&store, &claimed, config, cancel).await
+    run_try(&store, &claimed, config, cancel).await.0
+}
+
+/// What the notifications of a finished try need, kept until its end is committed.
+pub(crate) struct Ended {
+    dag: Arc<Dag>,
+    task_id: String,
+    exception: String,
+}
+
+impl Ended {
+    /// Send the task's notifications for the committed end `state` of `claimed`'s try, and
+    /// note how each went in the try's log. Never changes any state.
+    pub(crate) async fn notify(
+        &self,
+        store: &Arc<dyn Store>,
+        claimed: &ClaimedTask,
+        config: &WorkerConfig,
+        state: TaskState,
+    ) {
+        let Some(task) = self.dag.task(&self.task_id) else {
+            return;
+        };
+        let moment = TryMoment::Ended(state);
+        if !callbacks::task_has_notifications(task, moment) {
+            return;
+        }
+        let exception = matches!(state, TaskState::Failed | TaskState::UpForRetry)
+            .then_some(self.exception.as_str());
+        notify_try(store, claimed, config, &self.dag, task, moment, exception).await;
+    }
+}
+
+/// Send a task's notifications for one moment of a try and log the reports in the try's log.
+async fn notify_try(
+    store: &Arc<dyn Store>,
+    claimed: &ClaimedTask,
+    config: &WorkerConfig,
+    dag: &Dag,
+    task: &Task,
+    moment: TryMoment,
+    exception: Option<&str>,
+) {
+    let ti = &claimed.ti;
+    let info = TryInfo {
+        map_index: ti.map_index,
+        try_number: ti.try_number,
+        max_tries: ti.max_tries,
+        hostname: Some(config.hostname.clone()),
+        exception: exception.map(str::to_string),
+    };
+    let secrets = callbacks::Secrets {
+        store: store.as_ref(),
+        vault: &config.vault,
+        env_connections: &config.env_connections,
+    };
+    let reports = callbacks::task_notifications(
+        &config.notify,
+        secrets,
+        dag,
+        task,
+        &claimed.run,
+        &info,
+        moment,
+    )
+    .await;
+    let lines: Vec<LogLine> = reports
+        .iter()
+        .map(|report| LogLine {
+            timestamp: Utc::now(),
+            stream: LogStream::System,
+            line: format!("notification {report}"),
+        })
+        .collect();
+    if !lines.is_empty()
+        && let Err(err) = store.append_log(ti.id, ti.try_number, &lines).await
+    {
+        tracing::warn!(ti = ti.id, error = %err, "could not log notification reports");
+    }
 }
 
 /// How a try went, before retries are taken into account.
@@ -57,6 +137,8 @@ pub(crate) enum Outcome {
 
 /// What a try produced.
 struct Attempt {
+    /// Why it failed, for failure notifications.
+    exception: Option<String>,
     outcome: Outcome,
     xcoms: Vec<(String, Value)>,
     /// The task, when it could be found, for its retry settings.
@@ -69,6 +151,7 @@ impl Attempt {
             outcome,
             xcoms: Vec::new(),
             task: None,
+            exception: None,
         }
     }
 }
@@ -78,10 +161,13 @@ pub(crate) async fn run_try(
     claimed: &ClaimedTask,
     config: &WorkerConfig,
     cancel: watch::Receiver<bool>,
-) -> Finish {
+) -> (Finish, Option<Ended>) {
     let ti = &claimed.ti;
     let log = TaskLog::start(store.clone(), ti.id, ti.try_number, config.log_cap_bytes);
-    let attempt = attempt(store, claimed, config, &log, cancel).await;
+    let mut attempt = attempt(store, claimed, config, &log, cancel).await;
+    if attempt.outcome != Outcome::Success && attempt.outcome != Outcome::Skipped {
+        attempt.exception = Some(log.failure_message());
+    }
     let now = Utc::now();
     let task = attempt
         .task
@@ -115,14 +201,20 @@ pub(crate) async fn run_try(
     };
     log.system(summary).await;
     log.close().await;
-    Finish {
+    let ended = attempt.task.map(|(dag, task_id)| Ended {
+        dag,
+        task_id,
+        exception: attempt.exception.unwrap_or_default(),
+    });
+    let finish = Finish {
         ti: ti.id,
         try_number: ti.try_number,
         state,
         end_date: now,
         next_retry_at,
         xcoms: attempt.xcoms,
-    }
+    };
+    (finish, ended)
 }
 
 /// A jitter in [0, 1) that is the same for the same try, so a retry's delay is reproducible.
@@ -189,9 +281,18 @@ async fn attempt(
         .await;
         return Attempt::failed(Outcome::FailedForGood);
     };
+    if callbacks::task_has_notifications(task, TryMoment::Started) {
+        notify_try(store, claimed, config, &dag, task, TryMoment::Started, None).await;
+    }
     let (outcome, xcoms) = match &task.kind {
         TaskKind::Bash { .. } | TaskKind::Python(_) => {
             run_process(store, claimed, config, &dag, task, log, cancel).await
+        }
+        TaskKind::Http { .. }
+        | TaskKind::Sql { .. }
+        | TaskKind::Email { .. }
+        | TaskKind::TriggerDag { .. } => {
+            operators::run(store, claimed, config, &dag, task, log, cancel).await
         }
         TaskKind::Empty => {
             log.system("empty task: nothing to run").await;
@@ -208,33 +309,12 @@ async fn attempt(
                 .await;
             (Outcome::FailedForGood, Vec::new())
         }
-        other => {
-            log.system(format!(
-                "task kind '{}' is not supported yet",
-                kind_name(other)
-            ))
-            .await;
-            (Outcome::FailedForGood, Vec::new())
-        }
     };
     Attempt {
         outcome,
         xcoms,
         task: Some((dag.clone(), task.task_id.clone())),
-    }
-}
-
-fn kind_name(kind: &TaskKind) -> &'static str {
-    match kind {
-        TaskKind::Bash { .. } => "bash",
-        TaskKind::Python(_) => "python",
-        TaskKind::Empty => "empty",
-        TaskKind::Switch { .. } => "switch",
-        TaskKind::Sensor(_) => "sensor",
-        TaskKind::Http { .. } => "http",
-        TaskKind::Sql { .. } => "sql",
-        TaskKind::Email { .. } => "email",
-        TaskKind::TriggerDag { .. } => "trigger_dag",
+        exception: None,
     }
 }
 
@@ -413,6 +493,9 @@ pub(crate) async fn run_process(
         kill_grace: config.kill_grace,
     };
     let finished = running.wait(limits, cancel, log).await;
+    if let Some(line) = &finished.last_stderr_line {
+        log.note_error(line.clone());
+    }
     let mut outcome = match finished.ending {
         Ending::Exited(0) => {
             log.system("task exited with code 0").await;
@@ -492,7 +575,7 @@ pub(crate) async fn run_process(
 
 /// The template context of a try. The run's XComs are read only when something of the task
 /// mentions `xcom_pull`.
-async fn context(
+pub(crate) async fn context(
     store: &dyn Store,
     config: &WorkerConfig,
     log: &TaskLog,
@@ -533,6 +616,10 @@ fn mentions(task: &Task, python_source: Option<&str>, needle: &str) -> bool {
         TaskKind::Python(py) => {
             python_source.is_some_and(|s| s.contains(needle)) || py.kwargs.values().any(in_value)
         }
+        TaskKind::Http { spec }
+        | TaskKind::Sql { spec }
+        | TaskKind::Email { spec }
+        | TaskKind::TriggerDag { spec } => in_value(spec),
         _ => false,
     };
     in_kind
@@ -545,7 +632,10 @@ fn mentions(task: &Task, python_source: Option<&str>, needle: &str) -> bool {
 
 /// The names a mapped instance binds: `expand` rendered now (its upstream is done, so it
 /// yields what the scheduler expanded), picked at this instance's map index.
-fn bind_expand(task: &Task, ctx: &TemplateContext) -> Result<BTreeMap<String, Value>, String> {
+pub(crate) fn bind_expand(
+    task: &Task,
+    ctx: &TemplateContext,
+) -> Result<BTreeMap<String, Value>, String> {
     let Ok(index) = usize::try_from(ctx.map_index) else {
         return Ok(BTreeMap::new());
     };
@@ -583,7 +673,7 @@ fn has_template(value: &Value) -> bool {
     }
 }
 
-fn render_json(value: &Value, ctx: &TemplateContext) -> Result<Value, TemplateError> {
+pub(crate) fn render_json(value: &Value, ctx: &TemplateContext) -> Result<Value, TemplateError> {
     if has_template(value) {
         template::render_value(value, ctx)
     } else {
@@ -601,7 +691,7 @@ pub(crate) fn dag_folder(dag: &Dag) -> Option<PathBuf> {
 }
 
 /// `path` as written in the DAG: relative paths are relative to the DAG file's folder.
-fn resolve(dag_folder: Option<&Path>, path: &str) -> PathBuf {
+pub(crate) fn resolve(dag_folder: Option<&Path>, path: &str) -> PathBuf {
     let path = PathBuf::from(path);
     match dag_folder {
         Some(folder) if path.is_relative() => folder.join(path),

@@ -14,6 +14,7 @@
 
 mod config;
 mod execute;
+mod operators;
 mod process;
 mod sensing;
 mod task_log;
@@ -76,8 +77,14 @@ impl Worker {
                         let config = config.clone();
                         let cancel = cancel_rx.clone();
                         running.spawn(async move {
-                            let finish = execute::run_try(&store, &task, &config, cancel).await;
-                            write_finish(store.as_ref(), &finish).await;
+                            let (finish, ended) =
+                                execute::run_try(&store, &task, &config, cancel).await;
+                            // Notifications follow the committed end, and never change it.
+                            if write_finish(store.as_ref(), &finish).await
+                                && let Some(ended) = ended
+                            {
+                                ended.notify(&store, &task, &config, finish.state).await;
+                            }
                         });
                     }
                 }
@@ -140,18 +147,19 @@ async fn claim(store: &dyn Store, config: &WorkerConfig, limit: usize) -> Vec<st
 
 /// Write a try's end, retrying briefly on store errors. If it still fails, the instance stays
 /// `running` and the scheduler's zombie detection fails it once heartbeats stop.
-async fn write_finish(store: &dyn Store, finish: &Finish) {
+/// Returns whether this end was written.
+async fn write_finish(store: &dyn Store, finish: &Finish) -> bool {
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=FINISH_ATTEMPTS {
         match store.finish_task_instance(finish).await {
-            Ok(true) => return,
+            Ok(true) => return true,
             Ok(false) => {
                 tracing::warn!(
                     ti = finish.ti,
                     try_number = finish.try_number,
                     "try was no longer running when it finished (cleared or failed as a zombie)"
                 );
-                return;
+                return false;
             }
             Err(err) if attempt < FINISH_ATTEMPTS => {
                 tracing::warn!(ti = finish.ti, error = %err, "writing a try's end failed; retrying");
@@ -164,6 +172,7 @@ async fn write_finish(store: &dyn Store, finish: &Finish) {
             }
         }
     }
+    false
 }
 
 async fn heartbeat_loop(store: Arc<dyn Store>, config: Arc<WorkerConfig>) {

@@ -77,6 +77,8 @@ pub(crate) struct Finished {
     pub ending: Ending,
     /// Last non-empty stdout line, when asked for.
     pub last_stdout_line: Option<String>,
+    /// Last non-empty stderr line: the likely error message, for failure notifications.
+    pub last_stderr_line: Option<String>,
 }
 
 /// True for variables that may carry the store's URL or credentials. Matching is by name, so
@@ -124,7 +126,7 @@ pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
     let stderr = child
         .stderr()
         .take()
-        .map(|pipe| log.read_pipe(pipe, LogStream::Stderr, TrackLast::No));
+        .map(|pipe| log.read_pipe(pipe, LogStream::Stderr, TrackLast::Yes));
     Ok(Running {
         child,
         pid,
@@ -236,7 +238,7 @@ impl Running {
         };
         // Whatever the main process left behind in its group goes with it.
         self.signal_group(libc::SIGKILL);
-        let last_stdout_line = self.drain(log).await;
+        let (last_stdout_line, last_stderr_line) = self.drain(log).await;
         let ending = match (forced, status) {
             (Some(forced), _) => forced,
             (None, Ok(status)) => ending_of(status),
@@ -249,6 +251,7 @@ impl Running {
         Finished {
             ending,
             last_stdout_line,
+            last_stderr_line,
         }
     }
 
@@ -277,7 +280,7 @@ impl Running {
     }
 
     /// Wait for both pipe readers to reach end of file; returns stdout's last line.
-    async fn drain(&mut self, log: &TaskLog) -> Option<String> {
+    async fn drain(&mut self, log: &TaskLog) -> (Option<String>, Option<String>) {
         let stdout = self.stdout.take();
         let stderr = self.stderr.take();
         let abort_stdout = stdout.as_ref().map(JoinHandle::abort_handle);
@@ -287,10 +290,11 @@ impl Running {
                 Some(handle) => handle.await.ok().flatten(),
                 None => None,
             };
-            if let Some(handle) = stderr {
-                let _ = handle.await;
-            }
-            last
+            let last_error = match stderr {
+                Some(handle) => handle.await.ok().flatten(),
+                None => None,
+            };
+            (last, last_error)
         };
         match tokio::time::timeout(DRAIN_TIMEOUT, both).await {
             Ok(last) => last,
@@ -303,7 +307,7 @@ impl Running {
                      group; stopped reading them",
                 )
                 .await;
-                None
+                (None, None)
             }
         }
     }

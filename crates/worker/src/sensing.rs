@@ -169,7 +169,12 @@ async fn render(
     }
     let folder = crate::execute::dag_folder(dag);
     let _ = task;
-    sensor::render(probe, &ctx, folder.as_deref())
+    let connections = sensor::Connections::new(
+        store.clone(),
+        config.vault.clone(),
+        config.env_connections.clone(),
+    );
+    sensor::render(probe, &ctx, folder.as_deref(), &connections).await
 }
 
 /// The instant a waiting poke ends at, for the try's summary line.

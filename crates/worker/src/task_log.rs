@@ -40,6 +40,10 @@ pub(crate) struct TaskLog {
     budget: Arc<LogBudget>,
     /// Secret values replaced by `***` in every line written from now on.
     masks: Masks,
+    /// The last line Updraft wrote and the error detail a try noted (a failing command's
+    /// last stderr line): together the `exception` failure notifications report.
+    last_system: std::sync::Mutex<Option<String>>,
+    error_detail: std::sync::Mutex<Option<String>>,
 }
 
 /// The secret values a try's log hides; set once the try's templates have loaded them.
@@ -63,17 +67,50 @@ impl TaskLog {
             writer,
             budget: Arc::new(LogBudget::new(cap_bytes)),
             masks,
+            last_system: std::sync::Mutex::new(None),
+            error_detail: std::sync::Mutex::new(None),
         }
     }
 
-    /// Hide these values (connection passwords, secret variables) in every line from now on,
-    /// longest first so that a secret containing another is hidden whole.
-    pub(crate) fn mask(&self, mut secrets: Vec<String>) {
-        secrets.retain(|s| !s.is_empty());
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
+    /// Note the detail of a failure (shown before the last system line in `exception`).
+    pub(crate) fn note_error(&self, detail: impl Into<String>) {
+        if let Ok(mut slot) = self.error_detail.lock() {
+            *slot = Some(detail.into());
+        }
+    }
+
+    /// What went wrong, as notifications report it: the noted detail and the last system
+    /// line, masked like the log.
+    pub(crate) fn failure_message(&self) -> String {
+        let last = self.last_system.lock().ok().and_then(|l| l.clone());
+        let detail = self.error_detail.lock().ok().and_then(|d| d.clone());
+        let text = match (detail, last) {
+            (Some(detail), Some(last)) => format!("{detail} ({last})"),
+            (Some(one), None) | (None, Some(one)) => one,
+            (None, None) => "unknown error".to_string(),
+        };
+        self.masked(&text)
+    }
+
+    /// `text` with the try's secrets replaced by `***`.
+    pub(crate) fn masked(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        if let Ok(masks) = self.masks.read() {
+            for secret in masks.iter() {
+                text = text.replace(secret.as_str(), "***");
+            }
+        }
+        text
+    }
+
+    /// Hide these values too (connection passwords, secret variables) in every line from now
+    /// on, longest first so that a secret containing another is hidden whole.
+    pub(crate) fn mask(&self, secrets: Vec<String>) {
         if let Ok(mut masks) = self.masks.write() {
-            *masks = secrets;
+            masks.extend(secrets);
+            masks.retain(|s| !s.is_empty());
+            masks.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            masks.dedup();
         }
     }
 
@@ -84,6 +121,9 @@ impl TaskLog {
             stream: LogStream::System,
             line: line.into(),
         };
+        if let Ok(mut last) = self.last_system.lock() {
+            *last = Some(line.line.clone());
+        }
         // The writer only stops when every sender is gone, so a failed send cannot happen
         // while `self` is alive; nothing useful could be done about it anyway.
         let _ = self.sender.send(vec![line]).await;

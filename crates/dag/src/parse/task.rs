@@ -467,7 +467,14 @@ fn parse_kind(
             p,
             block,
             &what,
-            &["dag_id", "conf", "wait_for_completion"],
+            &[
+                "dag_id",
+                "conf",
+                "wait_for_completion",
+                "poke_interval",
+                "allowed_states",
+                "failed_states",
+            ],
             &[&["dag_id"]],
         )
         .map(|spec| TaskKind::TriggerDag { spec }),
@@ -790,7 +797,7 @@ fn parse_http_probe(p: &mut Problems, v: &Node, what: &str) -> Option<HttpProbe>
             );
         }
     }
-    let mut expect_status = vec![200];
+    let mut expect_status = Vec::new();
     if let Some(n) = v.get("expect_status") {
         let items: Vec<&Node> = match n.as_seq() {
             Some(items) => items.iter().collect(),

@@ -283,13 +283,27 @@ pub fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
     )
 }
 
-/// A throw-away database holding just this DAG, unpaused.
 /// A throw-away database holding just this DAG, unpaused, with the configured database's
-/// variables, connections (still sealed) and pools, as a run there would see them.
+/// variables, connections (still sealed) and pools, as a run there would see them. The DAGs
+/// its `trigger_dag` tasks name (when the name is no template) come along, so they can run.
 pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result<Arc<dyn Store>> {
     let store = backend::temporary().await?;
     store.sync_dag(dag, hash, Utc::now()).await?;
     store.unpause_dag(&dag.dag_id).await?;
+    let mut synced = vec![dag.dag_id.clone()];
+    let mut pending = triggered_dag_ids(dag);
+    while let Some(dag_id) = pending.pop() {
+        if synced.contains(&dag_id) {
+            continue;
+        }
+        synced.push(dag_id.clone());
+        // A target that is missing or broken fails its trigger_dag task, with the reason.
+        if let Ok((target, target_hash)) = find_dag(settings, &dag_id) {
+            store.sync_dag(&target, &target_hash, Utc::now()).await?;
+            store.unpause_dag(&target.dag_id).await?;
+            pending.extend(triggered_dag_ids(&target));
+        }
+    }
     if let Some(source) = backend::open_existing(&settings.database_url).await? {
         for variable in source.list_variables().await? {
             store.set_variable(&variable).await?;
@@ -302,6 +316,19 @@ pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result
         }
     }
     Ok(store)
+}
+
+/// The literal `dag_id`s of a DAG's `trigger_dag` tasks.
+fn triggered_dag_ids(dag: &Dag) -> Vec<String> {
+    dag.tasks
+        .iter()
+        .filter_map(|task| match &task.kind {
+            dag::TaskKind::TriggerDag { spec } => spec.get("dag_id")?.as_str(),
+            _ => None,
+        })
+        .filter(|id| !id.contains("{{"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// `dags test`: one whole run in-process on a throw-away database.

@@ -68,6 +68,7 @@ pub fn scheduler_config(
 ) -> Result<SchedulerConfig> {
     Ok(SchedulerConfig::new(dags_folder)
         .with_secrets(settings.vault()?, settings.env_connections.clone())
+        .with_notify(settings.notify.clone())
         .with_rescan_interval(settings.scheduler_rescan_interval)
         .with_poll_interval(settings.scheduler_poll_interval)
         .with_zombie_threshold(settings.zombie_threshold)
@@ -79,6 +80,7 @@ pub fn worker_config(settings: &Settings) -> Result<WorkerConfig> {
     Ok(WorkerConfig::new(worker_id())
         .with_vault(settings.vault()?)
         .with_env_connections(settings.env_connections.clone())
+        .with_notify(settings.notify.clone())
         .with_queues(settings.worker_queues.clone())
         .with_concurrency(settings.worker_concurrency)
         .with_log_cap_bytes(settings.worker_log_cap_bytes)

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use dag::{RunState, TaskState};
 use scheduler::{Scheduler, SchedulerConfig, TriggerRequest};
+use store::secrets::{Connection, Vault};
 use store::{Store, TaskInstanceRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
@@ -22,6 +23,15 @@ fn start_with(
     store: Arc<dyn Store>,
     concurrency: usize,
 ) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
+    start_with_connections(store, concurrency, Vec::new())
+}
+
+/// As [`start_with`], with connections given as if from the environment.
+fn start_with_connections(
+    store: Arc<dyn Store>,
+    concurrency: usize,
+    connections: Vec<Connection>,
+) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
     let (stop, rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -32,7 +42,8 @@ fn start_with(
         Scheduler::new(
             SchedulerConfig::new(None)
                 .without_watch()
-                .with_poll_interval(Duration::from_millis(200)),
+                .with_poll_interval(Duration::from_millis(200))
+                .with_secrets(Arc::new(Vault::clear()), connections),
             s,
         )
         .run(stopped(scheduler_rx))
@@ -487,6 +498,61 @@ async fn a_waiting_sensor_survives_a_scheduler_restart() {
         assert!(
             (2.0..10.0).contains(&waited),
             "timed out {waited}s after the first poke"
+        );
+        drop_scratch(scratch).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_sensor_waits_for_a_truthy_first_cell() {
+    for (store, scratch) in stores().await {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Connection {
+            conn_id: "flags_db".into(),
+            conn_type: "sqlite".into(),
+            description: None,
+            host: Some(dir.path().join("flags.db").display().to_string()),
+            schema: None,
+            login: None,
+            password: None,
+            port: None,
+            extra: None,
+        };
+        let sql = |text: &str| {
+            let db = db.clone();
+            let text = text.to_string();
+            async move {
+                hooks::sql::run(
+                    &db,
+                    &text,
+                    &hooks::sql::Parameters::None,
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("sql")
+            }
+        };
+        sql("CREATE TABLE flags (ready INTEGER); INSERT INTO flags VALUES (0)").await;
+        let dag_id = load(
+            &*store,
+            "dag_id: sql_wait\ntasks:\n  - {id: wait, sensor: {sql: {conn_id: flags_db, sql: 'SELECT ready FROM flags'}}, poke_interval: 0.2}\n  - {id: after, bash: 'true', depends_on: [wait]}\n",
+        )
+        .await;
+        let (stop, tasks) = start_with_connections(store.clone(), 2, vec![db.clone()]);
+        let run = trigger(&*store, &dag_id).await;
+        wait_until(&*store, run, "wait", "poked twice", |ti, p| {
+            ti.state == TaskState::UpForReschedule && p.poke_count >= 2
+        })
+        .await;
+        sql("UPDATE flags SET ready = 1").await;
+        assert_eq!(wait_for_run(&*store, run).await, RunState::Success);
+        stop_all(stop, tasks).await;
+        let wait = instance(&*store, run, "wait").await;
+        assert_eq!(wait.state, TaskState::Success);
+        let lines = log_lines(&*store, &wait).await;
+        assert!(
+            lines.iter().any(|l| l.contains("first cell is 0")),
+            "{lines:?}"
         );
         drop_scratch(scratch).await;
     }

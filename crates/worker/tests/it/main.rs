@@ -593,19 +593,6 @@ async fn cwd_defaults_to_the_dag_folder() {
 }
 
 #[tokio::test]
-async fn unsupported_kinds_fail_clearly() {
-    let h = Harness::new().await;
-    let out = h
-        .run_task(&one_task("{id: t, trigger_dag: {dag_id: other}}"))
-        .await;
-    out.assert_state(TaskState::Failed);
-    assert!(out.has_line(
-        LogStream::System,
-        "task kind 'trigger_dag' is not supported yet"
-    ));
-}
-
-#[tokio::test]
 async fn sensors_poke_on_the_worker_in_poke_mode() {
     let h = Harness::new().await;
     let dir = tempfile::tempdir().expect("tempdir");
