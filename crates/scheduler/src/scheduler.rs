@@ -351,15 +351,15 @@ impl Scheduler {
                 self.notify_run_ended(graph.dag().clone(), record, state);
             }
         }
-        // Sensors of the run may have started waiting (the decision) or come back from a
-        // worker's poke (the event that led here): the sensor loop reloads the run's.
-        if graph
-            .dag()
-            .tasks
-            .iter()
-            .any(|t| matches!(t.kind, TaskKind::Sensor(_)))
-            && let Some(sensor_runs) = &self.sensor_runs
-        {
+        // Sensors of the run may have started waiting (a decision that applied something)
+        // or come back from a worker's poke (a command sensor's finish led here): the sensor
+        // loop reloads the run's. The safety poll of a run of waiting file sensors reloads
+        // nothing.
+        let reload = graph.dag().tasks.iter().any(|t| match &t.kind {
+            TaskKind::Sensor(sensor) => outcome.applied > 0 || sensor.probe.needs_worker(),
+            _ => false,
+        });
+        if reload && let Some(sensor_runs) = &self.sensor_runs {
             let _ = sensor_runs.send(run);
         }
         Ok(outcome)
