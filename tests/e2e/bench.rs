@@ -76,7 +76,10 @@ fn bench_sensors(sandbox: &Sandbox, backend: &str) {
     );
     assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
     assert!(stdout.contains("50 file sensors waiting"), "{stdout}");
-    assert!(stdout.contains("round 2:") && stdout.contains("pokes/s"), "{stdout}");
+    assert!(
+        stdout.contains("round 2:") && stdout.contains("pokes/s"),
+        "{stdout}"
+    );
     assert!(stdout.contains("peak RSS (VmHWM)"), "{stdout}");
     assert!(
         stdout.contains("run success with 50 of 50 sensors succeeded"),

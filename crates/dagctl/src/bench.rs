@@ -192,7 +192,8 @@ async fn sensors(
             args.poke_interval
         ));
     }
-    let dag = dag::parse_dag_str("bench_sensors.yaml", &yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dag =
+        dag::parse_dag_str("bench_sensors.yaml", &yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
     let version = format!("bench-{}", Utc::now().timestamp_micros());
     store.sync_dag(&dag, &version, Utc::now()).await?;
     store.unpause_dag(&dag.dag_id).await?;
@@ -204,7 +205,8 @@ async fn sensors(
         Some(engine::worker_config(settings)?),
     );
     let started = Instant::now();
-    let run = scheduler::trigger(&*store, &dag.dag_id, TriggerRequest::default(), Utc::now()).await?;
+    let run =
+        scheduler::trigger(&*store, &dag.dag_id, TriggerRequest::default(), Utc::now()).await?;
     // Every sensor waiting and poked once.
     let (mut pokes, mut waiting) = (0u64, 0usize);
     while waiting < args.count || pokes < args.count as u64 {
@@ -234,7 +236,11 @@ async fn sensors(
             "round {round}: {done} pokes in {wall:.2}s = {:.0} pokes/s; CPU {cpu:.3}s ({:.1}% of a core, {:.1} us per poke)",
             done as f64 / wall,
             100.0 * cpu / wall,
-            if done > 0 { 1e6 * cpu / done as f64 } else { f64::NAN },
+            if done > 0 {
+                1e6 * cpu / done as f64
+            } else {
+                f64::NAN
+            },
         );
         last = now;
     }
@@ -261,11 +267,13 @@ async fn sensors(
     );
     println!("peak RSS (VmHWM) overall: {}", peak_rss());
     engine.stop().await?;
-    Ok(if done.state == dag::RunState::Success && succeeded == args.count {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if done.state == dag::RunState::Success && succeeded == args.count {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// Sensors waiting now, and pokes made so far by all of them.
@@ -287,7 +295,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which may hold spaces) start at the state, field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
     (ticks(11) + ticks(12)) / 100.0
 }

@@ -83,6 +83,36 @@ pub(crate) struct SensorLoop {
     heap: BinaryHeap<Reverse<(DateTime<Utc>, i64, u32)>>,
     /// Why an entry's probe could not be rendered; its next poke fails the sensor.
     render_errors: HashMap<i64, String>,
+    /// The sensors of each DAG version seen, by task id (versions never change).
+    versions: HashMap<(String, String), Arc<VersionSensors>>,
+}
+
+/// The sensor tasks of one DAG version, for finding thousands of instances' specs at once.
+struct VersionSensors {
+    sensors: HashMap<String, Arc<Sensor>>,
+    /// The DAG file's folder, for relative file paths.
+    folder: Option<PathBuf>,
+}
+
+impl VersionSensors {
+    fn of(dag: &dag::Dag) -> VersionSensors {
+        VersionSensors {
+            sensors: dag
+                .tasks
+                .iter()
+                .filter_map(|t| match &t.kind {
+                    TaskKind::Sensor(sensor) => {
+                        Some((t.task_id.clone(), Arc::new((**sensor).clone())))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            folder: Path::new(&dag.fileloc)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+        }
+    }
 }
 
 impl SensorLoop {
@@ -99,6 +129,7 @@ impl SensorLoop {
             entries: HashMap::new(),
             heap: BinaryHeap::new(),
             render_errors: HashMap::new(),
+            versions: HashMap::new(),
         }
     }
 
@@ -177,24 +208,24 @@ impl SensorLoop {
                 self.heap.push(entry.key());
                 continue;
             }
-            let Some(dag) = self
-                .store
-                .get_dag_version(&waiting.run.dag_id, &waiting.run.version)
-                .await?
-            else {
+            let key = (waiting.run.dag_id.clone(), waiting.run.version.clone());
+            if !self.versions.contains_key(&key) {
+                let Some(dag) = self.store.get_dag_version(&key.0, &key.1).await? else {
+                    continue;
+                };
+                self.versions
+                    .insert(key.clone(), Arc::new(VersionSensors::of(&dag)));
+            }
+            let Some(version) = self.versions.get(&key) else {
                 continue;
             };
-            let Some(TaskKind::Sensor(sensor)) = dag.task(&waiting.ti.task_id).map(|t| &t.kind)
-            else {
+            let Some(sensor) = version.sensors.get(&waiting.ti.task_id) else {
                 continue;
             };
             let entry = Entry {
-                sensor: Arc::new((**sensor).clone()),
+                sensor: sensor.clone(),
                 rendered: None,
-                folder: Path::new(&dag.fileloc)
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+                folder: version.folder.clone(),
                 waiting,
             };
             self.heap.push(entry.key());
@@ -238,7 +269,18 @@ impl SensorLoop {
             outcomes.push((ti, poke.outcome));
             pokes.push(poke);
         }
-        let applied = self.store.record_pokes(&pokes).await?;
+        let applied = match self.store.record_pokes(&pokes).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Nothing was written: every sensor of the round is due again.
+                for ti in &due {
+                    if let Some(entry) = self.entries.get(ti) {
+                        self.heap.push(entry.key());
+                    }
+                }
+                return Err(e);
+            }
+        };
         for ((ti, outcome), applied) in outcomes.into_iter().zip(applied) {
             match outcome {
                 PokeOutcome::Wait { next_poke_at } if applied => {
@@ -391,6 +433,15 @@ impl SensorLoop {
                     PokeOutcome::Settle(TaskState::Failed),
                     format!("sensor failed: {message}"),
                 ),
+                // Not rendered for want of the DAG version (a store hiccup): try again later.
+                None if !sensor.probe.needs_worker() => {
+                    let next = now
+                        + chrono::Duration::milliseconds((sensor.poke_interval * 1000.0) as i64);
+                    (
+                        PokeOutcome::Wait { next_poke_at: next },
+                        format!("could not prepare the {what} probe; trying again (poke {number})"),
+                    )
+                }
                 // A command sensor: the worker pokes, unless its time is up.
                 None if progress.first_poke_at.is_some() && sensor.timed_out(elapsed) => (
                     PokeOutcome::Settle(timed_out_state),
