@@ -52,3 +52,56 @@ fn bench_runs_on_postgres() {
     sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
     check(&bench(&sandbox, "postgres"), "postgres");
 }
+
+/// `dagctl bench sensors` with a few sensors and short rounds: every sensor waits, is poked
+/// each round, and succeeds once its file exists.
+fn bench_sensors(sandbox: &Sandbox, backend: &str) {
+    let out = sandbox.run(&[
+        "bench",
+        "sensors",
+        "--backend",
+        backend,
+        "--count",
+        "50",
+        "--poke-interval",
+        "0.5",
+        "--rounds",
+        "2",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
+    assert!(stdout.contains("50 file sensors waiting"), "{stdout}");
+    assert!(
+        stdout.contains("round 2:") && stdout.contains("pokes/s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("peak RSS (VmHWM)"), "{stdout}");
+    assert!(
+        stdout.contains("run success with 50 of 50 sensors succeeded"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_sensors_runs_on_sqlite() {
+    bench_sensors(&Sandbox::new(), "sqlite");
+}
+
+#[test]
+fn bench_sensors_runs_on_postgres() {
+    let admin = std::env::var("UPDRAFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    if !reachable && std::env::var("CI").as_deref() != Ok("true") {
+        eprintln!("skipping: Postgres not reachable at {admin}; set CI=true to require it");
+        return;
+    }
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
+    bench_sensors(&sandbox, "postgres");
+}

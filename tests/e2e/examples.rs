@@ -404,3 +404,22 @@ fn data_quality_alert_mails_the_failure_with_its_log_link() {
         "{logs}"
     );
 }
+
+#[test]
+fn sensors_wait_then_release_the_report() {
+    let (result, logs) = dags_test("sensors");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {
+            "land_file": "success",
+            "wait_for_file": "success",
+            "wait_for_time": "success",
+            "wait_for_upstream": "success",
+            "wait_for_content": "success",
+            "report": "success"
+        }})
+    );
+    // The file sensor was poked by the scheduler before the file landed.
+    assert!(logs.contains("nothing matches yet (poke 1)"), "{logs}");
+    assert!(logs.contains("it is past 2024-03-01"), "{logs}");
+}

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::sensor::Sensor;
 use crate::trigger_rule::TriggerRule;
 
 /// A parsed and validated DAG. Tasks are flattened out of their groups and carry full ids.
@@ -137,9 +138,8 @@ pub enum TaskKind {
     Switch {
         cases: Vec<SwitchCase>,
     },
-    Sensor {
-        spec: Value,
-    },
+    /// Waits for something: poked by the scheduler's sensor loop, or on a worker.
+    Sensor(Box<Sensor>),
     Http {
         spec: Value,
     },
@@ -162,7 +162,14 @@ impl TaskKind {
             TaskKind::Python(_) => "PythonOperator",
             TaskKind::Empty => "EmptyOperator",
             TaskKind::Switch { .. } => "BranchOperator",
-            TaskKind::Sensor { .. } => "Sensor",
+            TaskKind::Sensor(sensor) => match sensor.probe {
+                crate::sensor::Probe::File { .. } => "FileSensor",
+                crate::sensor::Probe::Http(_) => "HttpSensor",
+                crate::sensor::Probe::Sql { .. } => "SqlSensor",
+                crate::sensor::Probe::ExternalTask(_) => "ExternalTaskSensor",
+                crate::sensor::Probe::Time { .. } => "DateTimeSensor",
+                crate::sensor::Probe::Command { .. } => "BashSensor",
+            },
             TaskKind::Http { .. } => "HttpOperator",
             TaskKind::Sql { .. } => "SQLExecuteQueryOperator",
             TaskKind::Email { .. } => "EmailOperator",

@@ -87,13 +87,20 @@ impl TaskState {
                     | UpstreamFailed
                     | Failed
                     | Removed
+                    | UpForReschedule
             ),
             Queued => matches!(to, Running | Failed | Success | Skipped | UpstreamFailed),
             Running => matches!(
                 to,
                 Success | Failed | Skipped | UpForRetry | UpForReschedule
             ),
-            UpForRetry | UpForReschedule => matches!(to, Queued | Scheduled | Failed | Skipped),
+            UpForRetry => matches!(to, Queued | Scheduled | Failed | Skipped),
+            // A sensor between pokes: poked again (staying here), queued for a worker's
+            // poke, or settled by a poke.
+            UpForReschedule => matches!(
+                to,
+                Queued | Scheduled | UpForReschedule | Success | Failed | Skipped
+            ),
             Success | Failed | Skipped | UpstreamFailed | Removed => {
                 // Marking a finished task as another finished state (mark success/failed).
                 to.is_finished()

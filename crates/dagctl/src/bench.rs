@@ -1,5 +1,7 @@
 //! `dagctl bench`: per-hop latency (upstream end → downstream start) along a chain of no-op
-//! tasks, and throughput of a wide fan-out, through the real scheduler, worker and store.
+//! tasks, and throughput of a wide fan-out, through the real scheduler, worker and store;
+//! `dagctl bench sensors`: many file sensors waiting at once (memory, CPU per poke round,
+//! time to release them all).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,6 +41,16 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         other => bail!("unknown backend '{other}': use sqlite or postgres"),
     };
     println!("backend: {}", store.backend());
+    if let Some(crate::BenchWhat::Sensors(sensor_args)) = &args.what {
+        let outcome = sensors(&settings, store.clone(), sensor_args).await;
+        drop(store);
+        if let Some((admin, url)) = scratch
+            && let Err(e) = store_postgres::drop_scratch_database(&admin, &url).await
+        {
+            eprintln!("warning: could not drop the benchmark database: {e}");
+        }
+        return outcome;
+    }
 
     let mut config = engine::worker_config(&settings)?.with_concurrency(args.concurrency);
     config = config.with_heartbeat_interval(std::time::Duration::from_secs(5));
@@ -159,4 +171,149 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// `dagctl bench sensors`: one run of `count` file sensors waiting for files that do not
+/// exist, measured over several poke rounds, then released by creating every file.
+async fn sensors(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    args: &crate::SensorBenchArgs,
+) -> Result<ExitCode> {
+    let dir = tempfile::Builder::new()
+        .prefix("updraft-bench-sensors-")
+        .tempdir()
+        .context("cannot create the folder for the sensors' files")?;
+    let mut yaml = String::from("dag_id: bench_sensors\ntasks:\n");
+    for i in 0..args.count {
+        yaml.push_str(&format!(
+            "  - {{id: s{i:05}, sensor: {{file: '{}'}}, poke_interval: {}}}\n",
+            dir.path().join(format!("f{i:05}")).display(),
+            args.poke_interval
+        ));
+    }
+    let dag =
+        dag::parse_dag_str("bench_sensors.yaml", &yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let version = format!("bench-{}", Utc::now().timestamp_micros());
+    store.sync_dag(&dag, &version, Utc::now()).await?;
+    store.unpause_dag(&dag.dag_id).await?;
+    let engine = Engine::start(
+        store.clone(),
+        engine::scheduler_config(settings, None)?
+            .without_watch()
+            .without_cron(),
+        Some(engine::worker_config(settings)?),
+    );
+    let started = Instant::now();
+    let run =
+        scheduler::trigger(&*store, &dag.dag_id, TriggerRequest::default(), Utc::now()).await?;
+    // Every sensor waiting and poked once.
+    let (mut pokes, mut waiting) = (0u64, 0usize);
+    while waiting < args.count || pokes < args.count as u64 {
+        if started.elapsed().as_secs_f64() > 120.0 + 10.0 * args.poke_interval {
+            bail!("only {waiting} of {} sensors started waiting", args.count);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        (waiting, pokes) = waiting_and_pokes(&*store).await?;
+    }
+    println!(
+        "{} file sensors waiting (up_for_reschedule) and poked once {:.2}s after the trigger; poke_interval {}s",
+        args.count,
+        started.elapsed().as_secs_f64(),
+        args.poke_interval
+    );
+    // Rounds: sample pokes and CPU once per poke interval (sampling costs one read of every
+    // waiting sensor, included in the CPU figures).
+    let mut last = (Instant::now(), cpu_seconds(), pokes);
+    for round in 1..=args.rounds {
+        tokio::time::sleep(std::time::Duration::from_secs_f64(args.poke_interval)).await;
+        let (_, total) = waiting_and_pokes(&*store).await?;
+        let now = (Instant::now(), cpu_seconds(), total);
+        let wall = now.0.duration_since(last.0).as_secs_f64();
+        let cpu = now.1 - last.1;
+        let done = now.2.saturating_sub(last.2);
+        println!(
+            "round {round}: {done} pokes in {wall:.2}s = {:.0} pokes/s; CPU {cpu:.3}s ({:.1}% of a core, {:.1} us per poke)",
+            done as f64 / wall,
+            100.0 * cpu / wall,
+            if done > 0 {
+                1e6 * cpu / done as f64
+            } else {
+                f64::NAN
+            },
+        );
+        last = now;
+    }
+    println!("peak RSS (VmHWM) while waiting: {}", peak_rss());
+    // Release: create every file, then wait for the run to succeed.
+    let released = Instant::now();
+    for i in 0..args.count {
+        std::fs::write(dir.path().join(format!("f{i:05}")), b"")
+            .context("cannot create a sensor's file")?;
+    }
+    let created = released.elapsed().as_secs_f64();
+    let done = engine::wait_for_run(&*store, run.id).await?;
+    let tis = store.task_instances(run.id).await?;
+    let succeeded = tis
+        .iter()
+        .filter(|t| t.state == dag::TaskState::Success)
+        .count();
+    println!(
+        "released: files created in {created:.2}s; run {} with {succeeded} of {} sensors succeeded {:.2}s after the first file (poke_interval {}s bounds it)",
+        done.state,
+        args.count,
+        released.elapsed().as_secs_f64(),
+        args.poke_interval
+    );
+    println!("peak RSS (VmHWM) overall: {}", peak_rss());
+    engine.stop().await?;
+    Ok(
+        if done.state == dag::RunState::Success && succeeded == args.count {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
+}
+
+/// Sensors waiting now, and pokes made so far by all of them.
+async fn waiting_and_pokes(store: &dyn Store) -> Result<(usize, u64)> {
+    let waiting = store.waiting_sensors(None).await?;
+    let pokes = waiting
+        .iter()
+        .map(|w| u64::from(w.progress.poke_count))
+        .sum();
+    Ok((waiting.len(), pokes))
+}
+
+/// User + system CPU seconds of this process, from `/proc/self/stat` (clock ticks of 1/100 s,
+/// Linux's USER_HZ).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The process's peak resident set, from `/proc/self/status`.
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }

@@ -361,10 +361,13 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// sqlite or postgres (Postgres URL from --database-url or $UPDRAFT_BENCH_POSTGRES_URL).
-    #[arg(long, default_value = "sqlite")]
+    #[arg(long, default_value = "sqlite", global = true)]
     pub backend: String,
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub database_url: Option<String>,
+    /// Another benchmark instead of the chain and fan-out.
+    #[command(subcommand)]
+    pub what: Option<BenchWhat>,
     /// Length of the chain.
     #[arg(long, default_value_t = 100)]
     pub chain: usize,
@@ -374,6 +377,25 @@ pub struct BenchArgs {
     /// Worker concurrency.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchWhat {
+    /// Many file sensors waiting at once: memory, CPU per poke round, time to release them.
+    Sensors(SensorBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SensorBenchArgs {
+    /// Sensors waiting at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub count: usize,
+    /// Their poke interval, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub poke_interval: f64,
+    /// Poke rounds to measure while they wait.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 fn main() -> ExitCode {

@@ -17,6 +17,12 @@ pub fn is_branch(task: &Task) -> bool {
     task.branch || matches!(task.kind, TaskKind::Switch { .. })
 }
 
+/// Whether the scheduler's sensor loop pokes this task (a reschedule-mode sensor of any
+/// kind but `command`): when ready it waits in `up_for_reschedule` instead of being queued.
+pub fn scheduler_pokes(task: &Task) -> bool {
+    matches!(&task.kind, TaskKind::Sensor(sensor) if sensor.poked_by_scheduler())
+}
+
 /// Whether deciding the DAG's runs needs the run's XComs: to read a branch's choice or to
 /// render a mapped task's `expand`.
 pub fn needs_xcoms(task: &Task) -> bool {
@@ -280,6 +286,9 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs<'_>) -> 
                             None => continue,
                         }
                     }
+                    // Poked by the sensor loop, first at once; it takes no worker slot and
+                    // does not count against max_active_tasks while it waits.
+                    Readiness::Run if scheduler_pokes(task) => TaskState::UpForReschedule,
                     Readiness::Run if !task.kind.needs_worker() => TaskState::Success,
                     Readiness::Run if active < max_active => {
                         active += 1;
@@ -550,6 +559,38 @@ mod tests {
         assert_eq!(
             decide(&g, &snap, &Inputs::at(Utc::now())).transitions.len(),
             2
+        );
+    }
+
+    #[test]
+    fn reschedule_sensors_wait_for_the_sensor_loop_and_others_queue() {
+        let yaml = "tasks:\n  - {id: f, sensor: {file: /x}}\n  - {id: c, sensor: {command: 'true'}}\n  - {id: p, sensor: {file: /x}, mode: poke}\n  - {id: after, bash: 'true', depends_on: [f]}\n";
+        check(
+            yaml,
+            &[],
+            &[
+                ("c", Queued),
+                ("f", TaskState::UpForReschedule),
+                ("p", Queued),
+            ],
+            None,
+        );
+        // A waiting sensor holds its downstream back, and a finished one releases it.
+        check(
+            yaml,
+            &[
+                ("f", TaskState::UpForReschedule),
+                ("c", Running),
+                ("p", Running),
+            ],
+            &[],
+            None,
+        );
+        check(
+            yaml,
+            &[("f", Success), ("c", Running), ("p", Running)],
+            &[("after", Queued)],
+            None,
         );
     }
 

@@ -6,6 +6,7 @@ pub mod dag_folder;
 pub mod decide;
 pub mod runs;
 mod scheduler;
+mod sensors;
 
 pub use dag_folder::{DagFolder, ProcessReport};
 pub use runs::{BackfillError, GraphCache, TriggerError, TriggerRequest, backfill, trigger};

@@ -11,20 +11,21 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dag::schedule;
-use dag::{RunState, RunType, Schedule, TaskState};
+use dag::{RunState, RunType, Schedule, TaskKind, TaskState};
 use hooks::callbacks::{self, TryInfo, TryMoment};
 use hooks::notify::NotifySettings;
 use store::secrets::{Connection, TemplateSecrets, Vault, load_template_secrets};
 use store::{
     Finish, LogLine, LogStream, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
 };
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::dag_folder::DagFolder;
 use crate::decide::{Inputs, decide, needs_secrets, needs_xcoms};
 use crate::runs::{GraphCache, new_run};
+use crate::sensors::{SensorConfig, SensorLoop};
 
 /// Scheduler settings. Built with [`SchedulerConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone)]
@@ -139,9 +140,34 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     graphs: GraphCache,
     dags: HashMap<String, DagState>,
+    /// Tells the sensor loop which runs' waiting sensors to reload.
+    sensor_runs: Option<mpsc::UnboundedSender<i64>>,
     /// Notifications being sent; off the loop so a slow SMTP server delays no decision, and
     /// awaited at shutdown (each action is bounded by its timeout).
     notifications: JoinSet<()>,
+}
+
+/// The sensor loop's task, stopped with the scheduler even when it returns early.
+struct SensorTask {
+    stop: watch::Sender<bool>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SensorTask {
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for SensorTask {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.abort();
+        }
+    }
 }
 
 impl Scheduler {
@@ -151,6 +177,7 @@ impl Scheduler {
             store,
             graphs: GraphCache::default(),
             dags: HashMap::new(),
+            sensor_runs: None,
             notifications: JoinSet::new(),
         }
     }
@@ -159,6 +186,21 @@ impl Scheduler {
     /// is re-evaluated at start.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SchedulerError> {
         let mut events = self.store.subscribe();
+        let (sensor_runs, sensor_rx) = mpsc::unbounded_channel();
+        let (sensor_stop, sensor_stop_rx) = watch::channel(false);
+        let sensor_loop = SensorLoop::new(
+            self.store.clone(),
+            SensorConfig {
+                reload_interval: self.config.rescan_interval,
+                vault: self.config.vault.clone(),
+                env_connections: self.config.env_connections.clone(),
+            },
+        );
+        let sensors = SensorTask {
+            stop: sensor_stop,
+            handle: Some(tokio::spawn(sensor_loop.run(sensor_rx, sensor_stop_rx))),
+        };
+        self.sensor_runs = Some(sensor_runs);
         let folder_changed = Arc::new(Notify::new());
         let _watcher = match (&self.config.dags_folder, self.config.watch) {
             (Some(folder), true) => watch(folder, folder_changed.clone()),
@@ -235,6 +277,7 @@ impl Scheduler {
             tokio::select! {
                 _ = &mut shutdown => {
                     debug!("scheduler stopping");
+                    sensors.stop().await;
                     while self.notifications.join_next().await.is_some() {}
                     return Ok(());
                 }
@@ -319,6 +362,17 @@ impl Scheduler {
             if state.is_finished() {
                 self.notify_run_ended(graph.dag().clone(), record, state);
             }
+        }
+        // Sensors of the run may have started waiting (a decision that applied something)
+        // or come back from a worker's poke (a command sensor's finish led here): the sensor
+        // loop reloads the run's. The safety poll of a run of waiting file sensors reloads
+        // nothing.
+        let reload = graph.dag().tasks.iter().any(|t| match &t.kind {
+            TaskKind::Sensor(sensor) => outcome.applied > 0 || sensor.probe.needs_worker(),
+            _ => false,
+        });
+        if reload && let Some(sensor_runs) = &self.sensor_runs {
+            let _ = sensor_runs.send(run);
         }
         Ok(outcome)
     }

@@ -9,6 +9,9 @@ UPDATE task_instances SET
     hostname = NULL,
     pid = NULL,
     worker_id = NULL,
-    heartbeat_at = NULL
+    heartbeat_at = NULL,
+    next_poke_at = NULL,
+    first_poke_at = NULL,
+    poke_count = 0
 WHERE state = 'up_for_retry' AND next_retry_at <= $1
 RETURNING run

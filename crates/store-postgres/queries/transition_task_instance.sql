@@ -1,5 +1,6 @@
--- One guarded transition decided by the scheduler. $4: the new state is `queued` (a new try
--- starts: count it, forget the previous try's process); $5: the try starts now (running or
+-- One guarded transition decided by the scheduler. $4: a new try starts (the new state is
+-- `queued`, or `up_for_reschedule` for a sensor the scheduler pokes): count it, forget the
+-- previous try's process and pokes; $5: the try starts now (running or
 -- finished); $6: the instance ends now (a finished state).
 UPDATE task_instances SET
     state = $3,
@@ -11,5 +12,8 @@ UPDATE task_instances SET
     hostname = CASE WHEN $4 THEN NULL ELSE hostname END,
     pid = CASE WHEN $4 THEN NULL ELSE pid END,
     worker_id = CASE WHEN $4 THEN NULL ELSE worker_id END,
-    heartbeat_at = CASE WHEN $4 THEN NULL ELSE heartbeat_at END
+    heartbeat_at = CASE WHEN $4 THEN NULL ELSE heartbeat_at END,
+    next_poke_at = CASE WHEN $3 = 'up_for_reschedule' THEN $7 WHEN $4 THEN NULL ELSE next_poke_at END,
+    first_poke_at = CASE WHEN $4 THEN NULL ELSE first_poke_at END,
+    poke_count = CASE WHEN $4 THEN 0 ELSE poke_count END
 WHERE id = $1 AND state = $2

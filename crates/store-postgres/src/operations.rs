@@ -15,6 +15,7 @@ use store::{
     RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
     TaskInstanceFilter, TaskInstanceRecord, UserRecord, VariableRecord, XcomKey, XcomRecord,
 };
+use store::{Poke, PokeOutcome, SensorProgress, WaitingSensor};
 use tokio::sync::broadcast;
 
 use crate::PostgresStore;
@@ -416,7 +417,7 @@ impl Store for PostgresStore {
                 .bind(transition.ti)
                 .bind(transition.from.as_str())
                 .bind(to.as_str())
-                .bind(to == TaskState::Queued)
+                .bind(to == TaskState::Queued || to == TaskState::UpForReschedule)
                 .bind(to == TaskState::Running || to.is_finished())
                 .bind(to.is_finished())
                 .bind(now)
@@ -1128,6 +1129,93 @@ impl Store for PostgresStore {
         }
         self.delete_one(query!("delete_pool"), name, "pool").await
     }
+
+    // --- sensors ---
+
+    async fn waiting_sensors(&self, run: Option<i64>) -> Result<Vec<WaitingSensor>> {
+        let found = query!("waiting_sensors")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut waiting = Vec::with_capacity(found.len());
+        for row in &found {
+            waiting.push((rows::task_instance(row)?, rows::sensor_progress(row)?));
+        }
+        let run_keys: BTreeSet<i64> = waiting.iter().map(|(ti, _)| ti.run).collect();
+        let run_keys: Vec<i64> = run_keys.into_iter().collect();
+        let runs = query!("runs_by_keys")
+            .bind(&run_keys)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|row| rows::run(row).map(|run| (run.id, run)))
+            .collect::<Result<std::collections::HashMap<_, _>>>()?;
+        Ok(waiting
+            .into_iter()
+            .filter_map(|(ti, progress)| {
+                let run = runs.get(&ti.run)?.clone();
+                Some(WaitingSensor { ti, run, progress })
+            })
+            .collect())
+    }
+
+    async fn record_pokes(&self, pokes: &[Poke]) -> Result<Vec<bool>> {
+        if pokes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut applied = Vec::with_capacity(pokes.len());
+        let mut changed = BTreeSet::new();
+        let mut queued = false;
+        for poke in pokes {
+            let (state, next_poke_at, counted) = poke_effect(poke);
+            let run: Option<i64> = query_scalar!(i64, "record_poke")
+                .bind(poke.ti)
+                .bind(i64::from(poke.try_number))
+                .bind(i64::from(poke.poke_count))
+                .bind(state.as_str())
+                .bind(poke.now)
+                .bind(next_poke_at)
+                .bind(counted)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some(run) = run else {
+                applied.push(false);
+                continue;
+            };
+            if !poke.log.is_empty() {
+                insert_log_lines(&mut tx, poke.ti, poke.try_number, &poke.log).await?;
+            }
+            if state.is_finished() {
+                changed.insert(run);
+            }
+            queued |= state == TaskState::Queued;
+            applied.push(true);
+        }
+        let mut events: Vec<StoreEvent> = changed
+            .into_iter()
+            .map(|run| StoreEvent::RunChanged { run })
+            .collect();
+        if queued {
+            events.push(StoreEvent::TasksQueued);
+        }
+        self.commit(tx, &events).await?;
+        Ok(applied)
+    }
+
+    async fn sensor_progress(&self, ti: i64) -> Result<Option<SensorProgress>> {
+        query!("sensor_progress")
+            .bind(ti)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::sensor_progress)
+            .transpose()
+    }
 }
 
 /// Append lines to a try's log inside a transaction, numbering them after the last.
@@ -1183,5 +1271,17 @@ impl PostgresStore {
             return Err(StoreError::NotFound(format!("{what} '{key}'")));
         }
         Ok(())
+    }
+}
+
+/// The state a poke moves its instance to, its next poke time, and whether it counts as a
+/// poke.
+fn poke_effect(poke: &Poke) -> (TaskState, Option<DateTime<Utc>>, bool) {
+    match poke.outcome {
+        PokeOutcome::Wait { next_poke_at } => {
+            (TaskState::UpForReschedule, Some(next_poke_at), true)
+        }
+        PokeOutcome::Settle(state) => (state, None, true),
+        PokeOutcome::Queue => (TaskState::Queued, None, false),
     }
 }

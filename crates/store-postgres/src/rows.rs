@@ -163,3 +163,12 @@ pub(crate) fn connection(row: &PgRow) -> Result<ConnectionRecord, StoreError> {
         is_encrypted: row.try_get("is_encrypted").map_err(db)?,
     })
 }
+
+/// The sensor columns of a task-instance row.
+pub(crate) fn sensor_progress(row: &PgRow) -> Result<store::SensorProgress, StoreError> {
+    Ok(store::SensorProgress {
+        next_poke_at: get(row, "next_poke_at")?,
+        first_poke_at: get(row, "first_poke_at")?,
+        poke_count: get_u32(row, "poke_count")?,
+    })
+}

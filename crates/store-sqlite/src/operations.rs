@@ -15,6 +15,7 @@ use store::{
     RunRecord, RunSnapshot, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
     TaskInstanceFilter, TaskInstanceRecord, UserRecord, VariableRecord, XcomKey, XcomRecord,
 };
+use store::{Poke, PokeOutcome, SensorProgress, WaitingSensor};
 use tokio::sync::broadcast;
 
 use crate::SqliteStore;
@@ -379,7 +380,7 @@ impl Store for SqliteStore {
                 .bind(transition.ti)
                 .bind(transition.from.as_str())
                 .bind(to.as_str())
-                .bind(to == TaskState::Queued)
+                .bind(to == TaskState::Queued || to == TaskState::UpForReschedule)
                 .bind(to == TaskState::Running || to.is_finished())
                 .bind(to.is_finished())
                 .bind(micros(now))
@@ -1072,6 +1073,93 @@ impl Store for SqliteStore {
         }
         self.delete_one(query!("delete_pool"), name, "pool").await
     }
+
+    // --- sensors ---
+
+    async fn waiting_sensors(&self, run: Option<i64>) -> Result<Vec<WaitingSensor>> {
+        let found = query!("waiting_sensors")
+            .bind(run)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?;
+        let mut waiting = Vec::with_capacity(found.len());
+        for row in &found {
+            waiting.push((rows::task_instance(row)?, rows::sensor_progress(row)?));
+        }
+        let run_keys: BTreeSet<i64> = waiting.iter().map(|(ti, _)| ti.run).collect();
+        let run_keys =
+            serde_json::to_string(&run_keys).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let runs = query!("runs_by_keys")
+            .bind(&run_keys)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db)?
+            .iter()
+            .map(|row| rows::run(row).map(|run| (run.id, run)))
+            .collect::<Result<std::collections::HashMap<_, _>>>()?;
+        Ok(waiting
+            .into_iter()
+            .filter_map(|(ti, progress)| {
+                let run = runs.get(&ti.run)?.clone();
+                Some(WaitingSensor { ti, run, progress })
+            })
+            .collect())
+    }
+
+    async fn record_pokes(&self, pokes: &[Poke]) -> Result<Vec<bool>> {
+        if pokes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        let mut applied = Vec::with_capacity(pokes.len());
+        let mut changed = BTreeSet::new();
+        let mut queued = false;
+        for poke in pokes {
+            let (state, next_poke_at, counted) = poke_effect(poke);
+            let run: Option<i64> = query_scalar!(i64, "record_poke")
+                .bind(poke.ti)
+                .bind(i64::from(poke.try_number))
+                .bind(i64::from(poke.poke_count))
+                .bind(state.as_str())
+                .bind(micros(poke.now))
+                .bind(opt_micros(next_poke_at))
+                .bind(counted)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            let Some(run) = run else {
+                applied.push(false);
+                continue;
+            };
+            if !poke.log.is_empty() {
+                insert_log_lines(&mut tx, poke.ti, poke.try_number, &poke.log).await?;
+            }
+            if state.is_finished() {
+                changed.insert(run);
+            }
+            queued |= state == TaskState::Queued;
+            applied.push(true);
+        }
+        tx.commit().await.map_err(db)?;
+        for run in changed {
+            self.emit(StoreEvent::RunChanged { run });
+        }
+        if queued {
+            self.emit(StoreEvent::TasksQueued);
+        }
+        Ok(applied)
+    }
+
+    async fn sensor_progress(&self, ti: i64) -> Result<Option<SensorProgress>> {
+        query!("sensor_progress")
+            .bind(ti)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db)?
+            .as_ref()
+            .map(rows::sensor_progress)
+            .transpose()
+    }
 }
 
 /// A run with its task instances and the count of running runs of its DAG, read on `conn`
@@ -1170,5 +1258,17 @@ impl SqliteStore {
             return Err(StoreError::NotFound(format!("{what} '{key}'")));
         }
         Ok(())
+    }
+}
+
+/// The state a poke moves its instance to, its next poke time, and whether it counts as a
+/// poke.
+fn poke_effect(poke: &Poke) -> (TaskState, Option<DateTime<Utc>>, bool) {
+    match poke.outcome {
+        PokeOutcome::Wait { next_poke_at } => {
+            (TaskState::UpForReschedule, Some(next_poke_at), true)
+        }
+        PokeOutcome::Settle(state) => (state, None, true),
+        PokeOutcome::Queue => (TaskState::Queued, None, false),
     }
 }

@@ -17,8 +17,8 @@ use serde_json::json;
 
 use crate::{
     Claim, ClaimedTask, DecidedLog, DecidedXcom, Expansion, Finish, LogLine, LogStream, NewRun,
-    NewTaskInstance, NewUser, PoolRecord, RunDecision, RunFilter, RunSnapshot, SnapshotXcoms,
-    Store, StoreError, StoreEvent, Transition, XcomKey,
+    NewTaskInstance, NewUser, Poke, PokeOutcome, PoolRecord, RunDecision, RunFilter, RunSnapshot,
+    SnapshotXcoms, Store, StoreError, StoreEvent, Transition, XcomKey,
 };
 
 /// Async clean-up a backend runs after a case (dropping its test database, say).
@@ -94,6 +94,9 @@ macro_rules! store_conformance {
             hand_set_states_reopen_and_sweep,
             clear_task_instances_resets_and_requeues_run,
             delete_dag_and_run_and_heartbeats,
+            sensors_wait_poke_and_settle_guarded,
+            sensors_queue_for_a_worker_and_reschedule_on_finish,
+            concurrent_pokers_apply_each_poke_once,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1925,4 +1928,314 @@ pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
         Some(at(12))
     );
     assert_eq!(store.latest_heartbeat("worker").await.expect("hb"), None);
+}
+
+// --- sensors ----------------------------------------------------------------------------------
+
+/// A run of a one-task DAG whose task a decision set waiting as a sensor at `now`; returns
+/// (run, ti).
+async fn waiting_sensor(store: &dyn Store, run_id: &str, now: DateTime<Utc>) -> (i64, i64) {
+    let dag = chain_dag("sensing", &["wait"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let run = store
+        .create_run(&new_run(&dag, run_id, at(0)))
+        .await
+        .expect("create_run")
+        .expect("new run");
+    let wait = |snapshot: &RunSnapshot| RunDecision {
+        run_state: Some(RunState::Running),
+        transitions: snapshot
+            .task_instances
+            .iter()
+            .filter(|ti| ti.state == TaskState::None)
+            .map(|ti| Transition {
+                ti: ti.id,
+                from: TaskState::None,
+                to: TaskState::UpForReschedule,
+            })
+            .collect(),
+        ..RunDecision::default()
+    };
+    let outcome = store
+        .schedule_run(run.id, now, SnapshotXcoms::Omitted, &wait)
+        .await
+        .expect("schedule_run");
+    assert_eq!(outcome.applied, 1);
+    assert_eq!(outcome.queued, 0, "a waiting sensor is not queued");
+    let ti = store.task_instances(run.id).await.expect("tis")[0].id;
+    (run.id, ti)
+}
+
+fn poke(
+    ti: i64,
+    try_number: u32,
+    poke_count: u32,
+    now: DateTime<Utc>,
+    outcome: PokeOutcome,
+) -> Poke {
+    Poke {
+        ti,
+        try_number,
+        poke_count,
+        now,
+        outcome,
+        log: vec![LogLine {
+            timestamp: now,
+            stream: LogStream::System,
+            line: format!("poke {}", poke_count + 1),
+        }],
+    }
+}
+
+pub async fn sensors_wait_poke_and_settle_guarded(store: Arc<dyn Store>) {
+    let (run, ti) = waiting_sensor(&*store, "s1", at(10)).await;
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!(got.state, TaskState::UpForReschedule);
+    assert_eq!(got.try_number, 1, "waiting starts try 1");
+    let progress = store
+        .sensor_progress(ti)
+        .await
+        .expect("progress")
+        .expect("ti");
+    assert_eq!(
+        progress,
+        crate::SensorProgress {
+            next_poke_at: Some(at(10)),
+            first_poke_at: None,
+            poke_count: 0
+        }
+    );
+    let waiting = store.waiting_sensors(None).await.expect("waiting");
+    assert_eq!(waiting.len(), 1);
+    assert_eq!((waiting[0].ti.id, waiting[0].run.id), (ti, run));
+    assert_eq!(waiting[0].run.run_id, "s1");
+    assert_eq!(
+        store
+            .waiting_sensors(Some(run + 1000))
+            .await
+            .expect("none")
+            .len(),
+        0
+    );
+
+    // First poke: not yet. The first poke is remembered, the count goes up.
+    let applied = store
+        .record_pokes(&[poke(
+            ti,
+            1,
+            0,
+            at(11),
+            PokeOutcome::Wait {
+                next_poke_at: at(16),
+            },
+        )])
+        .await
+        .expect("poke");
+    assert_eq!(applied, [true]);
+    // The same poke again (a second scheduler that saw count 0): its guard fails.
+    let applied = store
+        .record_pokes(&[poke(
+            ti,
+            1,
+            0,
+            at(12),
+            PokeOutcome::Settle(TaskState::Success),
+        )])
+        .await
+        .expect("stale poke");
+    assert_eq!(applied, [false]);
+    // A poke of another try changes nothing either.
+    let applied = store
+        .record_pokes(&[poke(
+            ti,
+            2,
+            1,
+            at(12),
+            PokeOutcome::Settle(TaskState::Success),
+        )])
+        .await
+        .expect("wrong try");
+    assert_eq!(applied, [false]);
+    let progress = store
+        .sensor_progress(ti)
+        .await
+        .expect("progress")
+        .expect("ti");
+    assert_eq!(
+        progress,
+        crate::SensorProgress {
+            next_poke_at: Some(at(16)),
+            first_poke_at: Some(at(11)),
+            poke_count: 1
+        }
+    );
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!(got.state, TaskState::UpForReschedule);
+    assert_eq!(got.start_date, Some(at(11)));
+
+    // Second poke: done. The run is announced, the log has both lines.
+    let mut events = store.subscribe();
+    let applied = store
+        .record_pokes(&[poke(
+            ti,
+            1,
+            1,
+            at(16),
+            PokeOutcome::Settle(TaskState::Success),
+        )])
+        .await
+        .expect("settle");
+    assert_eq!(applied, [true]);
+    assert_eq!(
+        next_event(&mut events).await,
+        StoreEvent::RunChanged { run }
+    );
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!(got.state, TaskState::Success);
+    assert_eq!(got.end_date, Some(at(16)));
+    assert_eq!(got.try_number, 1);
+    let progress = store
+        .sensor_progress(ti)
+        .await
+        .expect("progress")
+        .expect("ti");
+    assert_eq!(progress.first_poke_at, Some(at(11)), "kept for the record");
+    assert_eq!(progress.poke_count, 2);
+    assert_eq!(progress.next_poke_at, None);
+    let lines: Vec<String> = store
+        .read_log(ti, 1, 0, 100)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert_eq!(
+        lines,
+        ["poke 1", "poke 2"],
+        "only applied pokes write their line"
+    );
+    assert!(
+        store
+            .waiting_sensors(None)
+            .await
+            .expect("waiting")
+            .is_empty()
+    );
+    assert_eq!(
+        store.sensor_progress(ti + 1000).await.expect("missing"),
+        None
+    );
+}
+
+pub async fn sensors_queue_for_a_worker_and_reschedule_on_finish(store: Arc<dyn Store>) {
+    let (_run, ti) = waiting_sensor(&*store, "s2", at(10)).await;
+    // Hand the poke to a worker: queued, same try, not counted as a poke.
+    let mut events = store.subscribe();
+    let applied = store
+        .record_pokes(&[Poke {
+            log: Vec::new(),
+            ..poke(ti, 1, 0, at(11), PokeOutcome::Queue)
+        }])
+        .await
+        .expect("queue");
+    assert_eq!(applied, [true]);
+    assert_eq!(next_event(&mut events).await, StoreEvent::TasksQueued);
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!((got.state, got.try_number), (TaskState::Queued, 1));
+    assert_eq!(got.queued_at, Some(at(11)));
+
+    // The worker pokes and it is not there yet: up_for_reschedule with the next poke time.
+    let claimed = store
+        .claim_task_instances(&claim("w", &["default"], 10, at(12)))
+        .await
+        .expect("claim");
+    assert!(claimed.iter().any(|c| c.ti.id == ti));
+    let finished = store
+        .finish_task_instance(&Finish {
+            next_retry_at: Some(at(20)),
+            ..finish(ti, 1, TaskState::UpForReschedule, at(13))
+        })
+        .await
+        .expect("finish");
+    assert!(finished);
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!((got.state, got.try_number), (TaskState::UpForReschedule, 1));
+    assert_eq!(got.next_retry_at, None, "a reschedule is not a retry");
+    assert_eq!(got.end_date, None, "a waiting sensor has not ended");
+    let progress = store
+        .sensor_progress(ti)
+        .await
+        .expect("progress")
+        .expect("ti");
+    assert_eq!(
+        progress,
+        crate::SensorProgress {
+            next_poke_at: Some(at(20)),
+            first_poke_at: Some(at(12)),
+            poke_count: 1
+        },
+        "the worker's poke counts and its start is the first poke"
+    );
+
+    // Second round: queued, claimed, and this time it fails for good (timed out).
+    store
+        .record_pokes(&[poke(ti, 1, 1, at(20), PokeOutcome::Queue)])
+        .await
+        .expect("queue again");
+    store
+        .claim_task_instances(&claim("w", &["default"], 10, at(21)))
+        .await
+        .expect("claim again");
+    let progress = store
+        .sensor_progress(ti)
+        .await
+        .expect("progress")
+        .expect("ti");
+    assert_eq!(
+        progress.first_poke_at,
+        Some(at(12)),
+        "kept across reschedules"
+    );
+    assert!(
+        store
+            .finish_task_instance(&finish(ti, 1, TaskState::Failed, at(22)))
+            .await
+            .expect("finish")
+    );
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!(got.state, TaskState::Failed);
+    assert_eq!(got.end_date, Some(at(22)));
+}
+
+pub async fn concurrent_pokers_apply_each_poke_once(store: Arc<dyn Store>) {
+    let mut tis = Vec::new();
+    for i in 0..20 {
+        tis.push(waiting_sensor(&*store, &format!("c{i}"), at(10)).await.1);
+    }
+    let pokes = |state: TaskState| -> Vec<Poke> {
+        tis.iter()
+            .map(|&ti| poke(ti, 1, 0, at(11), PokeOutcome::Settle(state)))
+            .collect()
+    };
+    let (succeed, skip) = (pokes(TaskState::Success), pokes(TaskState::Skipped));
+    let (a, b) = tokio::join!(store.record_pokes(&succeed), store.record_pokes(&skip));
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    for i in 0..tis.len() {
+        assert!(a[i] ^ b[i], "poke {i} applied by exactly one poker");
+        let got = store
+            .get_task_instance(tis[i])
+            .await
+            .expect("get")
+            .expect("ti");
+        let expected = if a[i] {
+            TaskState::Success
+        } else {
+            TaskState::Skipped
+        };
+        assert_eq!(got.state, expected);
+        assert_eq!(
+            store.read_log(tis[i], 1, 0, 10).await.expect("log").len(),
+            1
+        );
+    }
 }

@@ -323,4 +323,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete a user; a missing one is `NotFound`.
     async fn delete_user(&self, username: &str) -> Result<()>;
+
+    // --- sensors ---
+
+    /// Sensor instances waiting between pokes (`up_for_reschedule`) with their runs, of one
+    /// run or of all, soonest poke first.
+    async fn waiting_sensors(&self, run: Option<i64>) -> Result<Vec<WaitingSensor>>;
+
+    /// Apply pokes, each guarded by `up_for_reschedule`, its try number and poke count, all in
+    /// one transaction; a poke whose guard failed changes nothing (another scheduler poked
+    /// first, or the instance was cleared). Returns, per poke, whether it applied. Emits
+    /// `RunChanged` for runs whose sensors settled and `TasksQueued` if any was queued.
+    async fn record_pokes(&self, pokes: &[Poke]) -> Result<Vec<bool>>;
+
+    /// A sensor instance's progress in its current try (`None`: no such instance).
+    async fn sensor_progress(&self, ti: i64) -> Result<Option<SensorProgress>>;
 }

@@ -461,3 +461,50 @@ pub struct StateCounts {
     /// (queue, queued instances).
     pub queued_by_queue: Vec<(String, i64)>,
 }
+
+// --- sensors ---
+
+/// Where a sensor instance stands in its current try.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorProgress {
+    /// When the next poke is due (set while `up_for_reschedule`).
+    pub next_poke_at: Option<DateTime<Utc>>,
+    /// The first poke of the try: `timeout` is measured from it, across reschedules.
+    pub first_poke_at: Option<DateTime<Utc>>,
+    /// Pokes of the try so far.
+    pub poke_count: u32,
+}
+
+/// A sensor instance between pokes (`up_for_reschedule`), with its run.
+#[derive(Debug, Clone)]
+pub struct WaitingSensor {
+    pub ti: TaskInstanceRecord,
+    pub run: RunRecord,
+    pub progress: SensorProgress,
+}
+
+/// One poke of a waiting sensor, applied only if the instance is still waiting at this try
+/// and poke count.
+#[derive(Debug, Clone)]
+pub struct Poke {
+    pub ti: i64,
+    pub try_number: u32,
+    /// The poke count the poker saw (the guard).
+    pub poke_count: u32,
+    pub now: DateTime<Utc>,
+    pub outcome: PokeOutcome,
+    /// Lines for the try's log, written with the poke.
+    pub log: Vec<LogLine>,
+}
+
+/// What a poke leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PokeOutcome {
+    /// Not yet: poke again at this time (stays `up_for_reschedule`).
+    Wait { next_poke_at: DateTime<Utc> },
+    /// Settled: `success`, `failed` (timed out, or an error no retry can fix) or `skipped`.
+    Settle(TaskState),
+    /// The poke runs on a worker (a `command` sensor): queued, keeping its try number. Not
+    /// counted as a poke here; the worker's finish counts it.
+    Queue,
+}

@@ -129,8 +129,10 @@ pub(crate) enum Outcome {
     /// Failed; retried if tries remain.
     Failed,
     /// Failed in a way no retry can fix (an unsupported task kind, a task missing from its
-    /// DAG version).
+    /// DAG version), or a sensor that timed out.
     FailedForGood,
+    /// A sensor that is not done yet: `up_for_reschedule` until its next poke, slot freed.
+    Reschedule(DateTime<Utc>),
 }
 
 /// What a try produced.
@@ -173,6 +175,7 @@ pub(crate) async fn run_try(
         .and_then(|(dag, task_id)| dag.task(task_id));
     let (state, next_retry_at) = match attempt.outcome {
         Outcome::Success => (TaskState::Success, None),
+        Outcome::Reschedule(at) => (TaskState::UpForReschedule, Some(at)),
         Outcome::Skipped => (TaskState::Skipped, None),
         Outcome::Failed if ti.try_number <= ti.max_tries => {
             let delay = task
@@ -184,6 +187,10 @@ pub(crate) async fn run_try(
         Outcome::Failed | Outcome::FailedForGood => (TaskState::Failed, None),
     };
     let summary = match next_retry_at {
+        Some(at) if state == TaskState::UpForReschedule => format!(
+            "not done yet; up for reschedule, next poke at {}",
+            crate::sensing::describe_next(at)
+        ),
         Some(at) => format!(
             "try {} of {} failed; up for retry at {}",
             ti.try_number,
@@ -291,19 +298,15 @@ async fn attempt(
             log.system("empty task: nothing to run").await;
             (Outcome::Success, Vec::new())
         }
+        TaskKind::Sensor(sensor) => {
+            crate::sensing::run_sensor(store, claimed, config, &dag, task, sensor, log, cancel)
+                .await
+        }
         TaskKind::Switch { .. } => {
             // The scheduler evaluates switches; succeeding here would follow no branch on
             // purpose, so a switch reaching a worker is reported as the bug it is.
             log.system("switch tasks are decided by the scheduler, not by a worker")
                 .await;
-            (Outcome::FailedForGood, Vec::new())
-        }
-        other => {
-            log.system(format!(
-                "task kind '{}' is not supported yet",
-                kind_name(other)
-            ))
-            .await;
             (Outcome::FailedForGood, Vec::new())
         }
     };
@@ -315,22 +318,8 @@ async fn attempt(
     }
 }
 
-fn kind_name(kind: &TaskKind) -> &'static str {
-    match kind {
-        TaskKind::Bash { .. } => "bash",
-        TaskKind::Python(_) => "python",
-        TaskKind::Empty => "empty",
-        TaskKind::Switch { .. } => "switch",
-        TaskKind::Sensor { .. } => "sensor",
-        TaskKind::Http { .. } => "http",
-        TaskKind::Sql { .. } => "sql",
-        TaskKind::Email { .. } => "email",
-        TaskKind::TriggerDag { .. } => "trigger_dag",
-    }
-}
-
 /// A `bash` or `python` try: render, spawn, wait, and collect XComs.
-async fn run_process(
+pub(crate) async fn run_process(
     store: &Arc<dyn Store>,
     claimed: &ClaimedTask,
     config: &WorkerConfig,

@@ -16,6 +16,7 @@ mod config;
 mod execute;
 mod operators;
 mod process;
+mod sensing;
 mod task_log;
 pub mod xcom;
 

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::check::{self, Problems, Single};
 use super::node::{Kind, Node, Pos};
 use crate::model::{PythonTask, SwitchCase, Task, TaskKind};
+use crate::sensor::{ExternalTaskProbe, HttpProbe, Probe, Sensor, SensorMode};
 use crate::trigger_rule::TriggerRule;
 
 /// The keys that say what a task runs; a task has exactly one.
@@ -160,7 +161,8 @@ pub(crate) fn parse_task(
     };
 
     let (kind, switch_targets) = parse_kind(p, entry, &look, &label);
-    let is_sensor = matches!(kind, Some(TaskKind::Sensor { .. }));
+    // A sensor whose block has errors is still a sensor: its options are not misplaced.
+    let is_sensor = matches!(kind, Some(TaskKind::Sensor(_))) || entry.get("sensor").is_some();
     if !is_sensor {
         for key in SENSOR_KEYS {
             if let Some((k, _)) = entry
@@ -428,7 +430,7 @@ fn parse_kind(
             let (cases, targets) = parse_switch(p, block, &what);
             return (Some(TaskKind::Switch { cases }), targets);
         }
-        "sensor" => parse_sensor(p, block, look, &what).map(|spec| TaskKind::Sensor { spec }),
+        "sensor" => parse_sensor(p, block, look, &what).map(|s| TaskKind::Sensor(Box::new(s))),
         "http" => spec(
             p,
             block,
@@ -627,15 +629,15 @@ fn parse_switch(
     (cases, targets)
 }
 
-/// The sensor block with the task-level sensor options folded in, defaults applied:
-/// `poke_interval` 60 s, `timeout` 7 days (Airflow's), `mode` reschedule, `soft_fail` and
-/// `exponential_backoff` false. Durations are stored as seconds.
+/// The sensor block, typed, with the task-level sensor options folded in and defaults
+/// applied: `poke_interval` 60 s, `timeout` 7 days (Airflow's), `mode` reschedule,
+/// `soft_fail` and `exponential_backoff` false.
 fn parse_sensor(
     p: &mut Problems,
     block: &Node,
     look: &Lookup<'_, '_>,
     what: &str,
-) -> Option<Value> {
+) -> Option<Sensor> {
     const WHAT_KEYS: [&str; 6] = ["file", "http", "sql", "external_task", "time", "command"];
     check::map(p, block, what)?;
     let mut keys: Vec<&str> = WHAT_KEYS.to_vec();
@@ -659,31 +661,54 @@ fn parse_sensor(
             ),
         );
     }
+    let mut probe = None;
     for key in &present {
         let Some(v) = block.get(key) else { continue };
         let sub = format!("'{key}' of {what}");
-        match *key {
-            "file" | "command" => {
-                check::string(p, v, &sub);
+        let parsed = match *key {
+            "file" => check::string(p, v, &sub).map(|path| Probe::File { path }),
+            "command" => check::string(p, v, &sub).map(|command| Probe::Command { command }),
+            "http" => parse_http_probe(p, v, &sub).map(Probe::Http),
+            "sql" => {
+                sub_spec(p, v, &sub, &["conn_id", "sql"], "sql");
+                if v.as_map().is_some() && v.get("conn_id").is_none() {
+                    p.add(v.pos, format!("{sub} needs 'conn_id'"));
+                }
+                let field = |p: &mut Problems, name: &str| {
+                    v.get(name)
+                        .and_then(|n| check::string(p, n, &format!("'{name}' of {sub}")))
+                };
+                match (field(p, "conn_id"), field(p, "sql")) {
+                    (Some(conn_id), Some(sql)) => Some(Probe::Sql { conn_id, sql }),
+                    _ => None,
+                }
             }
-            "http" => sub_spec(
-                p,
-                v,
-                &sub,
-                &["url", "method", "expect_status", "response_check"],
-                "url",
-            ),
-            "sql" => sub_spec(p, v, &sub, &["conn_id", "sql"], "sql"),
             "external_task" => {
-                sub_spec(p, v, &sub, &["dag_id", "task_id", "logical_date"], "dag_id")
+                sub_spec(p, v, &sub, &["dag_id", "task_id", "logical_date"], "dag_id");
+                let field = |p: &mut Problems, name: &str| {
+                    v.get(name)
+                        .and_then(|n| check::string(p, n, &format!("'{name}' of {sub}")))
+                };
+                let dag_id = field(p, "dag_id");
+                let task_id = field(p, "task_id");
+                let logical_date = field(p, "logical_date");
+                dag_id.map(|dag_id| {
+                    Probe::ExternalTask(ExternalTaskProbe {
+                        dag_id,
+                        task_id,
+                        logical_date,
+                    })
+                })
             }
-            _ => sub_spec(p, v, &sub, &["after"], "after"),
-        }
+            _ => {
+                sub_spec(p, v, &sub, &["after"], "after");
+                v.get("after")
+                    .and_then(|n| check::string(p, n, &format!("'after' of {sub}")))
+                    .map(|after| Probe::Time { after })
+            }
+        };
+        probe = probe.or(parsed);
     }
-    let mut spec: Map<String, Value> = match block.to_json() {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
     // Sensor options may sit in the block, on the task, or in default_args; the block's own
     // value wins over the task's, which wins over the defaults.
     let option = |key: &str| {
@@ -692,33 +717,125 @@ fn parse_sensor(
             .map(|v| (v, format!("'{key}' of {what}")))
             .or_else(|| look.get(key))
     };
-    let seconds = |key: &str, default: f64, p: &mut Problems| -> Value {
-        let parsed = option(key).and_then(|(v, w)| check::duration(p, v, &w));
-        serde_json::Number::from_f64(parsed.unwrap_or(default)).map_or(Value::Null, Value::Number)
+    let seconds = |key: &str, default: f64, p: &mut Problems| -> f64 {
+        option(key)
+            .and_then(|(v, w)| check::duration(p, v, &w))
+            .unwrap_or(default)
     };
-    spec.insert("poke_interval".into(), seconds("poke_interval", 60.0, p));
-    spec.insert("timeout".into(), seconds("timeout", 7.0 * 86_400.0, p));
-    let mut mode = "reschedule".to_string();
+    let poke_interval = seconds("poke_interval", 60.0, p);
+    let timeout = seconds("timeout", 7.0 * 86_400.0, p);
+    let mut mode = SensorMode::Reschedule;
     if let Some((v, w)) = option("mode")
         && let Some(m) = check::string(p, v, &w)
     {
-        if m == "poke" || m == "reschedule" {
-            mode = m;
-        } else {
-            p.add(
+        match m.as_str() {
+            "poke" => mode = SensorMode::Poke,
+            "reschedule" => mode = SensorMode::Reschedule,
+            _ => p.add(
                 v.pos,
                 format!("{w} must be 'poke' or 'reschedule', got '{m}'"),
+            ),
+        }
+    }
+    let flag = |key: &str, p: &mut Problems| {
+        option(key)
+            .and_then(|(v, w)| check::boolean(p, v, &w))
+            .unwrap_or(false)
+    };
+    let soft_fail = flag("soft_fail", p);
+    let exponential_backoff = flag("exponential_backoff", p);
+    Some(Sensor {
+        probe: probe?,
+        poke_interval,
+        timeout,
+        mode,
+        soft_fail,
+        exponential_backoff,
+    })
+}
+
+/// `http: {url, method, expect_status, response_check, conn_id, headers}`.
+fn parse_http_probe(p: &mut Problems, v: &Node, what: &str) -> Option<HttpProbe> {
+    const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    check::map(p, v, what)?;
+    check::known_keys(
+        p,
+        v,
+        &[
+            "url",
+            "method",
+            "expect_status",
+            "response_check",
+            "conn_id",
+            "headers",
+        ],
+        what,
+    );
+    let text = |p: &mut Problems, name: &str| {
+        v.get(name)
+            .and_then(|n| check::opt_string(p, n, &format!("'{name}' of {what}")))
+    };
+    let url = text(p, "url");
+    let conn_id = text(p, "conn_id");
+    if url.is_none() && conn_id.is_none() {
+        p.add(v.pos, format!("{what} needs 'url' or 'conn_id'"));
+    }
+    let mut method = "GET".to_string();
+    if let Some(n) = v.get("method")
+        && let Some(m) = check::string(p, n, &format!("'method' of {what}"))
+    {
+        let upper = m.to_ascii_uppercase();
+        if METHODS.contains(&upper.as_str()) {
+            method = upper;
+        } else {
+            p.add(
+                n.pos,
+                format!(
+                    "'method' of {what} must be one of {}, got '{m}'",
+                    METHODS.join(", ")
+                ),
             );
         }
     }
-    spec.insert("mode".into(), Value::String(mode));
-    for key in ["soft_fail", "exponential_backoff"] {
-        let flag = option(key)
-            .and_then(|(v, w)| check::boolean(p, v, &w))
-            .unwrap_or(false);
-        spec.insert(key.into(), Value::Bool(flag));
+    let mut expect_status = Vec::new();
+    if let Some(n) = v.get("expect_status") {
+        let items: Vec<&Node> = match n.as_seq() {
+            Some(items) => items.iter().collect(),
+            None => vec![n],
+        };
+        let mut codes = Vec::new();
+        for item in items {
+            match &item.kind {
+                Kind::Number(num)
+                    if num
+                        .as_u64()
+                        .is_some_and(|c| (100..=599).contains(&c)) =>
+                {
+                    codes.push(num.as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(200));
+                }
+                _ => p.add(
+                    item.pos,
+                    format!("'expect_status' of {what} must be an HTTP status code (100-599) or a list of them"),
+                ),
+            }
+        }
+        if !codes.is_empty() {
+            expect_status = codes;
+        }
     }
-    Some(Value::Object(spec))
+    let response_check = text(p, "response_check");
+    let mut headers = BTreeMap::new();
+    if let Some(n) = v.get("headers") {
+        headers = parse_env(p, n, &format!("'headers' of {what}"));
+    }
+    Some(HttpProbe {
+        url: url.unwrap_or_default(),
+        method,
+        expect_status,
+        response_check,
+        conn_id,
+        headers,
+    })
 }
 
 fn sub_spec(p: &mut Problems, node: &Node, what: &str, keys: &[&str], required: &str) {

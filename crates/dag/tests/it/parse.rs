@@ -139,12 +139,17 @@ fn the_contract_example_parses_with_defaults() {
         other => panic!("expected switch, got {other:?}"),
     }
     match &dag.task("wait_for_sales_file").expect("sensor").kind {
-        TaskKind::Sensor { spec } => {
-            assert_eq!(spec["file"], "/data/sales/{{ ds }}.csv");
-            assert_eq!(spec["poke_interval"], 60.0);
-            assert_eq!(spec["timeout"], 3600.0);
-            assert_eq!(spec["mode"], "reschedule");
-            assert_eq!(spec["soft_fail"], false);
+        TaskKind::Sensor(sensor) => {
+            assert_eq!(
+                sensor.probe,
+                dag::Probe::File {
+                    path: "/data/sales/{{ ds }}.csv".into()
+                }
+            );
+            assert_eq!(sensor.poke_interval, 60.0);
+            assert_eq!(sensor.timeout, 3600.0);
+            assert_eq!(sensor.mode, dag::SensorMode::Reschedule);
+            assert!(!sensor.soft_fail);
         }
         other => panic!("expected sensor, got {other:?}"),
     }
@@ -593,6 +598,94 @@ fn every_problem_is_reported() {
             "1:1: unknown key 'schedul'",
             "3:31: 'retries' in task 'a'",
             "4:35: unknown task 'zz'",
+        ],
+    );
+}
+
+#[test]
+fn sensors_are_typed_with_options_folded_in() {
+    use dag::sensor::{ExternalTaskProbe, HttpProbe};
+    use dag::{Probe, SensorMode};
+    let dag = ok(
+        "s.yaml",
+        r#"default_args: {poke_interval: 5s}
+tasks:
+  - id: f
+    sensor: {file: "/in/{{ ds }}.csv", mode: poke, timeout: 1m}
+  - id: h
+    sensor:
+      http: {url: "http://x/health", expect_status: [200, 204], response_check: "response.json.ready", headers: {A: b}}
+    soft_fail: true
+    exponential_backoff: true
+  - {id: q, sensor: {sql: {conn_id: db, sql: "select 1"}}}
+  - {id: e, sensor: {external_task: {dag_id: other, task_id: load}}}
+  - {id: t, sensor: {time: {after: "{{ data_interval_end }}"}}, poke_interval: 2s}
+  - {id: c, sensor: {command: "test -s out.csv"}}
+"#,
+    );
+    let sensor = |id: &str| match &dag.task(id).expect("task").kind {
+        TaskKind::Sensor(s) => (**s).clone(),
+        other => panic!("{id}: expected a sensor, got {other:?}"),
+    };
+    let f = sensor("f");
+    assert_eq!(f.mode, SensorMode::Poke);
+    assert_eq!((f.poke_interval, f.timeout), (5.0, 60.0));
+    let h = sensor("h");
+    assert!(h.soft_fail && h.exponential_backoff);
+    assert_eq!(h.timeout, 7.0 * 86_400.0);
+    assert_eq!(
+        h.probe,
+        Probe::Http(HttpProbe {
+            url: "http://x/health".into(),
+            method: "GET".into(),
+            expect_status: vec![200, 204],
+            response_check: Some("response.json.ready".into()),
+            conn_id: None,
+            headers: [("A".to_string(), "b".to_string())].into(),
+        })
+    );
+    assert_eq!(
+        sensor("q").probe,
+        Probe::Sql {
+            conn_id: "db".into(),
+            sql: "select 1".into()
+        }
+    );
+    assert_eq!(
+        sensor("e").probe,
+        Probe::ExternalTask(ExternalTaskProbe {
+            dag_id: "other".into(),
+            task_id: Some("load".into()),
+            logical_date: None,
+        })
+    );
+    assert_eq!(sensor("t").poke_interval, 2.0);
+    assert!(sensor("c").probe.needs_worker());
+    assert!(!sensor("c").poked_by_scheduler());
+    assert!(sensor("t").poked_by_scheduler());
+    assert!(!sensor("f").poked_by_scheduler());
+}
+
+#[test]
+fn sensor_errors_are_located() {
+    yaml_err(
+        r#"tasks:
+  - {id: a, sensor: {file: f, mode: sometimes}}
+  - {id: b, sensor: {http: {method: FETCH}}}
+  - {id: c, sensor: {sql: {sql: "select 1"}}}
+  - {id: d, sensor: {time: {}}, poke_interval: soon}
+  - {id: e, sensor: {http: {url: u, expect_status: 42}}}
+  - {id: f, sensor: {external_task: {task_id: x}}}
+"#,
+        &[
+            "2:37: 'mode' of 'sensor' in task 'a' must be 'poke' or 'reschedule', got 'sometimes'",
+            "3:28: 'http' of 'sensor' in task 'b' needs 'url' or 'conn_id'",
+            "3:37: 'method' of 'http' of 'sensor' in task 'b' must be one of",
+            "4:27: 'sql' of 'sensor' in task 'c' needs 'conn_id'",
+            "5:28: 'time' of 'sensor' in task 'd' needs 'after'",
+            "5:48: 'poke_interval' in task 'd': invalid duration 'soon'",
+            "6:52: 'expect_status' of 'http' of 'sensor' in task 'e' must be an HTTP status code",
+            "7:37: 'external_task' of 'sensor' in task 'f' needs 'dag_id'",
         ],
     );
 }

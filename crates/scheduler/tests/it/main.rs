@@ -13,6 +13,8 @@ use store::{RunFilter, Store, StoreEvent};
 use tokio::sync::watch;
 use worker::{Worker, WorkerConfig};
 
+mod sensors;
+
 /// A store to run a case on, with the (admin URL, database URL) of a Postgres scratch
 /// database to drop afterwards.
 type Backend = (Arc<dyn Store>, Option<(String, String)>);

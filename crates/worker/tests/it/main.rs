@@ -593,13 +593,38 @@ async fn cwd_defaults_to_the_dag_folder() {
 }
 
 #[tokio::test]
-async fn unsupported_kinds_fail_clearly() {
+async fn sensors_poke_on_the_worker_in_poke_mode() {
     let h = Harness::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let present = dir.path().join("present");
+    std::fs::write(&present, "x").expect("write");
+    // A file sensor that never sees its file times out into skipped with soft_fail, after
+    // several pokes, each logged.
     let out = h
-        .run_task(&one_task("{id: t, sensor: {file: /nonexistent}}"))
+        .run_task(&one_task(&format!(
+            "{{id: t, sensor: {{file: '{}'}}, mode: poke, poke_interval: 0.1, timeout: 0.5, soft_fail: true}}",
+            dir.path().join("missing").display()
+        )))
+        .await;
+    out.assert_state(TaskState::Skipped);
+    assert!(out.has_line(LogStream::System, "not there yet (poke 2)"));
+    assert!(out.has_line(LogStream::System, "timed out after"));
+    let out = h
+        .run_task(&one_task(&format!(
+            "{{id: t, sensor: {{file: '{}'}}, mode: poke}}",
+            present.display()
+        )))
+        .await;
+    out.assert_state(TaskState::Success);
+    assert!(out.has_line(LogStream::System, "done"));
+    // A command sensor that never succeeds fails without retry when it times out.
+    let out = h
+        .run_task(&one_task(
+            "{id: t, sensor: {command: 'exit 3'}, mode: poke, poke_interval: 0.1, timeout: 0.3, retries: 2}",
+        ))
         .await;
     out.assert_state(TaskState::Failed);
-    assert!(out.has_line(LogStream::System, "task kind 'sensor' is not supported yet"));
+    assert!(out.has_line(LogStream::System, "poking command: not yet (poke 1)"));
 }
 
 #[tokio::test]

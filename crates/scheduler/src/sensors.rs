@@ -1,0 +1,480 @@
+//! The sensor loop: pokes every waiting (`up_for_reschedule`) sensor when its time comes, on
+//! the scheduler, with no worker process, so thousands can wait at once.
+//!
+//! Why it is shaped so: waiting sensors sit in a min-heap keyed by their next poke time, each
+//! with its probe rendered once per try. Due sensors are poked together with bounded
+//! concurrency, and the round's results are written in one store call of guarded pokes
+//! ([`Store::record_pokes`]). A sensor that is done becomes `success` in that write, whose
+//! `RunChanged` event makes the scheduler decide the run at once, so its downstream starts
+//! within milliseconds. A `command` sensor's turn is handed to a worker (`queued`); the
+//! worker's finish brings it back here (`up_for_reschedule`) if it is not done.
+//!
+//! The loop keeps nothing the database does not have: it loads every waiting sensor at start
+//! (so a restart resumes, with `timeout` still measured from the stored first poke), the
+//! scheduler tells it which runs to reload, and a periodic full reload finds sensors other
+//! schedulers set waiting. Several loops on one Postgres may poke the same sensor; the guard
+//! on its poke count lets exactly one poke apply.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use dag::sensor::{Sensor, next_poke_delay};
+use dag::{TaskKind, TaskState};
+use futures::StreamExt;
+use sensor::{Connections, PokeResult, Probes, Rendered};
+use store::secrets::{Connection, Vault, load_template_secrets};
+use store::{LogLine, LogStream, Poke, PokeOutcome, Store, StoreError, WaitingSensor};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, warn};
+
+/// Probes in flight at once (HTTP and SQL probes wait on the network).
+const MAX_CONCURRENT_PROBES: usize = 64;
+
+/// Most pokes written in one store call.
+const MAX_POKES_PER_ROUND: usize = 5000;
+
+/// What the sensor loop needs from the scheduler's configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct SensorConfig {
+    /// Full reload of waiting sensors, for those other schedulers set waiting.
+    pub reload_interval: Duration,
+    pub vault: Arc<Vault>,
+    pub env_connections: Vec<Connection>,
+}
+
+/// One waiting sensor.
+struct Entry {
+    waiting: WaitingSensor,
+    sensor: Arc<Sensor>,
+    /// The probe rendered for this try; `None` until the first poke needs it.
+    rendered: Option<Arc<Rendered>>,
+    /// The DAG file's folder, for relative file paths.
+    folder: Option<PathBuf>,
+}
+
+impl Entry {
+    fn due(&self) -> DateTime<Utc> {
+        self.waiting
+            .progress
+            .next_poke_at
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The heap key: a popped key whose poke count is stale is skipped (lazy deletion).
+    fn key(&self) -> Reverse<(DateTime<Utc>, i64, u32)> {
+        Reverse((
+            self.due(),
+            self.waiting.ti.id,
+            self.waiting.progress.poke_count,
+        ))
+    }
+}
+
+pub(crate) struct SensorLoop {
+    store: Arc<dyn Store>,
+    config: SensorConfig,
+    probes: Probes,
+    connections: Connections,
+    entries: HashMap<i64, Entry>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, i64, u32)>>,
+    /// Why an entry's probe could not be rendered; its next poke fails the sensor.
+    render_errors: HashMap<i64, String>,
+    /// The sensors of each DAG version seen, by task id (versions never change).
+    versions: HashMap<(String, String), Arc<VersionSensors>>,
+}
+
+/// The sensor tasks of one DAG version, for finding thousands of instances' specs at once.
+struct VersionSensors {
+    sensors: HashMap<String, Arc<Sensor>>,
+    /// The DAG file's folder, for relative file paths.
+    folder: Option<PathBuf>,
+}
+
+impl VersionSensors {
+    fn of(dag: &dag::Dag) -> VersionSensors {
+        VersionSensors {
+            sensors: dag
+                .tasks
+                .iter()
+                .filter_map(|t| match &t.kind {
+                    TaskKind::Sensor(sensor) => {
+                        Some((t.task_id.clone(), Arc::new((**sensor).clone())))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            folder: Path::new(&dag.fileloc)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+        }
+    }
+}
+
+impl SensorLoop {
+    pub(crate) fn new(store: Arc<dyn Store>, config: SensorConfig) -> SensorLoop {
+        SensorLoop {
+            probes: Probes::new(store.clone()),
+            connections: Connections::new(
+                store.clone(),
+                config.vault.clone(),
+                config.env_connections.clone(),
+            ),
+            store,
+            config,
+            entries: HashMap::new(),
+            heap: BinaryHeap::new(),
+            render_errors: HashMap::new(),
+            versions: HashMap::new(),
+        }
+    }
+
+    /// Poke until `stop` says so. `runs` names runs whose waiting sensors may have changed.
+    /// Store errors are logged and retried on the next round, never fatal.
+    pub(crate) async fn run(
+        mut self,
+        mut runs: mpsc::UnboundedReceiver<i64>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut next_reload = Utc::now();
+        loop {
+            let now = Utc::now();
+            if now >= next_reload {
+                if let Err(e) = self.load(None).await {
+                    warn!(error = %e, "cannot load waiting sensors");
+                }
+                next_reload = now
+                    + chrono::Duration::from_std(self.config.reload_interval)
+                        .unwrap_or(chrono::Duration::seconds(30));
+            }
+            if let Err(e) = self.poke_due(Utc::now()).await {
+                warn!(error = %e, "sensor pokes could not be written; retrying");
+                // The entries stay; back off a little so a failing store is not hammered.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let mut deadline = next_reload;
+            if let Some(Reverse((due, _, _))) = self.heap.peek() {
+                deadline = deadline.min(*due);
+            }
+            let sleep = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return;
+                    }
+                }
+                run = runs.recv() => {
+                    let Some(run) = run else { return };
+                    let mut changed = vec![run];
+                    while let Ok(run) = runs.try_recv() {
+                        changed.push(run);
+                    }
+                    changed.sort_unstable();
+                    changed.dedup();
+                    for run in changed {
+                        if let Err(e) = self.load(Some(run)).await {
+                            warn!(run, error = %e, "cannot load the run's waiting sensors");
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    /// (Re)load waiting sensors of one run, or of all; entries whose instance moved on are
+    /// dropped when their run is reloaded.
+    async fn load(&mut self, run: Option<i64>) -> Result<(), StoreError> {
+        let waiting = self.store.waiting_sensors(run).await?;
+        let fresh: std::collections::HashSet<i64> = waiting.iter().map(|w| w.ti.id).collect();
+        self.entries.retain(|ti, entry| {
+            run.is_some_and(|r| entry.waiting.ti.run != r) || fresh.contains(ti)
+        });
+        for waiting in waiting {
+            let id = waiting.ti.id;
+            if let Some(entry) = self.entries.get_mut(&id) {
+                let same_try = entry.waiting.ti.try_number == waiting.ti.try_number;
+                if same_try && entry.waiting.progress == waiting.progress {
+                    continue;
+                }
+                if !same_try {
+                    entry.rendered = None;
+                }
+                entry.waiting = waiting;
+                self.heap.push(entry.key());
+                continue;
+            }
+            let key = (waiting.run.dag_id.clone(), waiting.run.version.clone());
+            if !self.versions.contains_key(&key) {
+                let Some(dag) = self.store.get_dag_version(&key.0, &key.1).await? else {
+                    continue;
+                };
+                self.versions
+                    .insert(key.clone(), Arc::new(VersionSensors::of(&dag)));
+            }
+            let Some(version) = self.versions.get(&key) else {
+                continue;
+            };
+            let Some(sensor) = version.sensors.get(&waiting.ti.task_id) else {
+                continue;
+            };
+            let entry = Entry {
+                sensor: sensor.clone(),
+                rendered: None,
+                folder: version.folder.clone(),
+                waiting,
+            };
+            self.heap.push(entry.key());
+            self.entries.insert(id, entry);
+        }
+        Ok(())
+    }
+
+    /// Poke every sensor that is due and write the results.
+    async fn poke_due(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut due = Vec::new();
+        while let Some(Reverse((at, ti, pokes))) = self.heap.peek().copied() {
+            if at > now || due.len() >= MAX_POKES_PER_ROUND {
+                break;
+            }
+            self.heap.pop();
+            let current = self
+                .entries
+                .get(&ti)
+                .is_some_and(|e| e.waiting.progress.poke_count == pokes && e.due() == at);
+            if current {
+                due.push(ti);
+            }
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        due.sort_unstable();
+        due.dedup();
+        for &ti in &due {
+            self.render(ti).await;
+        }
+        let mut pokes = Vec::with_capacity(due.len());
+        let mut outcomes = Vec::with_capacity(due.len());
+        let results = self.poke_all(&due, now).await;
+        for (ti, result) in due.iter().copied().zip(results) {
+            let Some(entry) = self.entries.get(&ti) else {
+                continue;
+            };
+            let poke = self.decide_poke(entry, result, now);
+            outcomes.push((ti, poke.outcome));
+            pokes.push(poke);
+        }
+        let applied = match self.store.record_pokes(&pokes).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Nothing was written: every sensor of the round is due again.
+                for ti in &due {
+                    if let Some(entry) = self.entries.get(ti) {
+                        self.heap.push(entry.key());
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for ((ti, outcome), applied) in outcomes.into_iter().zip(applied) {
+            match outcome {
+                PokeOutcome::Wait { next_poke_at } if applied => {
+                    if let Some(entry) = self.entries.get_mut(&ti) {
+                        let progress = &mut entry.waiting.progress;
+                        progress.first_poke_at.get_or_insert(now);
+                        progress.poke_count += 1;
+                        progress.next_poke_at = Some(next_poke_at);
+                        self.heap.push(entry.key());
+                    }
+                }
+                _ => {
+                    // Settled, handed to a worker, or changed by someone else: either way
+                    // not waiting here any more (a reload brings it back if it waits).
+                    self.entries.remove(&ti);
+                    self.render_errors.remove(&ti);
+                }
+            }
+        }
+        debug!(pokes = pokes.len(), "sensor round");
+        Ok(())
+    }
+
+    /// Poke the given sensors with bounded concurrency; results in the order given. `None`
+    /// for sensors that poke on a worker or could not be rendered.
+    async fn poke_all(&self, due: &[i64], now: DateTime<Utc>) -> Vec<Option<PokeResult>> {
+        let probes = &self.probes;
+        let entries = &self.entries;
+        futures::stream::iter(due.iter().copied())
+            .map(|ti| async move {
+                let rendered = entries.get(&ti)?.rendered.clone()?;
+                if matches!(*rendered, Rendered::Command) {
+                    return None;
+                }
+                Some(probes.poke(&rendered, now).await)
+            })
+            .buffered(MAX_CONCURRENT_PROBES)
+            .collect()
+            .await
+    }
+
+    /// Render an entry's probe for its try, once. A template error is kept as a failed
+    /// render (the entry's `rendered` stays `None`, and the poke fails the sensor).
+    async fn render(&mut self, ti: i64) {
+        let Some(entry) = self.entries.get(&ti) else {
+            return;
+        };
+        if entry.rendered.is_some() {
+            return;
+        }
+        let waiting = &entry.waiting;
+        let Ok(Some(dag)) = self
+            .store
+            .get_dag_version(&waiting.run.dag_id, &waiting.run.version)
+            .await
+        else {
+            return;
+        };
+        let mut ctx = waiting.run.template_context(
+            &dag,
+            &waiting.ti.task_id,
+            waiting.ti.map_index,
+            waiting.ti.try_number,
+            &[],
+        );
+        if probe_reads_secrets(&entry.sensor) {
+            match load_template_secrets(
+                &*self.store,
+                &self.config.vault,
+                &self.config.env_connections,
+            )
+            .await
+            {
+                Ok(secrets) => {
+                    ctx.variables = secrets.variables;
+                    ctx.connections = secrets.connections;
+                }
+                Err(e) => warn!(error = %e, "cannot open variables and connections for a sensor"),
+            }
+        }
+        let rendered = sensor::render(
+            &entry.sensor.probe,
+            &ctx,
+            entry.folder.as_deref(),
+            &self.connections,
+        )
+        .await;
+        if let Some(entry) = self.entries.get_mut(&ti) {
+            match rendered {
+                Ok(rendered) => entry.rendered = Some(Arc::new(rendered)),
+                Err(message) => {
+                    entry.rendered = None;
+                    self.render_errors.insert(ti, message);
+                }
+            }
+        }
+    }
+
+    /// The poke to write for one sensor and what its probe found.
+    fn decide_poke(&self, entry: &Entry, result: Option<PokeResult>, now: DateTime<Utc>) -> Poke {
+        let waiting = &entry.waiting;
+        let sensor = &entry.sensor;
+        let progress = waiting.progress;
+        let number = progress.poke_count + 1;
+        let first = progress.first_poke_at.unwrap_or(now);
+        let elapsed = (now - first).as_seconds_f64().max(0.0);
+        let what = entry
+            .rendered
+            .as_ref()
+            .map_or_else(|| sensor.probe.name().to_string(), |r| r.describe());
+        let timed_out_state = if sensor.soft_fail {
+            TaskState::Skipped
+        } else {
+            TaskState::Failed
+        };
+        let (outcome, line) = match result {
+            Some(PokeResult::Done(message)) => (
+                PokeOutcome::Settle(TaskState::Success),
+                format!("poking {what}: done, {message} (poke {number})"),
+            ),
+            Some(PokeResult::Fail(message)) => (
+                PokeOutcome::Settle(TaskState::Failed),
+                format!("poking {what}: sensor failed: {message} (poke {number})"),
+            ),
+            Some(PokeResult::NotYet(message)) if sensor.timed_out(elapsed) => (
+                PokeOutcome::Settle(timed_out_state),
+                format!(
+                    "poking {what}: {message} (poke {number}); timed out after {:.0}s (timeout {:.0}s): {}",
+                    elapsed, sensor.timeout, timed_out_state
+                ),
+            ),
+            Some(PokeResult::NotYet(message)) => {
+                let delay = next_poke_delay(
+                    sensor,
+                    number,
+                    elapsed,
+                    sensor::jitter(waiting.ti.id, number),
+                );
+                let next = now + chrono::Duration::milliseconds((delay * 1000.0) as i64);
+                (
+                    PokeOutcome::Wait { next_poke_at: next },
+                    format!(
+                        "poking {what}: {message} (poke {number}); next poke at {}",
+                        next.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ),
+                )
+            }
+            None => match self.render_errors.get(&waiting.ti.id) {
+                Some(message) => (
+                    PokeOutcome::Settle(TaskState::Failed),
+                    format!("sensor failed: {message}"),
+                ),
+                // Not rendered for want of the DAG version (a store hiccup): try again later.
+                None if !sensor.probe.needs_worker() => {
+                    let next = now
+                        + chrono::Duration::milliseconds((sensor.poke_interval * 1000.0) as i64);
+                    (
+                        PokeOutcome::Wait { next_poke_at: next },
+                        format!("could not prepare the {what} probe; trying again (poke {number})"),
+                    )
+                }
+                // A command sensor: the worker pokes, unless its time is up.
+                None if progress.first_poke_at.is_some() && sensor.timed_out(elapsed) => (
+                    PokeOutcome::Settle(timed_out_state),
+                    format!(
+                        "{what} sensor timed out after {:.0}s (timeout {:.0}s): {}",
+                        elapsed, sensor.timeout, timed_out_state
+                    ),
+                ),
+                None => (PokeOutcome::Queue, String::new()),
+            },
+        };
+        let log = if line.is_empty() {
+            Vec::new()
+        } else {
+            vec![LogLine {
+                timestamp: now,
+                stream: LogStream::System,
+                line,
+            }]
+        };
+        Poke {
+            ti: waiting.ti.id,
+            try_number: waiting.ti.try_number,
+            poke_count: progress.poke_count,
+            now,
+            outcome,
+            log,
+        }
+    }
+}
+
+/// Whether a probe's templates or connection need variables and connections opened.
+fn probe_reads_secrets(sensor: &Sensor) -> bool {
+    let text = serde_json::to_string(&sensor.probe).unwrap_or_default();
+    text.contains("var.") || text.contains("conn.") || text.contains("\"conn_id\":\"")
+}
