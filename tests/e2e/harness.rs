@@ -121,6 +121,40 @@ impl Sandbox {
         );
     }
 
+    /// Start an `api-server` alone (no scheduler or worker) on this sandbox's database, with an
+    /// Admin user made by `users create`, and log the client commands in to it.
+    pub fn api_server_logged_in(&mut self) -> Server {
+        let created = self.run_with_input(
+            &[
+                "users",
+                "create",
+                "--username",
+                "ops",
+                "--role",
+                "Admin",
+                "--password-stdin",
+            ],
+            "ops-password\n",
+        );
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let api = self.server(&["api-server", "--port", "0"]);
+        self.set("UPDRAFT_SERVER", &format!("http://{}", api.address));
+        let login = self.run_with_input(
+            &["login", "--username", "ops", "--password-stdin"],
+            "ops-password\n",
+        );
+        assert!(
+            login.status.success(),
+            "{}",
+            String::from_utf8_lossy(&login.stderr)
+        );
+        api
+    }
+
     /// Start standalone and log in to it.
     pub fn standalone_logged_in(&mut self) -> Server {
         let server = self.standalone();

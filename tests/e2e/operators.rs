@@ -79,12 +79,15 @@ fn http_tasks_against_a_loopback_server() {
             .replace("CLOSED", &closed_port().to_string())
             .replace("SILENT", &silent_port.to_string()),
     );
+    // Variables are set through the API; `tasks test` then copies them into its scratch run.
+    let api = sandbox.api_server_logged_in();
     let set = sandbox.run(&["variables", "set", "api_url", &server.url()]);
     assert!(
         set.status.success(),
         "{}",
         String::from_utf8_lossy(&set.stderr)
     );
+    api.kill();
 
     let (result, _) = task_test(&sandbox, "http_calls", "get_json");
     assert_eq!(result["state"], "success", "{result}");

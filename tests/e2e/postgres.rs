@@ -61,34 +61,7 @@ fn scheduler_and_worker_processes_share_postgres() {
         .stderr(Stdio::null())
         .spawn()
         .expect("worker");
-    let created = sandbox.run_with_input(
-        &[
-            "users",
-            "create",
-            "--username",
-            "ops",
-            "--role",
-            "Admin",
-            "--password-stdin",
-        ],
-        "ops-password\n",
-    );
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let api = sandbox.server(&["api-server", "--port", "0"]);
-    sandbox.set("UPDRAFT_SERVER", &format!("http://{}", api.address));
-    let login = sandbox.run_with_input(
-        &["login", "--username", "ops", "--password-stdin"],
-        "ops-password\n",
-    );
-    assert!(
-        login.status.success(),
-        "{}",
-        String::from_utf8_lossy(&login.stderr)
-    );
+    let api = sandbox.api_server_logged_in();
     wait_for("DAGs parsed", Duration::from_secs(30), || {
         sandbox
             .run(&["dags", "list-runs", "task_groups"])
@@ -146,6 +119,7 @@ fn trigger_dag_and_alert_mail_across_processes_on_postgres() {
         .stderr(Stdio::null())
         .spawn()
         .expect("worker");
+    let api = sandbox.api_server_logged_in();
     wait_for("DAGs parsed", Duration::from_secs(30), || {
         let parsed = |dag: &str| sandbox.run(&["dags", "list-runs", dag]).status.success();
         (parsed("trigger_hello") && parsed("hello") && parsed("data_quality_alert")).then_some(())
@@ -171,6 +145,7 @@ fn trigger_dag_and_alert_mail_across_processes_on_postgres() {
         },
     );
     let mail = smtp.wait_for_message("the alert mail", |m| m.subject().contains("failed for"));
+    api.kill();
     let _ = scheduler.kill();
     let _ = worker.kill();
     let _ = scheduler.wait();
