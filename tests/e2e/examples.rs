@@ -307,7 +307,7 @@ fn http_api_calls_the_connection_and_passes_json_on() {
     assert!(ok, "{result}\n{logs}");
     assert_eq!(
         result,
-        json!({"state": "success", "tasks": {"fetch_items": "success", "post_summary": "success", "report": "success"}})
+        json!({"state": "success", "tasks": {"wait_for_api": "success", "fetch_items": "success", "post_summary": "success", "report": "success"}})
     );
     assert!(
         logs.contains(r#"posted {"count": "3", "day": "2024-03-01"}"#),
@@ -325,6 +325,11 @@ fn sql_report_loads_and_reads_back_rows() {
     );
     let (result, logs, ok) = dags_test_env(&sandbox, "sql_report");
     assert!(ok, "{result}\n{logs}");
+    assert_eq!(result["tasks"]["wait_for_rows"], "success", "{result}");
+    assert!(
+        logs.contains("first cell is 2"),
+        "the sql sensor saw the rows: {logs}"
+    );
     assert!(
         logs.contains(
             r#"report [{"amount": 120.5, "region": "north"}, {"amount": 80.25, "region": "south"}]"#
