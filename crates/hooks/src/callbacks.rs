@@ -73,6 +73,30 @@ fn mentions_secrets(actions: &[Value]) -> bool {
     })
 }
 
+/// Append what notifications reported to a try's log, one system line each. A failed write
+/// is logged, never raised: notifications never change a task's state.
+pub async fn log_reports(
+    store: &dyn store::Store,
+    ti: i64,
+    try_number: u32,
+    reports: &[ActionReport],
+) {
+    if reports.is_empty() {
+        return;
+    }
+    let lines: Vec<store::LogLine> = reports
+        .iter()
+        .map(|report| store::LogLine {
+            timestamp: chrono::Utc::now(),
+            stream: store::LogStream::System,
+            line: format!("notification {report}"),
+        })
+        .collect();
+    if let Err(err) = store.append_log(ti, try_number, &lines).await {
+        tracing::warn!(ti, error = %err, "could not log notification reports");
+    }
+}
+
 /// Send what `task` asks for at `moment` of try `info` of `run`.
 pub async fn task_notifications(
     settings: &NotifySettings,

@@ -670,17 +670,7 @@ impl Scheduler {
                 moment,
             )
             .await;
-            let lines: Vec<LogLine> = reports
-                .iter()
-                .map(|report| LogLine {
-                    timestamp: Utc::now(),
-                    stream: LogStream::System,
-                    line: format!("notification {report}"),
-                })
-                .collect();
-            if let Err(e) = store.append_log(ti.id, ti.try_number, &lines).await {
-                warn!(error = %e, "could not log notification reports");
-            }
+            callbacks::log_reports(store.as_ref(), ti.id, ti.try_number, &reports).await;
         });
         Ok(())
     }

@@ -17,7 +17,7 @@ use dag::template::{self, TemplateContext, TemplateError};
 use dag::{Dag, PythonTask, Task, TaskKind, TaskState};
 use hooks::callbacks::{self, TryInfo, TryMoment};
 use serde_json::{Value, json};
-use store::{ClaimedTask, Finish, LogLine, LogStream, Store};
+use store::{ClaimedTask, Finish, Store};
 use tokio::sync::watch;
 
 use crate::config::WorkerConfig;
@@ -106,19 +106,7 @@ async fn notify_try(
         moment,
     )
     .await;
-    let lines: Vec<LogLine> = reports
-        .iter()
-        .map(|report| LogLine {
-            timestamp: Utc::now(),
-            stream: LogStream::System,
-            line: format!("notification {report}"),
-        })
-        .collect();
-    if !lines.is_empty()
-        && let Err(err) = store.append_log(ti.id, ti.try_number, &lines).await
-    {
-        tracing::warn!(ti = ti.id, error = %err, "could not log notification reports");
-    }
+    callbacks::log_reports(store.as_ref(), ti.id, ti.try_number, &reports).await;
 }
 
 /// How a try went, before retries are taken into account.
