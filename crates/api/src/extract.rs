@@ -142,6 +142,17 @@ impl QueryPairs {
     }
 }
 
+/// An integer path segment (`map_index`, `try_number`, …); anything else is a 422 naming it.
+pub fn path_int<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::invalid(
+            &["path", name],
+            "Input should be a valid integer",
+            "int_parsing",
+        )
+    })
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {

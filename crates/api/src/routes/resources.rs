@@ -11,10 +11,24 @@ use store::{ConnectionRecord, PoolRecord, VariableRecord};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryPairs, like, order};
+use crate::extract::{Body, QueryPairs, like, order, path_int};
 use crate::models::*;
 
 const MASK: &str = "***";
+
+fn variable_missing(key: &str) -> ApiError {
+    ApiError::not_found(format!("The Variable with key: `{key}` was not found"))
+}
+
+fn connection_missing(conn_id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "The Connection with connection_id: `{conn_id}` was not found"
+    ))
+}
+
+fn pool_missing(name: &str) -> ApiError {
+    ApiError::not_found(format!("The Pool with name: `{name}` was not found"))
+}
 
 fn check_key(loc: &[&str], key: &str) -> ApiResult<()> {
     if key.is_empty() || key.len() > 250 {
@@ -104,9 +118,11 @@ pub async fn get_variable(
     Path(key): Path<String>,
 ) -> ApiResult<Json<VariableResponse>> {
     caller.require(Role::Op)?;
-    let record = state.store.get_variable(&key).await?.ok_or_else(|| {
-        ApiError::not_found(format!("The Variable with key: `{key}` was not found"))
-    })?;
+    let record = state
+        .store
+        .get_variable(&key)
+        .await?
+        .ok_or_else(|| variable_missing(&key))?;
     Ok(Json(variable_response(&state, &record)?))
 }
 
@@ -163,9 +179,11 @@ pub async fn patch_variable(
             "Invalid field `{bad}` in update mask"
         )));
     }
-    let existing = state.store.get_variable(&key).await?.ok_or_else(|| {
-        ApiError::not_found(format!("The Variable with key: `{key}` was not found"))
-    })?;
+    let existing = state
+        .store
+        .get_variable(&key)
+        .await?
+        .ok_or_else(|| variable_missing(&key))?;
     let current = state
         .vault
         .open_variable(&existing)
@@ -203,9 +221,7 @@ pub async fn delete_variable(
         .delete_variable(&key)
         .await
         .map_err(|err| match err {
-            store::StoreError::NotFound(_) => {
-                ApiError::not_found(format!("The Variable with key: `{key}` was not found"))
-            }
+            store::StoreError::NotFound(_) => variable_missing(&key),
             other => other.into(),
         })?;
     Ok(StatusCode::NO_CONTENT)
@@ -328,11 +344,11 @@ pub async fn get_connection(
     Path(conn_id): Path<String>,
 ) -> ApiResult<Json<ConnectionResponse>> {
     caller.require(Role::Op)?;
-    let record = state.store.get_connection(&conn_id).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "The Connection with connection_id: `{conn_id}` was not found"
-        ))
-    })?;
+    let record = state
+        .store
+        .get_connection(&conn_id)
+        .await?
+        .ok_or_else(|| connection_missing(&conn_id))?;
     Ok(Json(connection_response(&state, &record)?))
 }
 
@@ -384,11 +400,11 @@ pub async fn patch_connection(
             "The connection_id in the request body does not match the URL parameter",
         ));
     }
-    let existing = state.store.get_connection(&conn_id).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "The Connection with connection_id: `{conn_id}` was not found"
-        ))
-    })?;
+    let existing = state
+        .store
+        .get_connection(&conn_id)
+        .await?
+        .ok_or_else(|| connection_missing(&conn_id))?;
     let current = state
         .vault
         .open_connection(&existing)
@@ -475,9 +491,7 @@ pub async fn delete_connection(
         .delete_connection(&conn_id)
         .await
         .map_err(|err| match err {
-            store::StoreError::NotFound(_) => ApiError::not_found(format!(
-                "The Connection with connection_id: `{conn_id}` was not found"
-            )),
+            store::StoreError::NotFound(_) => connection_missing(&conn_id),
             other => other.into(),
         })?;
     Ok(StatusCode::NO_CONTENT)
@@ -492,7 +506,7 @@ async fn pool_stats(state: &AppState, name: &str) -> ApiResult<store::PoolStats>
         .await?
         .into_iter()
         .find(|p| p.pool.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("The Pool with name: `{name}` was not found")))
+        .ok_or_else(|| pool_missing(name))
 }
 
 fn check_slots(slots: i64) -> ApiResult<()> {
@@ -658,9 +672,7 @@ pub async fn delete_pool(
         .delete_pool(&name)
         .await
         .map_err(|err| match err {
-            store::StoreError::NotFound(_) => {
-                ApiError::not_found(format!("The Pool with name: `{name}` was not found"))
-            }
+            store::StoreError::NotFound(_) => pool_missing(&name),
             other => other.into(),
         })?;
     Ok(StatusCode::NO_CONTENT)
@@ -720,13 +732,7 @@ pub async fn get_import_error(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ImportErrorResponse>> {
     caller.require(Role::Viewer)?;
-    let id: i64 = id.parse().map_err(|_| {
-        ApiError::invalid(
-            &["path", "import_error_id"],
-            "Input should be a valid integer",
-            "int_parsing",
-        )
-    })?;
+    let id: i64 = path_int(&id, "import_error_id")?;
     let error = state
         .store
         .list_import_errors()

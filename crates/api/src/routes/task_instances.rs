@@ -14,7 +14,7 @@ use store::{RunRecord, TaskInstanceFilter, TaskInstanceRecord};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryPairs, like, order};
+use crate::extract::{Body, QueryPairs, like, order, path_int};
 use crate::models::*;
 use crate::routes::dags::dag_record;
 use crate::routes::runs::{clear_list, clearable, run_record};
@@ -213,19 +213,9 @@ pub async fn get_mapped_task_instance(
     Path((dag_id, run_id, task_id, map_index)): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<TaskInstanceResponse>> {
     caller.require(Role::Viewer)?;
-    let map_index = parse_map_index(&map_index)?;
+    let map_index = path_int(&map_index, "map_index")?;
     let (ti, run) = one_instance(&state, &dag_id, &run_id, &task_id, map_index).await?;
     Ok(Json(ti_response(&ti, &run)))
-}
-
-fn parse_map_index(text: &str) -> ApiResult<i32> {
-    text.parse().map_err(|_| {
-        ApiError::invalid(
-            &["path", "map_index"],
-            "Input should be a valid integer",
-            "int_parsing",
-        )
-    })
 }
 
 /// Every mapped instance of a task in a run.
@@ -388,7 +378,7 @@ pub async fn patch_mapped_task_instance(
     Path((dag_id, run_id, task_id, map_index)): Path<(String, String, String, String)>,
     Body(body): Body<PatchTaskInstanceBody>,
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
-    let map_index = parse_map_index(&map_index)?;
+    let map_index = path_int(&map_index, "map_index")?;
     patch(&state, &caller, &dag_id, &run_id, &task_id, map_index, body).await
 }
 
@@ -503,13 +493,7 @@ pub async fn get_log(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(Role::Viewer)?;
-    let try_number: u32 = try_number.parse().map_err(|_| {
-        ApiError::invalid(
-            &["path", "try_number"],
-            "Input should be a valid integer",
-            "int_parsing",
-        )
-    })?;
+    let try_number: u32 = path_int(&try_number, "try_number")?;
     let map_index = query
         .int("map_index", -1, i64::from(i32::MAX))?
         .unwrap_or(-1) as i32;
