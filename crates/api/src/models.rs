@@ -1,5 +1,8 @@
 //! Request and response bodies, with Airflow 3's field names and types, and their
-//! conversions from store records. Every request body denies unknown fields.
+//! conversions from store records. Every request body denies unknown fields. Each model
+//! derives both serde directions, so that `dagctl` sends and reads the very types the server
+//! reads and sends; serde attributes only ever describe the server's JSON (the OpenAPI
+//! document is built from them).
 
 use std::collections::BTreeMap;
 
@@ -12,14 +15,14 @@ use utoipa::ToSchema;
 
 // --- DAGs -------------------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DagTagResponse {
     pub name: String,
     pub dag_id: String,
     pub dag_display_name: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DAGResponse {
     pub dag_id: String,
     pub dag_display_name: String,
@@ -53,13 +56,13 @@ pub struct DAGResponse {
     pub allowed_run_types: Option<Vec<String>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DAGCollectionResponse {
     pub dags: Vec<DAGResponse>,
     pub total_entries: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DagVersionResponse {
     pub id: String,
     pub version_number: i64,
@@ -71,7 +74,7 @@ pub struct DagVersionResponse {
     pub bundle_url: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DAGDetailsResponse {
     #[serde(flatten)]
     pub dag: DAGResponse,
@@ -95,7 +98,7 @@ pub struct DAGDetailsResponse {
     pub latest_dag_version: Option<DagVersionResponse>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DAGPatchBody {
     pub is_paused: bool,
@@ -256,7 +259,7 @@ pub fn iso_duration(seconds: f64) -> String {
 
 // --- tasks ------------------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TimeDelta {
     #[serde(rename = "__type")]
     pub kind: String,
@@ -277,7 +280,7 @@ impl TimeDelta {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskResponse {
     pub task_id: String,
     pub task_display_name: String,
@@ -308,7 +311,7 @@ pub struct TaskResponse {
     pub extra_links: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskCollectionResponse {
     pub tasks: Vec<TaskResponse>,
     pub total_entries: i64,
@@ -353,7 +356,7 @@ pub fn task_response(dag: &Dag, task: &Task) -> TaskResponse {
 
 // --- DAG runs ---------------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DAGRunResponse {
     pub dag_run_id: String,
     pub dag_id: String,
@@ -379,7 +382,7 @@ pub struct DAGRunResponse {
     pub partition_date: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DAGRunCollectionResponse {
     pub dag_runs: Vec<DAGRunResponse>,
     pub total_entries: i64,
@@ -436,7 +439,7 @@ pub fn run_response(run: &RunRecord) -> DAGRunResponse {
 }
 
 /// `POST …/dagRuns`. `logical_date` must be present (it may be null).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerDAGRunPostBody {
     pub dag_run_id: Option<String>,
@@ -461,7 +464,7 @@ where
     Option::<T>::deserialize(deserializer)
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DAGRunPatchBody {
     /// `queued`, `success` or `failed`.
@@ -469,7 +472,7 @@ pub struct DAGRunPatchBody {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DAGRunClearBody {
     #[serde(default = "yes")]
@@ -486,7 +489,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize, ToSchema, Default)]
+#[derive(Debug, Serialize, Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DAGRunsBatchBody {
     pub order_by: Option<String>,
@@ -519,7 +522,7 @@ pub struct DAGRunsBatchBody {
 
 // --- task instances ---------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskInstanceResponse {
     pub id: String,
     pub task_id: String,
@@ -557,7 +560,7 @@ pub struct TaskInstanceResponse {
     pub dag_version: Option<DagVersionResponse>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskInstanceCollectionResponse {
     pub task_instances: Vec<TaskInstanceResponse>,
     pub total_entries: i64,
@@ -608,7 +611,7 @@ pub fn ti_response(ti: &TaskInstanceRecord, run: &RunRecord) -> TaskInstanceResp
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTaskInstanceBody {
     /// `success`, `failed` or `skipped`.
@@ -625,14 +628,14 @@ pub struct PatchTaskInstanceBody {
 }
 
 /// A task id, or `[task_id, map_index]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TaskIdSpec {
     Id(String),
     Mapped(String, i32),
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClearTaskInstancesBody {
     #[serde(default = "yes")]
@@ -664,7 +667,7 @@ pub struct ClearTaskInstancesBody {
 
 // --- logs and XCom ----------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct StructuredLogMessage {
     pub timestamp: Option<DateTime<Utc>>,
     pub event: String,
@@ -672,13 +675,13 @@ pub struct StructuredLogMessage {
     pub stream: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TaskInstancesLogResponse {
     pub content: Vec<StructuredLogMessage>,
     pub continuation_token: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct XComResponse {
     pub key: String,
     pub timestamp: DateTime<Utc>,
@@ -692,14 +695,14 @@ pub struct XComResponse {
     pub run_after: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct XComResponseNative {
     #[serde(flatten)]
     pub entry: XComResponse,
     pub value: Value,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct XComCollectionResponse {
     pub xcom_entries: Vec<XComResponse>,
     pub total_entries: i64,
@@ -707,7 +710,7 @@ pub struct XComCollectionResponse {
 
 // --- variables, connections, pools, import errors --------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VariableResponse {
     pub key: String,
     pub value: String,
@@ -716,13 +719,13 @@ pub struct VariableResponse {
     pub team_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VariableCollectionResponse {
     pub variables: Vec<VariableResponse>,
     pub total_entries: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariableBody {
     pub key: String,
@@ -732,7 +735,7 @@ pub struct VariableBody {
     pub team_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionResponse {
     pub connection_id: String,
     pub conn_type: String,
@@ -746,13 +749,13 @@ pub struct ConnectionResponse {
     pub team_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConnectionCollectionResponse {
     pub connections: Vec<ConnectionResponse>,
     pub total_entries: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionBody {
     pub connection_id: String,
@@ -767,7 +770,7 @@ pub struct ConnectionBody {
     pub team_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PoolResponse {
     pub name: String,
     pub slots: i64,
@@ -802,13 +805,13 @@ pub fn pool_response(stats: &PoolStats) -> PoolResponse {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PoolCollectionResponse {
     pub pools: Vec<PoolResponse>,
     pub total_entries: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolBody {
     pub name: String,
@@ -819,7 +822,7 @@ pub struct PoolBody {
     pub team_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolPatchBody {
     pub pool: Option<String>,
@@ -829,7 +832,7 @@ pub struct PoolPatchBody {
     pub team_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ImportErrorResponse {
     pub import_error_id: i64,
     pub timestamp: DateTime<Utc>,
@@ -848,7 +851,7 @@ pub fn import_error_response(record: &ImportErrorRecord) -> ImportErrorResponse 
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ImportErrorCollectionResponse {
     pub import_errors: Vec<ImportErrorResponse>,
     pub total_entries: i64,
@@ -856,7 +859,7 @@ pub struct ImportErrorCollectionResponse {
 
 // --- backfills, users, auth -------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillPostBody {
     pub dag_id: String,
@@ -871,7 +874,7 @@ pub struct BackfillPostBody {
     pub run_on_latest_version: Option<bool>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BackfillResponse {
     pub id: i64,
     pub dag_id: String,
@@ -889,32 +892,32 @@ pub struct BackfillResponse {
     pub dag_run_ids: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
     pub access_token: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserResponse {
     pub username: String,
     pub role: String,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserCollectionResponse {
     pub users: Vec<UserResponse>,
     pub total_entries: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserBody {
     pub username: String,
@@ -925,30 +928,30 @@ pub struct UserBody {
 
 // --- monitor ----------------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BaseInfoResponse {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SchedulerInfoResponse {
     pub status: Option<String>,
     pub latest_scheduler_heartbeat: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TriggererInfoResponse {
     pub status: Option<String>,
     pub latest_triggerer_heartbeat: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DagProcessorInfoResponse {
     pub status: Option<String>,
     pub latest_dag_processor_heartbeat: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthInfoResponse {
     pub metadatabase: BaseInfoResponse,
     pub scheduler: SchedulerInfoResponse,
@@ -956,7 +959,7 @@ pub struct HealthInfoResponse {
     pub dag_processor: Option<DagProcessorInfoResponse>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VersionInfo {
     pub version: String,
     pub git_version: Option<String>,
