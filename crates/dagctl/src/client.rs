@@ -1,9 +1,10 @@
-//! The HTTP client of the client commands: one server's `/api/v2`, a Bearer token, JSON in
-//! and out, listings paged to the end, and the server's `{"detail": …}` errors turned into
-//! one line a user can act on.
+//! The HTTP client of the client commands: one server's `/api/v2`, a Bearer token, the API's
+//! own models in and out, listings paged to the end, and the server's `{"detail": …}` errors
+//! turned into one line a user can act on.
 
 use std::time::Duration;
 
+use api::models;
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -139,33 +140,24 @@ impl Client {
             .map(drop)
     }
 
-    /// Every item of a listing (`{"<items_key>": [...], "total_entries": N}`), asking for
-    /// full pages with `limit` and `offset` until `total_entries` are read or a page comes
-    /// back short.
-    pub async fn list_all(
+    /// Every item of a listing, asking for full pages with `limit` and `offset` until
+    /// `total_entries` are read or a page comes back empty.
+    pub async fn list_all<L: Listing>(
         &self,
         segments: &[&str],
         query: &[(&str, String)],
-        items_key: &str,
-    ) -> ClientResult<Vec<Value>> {
+    ) -> ClientResult<Vec<L::Item>> {
         let mut items = Vec::new();
         loop {
             let mut page_query = query.to_vec();
             page_query.push(("limit", PAGE.to_string()));
             page_query.push(("offset", items.len().to_string()));
-            let page: Value = self.get(segments, &page_query).await?;
-            let batch = page
-                .get(items_key)
-                .and_then(Value::as_array)
-                .ok_or_else(|| ClientError::Decode {
-                    url: self.url(segments).to_string(),
-                    reason: format!("no '{items_key}' list in the answer"),
-                })?;
+            let page: L = self.get(segments, &page_query).await?;
+            let total = page.total_entries();
+            let batch = page.into_items();
             let got = batch.len();
-            items.extend(batch.iter().cloned());
-            let total = page.get("total_entries").and_then(Value::as_u64);
-            let done = got == 0 || total.is_some_and(|t| items.len() as u64 >= t);
-            if done || (total.is_none() && got < PAGE) {
+            items.extend(batch);
+            if got == 0 || items.len() as i64 >= total {
                 return Ok(items);
             }
         }
@@ -226,6 +218,39 @@ impl Client {
         }
         Err(ClientError::Status { status, detail })
     }
+}
+
+/// A paged listing answer of the API: one page of items and how many there are in all.
+pub trait Listing: DeserializeOwned {
+    type Item;
+    fn total_entries(&self) -> i64;
+    fn into_items(self) -> Vec<Self::Item>;
+}
+
+/// Each collection response names its list after what it holds.
+macro_rules! listings {
+    ($($collection:ty => $items:ident: $item:ty),* $(,)?) => {$(
+        impl Listing for $collection {
+            type Item = $item;
+            fn total_entries(&self) -> i64 {
+                self.total_entries
+            }
+            fn into_items(self) -> Vec<$item> {
+                self.$items
+            }
+        }
+    )*};
+}
+
+listings! {
+    models::DAGCollectionResponse => dags: models::DAGResponse,
+    models::DAGRunCollectionResponse => dag_runs: models::DAGRunResponse,
+    models::TaskInstanceCollectionResponse => task_instances: models::TaskInstanceResponse,
+    models::XComCollectionResponse => xcom_entries: models::XComResponse,
+    models::VariableCollectionResponse => variables: models::VariableResponse,
+    models::ConnectionCollectionResponse => connections: models::ConnectionResponse,
+    models::PoolCollectionResponse => pools: models::PoolResponse,
+    models::ImportErrorCollectionResponse => import_errors: models::ImportErrorResponse,
 }
 
 async fn decode<T: DeserializeOwned>(url: Url, response: reqwest::Response) -> ClientResult<T> {

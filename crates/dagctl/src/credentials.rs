@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use api::models::{LoginBody, LoginResponse};
 
 use crate::client::{Client, parse_server, server_key};
 
@@ -117,27 +117,23 @@ pub async fn login(server: &str, username: Option<String>, password_stdin: bool)
         bail!("the password is empty");
     }
     let client = Client::new(server, None)?;
-    let answer: Value = client
-        .post(
-            &["auth", "token"],
-            &json!({"username": username, "password": password}),
-        )
-        .await
-        .map_err(|e| match e {
-            // The token endpoint answers a wrong password with 401: say so plainly.
-            crate::client::ClientError::Unauthorized { detail, .. } => {
-                anyhow::anyhow!("login to {} refused: {detail}", client.server())
-            }
-            other => other.into(),
-        })?;
-    let Some(token) = answer.get("access_token").and_then(Value::as_str) else {
-        bail!(
-            "the server at {} answered without an access_token",
-            client.server()
-        );
+    let body = LoginBody {
+        username: username.clone(),
+        password,
     };
+    let answer: LoginResponse =
+        client
+            .post(&["auth", "token"], &body)
+            .await
+            .map_err(|e| match e {
+                // The token endpoint answers a wrong password with 401: say so plainly.
+                crate::client::ClientError::Unauthorized { detail, .. } => {
+                    anyhow::anyhow!("login to {} refused: {detail}", client.server())
+                }
+                other => other.into(),
+            })?;
     let file = token_file()?;
-    save_token(&file, &client.server(), token)?;
+    save_token(&file, &client.server(), &answer.access_token)?;
     eprintln!(
         "logged in to {} as '{username}'; token saved in {}",
         client.server(),

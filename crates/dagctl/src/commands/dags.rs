@@ -4,10 +4,18 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use serde_json::{Map, Value, json};
+use api::models::{
+    BackfillPostBody, BackfillResponse, DAGCollectionResponse, DAGDetailsResponse, DAGPatchBody,
+    DAGResponse, DAGRunCollectionResponse, DAGRunResponse, DagTagResponse,
+    ImportErrorCollectionResponse, TaskResponse, TriggerDAGRunPostBody,
+};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{confirm, local_run, parse_conf, parse_date, rfc3339};
-use crate::DagsCommand;
+use super::dag_tasks::{TASK_COLUMNS, tasks_of};
+use super::{confirm, local_run, parse_conf, parse_date, rfc3339, rows};
+use crate::cli::DagsCommand;
 use crate::client::Client;
 use crate::credentials;
 use crate::output::{Format, print_object, print_rows};
@@ -50,7 +58,9 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
             unreachable!("local commands returned above")
         }
         DagsCommand::List(output) => {
-            let dags = client.list_all(&["api", "v2", "dags"], &[], "dags").await?;
+            let dags = client
+                .list_all::<DAGCollectionResponse>(&["api", "v2", "dags"], &[])
+                .await?;
             print_rows(
                 output.format,
                 &[
@@ -61,18 +71,18 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
                     "owners",
                     "tags",
                 ],
-                &dags,
+                &rows(&dags)?,
             )?;
         }
         DagsCommand::Show { dag_id, output } => show(&client, &dag_id, output.format).await?,
         DagsCommand::ListImportErrors(output) => {
             let errors = client
-                .list_all(&["api", "v2", "importErrors"], &[], "import_errors")
+                .list_all::<ImportErrorCollectionResponse>(&["api", "v2", "importErrors"], &[])
                 .await?;
             print_rows(
                 output.format,
                 &["filename", "timestamp", "stack_trace"],
-                &errors,
+                &rows(&errors)?,
             )?;
         }
         DagsCommand::Trigger {
@@ -82,22 +92,25 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
             run_id,
             output,
         } => {
-            let mut body = Map::new();
-            // The API requires the key; null lets the run take the trigger time.
-            let logical_date = logical_date.as_deref().map(parse_date).transpose()?;
-            body.insert("logical_date".into(), json!(logical_date.map(rfc3339)));
-            if let Some(conf) = parse_conf(conf.as_deref())? {
-                body.insert("conf".into(), conf);
-            }
-            if let Some(run_id) = run_id {
-                body.insert("dag_run_id".into(), json!(run_id));
-            }
-            let run: Value = client
+            let body = TriggerDAGRunPostBody {
+                dag_run_id: run_id,
+                data_interval_start: None,
+                data_interval_end: None,
+                // The API requires the key; null lets the run take the trigger time.
+                logical_date: logical_date.as_deref().map(parse_date).transpose()?,
+                run_after: None,
+                conf: parse_conf(conf.as_deref())?
+                    .map(serde_json::from_value)
+                    .transpose()?,
+                note: None,
+                partition_key: None,
+            };
+            let run: DAGRunResponse = client
                 .post(&["api", "v2", "dags", &dag_id, "dagRuns"], &body)
                 .await?;
             match output.format {
-                Format::Table => println!("{}", text(&run, "dag_run_id")),
-                format => print_object(format, &run)?,
+                Format::Table => println!("{}", run.dag_run_id),
+                format => print_object(format, &serde_json::to_value(&run)?)?,
             }
         }
         DagsCommand::Pause { dag_id } => {
@@ -111,7 +124,7 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
         DagsCommand::Delete { dag_id, yes } => {
             if !yes {
                 // Ask only about a DAG that exists, so a typo fails before the question.
-                let _: Value = client.get(&["api", "v2", "dags", &dag_id], &[]).await?;
+                let _: DAGResponse = client.get(&["api", "v2", "dags", &dag_id], &[]).await?;
                 if !confirm(&format!(
                     "Delete DAG '{dag_id}' with all its runs, task instances and logs?"
                 ))? {
@@ -132,13 +145,12 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
                 query.push(("state", state));
             }
             let runs = client
-                .list_all(
+                .list_all::<DAGRunCollectionResponse>(
                     &["api", "v2", "dags", &dag_id, "dagRuns"],
                     &query,
-                    "dag_runs",
                 )
                 .await?;
-            print_rows(output.format, RUN_COLUMNS, &runs)?;
+            print_rows(output.format, RUN_COLUMNS, &rows(&runs)?)?;
         }
         DagsCommand::Backfill {
             dag_id,
@@ -151,30 +163,38 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
             if from > to {
                 bail!("--start-date {start_date} is after --end-date {end_date}");
             }
-            let backfill: Value = client
-                .post(
-                    &["api", "v2", "backfills"],
-                    &json!({"dag_id": dag_id, "from_date": rfc3339(from), "to_date": rfc3339(to)}),
-                )
-                .await?;
+            let body = BackfillPostBody {
+                dag_id: dag_id.clone(),
+                from_date: from,
+                to_date: to,
+                run_backwards: false,
+                dag_run_conf: None,
+                reprocess_behavior: None,
+                max_active_runs: None,
+                run_on_latest_version: None,
+            };
+            let backfill: BackfillResponse =
+                client.post(&["api", "v2", "backfills"], &body).await?;
             let runs = backfill_runs(&client, &dag_id, from, to).await?;
             match output.format {
                 Format::Table => {
                     for run in &runs {
-                        println!("{}", text(run, "dag_run_id"));
+                        println!("{}", run.dag_run_id);
                     }
                     eprintln!(
                         "backfill {} of DAG '{dag_id}' from {} to {}: {} run(s)",
-                        backfill
-                            .get("id")
-                            .map_or_else(String::new, Value::to_string),
+                        backfill.id,
                         rfc3339(from),
                         rfc3339(to),
                         runs.len()
                     );
                 }
                 format => {
-                    print_object(format, &json!({"backfill": backfill, "dag_runs": runs}))?;
+                    let shown = BackfillShown {
+                        backfill: &backfill,
+                        dag_runs: &runs,
+                    };
+                    print_object(format, &serde_json::to_value(shown)?)?;
                 }
             }
         }
@@ -182,69 +202,92 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dags backfill -o json|yaml`: the backfill, then the runs it made.
+#[derive(Serialize)]
+struct BackfillShown<'a> {
+    backfill: &'a BackfillResponse,
+    dag_runs: &'a [DAGRunResponse],
+}
+
+/// `dags show -o json|yaml`: every detail, then the tasks.
+#[derive(Serialize)]
+struct DagShown<'a> {
+    #[serde(flatten)]
+    details: &'a DAGDetailsResponse,
+    tasks: &'a [TaskResponse],
+}
+
+/// The details `dags show` puts in its table, in this order.
+#[derive(Serialize)]
+struct DagTable<'a> {
+    dag_id: &'a str,
+    description: &'a Option<String>,
+    fileloc: &'a str,
+    timetable_summary: &'a Option<String>,
+    start_date: &'a Option<DateTime<Utc>>,
+    catchup: bool,
+    is_paused: bool,
+    is_stale: bool,
+    owners: &'a [String],
+    tags: &'a [DagTagResponse],
+    max_active_runs: Option<i64>,
+    max_active_tasks: i64,
+    next_dagrun_logical_date: &'a Option<DateTime<Utc>>,
+    params: &'a Option<std::collections::BTreeMap<String, Value>>,
+}
+
+impl<'a> DagTable<'a> {
+    fn of(details: &'a DAGDetailsResponse) -> DagTable<'a> {
+        let dag = &details.dag;
+        DagTable {
+            dag_id: &dag.dag_id,
+            description: &dag.description,
+            fileloc: &dag.fileloc,
+            timetable_summary: &dag.timetable_summary,
+            start_date: &details.start_date,
+            catchup: details.catchup,
+            is_paused: dag.is_paused,
+            is_stale: dag.is_stale,
+            owners: &dag.owners,
+            tags: &dag.tags,
+            max_active_runs: dag.max_active_runs,
+            max_active_tasks: dag.max_active_tasks,
+            next_dagrun_logical_date: &dag.next_dagrun_logical_date,
+            params: &details.params,
+        }
+    }
+}
+
 /// `dags show`: the details, then the tasks.
 async fn show(client: &Client, dag_id: &str, format: Format) -> Result<()> {
-    let mut details: Value = client
+    let details: DAGDetailsResponse = client
         .get(&["api", "v2", "dags", dag_id, "details"], &[])
         .await?;
     let tasks = tasks_of(client, dag_id).await?;
     match format {
         Format::Table => {
-            let keys = [
-                "dag_id",
-                "description",
-                "fileloc",
-                "timetable_summary",
-                "start_date",
-                "catchup",
-                "is_paused",
-                "is_stale",
-                "owners",
-                "tags",
-                "max_active_runs",
-                "max_active_tasks",
-                "next_dagrun_logical_date",
-                "params",
-            ];
-            let mut shown = Map::new();
-            for key in keys {
-                if let Some(value) = details.get(key) {
-                    shown.insert(key.to_string(), value.clone());
-                }
-            }
-            print_object(Format::Table, &Value::Object(shown))?;
+            print_object(
+                Format::Table,
+                &serde_json::to_value(DagTable::of(&details))?,
+            )?;
             println!();
-            print_rows(Format::Table, super::tasks::TASK_COLUMNS, &tasks)?;
+            print_rows(Format::Table, TASK_COLUMNS, &rows(&tasks)?)?;
         }
         format => {
-            if let Value::Object(map) = &mut details {
-                map.insert("tasks".into(), Value::Array(tasks));
-            }
-            print_object(format, &details)?;
+            let shown = DagShown {
+                details: &details,
+                tasks: &tasks,
+            };
+            print_object(format, &serde_json::to_value(shown)?)?;
         }
     }
     Ok(())
 }
 
-/// The tasks of a DAG (`GET /dags/{id}/tasks`, not paged by the API).
-pub async fn tasks_of(client: &Client, dag_id: &str) -> Result<Vec<Value>> {
-    let answer: Value = client
-        .get(&["api", "v2", "dags", dag_id, "tasks"], &[])
-        .await?;
-    Ok(answer
-        .get("tasks")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default())
-}
-
 async fn set_paused(client: &Client, dag_id: &str, paused: bool) -> Result<()> {
-    let _: Value = client
-        .patch(
-            &["api", "v2", "dags", dag_id],
-            &[],
-            &json!({"is_paused": paused}),
-        )
+    let body = DAGPatchBody { is_paused: paused };
+    let _: DAGResponse = client
+        .patch(&["api", "v2", "dags", dag_id], &[], &body)
         .await?;
     Ok(())
 }
@@ -253,9 +296,9 @@ async fn set_paused(client: &Client, dag_id: &str, paused: bool) -> Result<()> {
 async fn backfill_runs(
     client: &Client,
     dag_id: &str,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<Value>> {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<DAGRunResponse>> {
     let query = [
         ("run_type", "backfill".to_string()),
         ("logical_date_gte", rfc3339(from)),
@@ -263,32 +306,14 @@ async fn backfill_runs(
         ("order_by", "logical_date".to_string()),
     ];
     let runs = client
-        .list_all(
-            &["api", "v2", "dags", dag_id, "dagRuns"],
-            &query,
-            "dag_runs",
-        )
+        .list_all::<DAGRunCollectionResponse>(&["api", "v2", "dags", dag_id, "dagRuns"], &query)
         .await?;
     // Filtered here as well, for a server that ignores a filter it does not know.
-    let mut runs: Vec<Value> = runs
+    let mut runs: Vec<DAGRunResponse> = runs
         .into_iter()
-        .filter(|run| run.get("run_type").and_then(Value::as_str) == Some("backfill"))
-        .filter(|run| {
-            run.get("logical_date")
-                .and_then(Value::as_str)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| t >= from && t <= to)
-        })
+        .filter(|run| run.run_type == "backfill")
+        .filter(|run| run.logical_date.is_some_and(|t| t >= from && t <= to))
         .collect();
-    runs.sort_by_key(|run| {
-        run.get("logical_date")
-            .and_then(Value::as_str)
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-    });
+    runs.sort_by_key(|run| run.logical_date);
     Ok(runs)
-}
-
-/// A string field of an answer, or nothing.
-pub fn text<'a>(value: &'a Value, key: &str) -> &'a str {
-    value.get(key).and_then(Value::as_str).unwrap_or_default()
 }

@@ -1,5 +1,6 @@
 //! The subcommands, one module per group, and what they share.
 
+pub mod dag_tasks;
 pub mod dags;
 pub mod db;
 pub mod engine;
@@ -14,6 +15,7 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 
 use crate::settings::Settings;
 
@@ -60,9 +62,18 @@ pub fn ts(t: Option<DateTime<Utc>>) -> serde_json::Value {
     })
 }
 
-/// A time as the API takes it: RFC 3339 in UTC.
+/// A time as the API takes it: RFC 3339 in UTC. It is also the form the server's JSON writes
+/// timestamps in (chrono's serde form), so a timestamp read typed prints as it was sent.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Typed answers as the JSON rows `print_rows` shows, field for field and in field order.
+pub fn rows<T: Serialize>(items: &[T]) -> Result<Vec<serde_json::Value>> {
+    items
+        .iter()
+        .map(|item| Ok(serde_json::to_value(item)?))
+        .collect()
 }
 
 /// Ask a yes/no question on the terminal (default no). Without a terminal there is no one

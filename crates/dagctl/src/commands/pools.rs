@@ -3,9 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use serde_json::{Value, json};
+use api::models::{PoolBody, PoolCollectionResponse, PoolPatchBody, PoolResponse};
 
-use crate::PoolsCommand;
+use super::rows;
+use crate::cli::PoolsCommand;
 use crate::credentials;
 use crate::output::print_rows;
 
@@ -14,7 +15,7 @@ pub async fn run(server: &str, command: PoolsCommand) -> Result<ExitCode> {
     match command {
         PoolsCommand::List(output) => {
             let pools = client
-                .list_all(&["api", "v2", "pools"], &[], "pools")
+                .list_all::<PoolCollectionResponse>(&["api", "v2", "pools"], &[])
                 .await?;
             print_rows(
                 output.format,
@@ -26,7 +27,7 @@ pub async fn run(server: &str, command: PoolsCommand) -> Result<ExitCode> {
                     "open_slots",
                     "description",
                 ],
-                &pools,
+                &rows(&pools)?,
             )?;
         }
         PoolsCommand::Set {
@@ -37,24 +38,29 @@ pub async fn run(server: &str, command: PoolsCommand) -> Result<ExitCode> {
             if slots < 0 {
                 bail!("a pool's slots cannot be negative, got {slots}");
             }
-            let existing: Option<Value> =
+            let existing: Option<PoolResponse> =
                 client.get_optional(&["api", "v2", "pools", &name]).await?;
             if existing.is_some() {
                 // A patch changes only what is given: without --description the old one stays.
-                let mut body = json!({"slots": slots});
-                if let Some(description) = &description {
-                    body["description"] = json!(description);
-                }
-                let _: Value = client
+                let body = PoolPatchBody {
+                    pool: None,
+                    slots: Some(slots),
+                    description,
+                    include_deferred: None,
+                    team_name: None,
+                };
+                let _: PoolResponse = client
                     .patch(&["api", "v2", "pools", &name], &[], &body)
                     .await?;
             } else {
-                let _: Value = client
-                    .post(
-                        &["api", "v2", "pools"],
-                        &json!({"name": name, "slots": slots, "description": description}),
-                    )
-                    .await?;
+                let body = PoolBody {
+                    name: name.clone(),
+                    slots,
+                    description,
+                    include_deferred: false,
+                    team_name: None,
+                };
+                let _: PoolResponse = client.post(&["api", "v2", "pools"], &body).await?;
             }
             println!("pool '{name}' set to {slots} slots");
         }

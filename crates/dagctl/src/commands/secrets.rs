@@ -8,14 +8,20 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
+use api::models::{
+    ConnectionBody, ConnectionCollectionResponse, ConnectionResponse, VariableBody,
+    VariableCollectionResponse, VariableResponse,
+};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use store::secrets::Connection;
 
+use super::rows;
+use crate::cli::{AddConnection, ConnectionsCommand, VariablesCommand};
 use crate::client::Client;
 use crate::output::{print_object, print_rows};
 use crate::settings::Settings;
-use crate::{ConnectionsCommand, VariablesCommand, backend, credentials};
+use crate::{backend, credentials};
 
 /// What the server answers in place of a secret.
 const MASKED: &str = "***";
@@ -24,18 +30,19 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
     let client = credentials::connect(server)?;
     match command {
         VariablesCommand::List(output) => {
-            let rows = client
-                .list_all(&["api", "v2", "variables"], &[], "variables")
+            let variables = client
+                .list_all::<VariableCollectionResponse>(&["api", "v2", "variables"], &[])
                 .await?;
-            print_rows(output.format, &["key", "value", "description"], &rows)?;
+            print_rows(
+                output.format,
+                &["key", "value", "description"],
+                &rows(&variables)?,
+            )?;
         }
         VariablesCommand::Get { key, json } => {
-            let variable: Value = client.get(&["api", "v2", "variables", &key], &[]).await?;
-            let value = match variable.get("value") {
-                Some(Value::String(text)) => text.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
+            let variable: VariableResponse =
+                client.get(&["api", "v2", "variables", &key], &[]).await?;
+            let value = variable.value;
             if json {
                 let parsed: Value = serde_json::from_str(&value)
                     .with_context(|| format!("variable '{key}' is not valid JSON"))?;
@@ -82,22 +89,16 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
             let mut entries = serde_json::Map::new();
             let mut masked = Vec::new();
             for variable in client
-                .list_all(&["api", "v2", "variables"], &[], "variables")
+                .list_all::<VariableCollectionResponse>(&["api", "v2", "variables"], &[])
                 .await?
             {
-                let key = variable
-                    .get("key")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let value = variable.get("value").cloned().unwrap_or(Value::Null);
                 // The server masks secret-looking variables; writing `***` would make an
                 // import overwrite the real value with it.
-                if value == MASKED && store::secrets::is_secret_variable(&key) {
-                    masked.push(key);
+                if variable.value == MASKED && store::secrets::is_secret_variable(&variable.key) {
+                    masked.push(variable.key);
                     continue;
                 }
-                entries.insert(key, value);
+                entries.insert(variable.key, Value::String(variable.value));
             }
             if !masked.is_empty() {
                 eprintln!(
@@ -123,20 +124,24 @@ async fn set_variable(
     value: &str,
     description: Option<&str>,
 ) -> Result<()> {
-    let mut body = json!({"key": key, "value": value});
+    let body = VariableBody {
+        key: key.to_string(),
+        value: Value::String(value.to_string()),
+        description: description.map(str::to_string),
+        team_name: None,
+    };
     // Without --description, an existing variable keeps the one it has.
     let mut mask = vec![("update_mask", "value".to_string())];
-    if let Some(description) = description {
-        body["description"] = json!(description);
+    if description.is_some() {
         mask.push(("update_mask", "description".to_string()));
     }
     match client
-        .patch::<Value>(&["api", "v2", "variables", key], &mask, &body)
+        .patch::<VariableResponse>(&["api", "v2", "variables", key], &mask, &body)
         .await
     {
         Ok(_) => Ok(()),
         Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
-            let _: Value = client.post(&["api", "v2", "variables"], &body).await?;
+            let _: VariableResponse = client.post(&["api", "v2", "variables"], &body).await?;
             Ok(())
         }
         Err(e) => Err(e.into()),
@@ -159,8 +164,8 @@ pub async fn connections(
             unreachable!("local commands returned above")
         }
         ConnectionsCommand::List(output) => {
-            let rows = client
-                .list_all(&["api", "v2", "connections"], &[], "connections")
+            let connections = client
+                .list_all::<ConnectionCollectionResponse>(&["api", "v2", "connections"], &[])
                 .await?;
             print_rows(
                 output.format,
@@ -173,25 +178,25 @@ pub async fn connections(
                     "schema",
                     "description",
                 ],
-                &rows,
+                &rows(&connections)?,
             )?;
         }
         ConnectionsCommand::Get { conn_id, output } => {
-            let connection: Value = client
+            let connection: ConnectionResponse = client
                 .get(&["api", "v2", "connections", &conn_id], &[])
                 .await?;
-            print_object(output.format, &connection)?;
+            print_object(output.format, &serde_json::to_value(&connection)?)?;
         }
         ConnectionsCommand::Add(args) => {
             let connection = args.connection()?;
             let body = connection_body(&connection);
             match client
-                .post::<Value>(&["api", "v2", "connections"], &body)
+                .post::<ConnectionResponse>(&["api", "v2", "connections"], &body)
                 .await
             {
                 Ok(_) => println!("connection '{}' added", connection.conn_id),
                 Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
-                    let _: Value = client
+                    let _: ConnectionResponse = client
                         .patch(
                             &["api", "v2", "connections", &connection.conn_id],
                             &[],
@@ -215,18 +220,19 @@ pub async fn connections(
 
 /// The API's `ConnectionBody` of a connection: every field, unset ones as null, so that a
 /// replace clears what the new definition leaves out.
-fn connection_body(connection: &Connection) -> Value {
-    json!({
-        "connection_id": connection.conn_id,
-        "conn_type": connection.conn_type,
-        "description": connection.description,
-        "host": connection.host,
-        "login": connection.login,
-        "password": connection.password,
-        "schema": connection.schema,
-        "port": connection.port,
-        "extra": connection.extra,
-    })
+fn connection_body(connection: &Connection) -> ConnectionBody {
+    ConnectionBody {
+        connection_id: connection.conn_id.clone(),
+        conn_type: connection.conn_type.clone(),
+        description: connection.description.clone(),
+        host: connection.host.clone(),
+        login: connection.login.clone(),
+        schema: connection.schema.clone(),
+        port: connection.port,
+        password: connection.password.clone(),
+        extra: connection.extra.clone(),
+        team_name: None,
+    }
 }
 
 /// `connections import`, local: seal each connection of the file into the database.
@@ -308,32 +314,6 @@ fn write(file: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", file.display()))
 }
 
-/// Flags of `connections add`, after Airflow's.
-#[derive(Debug, clap::Args)]
-pub struct AddConnection {
-    pub conn_id: String,
-    /// The whole connection as a URI: `type://login:password@host:port/schema?extra=…`.
-    #[arg(long)]
-    pub conn_uri: Option<String>,
-    #[arg(long)]
-    pub conn_type: Option<String>,
-    #[arg(long)]
-    pub conn_host: Option<String>,
-    #[arg(long)]
-    pub conn_login: Option<String>,
-    #[arg(long)]
-    pub conn_password: Option<String>,
-    #[arg(long)]
-    pub conn_schema: Option<String>,
-    #[arg(long)]
-    pub conn_port: Option<i32>,
-    /// JSON object.
-    #[arg(long)]
-    pub conn_extra: Option<String>,
-    #[arg(long)]
-    pub conn_description: Option<String>,
-}
-
 impl AddConnection {
     fn connection(&self) -> Result<Connection> {
         if let Some(uri) = &self.conn_uri {
@@ -363,6 +343,8 @@ impl AddConnection {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn add(args: &[&str]) -> AddConnection {
@@ -377,6 +359,12 @@ mod tests {
         Cli::try_parse_from(argv).expect("flags parse").add
     }
 
+    /// The JSON `connections add` sends for these flags.
+    fn body_json(add: &AddConnection) -> Value {
+        let body = connection_body(&add.connection().expect("connection"));
+        serde_json::to_value(body).expect("a body is JSON")
+    }
+
     #[test]
     fn connections_become_the_apis_connection_body() {
         let from_uri = add(&[
@@ -387,12 +375,12 @@ mod tests {
             "the warehouse",
         ]);
         assert_eq!(
-            connection_body(&from_uri.connection().expect("connection")),
+            body_json(&from_uri),
             json!({
                 "connection_id": "warehouse", "conn_type": "postgres",
                 "description": "the warehouse", "host": "db.internal", "login": "ana",
                 "password": "p@ss", "schema": "sales", "port": 5432,
-                "extra": "{\"sslmode\":\"require\"}",
+                "extra": "{\"sslmode\":\"require\"}", "team_name": null,
             })
         );
         let from_flags = add(&[
@@ -405,11 +393,11 @@ mod tests {
             r#"{"timeout": 5}"#,
         ]);
         assert_eq!(
-            connection_body(&from_flags.connection().expect("connection")),
+            body_json(&from_flags),
             json!({
                 "connection_id": "api", "conn_type": "http", "description": null,
                 "host": "example.com", "login": null, "password": null, "schema": null,
-                "port": null, "extra": r#"{"timeout": 5}"#,
+                "port": null, "extra": r#"{"timeout": 5}"#, "team_name": null,
             })
         );
     }

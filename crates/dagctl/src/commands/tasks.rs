@@ -4,26 +4,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use serde_json::{Value, json};
+use anyhow::{Context, Result, bail};
+use api::models::{
+    ClearTaskInstancesBody, StructuredLogMessage, TaskIdSpec, TaskInstanceCollectionResponse,
+    TaskInstanceResponse, TaskInstancesLogResponse, XComCollectionResponse, XComResponseNative,
+};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::dags::{tasks_of, text};
-use super::{confirm, local_run};
-use crate::TasksCommand;
+use super::dag_tasks::{TASK_COLUMNS, tasks_of};
+use super::{confirm, local_run, rfc3339, rows};
+use crate::cli::TasksCommand;
 use crate::client::Client;
 use crate::credentials;
 use crate::output::{Format, print_rows};
 use crate::settings::Settings;
-
-/// Columns of a task in a table.
-pub const TASK_COLUMNS: &[&str] = &[
-    "task_id",
-    "operator_name",
-    "downstream_task_ids",
-    "trigger_rule",
-    "retries",
-    "pool",
-];
 
 /// Columns of a task instance in a table.
 const TI_COLUMNS: &[&str] = &[
@@ -61,7 +56,7 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
         TasksCommand::Test { .. } => unreachable!("local command returned above"),
         TasksCommand::List { dag_id, output } => {
             let tasks = tasks_of(&client, &dag_id).await?;
-            print_rows(output.format, TASK_COLUMNS, &tasks)?;
+            print_rows(output.format, TASK_COLUMNS, &rows(&tasks)?)?;
         }
         TasksCommand::StatesForDagRun {
             dag_id,
@@ -69,7 +64,7 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
             output,
         } => {
             let tis = client
-                .list_all(
+                .list_all::<TaskInstanceCollectionResponse>(
                     &[
                         "api",
                         "v2",
@@ -80,10 +75,9 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
                         "taskInstances",
                     ],
                     &[],
-                    "task_instances",
                 )
                 .await?;
-            print_rows(output.format, TI_COLUMNS, &tis)?;
+            print_rows(output.format, TI_COLUMNS, &rows(&tis)?)?;
         }
         TasksCommand::Xcom {
             dag_id,
@@ -92,11 +86,11 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
             key,
             output,
         } => {
-            let rows = xcoms(&client, &dag_id, &run_id, &task_id, key.as_deref()).await?;
+            let xcoms = xcoms(&client, &dag_id, &run_id, &task_id, key.as_deref()).await?;
             print_rows(
                 output.format,
                 &["task_id", "map_index", "key", "value"],
-                &rows,
+                &rows(&xcoms)?,
             )?;
         }
         TasksCommand::Logs {
@@ -148,7 +142,7 @@ struct Instance<'a> {
 
 impl Instance<'_> {
     /// `…/taskInstances/{task}` (unmapped) or `…/taskInstances/{task}/{map_index}`.
-    async fn get(&self, client: &Client) -> Result<Value> {
+    async fn get(&self, client: &Client) -> Result<TaskInstanceResponse> {
         let map_index = self.map_index.to_string();
         let mut path = vec![
             "api",
@@ -177,10 +171,7 @@ async fn logs(
     let first = instance.get(client).await?;
     let try_number = match try_number {
         Some(n) => n,
-        None => first
-            .get("try_number")
-            .and_then(Value::as_u64)
-            .map_or(1, |n| n.max(1) as u32),
+        None => u32::try_from(first.try_number.max(1)).unwrap_or(1),
     };
     let try_text = try_number.to_string();
     let path = [
@@ -200,27 +191,22 @@ async fn logs(
     loop {
         // The state is read before the lines: once the try has ended, the lines read after
         // it are all it wrote, so following can stop without losing the last ones.
-        let running = follow && try_running(&state, try_number);
+        let running = follow && try_running(state.state.as_deref(), state.try_number, try_number);
         loop {
             let mut query = vec![("map_index", instance.map_index.to_string())];
             if let Some(token) = &token {
                 query.push(("token", token.clone()));
             }
-            let page: Value = client.get(&path, &query).await?;
-            let lines = page
-                .get("content")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            for line in &lines {
+            let page: TaskInstancesLogResponse = client.get(&path, &query).await?;
+            for line in &page.content {
                 println!("{}", log_line(line));
             }
-            match page.get("continuation_token").and_then(Value::as_str) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+            match page.continuation_token {
+                Some(next) if token.as_ref() != Some(&next) => token = Some(next),
                 // Without a new token, asking again would repeat the same lines.
                 _ => break,
             }
-            if lines.is_empty() {
+            if page.content.is_empty() {
                 break;
             }
         }
@@ -232,11 +218,10 @@ async fn logs(
     }
 }
 
-/// Whether the given try of a task instance may still write lines.
-fn try_running(ti: &Value, try_number: u32) -> bool {
-    let current_try = ti.get("try_number").and_then(Value::as_u64).unwrap_or(0);
-    let state = ti.get("state").and_then(Value::as_str);
-    current_try <= u64::from(try_number)
+/// Whether the given try of a task instance, now in `state` at try `current_try`, may still
+/// write lines.
+fn try_running(state: Option<&str>, current_try: i64, try_number: u32) -> bool {
+    current_try <= i64::from(try_number)
         && matches!(
             state,
             None | Some("running" | "queued" | "scheduled" | "restarting" | "deferred")
@@ -244,17 +229,20 @@ fn try_running(ti: &Value, try_number: u32) -> bool {
 }
 
 /// One structured log line as text: `timestamp event`, as the task wrote it.
-fn log_line(line: &Value) -> String {
-    let Some(map) = line.as_object() else {
-        return line
-            .as_str()
-            .map_or_else(|| line.to_string(), str::to_string);
-    };
-    let event = map.get("event").and_then(Value::as_str).unwrap_or_default();
-    match map.get("timestamp").and_then(Value::as_str) {
-        Some(timestamp) => format!("{timestamp} {event}"),
-        None => event.to_string(),
+fn log_line(line: &StructuredLogMessage) -> String {
+    match line.timestamp {
+        Some(timestamp) => format!("{} {}", rfc3339(timestamp), line.event),
+        None => line.event.clone(),
     }
+}
+
+/// A row of `tasks xcom`: one XCom a task pushed, with its value.
+#[derive(Serialize)]
+struct XcomRow {
+    task_id: String,
+    map_index: i64,
+    key: String,
+    value: Value,
 }
 
 /// The XComs a task pushed in a run, with their values.
@@ -264,7 +252,7 @@ async fn xcoms(
     run_id: &str,
     task_id: &str,
     key: Option<&str>,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<XcomRow>> {
     let path = [
         "api",
         "v2",
@@ -276,29 +264,26 @@ async fn xcoms(
         task_id,
         "xcomEntries",
     ];
-    let entries = client.list_all(&path, &[], "xcom_entries").await?;
+    let entries = client
+        .list_all::<XComCollectionResponse>(&path, &[])
+        .await?;
     let mut rows = Vec::new();
     for entry in entries {
-        let entry_key = text(&entry, "key").to_string();
-        if key.is_some_and(|k| k != entry_key) {
+        if key.is_some_and(|k| k != entry.key) {
             continue;
         }
-        let map_index = entry.get("map_index").and_then(Value::as_i64).unwrap_or(-1);
-        // A listing may leave the values out; each entry then has them.
-        let value = match entry.get("value") {
-            Some(value) => value.clone(),
-            None => {
-                let mut one = path.to_vec();
-                one.push(&entry_key);
-                let full: Value = client
-                    .get(&one, &[("map_index", map_index.to_string())])
-                    .await?;
-                full.get("value").cloned().unwrap_or(Value::Null)
-            }
-        };
-        rows.push(
-            json!({"task_id": task_id, "map_index": map_index, "key": entry_key, "value": value}),
-        );
+        // A listing leaves the values out; each entry has its own.
+        let mut one = path.to_vec();
+        one.push(&entry.key);
+        let full: XComResponseNative = client
+            .get(&one, &[("map_index", entry.map_index.to_string())])
+            .await?;
+        rows.push(XcomRow {
+            task_id: task_id.to_string(),
+            map_index: entry.map_index,
+            key: entry.key,
+            value: full.value,
+        });
     }
     Ok(rows)
 }
@@ -313,35 +298,51 @@ async fn clear(
     only_failed: bool,
     yes: bool,
 ) -> Result<ExitCode> {
-    let mut body = json!({
-        "dag_run_id": run_id,
-        "include_downstream": downstream,
-        "only_failed": only_failed,
-    });
-    if let Some(pattern) = task_regex {
-        let regex = regex::Regex::new(pattern)
-            .with_context(|| format!("--task-regex '{pattern}' is not a valid regex"))?;
-        let task_ids: Vec<String> = tasks_of(client, dag_id)
-            .await?
-            .iter()
-            .map(|t| text(t, "task_id").to_string())
-            .filter(|id| regex.is_match(id))
-            .collect();
-        if task_ids.is_empty() {
-            bail!("no task of DAG '{dag_id}' matches --task-regex '{pattern}'");
+    let task_ids = match task_regex {
+        None => None,
+        Some(pattern) => {
+            let regex = regex::Regex::new(pattern)
+                .with_context(|| format!("--task-regex '{pattern}' is not a valid regex"))?;
+            let task_ids: Vec<TaskIdSpec> = tasks_of(client, dag_id)
+                .await?
+                .into_iter()
+                .filter(|t| regex.is_match(&t.task_id))
+                .map(|t| TaskIdSpec::Id(t.task_id))
+                .collect();
+            if task_ids.is_empty() {
+                bail!("no task of DAG '{dag_id}' matches --task-regex '{pattern}'");
+            }
+            Some(task_ids)
         }
-        body["task_ids"] = json!(task_ids);
-    }
+    };
+    // Every field given, each as the server would default it but for the flags: `only_failed`
+    // in particular defaults to true there.
+    let mut body = ClearTaskInstancesBody {
+        dry_run: true,
+        start_date: None,
+        end_date: None,
+        only_failed,
+        only_running: false,
+        reset_dag_runs: false,
+        task_ids,
+        dag_run_id: Some(run_id.to_string()),
+        include_upstream: false,
+        include_downstream: downstream,
+        include_future: false,
+        include_past: false,
+        run_on_latest_version: None,
+        note: None,
+        prevent_running_task: None,
+    };
     let path = ["api", "v2", "dags", dag_id, "clearTaskInstances"];
     if !yes {
-        body["dry_run"] = json!(true);
-        let preview: Value = client.post(&path, &body).await?;
-        let tis = cleared(&preview)?;
+        let preview: TaskInstanceCollectionResponse = client.post(&path, &body).await?;
+        let tis = preview.task_instances;
         if tis.is_empty() {
             eprintln!("nothing to clear in run '{run_id}'");
             return Ok(ExitCode::SUCCESS);
         }
-        print_rows(Format::Table, TI_COLUMNS, &tis)?;
+        print_rows(Format::Table, TI_COLUMNS, &rows(&tis)?)?;
         if !confirm(&format!(
             "Clear these {} task instance(s) so they run again?",
             tis.len()
@@ -350,66 +351,88 @@ async fn clear(
             return Ok(ExitCode::FAILURE);
         }
     }
-    body["dry_run"] = json!(false);
-    let answer: Value = client.post(&path, &body).await?;
-    let tis = cleared(&answer)?;
+    body.dry_run = false;
+    let answer: TaskInstanceCollectionResponse = client.post(&path, &body).await?;
+    let tis = answer.task_instances;
     for ti in &tis {
-        let index = ti.get("map_index").and_then(Value::as_i64).unwrap_or(-1);
-        if index >= 0 {
-            println!("{}[{index}]", text(ti, "task_id"));
+        if ti.map_index >= 0 {
+            println!("{}[{}]", ti.task_id, ti.map_index);
         } else {
-            println!("{}", text(ti, "task_id"));
+            println!("{}", ti.task_id);
         }
     }
     eprintln!("{} task instance(s) of run '{run_id}' cleared", tis.len());
     Ok(ExitCode::SUCCESS)
 }
 
-fn cleared(answer: &Value) -> Result<Vec<Value>> {
-    answer
-        .get("task_instances")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| anyhow!("the clear answer holds no task_instances list"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(timestamp: Option<&str>, event: &str, stream: &str) -> StructuredLogMessage {
+        StructuredLogMessage {
+            timestamp: timestamp.map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .expect("timestamp")
+                    .to_utc()
+            }),
+            event: event.to_string(),
+            stream: stream.to_string(),
+        }
+    }
 
     #[test]
     fn structured_log_lines_read_as_text() {
         for (line, expected) in [
             (
-                json!({"timestamp": "2024-01-01T00:00:00.123Z", "event": "hello"}),
+                line(Some("2024-01-01T00:00:00.123Z"), "hello", "stdout"),
                 "2024-01-01T00:00:00.123Z hello",
             ),
-            (json!({"event": "no time"}), "no time"),
+            (line(None, "no time", "stdout"), "no time"),
             (
-                json!({"timestamp": "t", "event": "e", "stream": "stderr"}),
-                "t e",
+                line(Some("2024-01-01T00:00:00Z"), "e", "stderr"),
+                "2024-01-01T00:00:00Z e",
             ),
-            (json!("plain"), "plain"),
+            (
+                line(Some("2026-12-02T03:10:32.968870Z"), "micros", "stdout"),
+                "2026-12-02T03:10:32.968870Z micros",
+            ),
         ] {
             assert_eq!(log_line(&line), expected);
         }
     }
 
     #[test]
+    fn log_timestamps_print_as_the_server_sends_them() {
+        for sent in [
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.100Z",
+            "2026-12-02T03:10:32.968870Z",
+            "2026-12-02T03:10:32.968870123Z",
+        ] {
+            let line: StructuredLogMessage = serde_json::from_value(
+                serde_json::json!({"timestamp": sent, "event": "e", "stream": "stdout"}),
+            )
+            .expect("a log line");
+            assert_eq!(log_line(&line), format!("{sent} e"));
+        }
+    }
+
+    #[test]
     fn a_try_runs_until_its_instance_has_a_final_state_or_a_later_try() {
-        for (ti, try_number, expected) in [
-            (json!({"state": "running", "try_number": 1}), 1, true),
-            (json!({"state": "queued", "try_number": 1}), 1, true),
-            (json!({"state": null, "try_number": 0}), 1, true),
-            (json!({"state": "success", "try_number": 1}), 1, false),
-            (json!({"state": "up_for_retry", "try_number": 1}), 1, false),
-            (json!({"state": "running", "try_number": 2}), 1, false),
-            (json!({"state": "failed", "try_number": 2}), 2, false),
+        for (state, current_try, try_number, expected) in [
+            (Some("running"), 1, 1, true),
+            (Some("queued"), 1, 1, true),
+            (None, 0, 1, true),
+            (Some("success"), 1, 1, false),
+            (Some("up_for_retry"), 1, 1, false),
+            (Some("running"), 2, 1, false),
+            (Some("failed"), 2, 2, false),
         ] {
             assert_eq!(
-                try_running(&ti, try_number),
+                try_running(state, current_try, try_number),
                 expected,
-                "{ti} try {try_number}"
+                "{state:?} at try {current_try}, asking about try {try_number}"
             );
         }
     }

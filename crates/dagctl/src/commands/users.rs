@@ -9,9 +9,10 @@ use chrono::Utc;
 use serde_json::json;
 use store::{NewUser, Store};
 
+use crate::backend;
+use crate::cli::UsersCommand;
 use crate::output::print_rows;
 use crate::settings::Settings;
-use crate::{UsersCommand, backend};
 
 /// Airflow's roles.
 pub const ROLES: [&str; 4] = ["Admin", "Op", "User", "Viewer"];
