@@ -12,9 +12,10 @@ use chrono::Utc;
 use scheduler::TriggerRequest;
 use store::Store;
 
+use crate::backend;
+use crate::cli::BenchArgs;
 use crate::commands::engine::{self, Engine};
 use crate::settings::Settings;
-use crate::{BenchArgs, backend};
 
 pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
     let mut scratch: Option<(String, String)> = None;
@@ -41,7 +42,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         other => bail!("unknown backend '{other}': use sqlite or postgres"),
     };
     println!("backend: {}", store.backend());
-    if let Some(crate::BenchWhat::Sensors(sensor_args)) = &args.what {
+    if let Some(crate::cli::BenchWhat::Sensors(sensor_args)) = &args.what {
         let outcome = sensors(&settings, store.clone(), sensor_args).await;
         drop(store);
         if let Some((admin, url)) = scratch
@@ -178,7 +179,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn sensors(
     settings: &Settings,
     store: Arc<dyn Store>,
-    args: &crate::SensorBenchArgs,
+    args: &crate::cli::SensorBenchArgs,
 ) -> Result<ExitCode> {
     let dir = tempfile::Builder::new()
         .prefix("updraft-bench-sensors-")

@@ -15,9 +15,6 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfigCommand, DbCommand};
 
-// `bench.rs` and `commands/server.rs` name their flags at the crate root; they live in `cli`.
-pub use crate::cli::{BenchArgs, BenchWhat, SensorBenchArgs, ServerArgs, WorkerArgs};
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,8 +13,9 @@ use worker::Worker;
 
 use super::engine::{self, Engine, stopped};
 use super::users::{create_user, random_password};
+use crate::backend;
+use crate::cli::{ServerArgs, WorkerArgs};
 use crate::settings::{API_SECRET_FILE, FERNET_KEY_FILE, HOME, Settings};
-use crate::{ServerArgs, WorkerArgs, backend};
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
