@@ -98,8 +98,7 @@ impl Dialect for Postgres {
     }
 
     fn sql(name: &str) -> Option<&'static str> {
-        let found = QUERIES.binary_search_by(|(known, _)| (*known).cmp(name));
-        found.ok().map(|at| QUERIES[at].1)
+        query_sql(name)
     }
 
     async fn write(&self) -> store::Result<Self::Tx> {

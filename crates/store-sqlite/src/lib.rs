@@ -134,8 +134,7 @@ impl Dialect for Sqlite {
     }
 
     fn sql(name: &str) -> Option<&'static str> {
-        let found = QUERIES.binary_search_by(|(known, _)| (*known).cmp(name));
-        found.ok().map(|at| QUERIES[at].1)
+        query_sql(name)
     }
 
     /// A write transaction holding the database's write lock from its first statement.
