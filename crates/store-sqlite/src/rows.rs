@@ -31,7 +31,7 @@ fn opt_time(value: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     value.map(time).transpose()
 }
 
-fn to_json_text(value: &Value) -> Result<String> {
+fn to_json_text(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 
@@ -72,8 +72,8 @@ pub(crate) fn bind(
             Arg::Time(at) => query.bind(micros(*at)),
             Arg::OptTime(at) => query.bind(at.map(micros)),
             Arg::Json(value) => query.bind(to_json_text(value)?),
-            Arg::Texts(values) => query.bind(to_json_text(&Value::from(values.clone()))?),
-            Arg::Ints(values) => query.bind(to_json_text(&Value::from(values.clone()))?),
+            Arg::Texts(values) => query.bind(to_json_text(values)?),
+            Arg::Ints(values) => query.bind(to_json_text(values)?),
             Arg::Table(columns) => {
                 let rows = columns.first().map_or(0, column_len);
                 let table: Vec<Value> = (0..rows)
