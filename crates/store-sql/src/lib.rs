@@ -7,9 +7,10 @@
 //! live here once, and a backend plugs in exactly those three things:
 //!
 //! - **SQL texts**, named by the file name under the backend's `queries/` ([`Dialect::sql`]);
-//!   each backend's `build.rs` turns that folder into its name→text table, so a new query is
-//!   a new file and no Rust edit in the backend. [`QUERIES`] lists every name used here, and
-//!   each backend tests that it has them all.
+//!   both backends build with `query_table.rs` (next to this crate's `src/`), which turns
+//!   their folder into a name→text table, so a new query is a new file and no Rust edit in
+//!   the backend. [`QUERIES`] lists every name used here, and each backend tests that it
+//!   has them all.
 //! - **Connections and locking**: where a write transaction comes from and how it commits
 //!   (SQLite: the one writer with `BEGIN IMMEDIATE`; Postgres: the pool, with `pg_notify`
 //!   inside the transaction), where reads go, and whether the backend takes row locks
@@ -21,6 +22,10 @@
 //! The neutral values are chosen over code generic in `sqlx::Database`: that would need a
 //! `where` clause of encode and decode bounds on every operation for every value type, while
 //! here the core names no sqlx type at all and the mapping is one `match` per backend.
+//!
+//! `Store` is the sum of capability traits, and methods of supertraits need their trait in
+//! scope on a concrete type; so `SqlStore` derefs to `dyn Store`, and a caller holding a
+//! concrete store with only `Store` imported reaches every method as before the split.
 
 mod operations;
 pub mod rows;
