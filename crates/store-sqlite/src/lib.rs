@@ -1,35 +1,39 @@
-//! The SQLite backend of the `Store` trait: one database file in WAL mode, for a single machine.
+//! The SQLite backend of the store: one database file in WAL mode, for a single machine.
 //!
 //! Why it is shaped so: SQLite allows one writer at a time. Every write goes through a pool of
 //! exactly one connection and starts with `BEGIN IMMEDIATE`, which takes the write lock before
 //! the first read, so two writers never deadlock upgrading a read lock and nobody sees
 //! `SQLITE_BUSY` under load; `busy_timeout` covers other processes on the same file. Reads use
-//! a small pool of their own and, thanks to WAL, never wait for the writer.
+//! a small pool of their own and, thanks to WAL, never wait for the writer. Because the one
+//! writer serializes every write, this backend takes no row locks, and `schedule_run` decides
+//! on a read connection first so that a decision that changes nothing never waits for it.
 //!
-//! The SQL of each operation lives in `queries/<operation>.sql`, named like the Postgres
-//! backend's files so the two can be diffed side by side.
+//! The operations themselves are `store-sql`'s; this crate holds the connections, the SQL of
+//! each operation in `queries/<operation>.sql` (named like the Postgres backend's files so the
+//! two can be diffed side by side), and the type mapping in `rows.rs`.
 
-mod operations;
 mod rows;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dag::Dag;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
-use store::{StoreError, StoreEvent};
+use sqlx::{Sqlite as Db, Transaction};
+use store::{StoreError, StoreEvent, TaskInstanceRecord};
+use store_sql::{Arg, Dialect, FileDialect, SqlStore};
 use tokio::sync::broadcast;
 
-use crate::rows::db;
+use crate::rows::{Row, db};
 
-/// How many events a slow subscriber may fall behind before it sees `Lagged`.
-const EVENT_CAPACITY: usize = 1024;
+include!(concat!(env!("OUT_DIR"), "/queries.rs"));
+
+/// A store in one SQLite file.
+pub type SqliteStore = SqlStore<Sqlite>;
 
 /// How long a statement waits for another process holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,67 +41,24 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Readers: WAL lets them run beside the writer, so a few cover the API and the scheduler.
 const READ_CONNECTIONS: u32 = 4;
 
-/// A store in one SQLite file.
-pub struct SqliteStore {
+/// The SQLite dialect of [`SqlStore`]: its connections and type mapping.
+pub struct Sqlite {
     /// Exactly one connection: SQLite has one writer, and queuing here is cheaper than
     /// retrying on `SQLITE_BUSY`.
     writer: SqlitePool,
     reader: SqlitePool,
-    events: broadcast::Sender<StoreEvent>,
-    /// Parsed definitions by (dag_id, version). Versions are immutable, so entries never go
-    /// stale.
-    dags: Mutex<HashMap<(String, String), Arc<Dag>>>,
     /// For [`SqliteStore::temporary`]: the folder holding the file, deleted on drop.
     _temp_dir: Option<tempfile::TempDir>,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").finish_non_exhaustive()
-    }
-}
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
-impl SqliteStore {
-    /// Open (creating if needed) the database at a `sqlite:` URL or a plain file path.
-    /// `sqlite::memory:` gives a [`temporary`](SqliteStore::temporary) database: a true
-    /// in-memory database would be a different one on each connection of the pools.
-    pub async fn connect(url_or_path: &str) -> store::Result<SqliteStore> {
-        if url_or_path == "sqlite::memory:" || url_or_path == ":memory:" {
-            Self::temporary().await
-        } else if url_or_path.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url_or_path).map_err(db)?;
-            let path = options.get_filename().to_path_buf();
-            Self::open_with(options, &path, None).await
-        } else {
-            Self::open(url_or_path).await
-        }
-    }
-
-    /// Open (creating the file and its folder if needed) the database at `path`.
-    pub async fn open(path: impl AsRef<Path>) -> store::Result<SqliteStore> {
-        let path = path.as_ref();
-        let options = SqliteConnectOptions::new().filename(path);
-        Self::open_with(options, path, None).await
-    }
-
-    /// A throw-away database in a fresh temporary folder, removed when the store is dropped.
-    pub async fn temporary() -> store::Result<SqliteStore> {
-        let dir = tempfile::Builder::new()
-            .prefix("updraft-")
-            .tempdir()
-            .map_err(|err| StoreError::Database(Box::new(err)))?;
-        let path: PathBuf = dir.path().join("updraft.db");
-        let options = SqliteConnectOptions::new().filename(&path);
-        Self::open_with(options, &path, Some(dir)).await
-    }
-
+impl Sqlite {
     async fn open_with(
         options: SqliteConnectOptions,
         path: &Path,
         temp_dir: Option<tempfile::TempDir>,
-    ) -> store::Result<SqliteStore> {
+    ) -> store::Result<Sqlite> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|err| StoreError::Database(Box::new(err)))?;
         }
@@ -130,30 +91,139 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(db)?;
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        Ok(SqliteStore {
+        Ok(Sqlite {
             writer,
             reader,
-            events,
-            dags: Mutex::new(HashMap::new()),
             _temp_dir: temp_dir,
         })
     }
+}
 
-    /// A write transaction holding the database's write lock from its first statement.
-    async fn write(&self) -> store::Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
-    }
+impl Dialect for Sqlite {
+    type Conn = SqliteConnection;
+    type Tx = Transaction<'static, Db>;
+    type Read = PoolConnection<Db>;
+    type Row = Row;
 
-    /// Tell subscribers; called only after the change committed.
-    fn emit(&self, event: StoreEvent) {
-        // No subscriber is not an error: nobody is waiting.
-        let _ = self.events.send(event);
+    const NAME: &'static str = "sqlite";
+    const ROW_LOCKS: bool = false;
+    const DECIDE_BEFORE_LOCKING: bool = true;
+
+    /// A `sqlite:` URL or a plain file path. `sqlite::memory:` gives a
+    /// [`temporary`](SqliteStore::temporary) database: a true in-memory database would be a
+    /// different one on each connection of the pools.
+    async fn connect(
+        url_or_path: &str,
+        _events: &broadcast::Sender<StoreEvent>,
+    ) -> store::Result<Sqlite> {
+        if url_or_path == "sqlite::memory:" || url_or_path == ":memory:" {
+            Self::temporary().await
+        } else if url_or_path.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url_or_path).map_err(db)?;
+            let path = options.get_filename().to_path_buf();
+            Self::open_with(options, &path, None).await
+        } else {
+            Self::open(Path::new(url_or_path)).await
+        }
     }
 
     /// Close both pools, checkpointing the WAL into the main file.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    fn sql(name: &str) -> Option<&'static str> {
+        query_sql(name)
+    }
+
+    /// A write transaction holding the database's write lock from its first statement.
+    async fn write(&self) -> store::Result<Self::Tx> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+
+    async fn read(&self) -> store::Result<Self::Read> {
+        self.reader.acquire().await.map_err(db)
+    }
+
+    async fn commit(&self, tx: Self::Tx, _events: &[StoreEvent]) -> store::Result<()> {
+        tx.commit().await.map_err(db)
+    }
+
+    async fn execute(
+        conn: &mut SqliteConnection,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> store::Result<u64> {
+        let done = rows::bind(sql, args)?.execute(conn).await.map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_all(
+        conn: &mut SqliteConnection,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> store::Result<Vec<Row>> {
+        let found = rows::bind(sql, args)?.fetch_all(conn).await.map_err(db)?;
+        Ok(found.into_iter().map(Row).collect())
+    }
+
+    async fn fetch_optional(
+        conn: &mut SqliteConnection,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> store::Result<Option<Row>> {
+        let found = rows::bind(sql, args)?
+            .fetch_optional(conn)
+            .await
+            .map_err(db)?;
+        Ok(found.map(Row))
+    }
+
+    async fn snapshot_task_instances(
+        conn: &mut SqliteConnection,
+        run: i64,
+    ) -> store::Result<Vec<TaskInstanceRecord>> {
+        let sql = store_sql::query::<Sqlite>("task_instances_packed")?;
+        let packed: String = sqlx::query_scalar(sql)
+            .bind(run)
+            .fetch_one(conn)
+            .await
+            .map_err(db)?;
+        rows::packed_task_instances(&packed)
+    }
+}
+
+impl FileDialect for Sqlite {
+    async fn open(path: &Path) -> store::Result<Sqlite> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_with(options, path, None).await
+    }
+
+    async fn temporary() -> store::Result<Sqlite> {
+        let dir = tempfile::Builder::new()
+            .prefix("updraft-")
+            .tempdir()
+            .map_err(|err| StoreError::Database(Box::new(err)))?;
+        let path: PathBuf = dir.path().join("updraft.db");
+        let options = SqliteConnectOptions::new().filename(&path);
+        Self::open_with(options, &path, Some(dir)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every query the core runs is a file in `queries/`.
+    #[test]
+    fn has_every_query_the_core_runs() {
+        let missing: Vec<&str> = store_sql::QUERIES
+            .iter()
+            .copied()
+            .filter(|name| Sqlite::sql(name).is_none())
+            .collect();
+        assert_eq!(missing, Vec::<&str>::new());
+        assert!(Sqlite::sql("task_instances_packed").is_some());
     }
 }

@@ -4,7 +4,7 @@
 //! transaction, every state change guarded by the state it expects), so no transaction leaks
 //! out and no caller can leave state half-written. The scheduler's decisions are pure functions
 //! from the `dag` crate that the store runs *inside* its transaction
-//! ([`Store::schedule_run`]), which keeps "read the run, decide, write the decisions" atomic
+//! ([`RunQueue::schedule_run`]), which keeps "read the run, decide, write the decisions" atomic
 //! even with several schedulers on one Postgres.
 //!
 //! Backends: `store-sqlite` (embedded, default) and `store-postgres`. Both pass the same
@@ -35,7 +35,7 @@ const UNFINISHED: [TaskState; 6] = [
     TaskState::UpForReschedule,
 ];
 
-/// What [`Store::set_run_state`] does to the run's unfinished task instances, as
+/// What [`RunQueue::set_run_state`] does to the run's unfinished task instances, as
 /// (from these states, to this state) steps in order: Airflow's "mark run success" makes them
 /// all `success`; "mark run failed" fails the running ones and skips the rest.
 pub fn hand_marks(state: RunState) -> Vec<(Vec<TaskState>, TaskState)> {
@@ -78,20 +78,20 @@ pub enum StoreEvent {
 }
 
 /// The scheduler's decision for one run, computed from a [`RunSnapshot`] inside the
-/// transaction of [`Store::schedule_run`].
+/// transaction of [`RunQueue::schedule_run`].
 pub type Decide<'a> = &'a (dyn Fn(&RunSnapshot) -> RunDecision + Send + Sync);
 
-/// All persistence. Implemented by `store-sqlite` and `store-postgres`.
+/// All persistence: the sum of the capability traits below. Implemented by `store-sql`'s
+/// `SqlStore` for both backends; every type that has the four capabilities is a `Store`, so
+/// callers hold `Arc<dyn Store>` or ask for the narrowest capability they need.
+pub trait Store: Catalog + RunQueue + LogsAndXcoms + Admin {}
+
+impl<T: Catalog + RunQueue + LogsAndXcoms + Admin + ?Sized> Store for T {}
+
+/// The DAG catalog: what the file processor parsed (DAGs and their immutable versions), the
+/// files that failed to parse, and the operator actions on whole DAGs.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Which backend this is (`sqlite`, `postgres`), for logs and benchmarks.
-    fn backend(&self) -> &'static str;
-
-    /// Events from this store's commits (and, on Postgres, other processes' commits).
-    fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
-
-    // --- DAGs -----------------------------------------------------------------------------
-
+pub trait Catalog: Send + Sync + 'static {
     /// Insert or update a DAG from a parsed file: marks it active, records `version` (the
     /// file hash) with its definition if new. A new DAG is paused if the DAG says
     /// `is_paused_upon_creation`; an existing DAG keeps its paused flag.
@@ -113,7 +113,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn unpause_dag(&self, dag_id: &str) -> Result<()>;
 
-    // --- import errors --------------------------------------------------------------------
+    /// Delete a DAG with its versions, runs, task instances, XComs and logs; a missing DAG is
+    /// `NotFound`. If its file is still in the DAG folder it comes back on the next parse.
+    async fn delete_dag(&self, dag_id: &str) -> Result<()>;
 
     /// Record (replace) the import error of one file.
     async fn record_import_error(
@@ -127,8 +129,15 @@ pub trait Store: Send + Sync + 'static {
     async fn clear_import_error(&self, filename: &str) -> Result<()>;
 
     async fn list_import_errors(&self) -> Result<Vec<ImportErrorRecord>>;
+}
 
-    // --- runs -----------------------------------------------------------------------------
+/// Runs and the work queue: creating and deciding runs, the life of a task instance from
+/// queued to finished (claims, heartbeats, retries, zombies, sensors' pokes), the operator
+/// actions on runs and task instances, and the events that wake schedulers and workers.
+#[async_trait]
+pub trait RunQueue: Send + Sync + 'static {
+    /// Events from this store's commits (and, on Postgres, other processes' commits).
+    fn subscribe(&self) -> broadcast::Receiver<StoreEvent>;
 
     /// Create a run in state `queued` with one task instance (state `none`) per task.
     /// Returns `None`, changing nothing, if the DAG already has a run with this `run_id`.
@@ -161,11 +170,16 @@ pub trait Store: Send + Sync + 'static {
         decide: Decide<'_>,
     ) -> Result<ScheduleOutcome>;
 
-    // --- task instances -------------------------------------------------------------------
-
     async fn task_instances(&self, run: i64) -> Result<Vec<TaskInstanceRecord>>;
 
     async fn get_task_instance(&self, ti: i64) -> Result<Option<TaskInstanceRecord>>;
+
+    /// Task instances matching the filter (any run when `run_id` is `None`, any DAG when
+    /// `dag_id` is `None`), ordered by run then id.
+    async fn list_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<Vec<TaskInstanceRecord>>;
 
     /// Atomically move up to `claim.limit` queued task instances of `claim.queues` to
     /// `running`, highest priority first, never the same one to two claimers.
@@ -190,19 +204,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest pending retry, to sleep until it.
     async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>>;
-
-    // --- operator actions (REST API, CLI) --------------------------------------------------
-
-    /// Task instances matching the filter (any run when `run_id` is `None`, any DAG when
-    /// `dag_id` is `None`), ordered by run then id.
-    async fn list_task_instances(
-        &self,
-        filter: &TaskInstanceFilter,
-    ) -> Result<Vec<TaskInstanceRecord>>;
-
-    /// Delete a DAG with its versions, runs, task instances, XComs and logs; a missing DAG is
-    /// `NotFound`. If its file is still in the DAG folder it comes back on the next parse.
-    async fn delete_dag(&self, dag_id: &str) -> Result<()>;
 
     /// Delete a run with its task instances, XComs and logs; a missing run is `NotFound`.
     async fn delete_run(&self, run: i64) -> Result<()>;
@@ -239,31 +240,23 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Vec<TaskInstanceRecord>>;
 
-    /// Record that a component (`scheduler`, `worker`, …) with this id is alive.
-    async fn record_heartbeat(
-        &self,
-        component: &str,
-        id: &str,
-        hostname: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    /// Sensor instances waiting between pokes (`up_for_reschedule`) with their runs, of one
+    /// run or of all, soonest poke first.
+    async fn waiting_sensors(&self, run: Option<i64>) -> Result<Vec<WaitingSensor>>;
 
-    /// How many runs and task instances are in each state, and queued instances per queue,
-    /// for metrics.
-    async fn state_counts(&self) -> Result<StateCounts>;
+    /// Apply pokes, each guarded by `up_for_reschedule`, its try number and poke count, all in
+    /// one transaction; a poke whose guard failed changes nothing (another scheduler poked
+    /// first, or the instance was cleared). Returns, per poke, whether it applied. Emits
+    /// `RunChanged` for runs whose sensors settled and `TasksQueued` if any was queued.
+    async fn record_pokes(&self, pokes: &[Poke]) -> Result<Vec<bool>>;
 
-    /// The newest heartbeat of any instance of a component.
-    async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>>;
+    /// A sensor instance's progress in its current try (`None`: no such instance).
+    async fn sensor_progress(&self, ti: i64) -> Result<Option<SensorProgress>>;
+}
 
-    // --- XCom -----------------------------------------------------------------------------
-
-    async fn get_xcom(&self, key: &XcomKey) -> Result<Option<Value>>;
-
-    /// XComs of one run, optionally of one task, ordered by task, map index and key.
-    async fn list_xcoms(&self, run: i64, task_id: Option<&str>) -> Result<Vec<XcomRecord>>;
-
-    // --- logs -----------------------------------------------------------------------------
-
+/// What tries leave behind for people and for their downstream: log lines and XComs.
+#[async_trait]
+pub trait LogsAndXcoms: Send + Sync + 'static {
     /// Append lines to a try's log (numbered in order of arrival).
     async fn append_log(&self, ti: i64, try_number: u32, lines: &[LogLine]) -> Result<()>;
 
@@ -276,7 +269,34 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<LogRecord>>;
 
-    // --- variables and connections ------------------------------------------------------
+    async fn get_xcom(&self, key: &XcomKey) -> Result<Option<Value>>;
+
+    /// XComs of one run, optionally of one task, ordered by task, map index and key.
+    async fn list_xcoms(&self, run: i64, task_id: Option<&str>) -> Result<Vec<XcomRecord>>;
+}
+
+/// Administration and secrets: variables, connections, pools, users, the components'
+/// heartbeats and the state counts that health and metrics read, and which backend this is.
+#[async_trait]
+pub trait Admin: Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`), for logs and benchmarks.
+    fn backend(&self) -> &'static str;
+
+    /// Record that a component (`scheduler`, `worker`, …) with this id is alive.
+    async fn record_heartbeat(
+        &self,
+        component: &str,
+        id: &str,
+        hostname: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The newest heartbeat of any instance of a component.
+    async fn latest_heartbeat(&self, component: &str) -> Result<Option<DateTime<Utc>>>;
+
+    /// How many runs and task instances are in each state, and queued instances per queue,
+    /// for metrics.
+    async fn state_counts(&self) -> Result<StateCounts>;
 
     /// Insert or replace a variable (as sealed by [`secrets::Vault`]).
     async fn set_variable(&self, variable: &VariableRecord) -> Result<()>;
@@ -300,8 +320,6 @@ pub trait Store: Send + Sync + 'static {
     /// Delete a connection; a missing one is `NotFound`.
     async fn delete_connection(&self, conn_id: &str) -> Result<()>;
 
-    // --- pools ----------------------------------------------------------------------------
-
     /// Insert or replace a pool.
     async fn set_pool(&self, pool: &PoolRecord) -> Result<()>;
 
@@ -312,8 +330,6 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound`.
     async fn delete_pool(&self, name: &str) -> Result<()>;
 
-    // --- users ----------------------------------------------------------------------------
-
     /// Create a user; a duplicate username is a `Conflict`.
     async fn create_user(&self, user: &NewUser) -> Result<UserRecord>;
 
@@ -323,19 +339,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete a user; a missing one is `NotFound`.
     async fn delete_user(&self, username: &str) -> Result<()>;
-
-    // --- sensors ---
-
-    /// Sensor instances waiting between pokes (`up_for_reschedule`) with their runs, of one
-    /// run or of all, soonest poke first.
-    async fn waiting_sensors(&self, run: Option<i64>) -> Result<Vec<WaitingSensor>>;
-
-    /// Apply pokes, each guarded by `up_for_reschedule`, its try number and poke count, all in
-    /// one transaction; a poke whose guard failed changes nothing (another scheduler poked
-    /// first, or the instance was cleared). Returns, per poke, whether it applied. Emits
-    /// `RunChanged` for runs whose sensors settled and `TasksQueued` if any was queued.
-    async fn record_pokes(&self, pokes: &[Poke]) -> Result<Vec<bool>>;
-
-    /// A sensor instance's progress in its current try (`None`: no such instance).
-    async fn sensor_progress(&self, ti: i64) -> Result<Option<SensorProgress>>;
 }

@@ -266,7 +266,7 @@ pub struct Transition {
     pub to: TaskState,
 }
 
-/// What [`crate::Store::schedule_run`] changed.
+/// What [`crate::RunQueue::schedule_run`] changed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScheduleOutcome {
     /// Task instances moved to `queued` (workers should claim).
@@ -436,7 +436,7 @@ pub struct PoolStats {
     pub queued_slots: i64,
 }
 
-/// Which task instances [`Store::list_task_instances`](crate::Store::list_task_instances)
+/// Which task instances [`RunQueue::list_task_instances`](crate::RunQueue::list_task_instances)
 /// returns.
 #[derive(Debug, Clone, Default)]
 pub struct TaskInstanceFilter {

@@ -17,7 +17,6 @@ store::store_conformance!(fresh);
 /// `open` creates missing parent folders and the file, and reopening keeps the data.
 #[tokio::test]
 async fn open_creates_the_file_and_reopens() {
-    use store::Store;
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("nested/deeper/updraft.db");
     {
@@ -39,7 +38,6 @@ async fn open_creates_the_file_and_reopens() {
 /// `sqlite::memory:` is one database shared by every connection, not one per connection.
 #[tokio::test]
 async fn memory_url_is_one_database() {
-    use store::Store;
     let store = SqliteStore::connect("sqlite::memory:")
         .await
         .expect("memory");

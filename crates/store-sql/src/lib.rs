@@ -1,0 +1,391 @@
+//! `SqlStore`: the one implementation of the store traits, over a small [`Dialect`] that each
+//! SQL backend (`store-sqlite`, `store-postgres`) provides.
+//!
+//! Why it is shaped so: the two backends ran the same operations with the same guards, the
+//! same events and the same record mapping, and differed only in their SQL texts, their
+//! connections and locking, and how a value travels to and from a column. So the operations
+//! live here once, and a backend plugs in exactly those three things:
+//!
+//! - **SQL texts**, named by the file name under the backend's `queries/` ([`Dialect::sql`]);
+//!   both backends build with `query_table.rs` (next to this crate's `src/`), which turns
+//!   their folder into a name→text table, so a new query is a new file and no Rust edit in
+//!   the backend. [`QUERIES`] lists every name used here, and each backend tests that it
+//!   has them all.
+//! - **Connections and locking**: where a write transaction comes from and how it commits
+//!   (SQLite: the one writer with `BEGIN IMMEDIATE`; Postgres: the pool, with `pg_notify`
+//!   inside the transaction), where reads go, and whether the backend takes row locks
+//!   ([`Dialect::ROW_LOCKS`]) or decides before locking ([`Dialect::DECIDE_BEFORE_LOCKING`]).
+//! - **Type mapping**: the core passes values as the neutral [`Arg`] and reads rows through the
+//!   neutral [`SqlRow`], and each dialect maps them to its column types (SQLite: integer
+//!   microseconds, JSON text, lists as JSON text; Postgres: timestamptz, jsonb, arrays).
+//!
+//! The neutral values are chosen over code generic in `sqlx::Database`: that would need a
+//! `where` clause of encode and decode bounds on every operation for every value type, while
+//! here the core names no sqlx type at all and the mapping is one `match` per backend.
+//!
+//! `Store` is the sum of capability traits, and methods of supertraits need their trait in
+//! scope on a concrete type; so `SqlStore` derefs to `dyn Store`, and a caller holding a
+//! concrete store with only `Store` imported reaches every method as before the split.
+
+mod operations;
+pub mod rows;
+mod transitions;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::ops::DerefMut;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use dag::Dag;
+use store::{Store, StoreError, StoreEvent};
+use tokio::sync::broadcast;
+
+pub use transitions::TaskChange;
+
+type Result<T> = store::Result<T>;
+
+/// How many events a slow subscriber may fall behind before it sees `Lagged`.
+const EVENT_CAPACITY: usize = 1024;
+
+/// Every query the core runs on every backend, by file name (without `.sql`).
+pub const QUERIES: &[&str] = &[
+    "append_log",
+    "claim_task_instances",
+    "clear_import_error",
+    "clear_retry_xcoms",
+    "clear_task_instance",
+    "count_queued_by_queue",
+    "count_runs_by_state",
+    "count_running_runs",
+    "count_task_instances_by_state",
+    "create_user",
+    "deactivate_dags",
+    "delete_connection",
+    "delete_dag",
+    "delete_dag_runs",
+    "delete_dag_versions",
+    "delete_pool",
+    "delete_run",
+    "delete_task_xcoms",
+    "delete_user",
+    "delete_variable",
+    "expand_task_instance",
+    "finish_task_instance",
+    "get_connection",
+    "get_dag",
+    "get_dag_version",
+    "get_run",
+    "get_run_by_key",
+    "get_task_instance",
+    "get_user",
+    "get_variable",
+    "get_xcom",
+    "heartbeat",
+    "insert_dag_version",
+    "insert_mapped_instances",
+    "insert_run",
+    "insert_task_instances",
+    "last_scheduled_logical_date",
+    "latest_heartbeat",
+    "list_connections",
+    "list_dags",
+    "list_import_errors",
+    "list_pools",
+    "list_runs",
+    "list_task_instances",
+    "list_users",
+    "list_variables",
+    "list_xcoms",
+    "lock_run",
+    "mark_unfinished",
+    "max_log_seq",
+    "next_retry_at",
+    "queue_due_retries",
+    "read_log",
+    "record_heartbeat",
+    "record_import_error",
+    "record_poke",
+    "reopen_run",
+    "runs_by_keys",
+    "sensor_progress",
+    "set_connection",
+    "set_dag_paused",
+    "set_pool",
+    "set_run_state",
+    "set_task_instance_state",
+    "set_task_pid",
+    "set_variable",
+    "task_instances",
+    "transition_run",
+    "transition_task_instance",
+    "unfinished_runs",
+    "upsert_dag",
+    "upsert_xcom",
+    "waiting_sensors",
+    "zombies",
+];
+
+/// The queries a backend with [`Dialect::ROW_LOCKS`] runs in addition to [`QUERIES`].
+pub const ROW_LOCK_QUERIES: &[&str] = &["lock_log", "lock_pools", "run_of_task_instance"];
+
+/// One parameter of a query, in backend-neutral form.
+#[derive(Debug, Clone)]
+pub enum Arg<'a> {
+    Int(i64),
+    OptInt(Option<i64>),
+    /// A 32-bit column (map indexes, ports).
+    Int32(i32),
+    OptInt32(Option<i32>),
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
+    Json(&'a serde_json::Value),
+    /// A list of texts to match with `IN`/`ANY`.
+    Texts(Vec<&'a str>),
+    /// A list of integers to match with `IN`/`ANY`.
+    Ints(Vec<i64>),
+    /// Many rows for one statement, given column by column, all columns of one length.
+    /// SQLite binds it as one JSON array of rows; Postgres as one array per column.
+    Table(Vec<Column<'a>>),
+}
+
+/// One column of an [`Arg::Table`].
+#[derive(Debug, Clone)]
+pub enum Column<'a> {
+    Ints(Vec<i64>),
+    Int32s(Vec<i32>),
+    Texts(Vec<&'a str>),
+    Times(Vec<DateTime<Utc>>),
+}
+
+/// Which column of a row to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Col {
+    /// The column of this name.
+    Named(&'static str),
+    /// The first column: the value of a one-column query.
+    First,
+}
+
+impl From<&'static str> for Col {
+    fn from(name: &'static str) -> Col {
+        Col::Named(name)
+    }
+}
+
+/// A row read back from a backend, in backend-neutral values.
+pub trait SqlRow: Send + Sync {
+    fn int(&self, col: impl Into<Col>) -> Result<i64>;
+    fn opt_int(&self, col: impl Into<Col>) -> Result<Option<i64>>;
+    fn int32(&self, col: impl Into<Col>) -> Result<i32>;
+    fn opt_int32(&self, col: impl Into<Col>) -> Result<Option<i32>>;
+    fn text(&self, col: impl Into<Col>) -> Result<String>;
+    fn opt_text(&self, col: impl Into<Col>) -> Result<Option<String>>;
+    fn boolean(&self, col: impl Into<Col>) -> Result<bool>;
+    fn time(&self, col: impl Into<Col>) -> Result<DateTime<Utc>>;
+    fn opt_time(&self, col: impl Into<Col>) -> Result<Option<DateTime<Utc>>>;
+    fn json(&self, col: impl Into<Col>) -> Result<serde_json::Value>;
+}
+
+/// What a SQL backend provides: its SQL texts, its connections and locking, and its type
+/// mapping. Everything else is [`SqlStore`]'s.
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// The backend's connection type; transactions and read connections deref to it.
+    type Conn: Send;
+    /// A write transaction, ended by [`Dialect::commit`] (dropped: rolled back).
+    type Tx: DerefMut<Target = Self::Conn> + Send;
+    /// A pooled connection for reads outside any write transaction.
+    type Read: DerefMut<Target = Self::Conn> + Send;
+    type Row: SqlRow;
+
+    /// The backend's name (`sqlite`, `postgres`), for logs and benchmarks.
+    const NAME: &'static str;
+
+    /// Whether writers coordinate with row locks (the queries in [`ROW_LOCK_QUERIES`]). A
+    /// backend without them serializes every write transaction instead.
+    const ROW_LOCKS: bool;
+
+    /// Whether `schedule_run` first decides on a read connection and takes the write
+    /// transaction only when the decision changes something: for a backend whose one write
+    /// lock every writer waits on.
+    const DECIDE_BEFORE_LOCKING: bool;
+
+    /// Connect to the database at `url` and apply pending migrations; `events` is the store's
+    /// channel, for a backend that hears other processes' commits.
+    fn connect(
+        url: &str,
+        events: &broadcast::Sender<StoreEvent>,
+    ) -> impl Future<Output = Result<Self>> + Send;
+
+    /// Close the connections.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// The SQL text of the query `name` (a file name under `queries/`, without `.sql`).
+    fn sql(name: &str) -> Option<&'static str>;
+
+    /// Begin a write transaction.
+    fn write(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+
+    /// A connection for reads.
+    fn read(&self) -> impl Future<Output = Result<Self::Read>> + Send;
+
+    /// Commit `tx`, announcing `events` to other processes first where the backend does so.
+    /// The store sends them to this process's subscribers after this returns.
+    fn commit(
+        &self,
+        tx: Self::Tx,
+        events: &[StoreEvent],
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Run a statement; how many rows it changed.
+    fn execute(
+        conn: &mut Self::Conn,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Run a query; every row.
+    fn fetch_all(
+        conn: &mut Self::Conn,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
+
+    /// Run a query; its first row, if any.
+    fn fetch_optional(
+        conn: &mut Self::Conn,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> impl Future<Output = Result<Option<Self::Row>>> + Send;
+
+    /// The task instances of one run for a snapshot. A backend may read them in a packed
+    /// form of its own (SQLite reads them as one JSON value); by default, `task_instances`.
+    fn snapshot_task_instances(
+        conn: &mut Self::Conn,
+        run: i64,
+    ) -> impl Future<Output = Result<Vec<store::TaskInstanceRecord>>> + Send {
+        async move {
+            let sql = query::<Self>("task_instances")?;
+            Self::fetch_all(conn, sql, &[Arg::Int(run)])
+                .await?
+                .iter()
+                .map(rows::task_instance)
+                .collect()
+        }
+    }
+}
+
+/// A SQL backend that opens a database file (or makes a throw-away one).
+pub trait FileDialect: Dialect {
+    /// Open (creating the file and its folder if needed) the database at `path`.
+    fn open(path: &Path) -> impl Future<Output = Result<Self>> + Send;
+    /// A throw-away database, removed when the dialect is dropped.
+    fn temporary() -> impl Future<Output = Result<Self>> + Send;
+}
+
+/// A SQL backend with connection settings beyond the URL.
+pub trait ConfiguredDialect: Dialect {
+    type Config: Send;
+    /// Connect with `config` and apply pending migrations.
+    fn connect_with(
+        config: Self::Config,
+        events: &broadcast::Sender<StoreEvent>,
+    ) -> impl Future<Output = Result<Self>> + Send;
+}
+
+/// A query named by its file was not found in the backend: a build without that file.
+#[derive(Debug, thiserror::Error)]
+#[error("this backend has no query `{0}`")]
+pub struct MissingQuery(&'static str);
+
+/// The SQL of the query `name` in dialect `D`.
+pub fn query<D: Dialect>(name: &'static str) -> Result<&'static str> {
+    D::sql(name).ok_or_else(|| StoreError::Database(Box::new(MissingQuery(name))))
+}
+
+/// The store of every SQL backend: the operations of the store traits, once, over `D`.
+pub struct SqlStore<D: Dialect> {
+    dialect: D,
+    events: broadcast::Sender<StoreEvent>,
+    /// Parsed definitions by (dag_id, version). Versions are immutable, so entries never go
+    /// stale.
+    dags: Mutex<HashMap<(String, String), Arc<Dag>>>,
+}
+
+impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &D::NAME)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Dialect> SqlStore<D> {
+    /// Connect to the database at `url` and apply pending migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore<D>> {
+        let events = broadcast::channel(EVENT_CAPACITY).0;
+        let dialect = D::connect(url, &events).await?;
+        Ok(SqlStore::new(dialect, events))
+    }
+
+    fn new(dialect: D, events: broadcast::Sender<StoreEvent>) -> SqlStore<D> {
+        SqlStore {
+            dialect,
+            events,
+            dags: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Close the backend's connections.
+    pub async fn close(&self) {
+        self.dialect.close().await;
+    }
+
+    /// Commit `tx`, then tell this process's subscribers about `events`.
+    async fn commit(&self, tx: D::Tx, events: &[StoreEvent]) -> Result<()> {
+        self.dialect.commit(tx, events).await?;
+        for event in events {
+            // No subscriber is not an error: nobody is waiting.
+            let _ = self.events.send(event.clone());
+        }
+        Ok(())
+    }
+}
+
+impl<D: FileDialect> SqlStore<D> {
+    /// Open (creating the file and its folder if needed) the database at `path`.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqlStore<D>> {
+        let dialect = D::open(path.as_ref()).await?;
+        Ok(SqlStore::new(dialect, broadcast::channel(EVENT_CAPACITY).0))
+    }
+
+    /// A throw-away database, removed when the store is dropped.
+    pub async fn temporary() -> Result<SqlStore<D>> {
+        let dialect = D::temporary().await?;
+        Ok(SqlStore::new(dialect, broadcast::channel(EVENT_CAPACITY).0))
+    }
+}
+
+impl<D: ConfiguredDialect> SqlStore<D> {
+    /// Connect with `config` and apply pending migrations.
+    pub async fn connect_with(config: D::Config) -> Result<SqlStore<D>> {
+        let events = broadcast::channel(EVENT_CAPACITY).0;
+        let dialect = D::connect_with(config, &events).await?;
+        Ok(SqlStore::new(dialect, events))
+    }
+}
+
+/// A concrete store reaches every capability's methods with only `Store` imported, as it did
+/// when `Store` was one trait: method lookup that finds nothing on the concrete type goes on
+/// to `dyn Store`, whose supertraits' methods need no import.
+impl<D: Dialect> std::ops::Deref for SqlStore<D> {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &(dyn Store + 'static) {
+        self
+    }
+}
