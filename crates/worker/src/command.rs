@@ -32,6 +32,13 @@ pub(crate) enum CommandError {
         "no working directory: the DAG's folder is missing and the worker's cannot be read: {0}"
     )]
     NoWorkerCwd(#[source] std::io::Error),
+    /// A python task's `file` could not be read.
+    #[error("could not read python file {}: {source}", .path.display())]
+    ReadSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The try's temporary folder could not be made.
     #[error("could not create the try's temporary folder: {0}")]
     TempFolder(#[source] std::io::Error),

@@ -27,8 +27,8 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
     let python = match &task.kind {
         TaskKind::Python(py) => match python_source(attempt, py).await {
             Ok(source) => Some((py, source)),
-            Err(message) => {
-                log.system(message).await;
+            Err(err) => {
+                log.system(err.to_string()).await;
                 return Ran::only(Outcome::Failed);
             }
         },
@@ -111,7 +111,10 @@ struct PythonSource {
     text: String,
 }
 
-async fn python_source(attempt: &Attempt<'_>, py: &PythonTask) -> Result<PythonSource, String> {
+async fn python_source(
+    attempt: &Attempt<'_>,
+    py: &PythonTask,
+) -> Result<PythonSource, CommandError> {
     match &py.file {
         Some(file) => {
             let path = attempt.resolve(file);
@@ -120,10 +123,7 @@ async fn python_source(attempt: &Attempt<'_>, py: &PythonTask) -> Result<PythonS
                     path: Some(path),
                     text,
                 }),
-                Err(err) => Err(format!(
-                    "could not read python file {}: {err}",
-                    path.display()
-                )),
+                Err(source) => Err(CommandError::ReadSource { path, source }),
             }
         }
         None => Ok(PythonSource {
