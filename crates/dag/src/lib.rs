@@ -8,6 +8,7 @@ pub mod duration;
 pub mod graph;
 pub mod mapping;
 pub mod model;
+pub mod operator;
 pub mod params;
 pub mod parse;
 pub mod retry;
@@ -19,6 +20,7 @@ pub mod trigger_rule;
 
 pub use graph::DagGraph;
 pub use model::{Dag, Group, Param, PythonTask, Schedule, SwitchCase, Task, TaskKind};
+pub use operator::{EmailSpec, HttpSpec, SqlSpec, TriggerDagSpec};
 pub use parse::{DagError, ImportError, parse_dag_bytes, parse_dag_str};
 pub use sensor::{Probe, Sensor, SensorMode};
 pub use state::{RunState, RunType, TaskState};

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::operator::{EmailSpec, HttpSpec, SqlSpec, TriggerDagSpec};
 use crate::sensor::Sensor;
 use crate::trigger_rule::TriggerRule;
 
@@ -122,36 +123,28 @@ pub struct Task {
     pub doc_md: Option<String>,
 }
 
-/// What a task runs. Kinds whose execution arrives with later work keep their raw block.
+/// What a task runs. Serialized with its kind as `kind` (`{"kind": "http", "spec": …}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TaskKind {
     /// `bash -c command` (rendered).
-    Bash {
-        command: String,
-    },
+    Bash { command: String },
     /// A Python process running inline `code` or a `file`, optionally calling `callable`.
     Python(PythonTask),
     /// Does nothing and succeeds.
     Empty,
     /// Evaluated by the scheduler: the first case whose `if` is true is followed.
-    Switch {
-        cases: Vec<SwitchCase>,
-    },
+    Switch { cases: Vec<SwitchCase> },
     /// Waits for something: poked by the scheduler's sensor loop, or on a worker.
     Sensor(Box<Sensor>),
-    Http {
-        spec: Value,
-    },
-    Sql {
-        spec: Value,
-    },
-    Email {
-        spec: Value,
-    },
-    TriggerDag {
-        spec: Value,
-    },
+    /// One HTTP request through `hooks`.
+    Http { spec: HttpSpec },
+    /// Statements on a user's Postgres or SQLite connection.
+    Sql { spec: SqlSpec },
+    /// One mail over SMTP.
+    Email { spec: EmailSpec },
+    /// A run of another DAG, optionally waited for.
+    TriggerDag { spec: TriggerDagSpec },
 }
 
 impl TaskKind {

@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::template::{self, Reads};
+
 /// A `sensor` task: what it waits for and how it waits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sensor {
@@ -62,6 +64,45 @@ impl Probe {
             Probe::Time { .. } => "time",
             Probe::Command { .. } => "command",
         }
+    }
+
+    /// What the probe's templates read (header names included).
+    pub fn reads(&self) -> Reads {
+        match self {
+            Probe::File { path } => template::reads(path),
+            Probe::Http(http) => {
+                let mut reads = template::reads(&http.url)
+                    | template::reads(&http.method)
+                    | template::reads(http.response_check.as_deref().unwrap_or_default())
+                    | template::reads(http.conn_id.as_deref().unwrap_or_default());
+                for (name, value) in &http.headers {
+                    reads |= template::reads(name) | template::reads(value);
+                }
+                reads
+            }
+            Probe::Sql { conn_id, sql } => template::reads(conn_id) | template::reads(sql),
+            Probe::ExternalTask(external) => {
+                template::reads(&external.dag_id)
+                    | template::reads(external.task_id.as_deref().unwrap_or_default())
+                    | template::reads(external.logical_date.as_deref().unwrap_or_default())
+            }
+            Probe::Time { after } => template::reads(after),
+            Probe::Command { command } => template::reads(command),
+        }
+    }
+
+    /// Whether rendering the probe needs variables and connections opened: its templates
+    /// read them, or it pokes through a connection (`conn_id`).
+    pub fn needs_secrets(&self) -> bool {
+        let uses_connection = matches!(
+            self,
+            Probe::Sql { .. }
+                | Probe::Http(HttpProbe {
+                    conn_id: Some(_),
+                    ..
+                })
+        );
+        uses_connection || self.reads().secrets()
     }
 
     /// Whether a poke needs a worker process: only `command` runs one.

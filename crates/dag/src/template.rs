@@ -58,6 +58,58 @@ pub struct TemplateError(pub String);
 /// thousand mapped values), small enough that `{% for i in range(10**9) %}` stops quickly.
 const FUEL: u64 = 2_000_000;
 
+/// What templates read from their context that costs a query to load: a try or a decision
+/// loads the run's XComs, or opens variables and connections, only when its templates read
+/// them. The answer errs on the side of loading: any mention counts, even in plain text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// Calls `xcom_pull`.
+    pub xcoms: bool,
+    /// Names `var.` (`var.value.K`, `var.json.K`).
+    pub variables: bool,
+    /// Names `conn.` (`conn.ID`).
+    pub connections: bool,
+}
+
+impl Reads {
+    /// Whether variables or connections have to be opened.
+    pub fn secrets(self) -> bool {
+        self.variables || self.connections
+    }
+}
+
+impl std::ops::BitOr for Reads {
+    type Output = Reads;
+
+    fn bitor(self, other: Reads) -> Reads {
+        Reads {
+            xcoms: self.xcoms || other.xcoms,
+            variables: self.variables || other.variables,
+            connections: self.connections || other.connections,
+        }
+    }
+}
+
+impl std::ops::BitOrAssign for Reads {
+    fn bitor_assign(&mut self, other: Reads) {
+        *self = *self | other;
+    }
+}
+
+/// What the template (or expression) `text` reads; see [`Reads`].
+pub fn reads(text: &str) -> Reads {
+    Reads {
+        xcoms: text.contains("xcom_pull"),
+        variables: text.contains("var."),
+        connections: text.contains("conn."),
+    }
+}
+
+/// What the templates anywhere in a JSON value (keys included) read.
+pub fn reads_value(value: &Value) -> Reads {
+    reads(&value.to_string())
+}
+
 /// Render a template to text.
 pub fn render(template: &str, ctx: &TemplateContext) -> Result<String, TemplateError> {
     let env = environment();

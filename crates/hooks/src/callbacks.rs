@@ -67,10 +67,9 @@ fn folder_of(dag: &Dag) -> Option<PathBuf> {
 }
 
 fn mentions_secrets(actions: &[Value]) -> bool {
-    actions.iter().any(|a| {
-        let text = a.to_string();
-        text.contains("var.") || text.contains("conn.")
-    })
+    actions
+        .iter()
+        .any(|a| dag::template::reads_value(a).secrets())
 }
 
 /// Append what notifications reported to a try's log, one system line each. A failed write

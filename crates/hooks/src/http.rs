@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use dag::HttpSpec;
 use serde_json::Value;
 use store::secrets::Connection;
 
@@ -136,16 +137,25 @@ pub struct HttpResponse {
     pub is_json: bool,
 }
 
-impl HttpRequest {
-    /// A request from a rendered spec (see the module docs); `connection` is the spec's
-    /// `conn_id`, already looked up by the caller.
-    pub fn from_spec(
-        spec: &Value,
-        connection: Option<&Connection>,
-        timeout: Duration,
-    ) -> Result<HttpRequest, HttpError> {
-        let get = |key: &str| spec.get(key).filter(|v| !v.is_null());
-        let method = match get("method") {
+/// A request as its caller knows it, before its connection is applied: what an `http` task's
+/// rendered spec says, or what an `http` sensor's typed probe gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestParts {
+    /// An HTTP method name, upper case.
+    pub method: String,
+    /// Absolute, or relative to the connection's base URL.
+    pub url: String,
+    /// Sent on top of the connection's default headers.
+    pub headers: BTreeMap<String, String>,
+    pub body: RequestBody,
+    pub expect_status: ExpectStatus,
+}
+
+impl RequestParts {
+    /// The parts a rendered spec gives (see the module docs).
+    pub fn from_spec(spec: &HttpSpec) -> Result<RequestParts, HttpError> {
+        let get = |field: &Option<Value>| field.clone().filter(|v| !v.is_null());
+        let method = match get(&spec.method) {
             None => "GET".to_string(),
             Some(Value::String(m)) => m.trim().to_ascii_uppercase(),
             Some(other) => {
@@ -154,12 +164,7 @@ impl HttpRequest {
                 )));
             }
         };
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(HttpError::BadSpec(format!(
-                "'{method}' is not an HTTP method"
-            )));
-        }
-        let path = match get("url") {
+        let url = match get(&spec.url) {
             None => String::new(),
             Some(Value::String(u)) => u.trim().to_string(),
             Some(other) => {
@@ -168,18 +173,12 @@ impl HttpRequest {
                 )));
             }
         };
-        let url = resolve_url(&path, connection)?;
         let mut headers = BTreeMap::new();
-        if let Some(Value::Object(extra)) = connection.map(Connection::extra_json) {
-            for (name, value) in extra {
-                headers.insert(name, text_of(&value));
-            }
-        }
-        match get("headers") {
+        match get(&spec.headers) {
             None => {}
             Some(Value::Object(map)) => {
                 for (name, value) in map {
-                    headers.insert(name.clone(), text_of(value));
+                    headers.insert(name, text_of(&value));
                 }
             }
             Some(other) => {
@@ -188,14 +187,62 @@ impl HttpRequest {
                 )));
             }
         }
-        let body = match (get("json"), get("body")) {
+        let body = match (get(&spec.json), get(&spec.body)) {
             (Some(_), Some(_)) => {
                 return Err(HttpError::BadSpec("set json or body, not both".to_string()));
             }
-            (Some(json), None) => RequestBody::Json(json.clone()),
-            (None, Some(body)) => RequestBody::Text(text_of(body)),
+            (Some(json), None) => RequestBody::Json(json),
+            (None, Some(body)) => RequestBody::Text(text_of(&body)),
             (None, None) => RequestBody::None,
         };
+        Ok(RequestParts {
+            method,
+            url,
+            headers,
+            body,
+            expect_status: ExpectStatus::from_spec(get(&spec.expect_status).as_ref())?,
+        })
+    }
+}
+
+impl HttpRequest {
+    /// A request from a rendered spec (see the module docs); `connection` is the spec's
+    /// `conn_id`, already looked up by the caller.
+    pub fn from_spec(
+        spec: &HttpSpec,
+        connection: Option<&Connection>,
+        timeout: Duration,
+    ) -> Result<HttpRequest, HttpError> {
+        HttpRequest::new(RequestParts::from_spec(spec)?, connection, timeout)
+    }
+
+    /// A request of `parts` resolved against `connection`: its base URL for a relative `url`,
+    /// its `extra` as default headers, its login as basic auth.
+    pub fn new(
+        parts: RequestParts,
+        connection: Option<&Connection>,
+        timeout: Duration,
+    ) -> Result<HttpRequest, HttpError> {
+        let RequestParts {
+            method,
+            url,
+            headers: own_headers,
+            body,
+            expect_status,
+        } = parts;
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(HttpError::BadSpec(format!(
+                "'{method}' is not an HTTP method"
+            )));
+        }
+        let url = resolve_url(url.trim(), connection)?;
+        let mut headers = BTreeMap::new();
+        if let Some(Value::Object(extra)) = connection.map(Connection::extra_json) {
+            for (name, value) in extra {
+                headers.insert(name, text_of(&value));
+            }
+        }
+        headers.extend(own_headers);
         let basic_auth =
             connection.and_then(|c| c.login.clone().map(|login| (login, c.password.clone())));
         Ok(HttpRequest {
@@ -204,7 +251,7 @@ impl HttpRequest {
             headers,
             body,
             basic_auth,
-            expect_status: ExpectStatus::from_spec(get("expect_status"))?,
+            expect_status,
             timeout,
         })
     }
@@ -378,6 +425,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn spec(value: Value) -> HttpSpec {
+        serde_json::from_value(value).expect("a spec")
+    }
+
     fn conn(uri: &str) -> Connection {
         Connection::from_uri("api", uri).expect("uri")
     }
@@ -398,7 +449,7 @@ mod tests {
     fn specs_resolve_against_their_connection() {
         let c = conn("http://ana:pw@127.0.0.1:9000");
         let request = HttpRequest::from_spec(
-            &json!({"url": "/items", "method": "post", "json": {"a": 1}, "expect_status": [200, "201"]}),
+            &spec(json!({"url": "/items", "method": "post", "json": {"a": 1}, "expect_status": [200, "201"]})),
             Some(&c),
             Duration::from_secs(1),
         )
@@ -431,7 +482,7 @@ mod tests {
                 "not both",
             ),
         ] {
-            let err = HttpRequest::from_spec(&spec, None, t).expect_err("invalid");
+            let err = HttpRequest::from_spec(&self::spec(spec), None, t).expect_err("invalid");
             assert!(err.to_string().contains(needle), "{err} lacks {needle}");
         }
     }

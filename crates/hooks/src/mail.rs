@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dag::EmailSpec;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
@@ -95,17 +96,18 @@ pub enum MailError {
 impl Mail {
     /// From a rendered `{to, cc, subject, html | text}` spec; `to` and `cc` are an address, a
     /// comma-separated list, or a list.
-    pub fn from_spec(spec: &serde_json::Value, default_subject: &str) -> Mail {
-        let body = match (spec.get("html"), spec.get("text")) {
+    pub fn from_spec(spec: &EmailSpec, default_subject: &str) -> Mail {
+        let body = match (&spec.html, &spec.text) {
             (Some(html), _) if !html.is_null() => MailBody::Html(text_of(html)),
             (_, Some(text)) if !text.is_null() => MailBody::Text(text_of(text)),
             _ => MailBody::Text(String::new()),
         };
         Mail {
-            to: addresses(spec.get("to")),
-            cc: addresses(spec.get("cc")),
+            to: addresses(spec.to.as_ref()),
+            cc: addresses(spec.cc.as_ref()),
             subject: spec
-                .get("subject")
+                .subject
+                .as_ref()
                 .filter(|v| !v.is_null())
                 .map(text_of)
                 .unwrap_or_else(|| default_subject.to_string()),
@@ -227,8 +229,9 @@ mod tests {
 
     #[test]
     fn specs_become_mails() {
+        let spec = json!({"to": "a@x.org, b@x.org", "cc": ["c@x.org"], "html": "<b>hi</b>"});
         let mail = Mail::from_spec(
-            &json!({"to": "a@x.org, b@x.org", "cc": ["c@x.org"], "html": "<b>hi</b>"}),
+            &serde_json::from_value(spec).expect("an email spec"),
             "fallback",
         );
         assert_eq!(mail.to, vec!["a@x.org", "b@x.org"]);

@@ -14,8 +14,43 @@ use std::time::Duration;
 use dag::template::{self, TemplateContext};
 use serde_json::Value;
 
-use crate::http::HttpRequest;
-use crate::mail::{self, Mail, MailBody, SmtpSettings};
+use crate::http::{HttpError, HttpRequest};
+use crate::mail::{self, Mail, MailBody, MailError, SmtpSettings};
+
+/// Why one notification action failed; the text is what its report says.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// A template in the action did not render.
+    #[error("template error: {0}")]
+    Template(#[source] template::TemplateError),
+    /// The mail was not sent.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// The webhook's request is malformed or failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The action (or its command) ran past the notification timeout, in seconds.
+    #[error("did not finish within {0}s")]
+    TimedOut(f64),
+    /// `bash` could not be started.
+    #[error("could not start bash: {0}")]
+    BashStart(#[source] std::io::Error),
+    /// The command exited unsuccessfully: its status and last stderr line.
+    #[error("{status}{}", .last_stderr.as_ref().map(|l| format!(": {l}")).unwrap_or_default())]
+    BashFailed {
+        status: std::process::ExitStatus,
+        last_stderr: Option<String>,
+    },
+    /// Not one of `email`, `webhook`, `bash`.
+    #[error("unknown action {0}")]
+    Unknown(Value),
+}
+
+/// A spec from an action's rendered JSON. Every field of a spec takes any JSON, so only a
+/// spec that is not a mapping fails, and it reads as one with nothing set.
+fn spec_of<S: serde::de::DeserializeOwned + Default>(value: &Value) -> S {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
 
 /// Settings for sending notifications.
 #[derive(Debug, Clone)]
@@ -73,14 +108,14 @@ impl NotifySettings {
 }
 
 /// How one action went.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ActionReport {
     /// The list it came from (`on_failure`, `email_on_failure`, …).
     pub list: String,
     /// What it did, e.g. `email to a@example.com`.
     pub action: String,
     /// `Err` holds why it failed.
-    pub result: Result<(), String>,
+    pub result: Result<(), ActionError>,
 }
 
 impl std::fmt::Display for ActionReport {
@@ -114,10 +149,7 @@ pub async fn run_actions(
                 Ok(done) => done,
                 Err(_) => (
                     describe(action),
-                    Err(format!(
-                        "did not finish within {}s",
-                        settings.timeout.as_secs_f64()
-                    )),
+                    Err(ActionError::TimedOut(settings.timeout.as_secs_f64())),
                 ),
             };
         let report = ActionReport {
@@ -151,29 +183,29 @@ async fn run_action(
     action: &Value,
     ctx: &TemplateContext,
     cwd: Option<&Path>,
-) -> (String, Result<(), String>) {
+) -> (String, Result<(), ActionError>) {
     let rendered = match render_strings(action, ctx) {
         Ok(rendered) => rendered,
-        Err(e) => return (describe(action), Err(format!("template error: {e}"))),
+        Err(e) => return (describe(action), Err(ActionError::Template(e))),
     };
     let label = describe(&rendered);
     let result = if let Some(spec) = rendered.get("email") {
         let subject = format!("Updraft notification: {}.{}", ctx.dag_id, ctx.task_id);
-        let mail = Mail::from_spec(spec, &subject);
+        let mail = Mail::from_spec(&spec_of(spec), &subject);
         mail::send(&settings.smtp, &mail)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(ActionError::from)
     } else if let Some(spec) = rendered.get("webhook") {
         webhook(spec, settings.timeout).await
     } else if let Some(command) = rendered.get("bash").and_then(Value::as_str) {
         bash(command, cwd, settings.timeout).await
     } else {
-        Err(format!("unknown action {action}"))
+        Err(ActionError::Unknown(action.clone()))
     };
     (label, result)
 }
 
-async fn webhook(spec: &Value, timeout: Duration) -> Result<(), String> {
+async fn webhook(spec: &Value, timeout: Duration) -> Result<(), ActionError> {
     let mut spec = spec.clone();
     // A webhook posts by default: it is telling someone something.
     if let Value::Object(map) = &mut spec
@@ -181,11 +213,12 @@ async fn webhook(spec: &Value, timeout: Duration) -> Result<(), String> {
     {
         map.insert("method".into(), Value::String("POST".into()));
     }
-    let request = HttpRequest::from_spec(&spec, None, timeout).map_err(|e| e.to_string())?;
-    request.send().await.map(|_| ()).map_err(|e| e.to_string())
+    let request = HttpRequest::from_spec(&spec_of(&spec), None, timeout)?;
+    request.send().await?;
+    Ok(())
 }
 
-async fn bash(command: &str, cwd: Option<&Path>, timeout: Duration) -> Result<(), String> {
+async fn bash(command: &str, cwd: Option<&Path>, timeout: Duration) -> Result<(), ActionError> {
     let mut cmd = tokio::process::Command::new("bash");
     cmd.arg("-c")
         .arg(command)
@@ -203,18 +236,17 @@ async fn bash(command: &str, cwd: Option<&Path>, timeout: Duration) -> Result<()
     }
     let output = tokio::time::timeout(timeout, cmd.output())
         .await
-        .map_err(|_| format!("did not finish within {}s", timeout.as_secs_f64()))?
-        .map_err(|e| format!("could not start bash: {e}"))?;
+        .map_err(|_| ActionError::TimedOut(timeout.as_secs_f64()))?
+        .map_err(ActionError::BashStart)?;
     if output.status.success() {
         Ok(())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        Err(format!(
-            "{}{}",
-            output.status,
-            last.map(|l| format!(": {l}")).unwrap_or_default()
-        ))
+        Err(ActionError::BashFailed {
+            status: output.status,
+            last_stderr: last.map(str::to_string),
+        })
     }
 }
 
@@ -324,11 +356,8 @@ pub async fn send_alert(settings: &NotifySettings, alert: &Alert) -> ActionRepor
     let mail = alert.mail();
     let result =
         match tokio::time::timeout(settings.timeout, mail::send(&settings.smtp, &mail)).await {
-            Ok(sent) => sent.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "did not finish within {}s",
-                settings.timeout.as_secs_f64()
-            )),
+            Ok(sent) => sent.map_err(ActionError::from),
+            Err(_) => Err(ActionError::TimedOut(settings.timeout.as_secs_f64())),
         };
     let report = ActionReport {
         list: list.to_string(),
@@ -423,13 +452,17 @@ mod tests {
         )
         .await;
         assert_eq!(reports.len(), 3);
-        let first = reports[0].result.as_ref().expect_err("fails");
+        let first = reports[0].result.as_ref().expect_err("fails").to_string();
         assert!(
             first.contains("exit status: 3") && first.ends_with(": d"),
             "{first}"
         );
-        assert_eq!(reports[1].result, Ok(()));
-        let third = reports[2].result.as_ref().expect_err("undefined");
+        assert!(reports[1].result.is_ok(), "{}", reports[1]);
+        let third = reports[2]
+            .result
+            .as_ref()
+            .expect_err("undefined")
+            .to_string();
         assert!(
             third.contains("template error") && third.contains("nope"),
             "{third}"

@@ -64,6 +64,9 @@ pub enum SqlError {
     /// No statement in the text.
     #[error("no SQL statement to run")]
     Empty,
+    /// A spec's `parameters` is neither a list nor a mapping.
+    #[error("parameters must be a list or a mapping, got {0}")]
+    BadParameters(Value),
     /// The whole run took longer than allowed.
     #[error("statements did not finish within {seconds}s")]
     Timeout { seconds: f64 },
@@ -80,14 +83,12 @@ pub enum Parameters {
 
 impl Parameters {
     /// From a spec's `parameters`: absent/null, a list, or a mapping.
-    pub fn from_spec(value: Option<&Value>) -> Result<Parameters, String> {
+    pub fn from_spec(value: Option<&Value>) -> Result<Parameters, SqlError> {
         match value {
             None | Some(Value::Null) => Ok(Parameters::None),
             Some(Value::Array(items)) => Ok(Parameters::List(items.clone())),
             Some(Value::Object(map)) => Ok(Parameters::Map(map.clone())),
-            Some(other) => Err(format!(
-                "parameters must be a list or a mapping, got {other}"
-            )),
+            Some(other) => Err(SqlError::BadParameters(other.clone())),
         }
     }
 }

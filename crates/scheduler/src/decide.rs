@@ -41,7 +41,7 @@ pub fn needs_secrets(task: &Task) -> bool {
         (_, Some(expand)) => serde_json::Value::Object(expand.clone()).to_string(),
         _ => return false,
     };
-    text.contains("var.") || text.contains("conn.")
+    dag::template::reads(&text).secrets()
 }
 
 /// What a decision depends on besides the run's snapshot.

@@ -346,7 +346,7 @@ impl SensorLoop {
             waiting.ti.try_number,
             &[],
         );
-        if probe_reads_secrets(&entry.sensor) {
+        if sensor::needs_secrets(&entry.sensor.probe) {
             match load_template_secrets(
                 &*self.store,
                 &self.config.vault,
@@ -371,9 +371,9 @@ impl SensorLoop {
         if let Some(entry) = self.entries.get_mut(&ti) {
             match rendered {
                 Ok(rendered) => entry.rendered = Some(Arc::new(rendered)),
-                Err(message) => {
+                Err(err) => {
                     entry.rendered = None;
-                    self.render_errors.insert(ti, message);
+                    self.render_errors.insert(ti, err.to_string());
                 }
             }
         }
@@ -471,10 +471,4 @@ impl SensorLoop {
             log,
         }
     }
-}
-
-/// Whether a probe's templates or connection need variables and connections opened.
-fn probe_reads_secrets(sensor: &Sensor) -> bool {
-    let text = serde_json::to_string(&sensor.probe).unwrap_or_default();
-    text.contains("var.") || text.contains("conn.") || text.contains("\"conn_id\":\"")
 }

@@ -6,6 +6,7 @@
 //! A poke never changes state; the caller turns its [`PokeResult`] into one guarded store
 //! transition.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use dag::sensor::{ExternalTaskProbe, HttpProbe, Probe};
 use dag::template::{self, TemplateContext};
 use dag::{RunState, TaskState};
-use hooks::http::{HttpError, HttpRequest};
+use hooks::http::{ExpectStatus, HttpError, HttpRequest, RequestBody, RequestParts};
 use hooks::sql::{Parameters, SqlError};
 use serde_json::{Value, json};
 use store::secrets::{Connection, Vault};
@@ -84,6 +85,55 @@ impl Rendered {
     }
 }
 
+/// Why a probe could not be rendered for a try; the text is what its log says.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A template of the probe failed; `what` names the field (`http.url`, `file`, …).
+    #[error("template error in {what}: {source}")]
+    Template {
+        what: String,
+        #[source]
+        source: template::TemplateError,
+    },
+    /// A time field did not render to an instant.
+    #[error("{what} '{value}' is not an RFC 3339 time or a date")]
+    NotAnInstant { what: &'static str, value: String },
+    /// The probe's connection could not be had.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// The rendered HTTP request is malformed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// Why a connection could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The store could not be asked.
+    #[error("could not read connection '{conn_id}': {source}")]
+    Read {
+        conn_id: String,
+        #[source]
+        source: store::StoreError,
+    },
+    /// Neither the environment nor the store has it.
+    #[error("connection '{0}' is not defined")]
+    NotDefined(String),
+    /// The stored connection could not be decrypted.
+    #[error("connection '{conn_id}': {source}")]
+    Open {
+        conn_id: String,
+        #[source]
+        source: store::secrets::SecretError,
+    },
+}
+
+/// Whether rendering `probe` needs variables and connections opened (see
+/// [`Probe::needs_secrets`]).
+pub fn needs_secrets(probe: &Probe) -> bool {
+    probe.needs_secrets()
+}
+
 /// Render a probe's templates; `connection` looks up the probe's `conn_id` (HTTP and SQL).
 /// `dag_folder` anchors relative file paths (as a task's `cwd`).
 pub async fn render(
@@ -91,10 +141,13 @@ pub async fn render(
     ctx: &TemplateContext,
     dag_folder: Option<&Path>,
     lookup: &Connections,
-) -> Result<Rendered, String> {
+) -> Result<Rendered, RenderError> {
     let text = |what: &str, value: &str| {
         if value.contains("{{") || value.contains("{%") {
-            template::render(value, ctx).map_err(|e| format!("template error in {what}: {e}"))
+            template::render(value, ctx).map_err(|source| RenderError::Template {
+                what: what.to_string(),
+                source,
+            })
         } else {
             Ok(value.to_string())
         }
@@ -112,8 +165,9 @@ pub async fn render(
         Probe::Time { after } => {
             let rendered = text("time.after", after)?;
             Rendered::Time {
-                after: parse_instant(&rendered).ok_or_else(|| {
-                    format!("time.after '{rendered}' is not an RFC 3339 time or a date")
+                after: parse_instant(&rendered).ok_or_else(|| RenderError::NotAnInstant {
+                    what: "time.after",
+                    value: rendered.clone(),
                 })?,
             }
         }
@@ -126,11 +180,12 @@ pub async fn render(
                 None => ctx.logical_date,
                 Some(t) => {
                     let rendered = text("external_task.logical_date", t)?;
-                    Some(parse_instant(&rendered).ok_or_else(|| {
-                        format!(
-                            "external_task.logical_date '{rendered}' is not an RFC 3339 time or a date"
-                        )
-                    })?)
+                    Some(
+                        parse_instant(&rendered).ok_or_else(|| RenderError::NotAnInstant {
+                            what: "external_task.logical_date",
+                            value: rendered.clone(),
+                        })?,
+                    )
                 }
             };
             Rendered::ExternalTask {
@@ -165,24 +220,25 @@ pub async fn render(
 fn render_http(
     http: &HttpProbe,
     ctx: &TemplateContext,
-    text: &dyn Fn(&str, &str) -> Result<String, String>,
+    text: &dyn Fn(&str, &str) -> Result<String, RenderError>,
     connection: Option<&Connection>,
-) -> Result<RenderedHttp, String> {
-    let mut headers = serde_json::Map::new();
+) -> Result<RenderedHttp, RenderError> {
+    let mut headers = BTreeMap::new();
     for (name, value) in &http.headers {
-        headers.insert(
-            name.clone(),
-            Value::String(text(&format!("http.headers.{name}"), value)?),
-        );
+        headers.insert(name.clone(), text(&format!("http.headers.{name}"), value)?);
     }
-    let spec = json!({
-        "method": http.method,
-        "url": text("http.url", &http.url)?,
-        "headers": headers,
-        "expect_status": if http.expect_status.is_empty() { Value::Null } else { json!(http.expect_status) },
-    });
-    let request =
-        HttpRequest::from_spec(&spec, connection, HTTP_TIMEOUT).map_err(|e| e.to_string())?;
+    let parts = RequestParts {
+        method: http.method.clone(),
+        url: text("http.url", &http.url)?,
+        headers,
+        body: RequestBody::None,
+        expect_status: if http.expect_status.is_empty() {
+            ExpectStatus::AnySuccess
+        } else {
+            ExpectStatus::Codes(http.expect_status.clone())
+        },
+    };
+    let request = HttpRequest::new(parts, connection, HTTP_TIMEOUT)?;
     Ok(RenderedHttp {
         request,
         response_check: http.response_check.clone(),
@@ -210,7 +266,8 @@ impl Connections {
         Connections { store, vault, env }
     }
 
-    pub async fn get(&self, conn_id: &str) -> Result<Connection, String> {
+    /// The connection `conn_id`, from the environment first.
+    pub async fn get(&self, conn_id: &str) -> Result<Connection, ConnectionError> {
         if let Some(found) = self.env.iter().find(|c| c.conn_id == conn_id) {
             return Ok(found.clone());
         }
@@ -218,11 +275,17 @@ impl Connections {
             .store
             .get_connection(conn_id)
             .await
-            .map_err(|e| format!("could not read connection '{conn_id}': {e}"))?
-            .ok_or_else(|| format!("connection '{conn_id}' is not defined"))?;
+            .map_err(|source| ConnectionError::Read {
+                conn_id: conn_id.to_string(),
+                source,
+            })?
+            .ok_or_else(|| ConnectionError::NotDefined(conn_id.to_string()))?;
         self.vault
             .open_connection(&record)
-            .map_err(|e| format!("connection '{conn_id}': {e}"))
+            .map_err(|source| ConnectionError::Open {
+                conn_id: conn_id.to_string(),
+                source,
+            })
     }
 }
 

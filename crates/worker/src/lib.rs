@@ -11,12 +11,31 @@
 //! tries as failed — `up_for_retry` when they have tries left — before returning. Killing
 //! rather than waiting keeps a restart or deploy bounded by the kill grace, and the retry
 //! runs the task again on a live worker.
+//!
+//! How a try is built (each module uses only those below it; none uses the dispatcher):
+//! - `execute` is the dispatcher: it loads the run's DAG version, builds the try's
+//!   `attempt::Attempt` (store, claimed task, DAG and task, log, config, cancel signal),
+//!   hands it to the kind's module by `TaskKind`, and turns the kind's `Ran` into the store's
+//!   `Finish` with `finish`; `notify` sends the try's notifications.
+//! - `kind::process` (`bash`, `python`), `kind::operators` (`http`, `sql`, `email`,
+//!   `trigger_dag`) and `kind::sensor` (command pokes, poke-mode sensors) are the kinds.
+//! - The pieces kinds share: `render` (the template context with only the XComs and secrets
+//!   the templates read, `expand` bound), `command` (a child process from a command spec, in
+//!   the try's workspace), `process` (spawning and waiting), `task_log`, `xcom`.
+//!
+//! To add a kind: a `TaskKind` variant in `dag`, a module `kind/<name>.rs` with
+//! `pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran` built from the shared pieces, and
+//! one arm in `execute::dispatch`.
 
+mod attempt;
+mod command;
 mod config;
 mod execute;
-mod operators;
+mod finish;
+mod kind;
+mod notify;
 mod process;
-mod sensing;
+mod render;
 mod task_log;
 pub mod xcom;
 
@@ -30,8 +49,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
+pub use command::SKIP_EXIT_CODE;
 pub use config::WorkerConfig;
-pub use execute::{SKIP_EXIT_CODE, execute};
+pub use execute::execute;
 
 /// Attempts to write a try's end before leaving it to the zombie detector.
 const FINISH_ATTEMPTS: u32 = 4;

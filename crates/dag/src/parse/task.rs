@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::check::{self, Problems, Single};
 use super::node::{Kind, Node, Pos};
 use crate::model::{PythonTask, SwitchCase, Task, TaskKind};
+use crate::operator::{EmailSpec, HttpSpec, SqlSpec, TriggerDagSpec};
 use crate::sensor::{ExternalTaskProbe, HttpProbe, Probe, Sensor, SensorMode};
 use crate::trigger_rule::TriggerRule;
 
@@ -431,7 +432,7 @@ fn parse_kind(
             return (Some(TaskKind::Switch { cases }), targets);
         }
         "sensor" => parse_sensor(p, block, look, &what).map(|s| TaskKind::Sensor(Box::new(s))),
-        "http" => spec(
+        "http" => check_spec(
             p,
             block,
             &what,
@@ -446,24 +447,49 @@ fn parse_kind(
             ],
             &[&["url", "conn_id"]],
         )
-        .map(|spec| TaskKind::Http { spec }),
-        "sql" => spec(
+        .map(|field| TaskKind::Http {
+            spec: HttpSpec {
+                method: field("method"),
+                url: field("url"),
+                headers: field("headers"),
+                json: field("json"),
+                body: field("body"),
+                conn_id: field("conn_id"),
+                expect_status: field("expect_status"),
+            },
+        }),
+        "sql" => check_spec(
             p,
             block,
             &what,
             &["conn_id", "sql", "file", "parameters"],
             &[&["sql", "file"]],
         )
-        .map(|spec| TaskKind::Sql { spec }),
-        "email" => spec(
+        .map(|field| TaskKind::Sql {
+            spec: SqlSpec {
+                conn_id: field("conn_id"),
+                sql: field("sql"),
+                file: field("file"),
+                parameters: field("parameters"),
+            },
+        }),
+        "email" => check_spec(
             p,
             block,
             &what,
             &["to", "cc", "subject", "html", "text"],
             &[&["to"]],
         )
-        .map(|spec| TaskKind::Email { spec }),
-        _ => spec(
+        .map(|field| TaskKind::Email {
+            spec: EmailSpec {
+                to: field("to"),
+                cc: field("cc"),
+                subject: field("subject"),
+                html: field("html"),
+                text: field("text"),
+            },
+        }),
+        _ => check_spec(
             p,
             block,
             &what,
@@ -477,20 +503,30 @@ fn parse_kind(
             ],
             &[&["dag_id"]],
         )
-        .map(|spec| TaskKind::TriggerDag { spec }),
+        .map(|field| TaskKind::TriggerDag {
+            spec: TriggerDagSpec {
+                dag_id: field("dag_id"),
+                conf: field("conf"),
+                wait_for_completion: field("wait_for_completion"),
+                poke_interval: field("poke_interval"),
+                allowed_states: field("allowed_states"),
+                failed_states: field("failed_states"),
+            },
+        }),
     };
     (kind, Vec::new())
 }
 
-/// A kind block kept as raw JSON: a mapping with known keys, and for each group in
-/// `one_of` at least one of its keys present.
-fn spec(
+/// Check an operator kind's block: a mapping with known keys, and for each group in `one_of`
+/// at least one of its keys present. Gives the block's fields as JSON (templates, rendered
+/// when the task runs; `null` is the same as unset).
+fn check_spec<'b>(
     p: &mut Problems,
-    block: &Node,
+    block: &'b Node,
     what: &str,
     keys: &[&str],
     one_of: &[&[&str]],
-) -> Option<Value> {
+) -> Option<impl Fn(&str) -> Option<Value> + 'b> {
     check::map(p, block, what)?;
     check::known_keys(p, block, keys, what);
     for group in one_of {
@@ -499,7 +535,7 @@ fn spec(
             p.add(block.pos, format!("{what} needs {}", names.join(" or ")));
         }
     }
-    Some(block.to_json())
+    Some(|key: &str| block.get(key).map(Node::to_json).filter(|v| !v.is_null()))
 }
 
 fn parse_python(p: &mut Problems, block: &Node, what: &str) -> Option<PythonTask> {

@@ -2,4 +2,5 @@
 
 mod parse;
 mod schedule;
+mod stored;
 mod template;

@@ -217,3 +217,41 @@ fn expressions() {
     let e = eval_expr("bogus > 1", &c).expect_err("undefined");
     assert!(e.0.contains("undefined variable 'bogus'"), "{e}");
 }
+
+#[test]
+fn what_templates_read() {
+    use dag::template::{Reads, reads, reads_value};
+    let check = |text: &str, xcoms: bool, variables: bool, connections: bool| {
+        let expected = Reads {
+            xcoms,
+            variables,
+            connections,
+        };
+        assert_eq!(reads(text), expected, "{text}");
+    };
+    check("echo {{ ds }}", false, false, false);
+    check("{{ ti.xcom_pull(task_ids='a') }}", true, false, false);
+    check("{{ var.value.token }}", false, true, false);
+    check("{{ conn.warehouse.host }}", false, false, true);
+    check(
+        "{{ var.json.cfg.x }} {{ conn.api.login }}",
+        false,
+        true,
+        true,
+    );
+    assert!(reads("{{ var.value.k }}").secrets());
+    assert!(!reads("plain text").secrets());
+    let value = serde_json::json!({"url": "{{ conn.api.host }}", "n": [1, "{{ ti.xcom_pull() }}"]});
+    assert_eq!(
+        reads_value(&value),
+        Reads {
+            xcoms: true,
+            variables: false,
+            connections: true
+        }
+    );
+    assert_eq!(
+        reads("a") | reads("{{ var.value.b }}"),
+        reads("{{ var.value.b }}")
+    );
+}

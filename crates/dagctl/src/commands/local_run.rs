@@ -135,7 +135,7 @@ fn triggered_dag_ids(dag: &Dag) -> Vec<String> {
     dag.tasks
         .iter()
         .filter_map(|task| match &task.kind {
-            dag::TaskKind::TriggerDag { spec } => spec.get("dag_id")?.as_str(),
+            dag::TaskKind::TriggerDag { spec } => spec.dag_id.as_ref()?.as_str(),
             _ => None,
         })
         .filter(|id| !id.contains("{{"))

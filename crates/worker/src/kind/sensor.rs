@@ -1,41 +1,42 @@
-//! Sensors on a worker: a `command` sensor's poke (one `bash -c` per poke), and every sensor
-//! in `poke` mode, which holds its slot and sleeps between pokes until done or timed out.
+//! The sensor kind on a worker: a `command` sensor's poke (one `bash -c` per poke), and every
+//! sensor in `poke` mode, which holds its slot and sleeps between pokes until done or timed
+//! out.
 //!
 //! Reschedule-mode sensors of the other kinds are poked by the scheduler's sensor loop and
 //! reach a worker only through `dagctl tasks test`, which runs them here in poke mode.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use dag::sensor::{Probe, Sensor, SensorMode, next_poke_delay};
-use dag::{Dag, Task, TaskKind};
-use sensor::{PokeResult, Probes};
-use serde_json::Value;
-use store::{ClaimedTask, Store};
-use tokio::sync::watch;
+use sensor::{PokeResult, Probes, RenderError};
 
-use crate::config::WorkerConfig;
-use crate::execute::{Outcome, run_process};
-use crate::task_log::TaskLog;
+use crate::attempt::{Attempt, Outcome, Ran};
+use crate::command::{self, Workspace};
+use crate::finish::describe_instant;
+use crate::render::{self, ContextError};
+use crate::task_log::TrackLast;
+
+/// Why a built-in probe could not be rendered for this try.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    /// Variables or connections could not be opened.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// A template of the probe failed, or its connection is missing.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
 
 /// Run one try of a sensor task on this worker.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn run_sensor(
-    store: &Arc<dyn Store>,
-    claimed: &ClaimedTask,
-    config: &WorkerConfig,
-    dag: &Dag,
-    task: &Task,
-    sensor: &Sensor,
-    log: &TaskLog,
-    mut cancel: watch::Receiver<bool>,
-) -> (Outcome, Vec<(String, Value)>) {
-    let ti = &claimed.ti;
+pub(crate) async fn run(attempt: &Attempt<'_>, sensor: &Sensor) -> Ran {
+    let log = attempt.log;
+    let ti = &attempt.claimed.ti;
+    let mut cancel = attempt.cancel.clone();
     // Reschedule mode: one poke, measured against the first poke of the try (stored).
     let reschedule = sensor.mode == SensorMode::Reschedule && sensor.probe.needs_worker();
     let (mut pokes, first) = if reschedule {
-        let progress = store.sensor_progress(ti.id).await.ok().flatten();
+        let progress = attempt.store.sensor_progress(ti.id).await.ok().flatten();
         let first = progress
             .and_then(|p| p.first_poke_at)
             .or(ti.start_date)
@@ -49,17 +50,7 @@ pub(crate) async fn run_sensor(
         pokes += 1;
         let (result, what) = match &sensor.probe {
             Probe::Command { command } => {
-                let shell = Task {
-                    kind: TaskKind::Bash {
-                        command: command.clone(),
-                    },
-                    do_xcom_push: false,
-                    branch: false,
-                    ..task.clone()
-                };
-                let (outcome, _) =
-                    run_process(store, claimed, config, dag, &shell, log, cancel.clone()).await;
-                let result = match outcome {
+                let result = match command_poke(attempt, command).await {
                     Outcome::Success => PokeResult::Done("exit code 0".into()),
                     _ => PokeResult::NotYet("not yet".into()),
                 };
@@ -67,18 +58,18 @@ pub(crate) async fn run_sensor(
             }
             other => {
                 if probe.is_none() {
-                    match render(store, claimed, config, dag, task, other, log).await {
+                    match render_probe(attempt, other).await {
                         Ok(rendered) => probe = Some(rendered),
-                        Err(message) => {
-                            log.system(format!("sensor failed: {message}")).await;
-                            return (Outcome::FailedForGood, Vec::new());
+                        Err(err) => {
+                            log.system(format!("sensor failed: {err}")).await;
+                            return Ran::only(Outcome::FailedForGood);
                         }
                     }
                 }
                 let Some(rendered) = probe.as_ref() else {
-                    return (Outcome::FailedForGood, Vec::new());
+                    return Ran::only(Outcome::FailedForGood);
                 };
-                let probes = Probes::new(store.clone());
+                let probes = Probes::new(attempt.store.clone());
                 (probes.poke(rendered, Utc::now()).await, rendered.describe())
             }
         };
@@ -88,14 +79,14 @@ pub(crate) async fn run_sensor(
             PokeResult::Done(message) => {
                 log.system(format!("poking {what}: done, {message} (poke {pokes})"))
                     .await;
-                return (Outcome::Success, Vec::new());
+                return Ran::only(Outcome::Success);
             }
             PokeResult::Fail(message) => {
                 log.system(format!(
                     "poking {what}: sensor failed: {message} (poke {pokes})"
                 ))
                 .await;
-                return (Outcome::FailedForGood, Vec::new());
+                return Ran::only(Outcome::FailedForGood);
             }
             PokeResult::NotYet(message) if sensor.timed_out(elapsed) => {
                 let outcome = if sensor.soft_fail {
@@ -109,18 +100,18 @@ pub(crate) async fn run_sensor(
                     if sensor.soft_fail { "skipped" } else { "failed" }
                 ))
                 .await;
-                return (outcome, Vec::new());
+                return Ran::only(outcome);
             }
             PokeResult::NotYet(message) => {
                 let delay = next_poke_delay(sensor, pokes, elapsed, sensor::jitter(ti.id, pokes));
                 let next = now + chrono::Duration::milliseconds((delay * 1000.0) as i64);
                 log.system(format!(
                     "poking {what}: {message} (poke {pokes}); next poke at {}",
-                    next.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    describe_instant(next)
                 ))
                 .await;
                 if reschedule {
-                    return (Outcome::Reschedule(next), Vec::new());
+                    return Ran::only(Outcome::Reschedule(next));
                 }
                 // Poke mode: hold the slot and sleep; a worker shutdown ends the try.
                 let pause = Duration::from_secs_f64(delay);
@@ -134,50 +125,62 @@ pub(crate) async fn run_sensor(
                 if cancelled {
                     log.system("task failed: the worker shut down while it waited")
                         .await;
-                    return (Outcome::Failed, Vec::new());
+                    return Ran::only(Outcome::Failed);
                 }
             }
         }
     }
 }
 
-/// Render a built-in probe with the try's context.
-async fn render(
-    store: &Arc<dyn Store>,
-    claimed: &ClaimedTask,
-    config: &WorkerConfig,
-    dag: &Dag,
-    task: &Task,
-    probe: &Probe,
-    log: &TaskLog,
-) -> Result<sensor::Rendered, String> {
-    let ti = &claimed.ti;
-    let mut ctx = claimed
-        .run
-        .template_context(dag, &ti.task_id, ti.map_index, ti.try_number, &[]);
-    let text = serde_json::to_string(probe).unwrap_or_default();
-    if text.contains("var.") || text.contains("conn.") || text.contains("\"conn_id\":\"") {
-        let secrets = store::secrets::load_template_secrets(
-            store.as_ref(),
-            &config.vault,
-            &config.env_connections,
-        )
-        .await?;
-        log.mask(secrets.masks);
-        ctx.variables = secrets.variables;
-        ctx.connections = secrets.connections;
+/// One poke of a `command` sensor: `bash -c command` in the task's workspace, rendered with
+/// the try's context as a `bash` task's command is.
+async fn command_poke(attempt: &Attempt<'_>, command: &str) -> Outcome {
+    let log = attempt.log;
+    let reads = command::bash_reads(attempt, command);
+    let ctx = match render::bound_context(attempt, reads).await {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            log.system(err.to_string()).await;
+            return Outcome::Failed;
+        }
+    };
+    let prepared = match Workspace::new(attempt, &ctx) {
+        Ok(workspace) => command::bash_spec(attempt, &workspace, command, &ctx, TrackLast::Yes)
+            .await
+            .map(|spec| (workspace, spec)),
+        Err(err) => Err(err),
+    };
+    match prepared {
+        Ok((workspace, spec)) => command::run(attempt, &workspace, &spec).await.outcome,
+        Err(err) => {
+            log.system(err.to_string()).await;
+            Outcome::Failed
+        }
     }
-    let folder = crate::execute::dag_folder(dag);
-    let _ = task;
+}
+
+/// Render a built-in probe with the try's context (no XComs: probes cannot pull them).
+async fn render_probe(
+    attempt: &Attempt<'_>,
+    probe: &Probe,
+) -> Result<sensor::Rendered, ProbeError> {
+    let ti = &attempt.claimed.ti;
+    let config = attempt.config;
+    let mut ctx = attempt.claimed.run.template_context(
+        attempt.dag,
+        &ti.task_id,
+        ti.map_index,
+        ti.try_number,
+        &[],
+    );
+    if sensor::needs_secrets(probe) {
+        render::open_secrets(attempt, &mut ctx).await?;
+    }
+    let folder = attempt.dag_folder();
     let connections = sensor::Connections::new(
-        store.clone(),
+        attempt.store.clone(),
         config.vault.clone(),
         config.env_connections.clone(),
     );
-    sensor::render(probe, &ctx, folder.as_deref(), &connections).await
-}
-
-/// The instant a waiting poke ends at, for the try's summary line.
-pub(crate) fn describe_next(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    Ok(sensor::render(probe, &ctx, folder.as_deref(), &connections).await?)
 }

@@ -1,0 +1,249 @@
+//! The process kinds: `bash` (`bash -c command`) and `python` (the embedded runner, calling
+//! a file's or inline code's `callable`). Render, run the child, collect its XComs and its
+//! `return_value` (bash: the last stdout line; python: the callable's return value).
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use dag::template::{self, TemplateContext};
+use dag::{PythonTask, TaskKind};
+use serde_json::{Value, json};
+
+use crate::attempt::{Attempt, Outcome, Ran};
+use crate::command::{self, CommandError, Workspace, airflow_ts};
+use crate::process::ProcessSpec;
+use crate::render::{self, render_json};
+use crate::task_log::TrackLast;
+use crate::xcom::{self, RETURN_VALUE};
+
+/// The runner a `python` task's interpreter executes (see the file's docstring).
+const PYTHON_RUNNER: &str = include_str!("../python_runner.py");
+
+/// Run one `bash` or `python` try.
+pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
+    let log = attempt.log;
+    let task = attempt.task;
+    // A python task's source is read first: what its templates read includes it.
+    let python = match &task.kind {
+        TaskKind::Python(py) => match python_source(attempt, py).await {
+            Ok(source) => Some((py, source)),
+            Err(err) => {
+                log.system(err.to_string()).await;
+                return Ran::only(Outcome::Failed);
+            }
+        },
+        TaskKind::Bash { .. } => None,
+        _ => return Ran::only(Outcome::FailedForGood),
+    };
+    let reads = match (&task.kind, &python) {
+        (TaskKind::Bash { command }, _) => command::bash_reads(attempt, command),
+        (_, Some((py, source))) => {
+            let mut reads = template::reads(&source.text) | render::task_reads(attempt);
+            for value in py.kwargs.values() {
+                reads |= template::reads_value(value);
+            }
+            reads
+        }
+        _ => render::task_reads(attempt),
+    };
+    let ctx = match render::bound_context(attempt, reads).await {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            log.system(err.to_string()).await;
+            return Ran::only(Outcome::Failed);
+        }
+    };
+    let workspace = match Workspace::new(attempt, &ctx) {
+        Ok(workspace) => workspace,
+        Err(err) => {
+            log.system(err.to_string()).await;
+            return Ran::only(Outcome::Failed);
+        }
+    };
+    let spec = match (&task.kind, &python) {
+        (TaskKind::Bash { command }, _) => {
+            command::bash_spec(attempt, &workspace, command, &ctx, TrackLast::Yes).await
+        }
+        (_, Some((py, source))) => python_spec(attempt, &workspace, py, source, &ctx).await,
+        _ => return Ran::only(Outcome::FailedForGood),
+    };
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(err) => {
+            log.system(err.to_string()).await;
+            return Ran::only(Outcome::Failed);
+        }
+    };
+
+    let exited = command::run(attempt, &workspace, &spec).await;
+    let mut outcome = exited.outcome;
+    let mut xcoms = exited.xcoms;
+    // The branch choice is kept as `return_value` even when pushing is off.
+    let wants_return = task.do_xcom_push || task.branch;
+    if outcome == Outcome::Success && wants_return {
+        let returned = match python {
+            None => Ok(exited.last_stdout_line.map(Value::String)),
+            Some(_) => xcom::read_result_file(&workspace.result_file()).await,
+        };
+        match returned {
+            Ok(Some(value)) => {
+                if let Err(err) = xcom::check_size(RETURN_VALUE, &value) {
+                    log.system(err.to_string()).await;
+                    outcome = Outcome::Failed;
+                } else {
+                    xcoms.retain(|(key, _)| key != RETURN_VALUE);
+                    xcoms.push((RETURN_VALUE.to_string(), value));
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                log.system(err.to_string()).await;
+                outcome = Outcome::Failed;
+            }
+        }
+    }
+    Ran { outcome, xcoms }
+}
+
+/// A python task's source: its file (resolved against the DAG's folder) or inline code.
+struct PythonSource {
+    path: Option<PathBuf>,
+    text: String,
+}
+
+async fn python_source(
+    attempt: &Attempt<'_>,
+    py: &PythonTask,
+) -> Result<PythonSource, CommandError> {
+    match &py.file {
+        Some(file) => {
+            let path = attempt.resolve(file);
+            match tokio::fs::read_to_string(&path).await {
+                Ok(text) => Ok(PythonSource {
+                    path: Some(path),
+                    text,
+                }),
+                Err(source) => Err(CommandError::ReadSource { path, source }),
+            }
+        }
+        None => Ok(PythonSource {
+            path: None,
+            text: py.code.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+async fn python_spec(
+    attempt: &Attempt<'_>,
+    workspace: &Workspace,
+    py: &PythonTask,
+    source: &PythonSource,
+    ctx: &TemplateContext,
+) -> Result<ProcessSpec, CommandError> {
+    let args = write_runner(workspace, py, source.path.as_deref(), ctx).await?;
+    let mut env = workspace.env.clone();
+    env.push((
+        "UPDRAFT_RETURN_VALUE_FILE".into(),
+        workspace.result_file().display().to_string(),
+    ));
+    // The runner also passes -u; this covers interpreters that ignore it for their own
+    // children.
+    env.push(("PYTHONUNBUFFERED".into(), "1".into()));
+    attempt
+        .log
+        .system(format!(
+            "running python task with {}{} (in {})",
+            py.interpreter,
+            describe_python(py),
+            workspace.cwd.display()
+        ))
+        .await;
+    Ok(ProcessSpec {
+        program: py.interpreter.clone().into(),
+        args,
+        cwd: workspace.cwd.clone(),
+        env,
+        track_last_stdout: TrackLast::No,
+    })
+}
+
+fn describe_python(py: &PythonTask) -> String {
+    let mut text = match &py.file {
+        Some(file) => format!(", file {file}"),
+        None => ", inline code".to_string(),
+    };
+    if let Some(callable) = &py.callable {
+        text.push_str(&format!(", callable {callable}"));
+    }
+    text
+}
+
+/// Write the runner and its spec into the try's folder; returns the interpreter's arguments.
+async fn write_runner(
+    workspace: &Workspace,
+    py: &PythonTask,
+    file: Option<&std::path::Path>,
+    ctx: &TemplateContext,
+) -> Result<Vec<std::ffi::OsString>, CommandError> {
+    let mut kwargs = serde_json::Map::new();
+    for (name, value) in &py.kwargs {
+        let value = render_json(value, ctx).map_err(|source| CommandError::Template {
+            what: format!("kwargs {name}"),
+            source,
+        })?;
+        kwargs.insert(name.clone(), value);
+    }
+    let date = |d: Option<DateTime<Utc>>| d.map(airflow_ts);
+    let logical = ctx.logical_date;
+    let mut context = json!({
+        "ds": logical.map(|d| d.format("%Y-%m-%d").to_string()),
+        "ds_nodash": logical.map(|d| d.format("%Y%m%d").to_string()),
+        "ts": date(logical),
+        "ts_nodash": logical.map(|d| d.format("%Y%m%dT%H%M%S").to_string()),
+        "logical_date": date(logical),
+        "data_interval_start": date(ctx.data_interval_start),
+        "data_interval_end": date(ctx.data_interval_end),
+        "run_id": ctx.run_id,
+        "conf": ctx.conf,
+        "params": ctx.params,
+        "map_index": ctx.map_index,
+        "try_number": ctx.try_number,
+        "dag_run": {
+            "dag_id": ctx.dag_id,
+            "run_id": ctx.run_id,
+            "run_type": ctx.run_type,
+            "logical_date": date(logical),
+            "data_interval_start": date(ctx.data_interval_start),
+            "data_interval_end": date(ctx.data_interval_end),
+            "conf": ctx.conf,
+        },
+    });
+    if let Value::Object(map) = &mut context {
+        for (name, value) in &ctx.extra {
+            map.insert(name.clone(), value.clone());
+        }
+    }
+    let xcoms: Vec<Value> = ctx
+        .xcoms
+        .iter()
+        .map(|x| json!({"task_id": x.task_id, "map_index": x.map_index, "key": x.key, "value": x.value}))
+        .collect();
+    let spec = json!({
+        "dag_id": ctx.dag_id,
+        "task_id": ctx.task_id,
+        "run_id": ctx.run_id,
+        "try_number": ctx.try_number,
+        "map_index": ctx.map_index,
+        "code": py.code,
+        "file": file.map(|f| f.display().to_string()),
+        "callable": py.callable,
+        "kwargs": kwargs,
+        "context": context,
+        "xcoms": xcoms,
+    });
+    let runner = workspace
+        .write("updraft_runner.py", PYTHON_RUNNER.to_string())
+        .await?;
+    let spec_file = workspace.write("spec.json", spec.to_string()).await?;
+    Ok(vec!["-u".into(), runner.into(), spec_file.into()])
+}
