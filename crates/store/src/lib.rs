@@ -10,7 +10,6 @@
 //! Backends: `store-sqlite` (embedded, default) and `store-postgres`. Both pass the same
 //! [`conformance`] suite.
 
-pub mod conformance;
 mod records;
 pub mod runs;
 pub mod secrets;
