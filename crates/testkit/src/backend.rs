@@ -88,7 +88,7 @@ where
 /// For each `case` (an `async fn(Arc<dyn Store>)` in scope), a module of that name with one
 /// test per backend, `case::sqlite` and `case::postgres`, each carrying `#[$test]`:
 ///
-/// ```ignore
+/// ```text
 /// testkit::backend_tests!(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 ///     trigger_rules, cron_runs);
 /// ```

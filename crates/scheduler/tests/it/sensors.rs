@@ -264,22 +264,22 @@ async fn http_sensors_succeed_skip_or_fail_on_timeout(store: Arc<dyn Store>) {
     let dag_id = load(
         &*store,
         &format!(
-            r#"dag_id: http_wait
+                            r#"dag_id: http_wait
 tasks:
   - id: ready
-sensor: {{http: {{url: "http://127.0.0.1:{ready_port}/health", response_check: "response.json.ready"}}}}
-poke_interval: 0.2
+    sensor: {{http: {{url: "http://127.0.0.1:{ready_port}/health", response_check: "response.json.ready"}}}}
+    poke_interval: 0.2
   - id: soft
-sensor: {{http: {{url: "http://127.0.0.1:{never_port}/health", response_check: "response.json.ready"}}}}
-poke_interval: 0.2
-timeout: 1
-soft_fail: true
+    sensor: {{http: {{url: "http://127.0.0.1:{never_port}/health", response_check: "response.json.ready"}}}}
+    poke_interval: 0.2
+    timeout: 1
+    soft_fail: true
   - id: hard
-sensor: {{http: {{url: "http://127.0.0.1:{never_port}/health", response_check: "response.json.ready"}}}}
-poke_interval: 0.2
-timeout: 1
-retries: 3
-retry_delay: 0
+    sensor: {{http: {{url: "http://127.0.0.1:{never_port}/health", response_check: "response.json.ready"}}}}
+    poke_interval: 0.2
+    timeout: 1
+    retries: 3
+    retry_delay: 0
 "#
         ),
     )
