@@ -221,11 +221,10 @@ fn sql_tasks_on_sqlite() {
 
 #[test]
 fn sql_tasks_on_postgres() {
-    let Some(url) = crate::postgres::scratch_database() else {
+    let Some(database) = testkit::postgres::ScratchDatabase::create_blocking() else {
         return;
     };
-    sql_tasks(&url);
-    crate::postgres::drop_scratch(&url);
+    sql_tasks(database.url());
 }
 
 #[test]

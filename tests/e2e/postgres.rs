@@ -5,44 +5,17 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use testkit::postgres::ScratchDatabase;
+
 use crate::harness::{Sandbox, newest_run, wait_for};
-
-pub fn admin_url() -> String {
-    std::env::var("UPDRAFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh database URL, or `None` (with the reason printed) when Postgres is not required.
-pub fn scratch_database() -> Option<String> {
-    let admin = admin_url();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    match runtime.block_on(store_postgres::create_scratch_database(&admin)) {
-        Ok(url) => Some(url),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("Postgres is required under CI=true but unreachable at {admin}: {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "skipping: Postgres not reachable at {admin} ({e}); set CI=true to require it"
-            );
-            None
-        }
-    }
-}
-
-/// Drop a database made by [`scratch_database`].
-pub fn drop_scratch(url: &str) {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let _ = runtime.block_on(store_postgres::drop_scratch_database(&admin_url(), url));
-}
 
 #[test]
 fn scheduler_and_worker_processes_share_postgres() {
-    let Some(url) = scratch_database() else {
+    let Some(database) = ScratchDatabase::create_blocking() else {
         return;
     };
     let mut sandbox = Sandbox::with_examples();
-    sandbox.set("UPDRAFT__DATABASE__URL", &url);
+    sandbox.set("UPDRAFT__DATABASE__URL", database.url());
     let migrate = sandbox.run(&["db", "migrate"]);
     assert!(
         migrate.status.success(),
@@ -83,8 +56,6 @@ fn scheduler_and_worker_processes_share_postgres() {
     let _ = worker.kill();
     let _ = scheduler.wait();
     let _ = worker.wait();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let _ = runtime.block_on(store_postgres::drop_scratch_database(&admin_url(), &url));
     assert_eq!(result.1, "success");
 }
 
@@ -92,12 +63,12 @@ fn scheduler_and_worker_processes_share_postgres() {
 /// the triggered run is followed to success, and the alert recipe's mail goes out.
 #[test]
 fn trigger_dag_and_alert_mail_across_processes_on_postgres() {
-    let Some(url) = scratch_database() else {
+    let Some(database) = ScratchDatabase::create_blocking() else {
         return;
     };
     let smtp = crate::smtp::SmtpReceiver::start();
     let mut sandbox = Sandbox::with_examples();
-    sandbox.set("UPDRAFT__DATABASE__URL", &url);
+    sandbox.set("UPDRAFT__DATABASE__URL", database.url());
     for (k, v) in smtp.env() {
         sandbox.set(&k, &v);
     }
@@ -150,7 +121,6 @@ fn trigger_dag_and_alert_mail_across_processes_on_postgres() {
     let _ = worker.kill();
     let _ = scheduler.wait();
     let _ = worker.wait();
-    drop_scratch(&url);
     assert_eq!(parent.1, "success");
     assert_eq!(child.map(|(_, state)| state).as_deref(), Some("success"));
     assert_eq!(alert.1, "failed");

@@ -22,11 +22,12 @@ async fn main() {
     );
     let started = Instant::now();
     for d in 0..DAGS {
-        let dag = store::conformance::chain_dag(&format!("dag_{d:02}"), &["a", "b", "c", "d", "e"]);
+        let dag =
+            testkit::conformance::chain_dag(&format!("dag_{d:02}"), &["a", "b", "c", "d", "e"]);
         store.sync_dag(&dag, "v1", Utc::now()).await.expect("sync");
         if d == 0 {
             for r in 0..RUNS {
-                let run = store::conformance::new_run(
+                let run = testkit::conformance::new_run(
                     &dag,
                     &format!("run_{r:04}"),
                     Utc::now() - chrono::Duration::minutes(r as i64),

@@ -1,205 +1,25 @@
 //! The REST API over real HTTP on a loopback port, with a real scheduler and worker behind
-//! it, on SQLite and (when reachable; required under CI=true) Postgres: the role matrix,
-//! authentication, strict bodies, mark and clear, logs by try, XCom, and the OpenAPI
-//! document.
+//! it: the role matrix, authentication, strict bodies, mark and clear, logs by try, XCom, and
+//! the OpenAPI document. The cases that touch every layer are two tests each, `case::sqlite`
+//! and `case::postgres` (skipped when Postgres is unreachable, except under CI=true); the
+//! others run on SQLite.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use store::{NewUser, Store};
-use tokio::sync::watch;
-
-/// A store to run a case on, with the (admin URL, database URL) of a Postgres scratch
-/// database to drop afterwards.
-type Backend = (Arc<dyn Store>, Option<(String, String)>);
-
-async fn stores() -> Vec<Backend> {
-    let mut stores: Vec<Backend> = vec![(
-        Arc::new(
-            store_sqlite::SqliteStore::temporary()
-                .await
-                .expect("sqlite"),
-        ),
-        None,
-    )];
-    let admin = std::env::var("UPDRAFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match store_postgres::create_scratch_database(&admin).await {
-        Ok(url) => {
-            let store = store_postgres::PostgresStore::connect(&url)
-                .await
-                .expect("postgres");
-            stores.push((Arc::new(store), Some((admin, url))));
-        }
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("Postgres is required under CI=true but unreachable at {admin}: {e}")
-        }
-        Err(e) => eprintln!(
-            "skipping Postgres: not reachable at {admin} ({e}); set CI=true to require it"
-        ),
-    }
-    stores
-}
-
-/// An API server (and, with `engine`, a scheduler and worker) on `store`.
-struct Server {
-    base: String,
-    http: Client,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    store: Arc<dyn Store>,
-}
-
-impl Server {
-    async fn start(store: Arc<dyn Store>, engine: bool) -> Server {
-        let (stop, rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let state = api::AppState::new(
-            store.clone(),
-            Arc::new(
-                store::secrets::Vault::new(Some(&store::secrets::Vault::generate_key()))
-                    .expect("vault"),
-            ),
-            api::TokenKeys::new(b"test secret", Duration::from_secs(3600)),
-        );
-        let mut tasks = vec![tokio::spawn({
-            let rx = rx.clone();
-            async move {
-                api::serve(listener, state, stopped(rx))
-                    .await
-                    .expect("serve");
-            }
-        })];
-        if engine {
-            let s = store.clone();
-            let scheduler_rx = rx.clone();
-            tasks.push(tokio::spawn(async move {
-                scheduler::Scheduler::new(
-                    scheduler::SchedulerConfig::new(None)
-                        .without_watch()
-                        .with_poll_interval(Duration::from_millis(200)),
-                    s,
-                )
-                .run(stopped(scheduler_rx))
-                .await
-                .expect("scheduler runs");
-            }));
-            let s = store.clone();
-            tasks.push(tokio::spawn(async move {
-                worker::Worker::new(worker::WorkerConfig::new("api-test").with_concurrency(4))
-                    .run(s, stopped(rx))
-                    .await;
-            }));
-        }
-        Server {
-            base,
-            http: Client::new(),
-            stop,
-            tasks,
-            store,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        for task in self.tasks {
-            let _ = task.await;
-        }
-    }
-
-    /// A user with `role` and a token for it.
-    async fn login_as(&self, username: &str, role: &str) -> String {
-        let hash = api::auth::hash_password("pw-".to_string().as_str()).expect("hash");
-        self.store
-            .create_user(&NewUser {
-                username: username.to_string(),
-                password_hash: hash,
-                role: role.to_string(),
-                now: Utc::now(),
-            })
-            .await
-            .expect("create user");
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/auth/token",
-                None,
-                Some(json!({"username": username, "password": "pw-"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_string()
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Value {
-        let (status, body) = self.call(Method::GET, path, Some(token), None).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        body
-    }
-
-    /// Poll `path` until `done` holds for its body, within 30 s.
-    async fn wait_until(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let body = self.get(path, token).await;
-            if done(&body) {
-                return body;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let tis = self.get(&format!("{path}/taskInstances"), token).await;
-                panic!("timed out waiting on {path}: {body}\ntask instances: {tis}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn drop_scratch(scratch: Option<(String, String)>) {
-    if let Some((admin, url)) = scratch {
-        let _ = store_postgres::drop_scratch_database(&admin, &url).await;
-    }
-}
+use store::Store;
+use testkit::{Server, TestStore};
 
 /// A DAG of bash tasks synced into the store, unpaused.
 async fn sync_dag(store: &dyn Store, dag_id: &str, tasks: &[(&str, &str, &[&str])]) {
-    let mut dag = store::conformance::chain_dag(dag_id, &[]);
+    let mut dag = testkit::conformance::chain_dag(dag_id, &[]);
     dag.tasks = tasks
         .iter()
         .map(|(id, command, upstream)| {
-            let mut task = store::conformance::task(id, upstream);
+            let mut task = testkit::conformance::task(id, upstream);
             task.kind = dag::TaskKind::Bash {
                 command: command.to_string(),
             };
@@ -213,117 +33,114 @@ async fn sync_dag(store: &dyn Store, dag_id: &str, tasks: &[(&str, &str, &[&str]
         .expect("sync");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn roles_decide_what_each_user_may_do() {
-    for (store, scratch) in stores().await {
-        let server = Server::start(store.clone(), false).await;
-        sync_dag(store.as_ref(), "matrix", &[("only", "true", &[])]).await;
-        // role → (read, trigger, variable write, user create) allowed
-        let matrix = [
-            ("Viewer", [true, false, false, false]),
-            ("User", [true, true, false, false]),
-            ("Op", [true, true, true, false]),
-            ("Admin", [true, true, true, true]),
-        ];
-        for (role, allowed) in matrix {
-            let who = role.to_lowercase();
-            let token = server.login_as(&who, role).await;
-            let expect = |ok: bool, success: StatusCode| {
-                if ok { success } else { StatusCode::FORBIDDEN }
-            };
-            let (status, body) = server
-                .call(Method::GET, "/api/v2/dags", Some(&token), None)
-                .await;
-            assert_eq!(
-                status,
-                expect(allowed[0], StatusCode::OK),
-                "{role} read: {body}"
+async fn roles_decide_what_each_user_may_do(store: Arc<dyn Store>) {
+    let server = Server::start(store.clone()).await;
+    sync_dag(store.as_ref(), "matrix", &[("only", "true", &[])]).await;
+    // role → (read, trigger, variable write, user create) allowed
+    let matrix = [
+        ("Viewer", [true, false, false, false]),
+        ("User", [true, true, false, false]),
+        ("Op", [true, true, true, false]),
+        ("Admin", [true, true, true, true]),
+    ];
+    for (role, allowed) in matrix {
+        let who = role.to_lowercase();
+        let token = server.login_as(&who, role).await;
+        let expect = |ok: bool, success: StatusCode| {
+            if ok { success } else { StatusCode::FORBIDDEN }
+        };
+        let (status, body) = server
+            .call(Method::GET, "/api/v2/dags", Some(&token), None)
+            .await;
+        assert_eq!(
+            status,
+            expect(allowed[0], StatusCode::OK),
+            "{role} read: {body}"
+        );
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/api/v2/dags/matrix/dagRuns",
+                Some(&token),
+                Some(json!({"logical_date": null, "dag_run_id": format!("by_{who}")})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            expect(allowed[1], StatusCode::OK),
+            "{role} trigger: {body}"
+        );
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/api/v2/variables",
+                Some(&token),
+                Some(json!({"key": format!("set_by_{who}"), "value": "x"})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            expect(allowed[2], StatusCode::CREATED),
+            "{role} variable write: {body}"
+        );
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/api/v2/users",
+                Some(&token),
+                Some(json!({"username": format!("made_by_{who}"), "password": "p", "role": "Viewer"})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            expect(allowed[3], StatusCode::CREATED),
+            "{role} user create: {body}"
+        );
+        if !allowed[1] {
+            assert!(
+                body["detail"].as_str().is_some_and(|d| d.contains("Admin")),
+                "a 403 says which role is needed: {body}"
             );
-            let (status, body) = server
-                .call(
-                    Method::POST,
-                    "/api/v2/dags/matrix/dagRuns",
-                    Some(&token),
-                    Some(json!({"logical_date": null, "dag_run_id": format!("by_{who}")})),
-                )
-                .await;
-            assert_eq!(
-                status,
-                expect(allowed[1], StatusCode::OK),
-                "{role} trigger: {body}"
-            );
-            let (status, body) = server
-                .call(
-                    Method::POST,
-                    "/api/v2/variables",
-                    Some(&token),
-                    Some(json!({"key": format!("set_by_{who}"), "value": "x"})),
-                )
-                .await;
-            assert_eq!(
-                status,
-                expect(allowed[2], StatusCode::CREATED),
-                "{role} variable write: {body}"
-            );
-            let (status, body) = server
-                .call(
-                    Method::POST,
-                    "/api/v2/users",
-                    Some(&token),
-                    Some(json!({"username": format!("made_by_{who}"), "password": "p", "role": "Viewer"})),
-                )
-                .await;
-            assert_eq!(
-                status,
-                expect(allowed[3], StatusCode::CREATED),
-                "{role} user create: {body}"
-            );
-            if !allowed[1] {
-                assert!(
-                    body["detail"].as_str().is_some_and(|d| d.contains("Admin")),
-                    "a 403 says which role is needed: {body}"
-                );
-            }
         }
-        // What was refused changed nothing.
-        let runs = store
-            .list_runs(&store::RunFilter::default())
-            .await
-            .expect("runs");
-        let mut ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
-        ids.sort();
-        assert_eq!(ids, ["by_admin", "by_op", "by_user"]);
-        assert!(
-            store
-                .get_variable("set_by_viewer")
-                .await
-                .expect("get")
-                .is_none()
-        );
-        assert!(
-            store
-                .get_variable("set_by_user")
-                .await
-                .expect("get")
-                .is_none()
-        );
-        assert!(store.get_user("made_by_op").await.expect("get").is_none());
-        assert!(
-            store
-                .get_user("made_by_admin")
-                .await
-                .expect("get")
-                .is_some()
-        );
-        server.stop().await;
-        drop_scratch(scratch).await;
     }
+    // What was refused changed nothing.
+    let runs = store
+        .list_runs(&store::RunFilter::default())
+        .await
+        .expect("runs");
+    let mut ids: Vec<&str> = runs.iter().map(|r| r.run_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["by_admin", "by_op", "by_user"]);
+    assert!(
+        store
+            .get_variable("set_by_viewer")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .get_variable("set_by_user")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(store.get_user("made_by_op").await.expect("get").is_none());
+    assert!(
+        store
+            .get_user("made_by_admin")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_are_checked_and_bad_input_is_a_4xx() {
-    let (store, scratch) = stores().await.remove(0);
-    let server = Server::start(store.clone(), false).await;
+    let fixture = TestStore::sqlite().await;
+    let store = fixture.store();
+    let server = Server::start(store.clone()).await;
     sync_dag(store.as_ref(), "strict", &[("only", "true", &[])]).await;
 
     // No token, a forged token, a wrong password: 401, and nothing else changes.
@@ -457,220 +274,214 @@ async fn tokens_are_checked_and_bad_input_is_a_4xx() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     server.stop().await;
-    drop_scratch(scratch).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn runs_marks_clears_logs_and_xcoms_over_http() {
-    for (store, scratch) in stores().await {
-        let server = Server::start(store.clone(), true).await;
-        sync_dag(
-            store.as_ref(),
-            "flow",
-            &[
-                ("first", "echo line-one; echo 41", &[]),
-                ("second", "echo second-ran; exit 3", &["first"]),
-                ("third", "echo 7", &["second"]),
-            ],
+async fn runs_marks_clears_logs_and_xcoms_over_http(store: Arc<dyn Store>) {
+    let server = Server::with_engine(store.clone()).await;
+    sync_dag(
+        store.as_ref(),
+        "flow",
+        &[
+            ("first", "echo line-one; echo 41", &[]),
+            ("second", "echo second-ran; exit 3", &["first"]),
+            ("third", "echo 7", &["second"]),
+        ],
+    )
+    .await;
+    let token = server.login_as("admin", "Admin").await;
+    let (status, run) = server
+        .call(
+            Method::POST,
+            "/api/v2/dags/flow/dagRuns",
+            Some(&token),
+            Some(json!({"logical_date": "2026-01-02T03:04:05Z", "conf": {"k": 1}, "dag_run_id": "r1"})),
         )
         .await;
-        let token = server.login_as("admin", "Admin").await;
-        let (status, run) = server
-            .call(
-                Method::POST,
-                "/api/v2/dags/flow/dagRuns",
-                Some(&token),
-                Some(json!({"logical_date": "2026-01-02T03:04:05Z", "conf": {"k": 1}, "dag_run_id": "r1"})),
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["conf"], json!({"k": 1}));
+    assert_eq!(run["logical_date"], "2026-01-02T03:04:05Z");
+    let run_path = "/api/v2/dags/flow/dagRuns/r1";
+    let done = server
+        .wait_until(run_path, &token, |r| r["state"] == "failed")
+        .await;
+    assert!(done["end_date"].is_string());
+    let tis = server
+        .get(&format!("{run_path}/taskInstances"), &token)
+        .await;
+    let states: Vec<(String, Value)> = tis["task_instances"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| {
+            (
+                t["task_id"].as_str().expect("id").to_string(),
+                t["state"].clone(),
             )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{run}");
-        assert_eq!(run["conf"], json!({"k": 1}));
-        assert_eq!(run["logical_date"], "2026-01-02T03:04:05Z");
-        let run_path = "/api/v2/dags/flow/dagRuns/r1";
-        let done = server
-            .wait_until(run_path, &token, |r| r["state"] == "failed")
-            .await;
-        assert!(done["end_date"].is_string());
-        let tis = server
-            .get(&format!("{run_path}/taskInstances"), &token)
-            .await;
-        let states: Vec<(String, Value)> = tis["task_instances"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .map(|t| {
-                (
-                    t["task_id"].as_str().expect("id").to_string(),
-                    t["state"].clone(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            states,
-            [
-                ("first".to_string(), json!("success")),
-                ("second".to_string(), json!("failed")),
-                ("third".to_string(), json!("upstream_failed")),
-            ]
-        );
-        assert_eq!(tis["total_entries"], 3);
-        assert_eq!(tis["task_instances"][0]["map_index"], -1);
-        assert_eq!(tis["task_instances"][0]["try_number"], 1);
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("first".to_string(), json!("success")),
+            ("second".to_string(), json!("failed")),
+            ("third".to_string(), json!("upstream_failed")),
+        ]
+    );
+    assert_eq!(tis["total_entries"], 3);
+    assert_eq!(tis["task_instances"][0]["map_index"], -1);
+    assert_eq!(tis["task_instances"][0]["try_number"], 1);
 
-        // Logs by try, with a continuation token, and as NDJSON.
-        let log = server
-            .get(&format!("{run_path}/taskInstances/first/logs/1"), &token)
-            .await;
-        let events: Vec<&str> = log["content"]
-            .as_array()
-            .expect("content")
-            .iter()
-            .map(|l| l["event"].as_str().expect("event"))
-            .collect();
-        assert!(events.contains(&"line-one"), "{events:?}");
-        let token_after = log["continuation_token"]
-            .as_str()
-            .expect("token")
-            .to_string();
-        let rest = server
-            .get(
-                &format!("{run_path}/taskInstances/first/logs/1?token={token_after}"),
-                &token,
-            )
-            .await;
-        assert_eq!(rest["content"], json!([]), "nothing after the last line");
-        let ndjson = server
-            .http
-            .get(format!(
-                "{}{run_path}/taskInstances/first/logs/1",
-                server.base
-            ))
-            .bearer_auth(&token)
-            .header("accept", "application/x-ndjson")
-            .send()
-            .await
-            .expect("ndjson");
-        assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
-        let text = ndjson.text().await.expect("text");
-        assert!(
-            text.lines()
-                .all(|l| serde_json::from_str::<Value>(l).is_ok())
-        );
-        assert!(text.contains("line-one"));
-        let (status, _) = server
-            .call(
-                Method::GET,
-                &format!("{run_path}/taskInstances/first/logs/9"),
-                Some(&token),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
+    // Logs by try, with a continuation token, and as NDJSON.
+    let log = server
+        .get(&format!("{run_path}/taskInstances/first/logs/1"), &token)
+        .await;
+    let events: Vec<&str> = log["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .map(|l| l["event"].as_str().expect("event"))
+        .collect();
+    assert!(events.contains(&"line-one"), "{events:?}");
+    let token_after = log["continuation_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let rest = server
+        .get(
+            &format!("{run_path}/taskInstances/first/logs/1?token={token_after}"),
+            &token,
+        )
+        .await;
+    assert_eq!(rest["content"], json!([]), "nothing after the last line");
+    let ndjson = server
+        .http
+        .get(format!(
+            "{}{run_path}/taskInstances/first/logs/1",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .expect("ndjson");
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    let text = ndjson.text().await.expect("text");
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok())
+    );
+    assert!(text.contains("line-one"));
+    let (status, _) = server
+        .call(
+            Method::GET,
+            &format!("{run_path}/taskInstances/first/logs/9"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
-        // XCom of the first task.
-        let xcom = server
-            .get(
-                &format!("{run_path}/taskInstances/first/xcomEntries/return_value"),
-                &token,
-            )
-            .await;
-        assert_eq!(xcom["value"], "41");
-        let entries = server
-            .get(&format!("{run_path}/taskInstances/~/xcomEntries"), &token)
-            .await;
-        assert_eq!(entries["total_entries"], 1);
+    // XCom of the first task.
+    let xcom = server
+        .get(
+            &format!("{run_path}/taskInstances/first/xcomEntries/return_value"),
+            &token,
+        )
+        .await;
+    assert_eq!(xcom["value"], "41");
+    let entries = server
+        .get(&format!("{run_path}/taskInstances/~/xcomEntries"), &token)
+        .await;
+    assert_eq!(entries["total_entries"], 1);
 
-        // Clear: a dry run (the default) lists and changes nothing.
-        let (status, dry) = server
-            .call(
-                Method::POST,
-                "/api/v2/dags/flow/clearTaskInstances",
-                Some(&token),
-                Some(
-                    json!({"dag_run_id": "r1", "task_ids": ["second"], "include_downstream": true}),
-                ),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{dry}");
-        assert_eq!(dry["total_entries"], 2, "{dry}");
-        let still = server.get(run_path, &token).await;
-        assert_eq!(still["state"], "failed");
+    // Clear: a dry run (the default) lists and changes nothing.
+    let (status, dry) = server
+        .call(
+            Method::POST,
+            "/api/v2/dags/flow/clearTaskInstances",
+            Some(&token),
+            Some(json!({"dag_run_id": "r1", "task_ids": ["second"], "include_downstream": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["total_entries"], 2, "{dry}");
+    let still = server.get(run_path, &token).await;
+    assert_eq!(still["state"], "failed");
 
-        // Mark `second` success by hand: the scheduler then runs `third`... which was
-        // upstream_failed; clearing it (for real) lets it run, and the run succeeds.
-        let (status, marked) = server
-            .call(
-                Method::PATCH,
-                &format!("{run_path}/taskInstances/second"),
-                Some(&token),
-                Some(json!({"new_state": "success"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{marked}");
-        assert_eq!(marked["task_instances"][0]["state"], "success");
-        eprintln!(
-            "DEBUG {} after mark: {}",
-            store.backend(),
-            server.get(run_path, &token).await["state"]
-        );
-        let (status, cleared) = server
-            .call(
-                Method::POST,
-                "/api/v2/dags/flow/clearTaskInstances",
-                Some(&token),
-                Some(json!({"dry_run": false, "only_failed": true, "dag_run_id": "r1", "task_ids": ["third"]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{cleared}");
-        assert_eq!(cleared["total_entries"], 1, "{cleared}");
-        eprintln!(
-            "DEBUG {} after clear: {}",
-            store.backend(),
-            server.get(run_path, &token).await["state"]
-        );
-        let done = server
-            .wait_until(run_path, &token, |r| r["state"] == "success")
-            .await;
-        assert_eq!(done["state"], "success");
-        let third = server
-            .get(&format!("{run_path}/taskInstances/third"), &token)
-            .await;
-        assert_eq!(third["state"], "success");
-        assert_eq!(
-            third["try_number"], 1,
-            "upstream_failed never ran: this is its first try"
-        );
+    // Mark `second` success by hand: the scheduler then runs `third`... which was
+    // upstream_failed; clearing it (for real) lets it run, and the run succeeds.
+    let (status, marked) = server
+        .call(
+            Method::PATCH,
+            &format!("{run_path}/taskInstances/second"),
+            Some(&token),
+            Some(json!({"new_state": "success"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{marked}");
+    assert_eq!(marked["task_instances"][0]["state"], "success");
+    eprintln!(
+        "DEBUG {} after mark: {}",
+        store.backend(),
+        server.get(run_path, &token).await["state"]
+    );
+    let (status, cleared) = server
+        .call(
+            Method::POST,
+            "/api/v2/dags/flow/clearTaskInstances",
+            Some(&token),
+            Some(json!({"dry_run": false, "only_failed": true, "dag_run_id": "r1", "task_ids": ["third"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["total_entries"], 1, "{cleared}");
+    eprintln!(
+        "DEBUG {} after clear: {}",
+        store.backend(),
+        server.get(run_path, &token).await["state"]
+    );
+    let done = server
+        .wait_until(run_path, &token, |r| r["state"] == "success")
+        .await;
+    assert_eq!(done["state"], "success");
+    let third = server
+        .get(&format!("{run_path}/taskInstances/third"), &token)
+        .await;
+    assert_eq!(third["state"], "success");
+    assert_eq!(
+        third["try_number"], 1,
+        "upstream_failed never ran: this is its first try"
+    );
 
-        // Mark the whole run failed, then delete it.
-        let (status, patched) = server
-            .call(
-                Method::PATCH,
-                run_path,
-                Some(&token),
-                Some(json!({"state": "failed"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{patched}");
-        assert_eq!(patched["state"], "failed");
-        let listed = server
-            .get("/api/v2/dags/~/dagRuns?state=failed", &token)
-            .await;
-        assert_eq!(listed["total_entries"], 1);
-        let (status, _) = server
-            .call(Method::DELETE, run_path, Some(&token), None)
-            .await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
-        let (status, _) = server.call(Method::GET, run_path, Some(&token), None).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        server.stop().await;
-        drop_scratch(scratch).await;
-    }
+    // Mark the whole run failed, then delete it.
+    let (status, patched) = server
+        .call(
+            Method::PATCH,
+            run_path,
+            Some(&token),
+            Some(json!({"state": "failed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["state"], "failed");
+    let listed = server
+        .get("/api/v2/dags/~/dagRuns?state=failed", &token)
+        .await;
+    assert_eq!(listed["total_entries"], 1);
+    let (status, _) = server
+        .call(Method::DELETE, run_path, Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.call(Method::GET, run_path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn openapi_document_lists_what_is_served() {
-    let (store, scratch) = stores().await.remove(0);
-    let server = Server::start(store, false).await;
+    let fixture = TestStore::sqlite().await;
+    let store = fixture.store();
+    let server = Server::start(store).await;
     let (status, document) = server
         .call(Method::GET, "/api/v2/openapi.json", None, None)
         .await;
@@ -700,13 +511,13 @@ async fn openapi_document_lists_what_is_served() {
     assert_eq!(ui.status(), StatusCode::OK);
     assert!(ui.text().await.expect("html").contains("swagger"));
     server.stop().await;
-    drop_scratch(scratch).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_tasks_log_grows_as_it_runs() {
-    let (store, scratch) = stores().await.remove(0);
-    let server = Server::start(store.clone(), true).await;
+    let fixture = TestStore::sqlite().await;
+    let store = fixture.store();
+    let server = Server::with_engine(store.clone()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let gate = dir.path().join("go");
     let command = format!(
@@ -758,5 +569,10 @@ async fn a_running_tasks_log_grows_as_it_runs() {
         "the continuation starts after what was read: {rest}"
     );
     server.stop().await;
-    drop_scratch(scratch).await;
 }
+
+testkit::backend_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    roles_decide_what_each_user_may_do,
+    runs_marks_clears_logs_and_xcoms_over_http,
+);

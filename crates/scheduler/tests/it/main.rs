@@ -1,6 +1,7 @@
 //! The scheduler with a real worker and real stores: trigger rules and skip propagation as a
-//! user meets them, and cron runs with and without catch-up. Every case runs on SQLite, and on
-//! Postgres when it is reachable (required under CI=true).
+//! user meets them, and cron runs with and without catch-up. Every case is two tests,
+//! `case::sqlite` and `case::postgres` (skipped when Postgres is unreachable, except under
+//! CI=true).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,77 +9,21 @@ use std::time::Duration;
 
 use chrono::{Duration as Days, Utc};
 use dag::{RunState, TaskState};
-use scheduler::{Scheduler, SchedulerConfig, TriggerRequest};
+use scheduler::TriggerRequest;
 use store::{RunFilter, Store, StoreEvent};
-use tokio::sync::watch;
-use worker::{Worker, WorkerConfig};
+use testkit::Engine;
+use testkit::engine::scheduler_config;
+use worker::WorkerConfig;
 
 mod sensors;
 
-/// A store to run a case on, with the (admin URL, database URL) of a Postgres scratch
-/// database to drop afterwards.
-type Backend = (Arc<dyn Store>, Option<(String, String)>);
-
-/// The stores to run each case on.
-async fn stores() -> Vec<Backend> {
-    let mut stores: Vec<Backend> = vec![(
-        Arc::new(
-            store_sqlite::SqliteStore::temporary()
-                .await
-                .expect("sqlite"),
-        ),
-        None,
-    )];
-    let admin = std::env::var("UPDRAFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    match store_postgres::create_scratch_database(&admin).await {
-        Ok(url) => {
-            let store = store_postgres::PostgresStore::connect(&url)
-                .await
-                .expect("postgres");
-            stores.push((Arc::new(store), Some((admin, url))));
-        }
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("Postgres is required under CI=true but unreachable at {admin}: {e}")
-        }
-        Err(e) => eprintln!(
-            "skipping Postgres: not reachable at {admin} ({e}); set CI=true to require it"
-        ),
-    }
-    stores
-}
-
-async fn drop_scratch(scratch: Option<(String, String)>) {
-    if let Some((admin, url)) = scratch {
-        let _ = store_postgres::drop_scratch_database(&admin, &url).await;
-    }
-}
-
-/// Scheduler and worker running on `store` until the returned sender says stop.
-fn start(store: Arc<dyn Store>) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
-    let (stop, rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let s = store.clone();
-    let scheduler_rx = rx.clone();
-    let scheduler = tokio::spawn(async move {
-        Scheduler::new(
-            SchedulerConfig::new(None)
-                .without_watch()
-                .with_poll_interval(Duration::from_millis(200)),
-            s,
-        )
-        .run(stopped(scheduler_rx))
-        .await
-        .expect("scheduler runs");
-    });
-    let worker = tokio::spawn(async move {
-        Worker::new(WorkerConfig::new("test-worker").with_concurrency(8))
-            .run(store, stopped(rx))
-            .await;
-    });
-    (stop, vec![scheduler, worker])
+/// Scheduler and worker running on `store` until the engine is stopped.
+fn start(store: Arc<dyn Store>) -> Engine {
+    Engine::start(
+        store,
+        scheduler_config(),
+        WorkerConfig::new("test-worker").with_concurrency(8),
+    )
 }
 
 async fn wait_for_run(store: &dyn Store, run: i64) -> RunState {
@@ -118,8 +63,7 @@ fn upstream(id: &str, state: char) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_trigger_rule_through_the_real_scheduler() {
+async fn every_trigger_rule_through_the_real_scheduler(store: Arc<dyn Store>) {
     use TaskState::{Skipped, Success, UpstreamFailed};
     // (rule, upstream end states, expected state of the task under the rule). S success,
     // F failed, K skipped, U upstream_failed. A task that runs exits 0, so "runs" = success.
@@ -178,169 +122,147 @@ async fn every_trigger_rule_through_the_real_scheduler() {
     }
     yaml.push_str("  - {id: deep_a, bash: 'exit 99'}\n  - {id: deep_b, bash: 'exit 0', depends_on: [deep_a]}\n  - {id: deep_c, bash: 'exit 0', depends_on: [deep_b]}\n  - {id: deep_d, bash: 'exit 0', depends_on: [deep_c]}\n");
 
-    for (store, scratch) in stores().await {
-        let dag_id = load(&*store, &yaml).await;
-        let (stop, tasks) = start(store.clone());
-        let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
-            .await
-            .expect("trigger");
-        let state = wait_for_run(&*store, run.id).await;
-        let _ = stop.send(true);
-        for task in tasks {
-            task.await.expect("component");
-        }
-        let states: BTreeMap<String, TaskState> = store
-            .task_instances(run.id)
-            .await
-            .expect("tis")
-            .into_iter()
-            .map(|ti| (ti.task_id, ti.state))
-            .collect();
-        for (i, (rule, mix, expected)) in table.iter().enumerate() {
-            assert_eq!(
-                states[&format!("c{i}_target")],
-                *expected,
-                "{}: {rule} with upstream {mix}",
-                store.backend()
-            );
-        }
-        for deep in ["deep_a", "deep_b", "deep_c", "deep_d"] {
-            assert_eq!(states[deep], Skipped, "{}: {deep}", store.backend());
-        }
-        assert_eq!(state, RunState::Failed, "some leaves ended upstream_failed");
-        drop_scratch(scratch).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cron_runs_with_and_without_catchup() {
-    let start_date = (Utc::now() - Days::days(3)).format("%Y-%m-%d");
-    for (store, scratch) in stores().await {
-        let mut events = store.subscribe();
-        load(&*store, &format!(
-            "dag_id: caught_up\nschedule: '@daily'\nstart_date: {start_date}\ncatchup: true\ntasks:\n  - {{id: a, bash: 'true'}}\n"
-        )).await;
-        load(&*store, &format!(
-            "dag_id: latest_only\nschedule: '@daily'\nstart_date: {start_date}\ntasks:\n  - {{id: a, bash: 'true'}}\n"
-        )).await;
-        let (stop, tasks) = start(store.clone());
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        let runs_of = |dag: &'static str| {
-            let store = store.clone();
-            async move {
-                store
-                    .list_runs(&RunFilter {
-                        dag_id: Some(dag.into()),
-                        ..RunFilter::default()
-                    })
-                    .await
-                    .expect("runs")
-            }
-        };
-        loop {
-            let caught_up = runs_of("caught_up").await;
-            let latest = runs_of("latest_only").await;
-            let done =
-                |runs: &[store::RunRecord]| runs.iter().all(|r| r.state == RunState::Success);
-            if caught_up.len() >= 3 && !latest.is_empty() && done(&caught_up) && done(&latest) {
-                // Midnight ticks from start_date (3 days ago) to today: every one with catchup.
-                let mut dates: Vec<_> = caught_up.iter().filter_map(|r| r.logical_date).collect();
-                dates.sort();
-                assert!(dates.len() == 3 || dates.len() == 4, "{dates:?}");
-                for pair in dates.windows(2) {
-                    assert_eq!(pair[1] - pair[0], Days::days(1));
-                }
-                assert!(
-                    caught_up
-                        .iter()
-                        .all(|r| r.run_id.starts_with("scheduled__"))
-                );
-                // Without catchup: only the latest tick.
-                assert_eq!(latest.len(), 1, "{latest:?}");
-                assert_eq!(latest[0].logical_date, dates.last().copied());
-                break;
-            }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            assert!(
-                !left.is_zero(),
-                "scheduled runs did not appear: {caught_up:?} {latest:?}"
-            );
-            tokio::select! {
-                e = events.recv() => { let _: Result<StoreEvent, _> = e; }
-                _ = tokio::time::sleep(left.min(Duration::from_millis(200))) => {}
-            }
-        }
-        let _ = stop.send(true);
-        for task in tasks {
-            task.await.expect("component");
-        }
-        drop_scratch(scratch).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn depends_on_past_orders_overlapping_runs() {
-    let yaml = "dag_id: past\ntasks:\n  - {id: t, bash: 'sleep 0.3', depends_on_past: true}\n  - {id: free, bash: 'true'}\n";
-    for (store, scratch) in stores().await {
-        let dag_id = load(&*store, yaml).await;
-        let day = |d: u32| chrono::TimeZone::with_ymd_and_hms(&Utc, 2024, 1, d, 0, 0, 0).single();
-        // The later run is triggered first: order comes from logical dates, not arrival. Both
-        // exist before the scheduler starts, as a catch-up or backfill makes them.
-        let second = scheduler::trigger(
-            &*store,
-            &dag_id,
-            TriggerRequest {
-                logical_date: day(2),
-                ..TriggerRequest::default()
-            },
-            Utc::now(),
-        )
+    let dag_id = load(&*store, &yaml).await;
+    let engine = start(store.clone());
+    let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
         .await
         .expect("trigger");
-        let first = scheduler::trigger(
-            &*store,
-            &dag_id,
-            TriggerRequest {
-                logical_date: day(1),
-                ..TriggerRequest::default()
-            },
-            Utc::now(),
-        )
+    let state = wait_for_run(&*store, run.id).await;
+    engine.stop().await;
+    let states: BTreeMap<String, TaskState> = store
+        .task_instances(run.id)
         .await
-        .expect("trigger");
-        let (stop, tasks) = start(store.clone());
-        assert_eq!(wait_for_run(&*store, first.id).await, RunState::Success);
-        assert_eq!(wait_for_run(&*store, second.id).await, RunState::Success);
-        let _ = stop.send(true);
-        for task in tasks {
-            task.await.expect("component");
-        }
-        let t_of = |run: i64| {
-            let store = store.clone();
-            async move {
-                store
-                    .task_instances(run)
-                    .await
-                    .expect("tis")
-                    .into_iter()
-                    .find(|ti| ti.task_id == "t")
-                    .expect("t")
-            }
-        };
-        let (earlier, later) = (t_of(first.id).await, t_of(second.id).await);
-        assert!(
-            later.start_date >= earlier.end_date,
-            "{}: the later run's t started at {:?}, before the earlier one ended at {:?}",
-            store.backend(),
-            later.start_date,
-            earlier.end_date
+        .expect("tis")
+        .into_iter()
+        .map(|ti| (ti.task_id, ti.state))
+        .collect();
+    for (i, (rule, mix, expected)) in table.iter().enumerate() {
+        assert_eq!(
+            states[&format!("c{i}_target")],
+            *expected,
+            "{}: {rule} with upstream {mix}",
+            store.backend()
         );
-        drop_scratch(scratch).await;
     }
+    for deep in ["deep_a", "deep_b", "deep_c", "deep_d"] {
+        assert_eq!(states[deep], Skipped, "{}: {deep}", store.backend());
+    }
+    assert_eq!(state, RunState::Failed, "some leaves ended upstream_failed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn branching_mapping_and_xcom_through_the_real_scheduler() {
+async fn cron_runs_with_and_without_catchup(store: Arc<dyn Store>) {
+    let start_date = (Utc::now() - Days::days(3)).format("%Y-%m-%d");
+    let mut events = store.subscribe();
+    load(&*store, &format!(
+        "dag_id: caught_up\nschedule: '@daily'\nstart_date: {start_date}\ncatchup: true\ntasks:\n  - {{id: a, bash: 'true'}}\n"
+    )).await;
+    load(&*store, &format!(
+        "dag_id: latest_only\nschedule: '@daily'\nstart_date: {start_date}\ntasks:\n  - {{id: a, bash: 'true'}}\n"
+    )).await;
+    let engine = start(store.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let runs_of = |dag: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .list_runs(&RunFilter {
+                    dag_id: Some(dag.into()),
+                    ..RunFilter::default()
+                })
+                .await
+                .expect("runs")
+        }
+    };
+    loop {
+        let caught_up = runs_of("caught_up").await;
+        let latest = runs_of("latest_only").await;
+        let done = |runs: &[store::RunRecord]| runs.iter().all(|r| r.state == RunState::Success);
+        if caught_up.len() >= 3 && !latest.is_empty() && done(&caught_up) && done(&latest) {
+            // Midnight ticks from start_date (3 days ago) to today: every one with catchup.
+            let mut dates: Vec<_> = caught_up.iter().filter_map(|r| r.logical_date).collect();
+            dates.sort();
+            assert!(dates.len() == 3 || dates.len() == 4, "{dates:?}");
+            for pair in dates.windows(2) {
+                assert_eq!(pair[1] - pair[0], Days::days(1));
+            }
+            assert!(
+                caught_up
+                    .iter()
+                    .all(|r| r.run_id.starts_with("scheduled__"))
+            );
+            // Without catchup: only the latest tick.
+            assert_eq!(latest.len(), 1, "{latest:?}");
+            assert_eq!(latest[0].logical_date, dates.last().copied());
+            break;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(
+            !left.is_zero(),
+            "scheduled runs did not appear: {caught_up:?} {latest:?}"
+        );
+        tokio::select! {
+            e = events.recv() => { let _: Result<StoreEvent, _> = e; }
+            _ = tokio::time::sleep(left.min(Duration::from_millis(200))) => {}
+        }
+    }
+    engine.stop().await;
+}
+
+async fn depends_on_past_orders_overlapping_runs(store: Arc<dyn Store>) {
+    let yaml = "dag_id: past\ntasks:\n  - {id: t, bash: 'sleep 0.3', depends_on_past: true}\n  - {id: free, bash: 'true'}\n";
+    let dag_id = load(&*store, yaml).await;
+    let day = |d: u32| chrono::TimeZone::with_ymd_and_hms(&Utc, 2024, 1, d, 0, 0, 0).single();
+    // The later run is triggered first: order comes from logical dates, not arrival. Both
+    // exist before the scheduler starts, as a catch-up or backfill makes them.
+    let second = scheduler::trigger(
+        &*store,
+        &dag_id,
+        TriggerRequest {
+            logical_date: day(2),
+            ..TriggerRequest::default()
+        },
+        Utc::now(),
+    )
+    .await
+    .expect("trigger");
+    let first = scheduler::trigger(
+        &*store,
+        &dag_id,
+        TriggerRequest {
+            logical_date: day(1),
+            ..TriggerRequest::default()
+        },
+        Utc::now(),
+    )
+    .await
+    .expect("trigger");
+    let engine = start(store.clone());
+    assert_eq!(wait_for_run(&*store, first.id).await, RunState::Success);
+    assert_eq!(wait_for_run(&*store, second.id).await, RunState::Success);
+    engine.stop().await;
+    let t_of = |run: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .task_instances(run)
+                .await
+                .expect("tis")
+                .into_iter()
+                .find(|ti| ti.task_id == "t")
+                .expect("t")
+        }
+    };
+    let (earlier, later) = (t_of(first.id).await, t_of(second.id).await);
+    assert!(
+        later.start_date >= earlier.end_date,
+        "{}: the later run's t started at {:?}, before the earlier one ended at {:?}",
+        store.backend(),
+        later.start_date,
+        earlier.end_date
+    );
+}
+
+async fn branching_mapping_and_xcom_through_the_real_scheduler(store: Arc<dyn Store>) {
     let yaml = r#"dag_id: flow
 tasks:
   - {id: count, bash: 'echo 3'}
@@ -359,62 +281,56 @@ tasks:
     trigger_rule: none_failed_min_one_success
     bash: "echo {{ ti.xcom_pull('many') | join(',') }}"
 "#;
-    for (store, scratch) in stores().await {
-        let dag_id = load(&*store, yaml).await;
-        let (stop, tasks) = start(store.clone());
-        let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
-            .await
-            .expect("trigger");
-        assert_eq!(wait_for_run(&*store, run.id).await, RunState::Success);
-        let _ = stop.send(true);
-        for task in tasks {
-            task.await.expect("component");
-        }
-        let states: BTreeMap<String, TaskState> = store
-            .task_instances(run.id)
-            .await
-            .expect("tis")
-            .into_iter()
-            .map(|ti| {
-                let key = if ti.map_index >= 0 {
-                    format!("{}[{}]", ti.task_id, ti.map_index)
-                } else {
-                    ti.task_id
-                };
-                (key, ti.state)
-            })
-            .collect();
-        use TaskState::{Skipped, Success};
-        let expected: BTreeMap<String, TaskState> = [
-            ("count", Success),
-            ("route", Success),
-            ("many[0]", Success),
-            ("many[1]", Success),
-            ("many[2]", Success),
-            ("few", Skipped),
-            ("join", Success),
-        ]
+    let dag_id = load(&*store, yaml).await;
+    let engine = start(store.clone());
+    let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
+        .await
+        .expect("trigger");
+    assert_eq!(wait_for_run(&*store, run.id).await, RunState::Success);
+    engine.stop().await;
+    let states: BTreeMap<String, TaskState> = store
+        .task_instances(run.id)
+        .await
+        .expect("tis")
         .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        assert_eq!(states, expected, "{}", store.backend());
-        let xcom = |task: &str| {
-            let store = store.clone();
-            let key = store::XcomKey {
-                run: run.id,
-                task_id: task.to_string(),
-                map_index: -1,
-                key: "return_value".into(),
+        .map(|ti| {
+            let key = if ti.map_index >= 0 {
+                format!("{}[{}]", ti.task_id, ti.map_index)
+            } else {
+                ti.task_id
             };
-            async move { store.get_xcom(&key).await.expect("xcom") }
+            (key, ti.state)
+        })
+        .collect();
+    use TaskState::{Skipped, Success};
+    let expected: BTreeMap<String, TaskState> = [
+        ("count", Success),
+        ("route", Success),
+        ("many[0]", Success),
+        ("many[1]", Success),
+        ("many[2]", Success),
+        ("few", Skipped),
+        ("join", Success),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(states, expected, "{}", store.backend());
+    let xcom = |task: &str| {
+        let store = store.clone();
+        let key = store::XcomKey {
+            run: run.id,
+            task_id: task.to_string(),
+            map_index: -1,
+            key: "return_value".into(),
         };
-        assert_eq!(xcom("route").await, Some(serde_json::json!(["many"])));
-        assert_eq!(
-            xcom("join").await,
-            Some(serde_json::json!("item-1,item-2,item-3"))
-        );
-        drop_scratch(scratch).await;
-    }
+        async move { store.get_xcom(&key).await.expect("xcom") }
+    };
+    assert_eq!(xcom("route").await, Some(serde_json::json!(["many"])));
+    assert_eq!(
+        xcom("join").await,
+        Some(serde_json::json!("item-1,item-2,item-3"))
+    );
 }
 
 /// Poll for a file's text until `deadline` passes.
@@ -434,75 +350,68 @@ async fn wait_for_file(path: &std::path::Path, what: &str) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_zombie_try_and_its_failed_run_still_notify() {
-    for (store, scratch) in stores().await {
-        let marks = tempfile::tempdir().expect("tempdir");
-        let task_mark = marks.path().join("task");
-        let run_mark = marks.path().join("run");
-        let dag_id = load(
-            &*store,
-            &format!(
-                "dag_id: zombie_notify\n\
-                 on_failure: [{{bash: 'echo \"{{{{ exception }}}}\" > {run}'}}]\n\
-                 tasks:\n  - id: victim\n    bash: 'sleep 30'\n    \
-                 on_failure: [{{bash: 'echo \"{{{{ exception }}}} {{{{ log_url }}}}\" > {task}'}}]\n",
-                run = run_mark.display(),
-                task = task_mark.display()
-            ),
-        )
-        .await;
-        let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
-            .await
-            .expect("trigger");
-        // Only a scheduler: the "worker" below claims the try and then dies silently.
-        let (stop, rx) = watch::channel(false);
-        let s = store.clone();
-        let scheduler = tokio::spawn(async move {
-            let mut rx = rx;
-            Scheduler::new(
-                SchedulerConfig::new(None)
-                    .without_watch()
-                    .with_poll_interval(Duration::from_millis(100))
-                    .with_zombie_threshold(Duration::from_millis(400)),
-                s,
-            )
-            .run(async move {
-                let _ = rx.wait_for(|s| *s).await;
+async fn a_zombie_try_and_its_failed_run_still_notify(store: Arc<dyn Store>) {
+    let marks = tempfile::tempdir().expect("tempdir");
+    let task_mark = marks.path().join("task");
+    let run_mark = marks.path().join("run");
+    let dag_id = load(
+        &*store,
+        &format!(
+            "dag_id: zombie_notify\n\
+             on_failure: [{{bash: 'echo \"{{{{ exception }}}}\" > {run}'}}]\n\
+             tasks:\n  - id: victim\n    bash: 'sleep 30'\n    \
+             on_failure: [{{bash: 'echo \"{{{{ exception }}}} {{{{ log_url }}}}\" > {task}'}}]\n",
+            run = run_mark.display(),
+            task = task_mark.display()
+        ),
+    )
+    .await;
+    let run = scheduler::trigger(&*store, &dag_id, TriggerRequest::default(), Utc::now())
+        .await
+        .expect("trigger");
+    // Only a scheduler: the "worker" below claims the try and then dies silently.
+    let engine = Engine::scheduler_only(
+        store.clone(),
+        scheduler_config()
+            .with_poll_interval(Duration::from_millis(100))
+            .with_zombie_threshold(Duration::from_millis(400)),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let claimed = store
+            .claim_task_instances(&store::Claim {
+                worker_id: "dead-worker".into(),
+                hostname: "gone".into(),
+                queues: vec!["default".into()],
+                limit: 1,
+                now: Utc::now(),
             })
             .await
-            .expect("scheduler runs");
-        });
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let claimed = store
-                .claim_task_instances(&store::Claim {
-                    worker_id: "dead-worker".into(),
-                    hostname: "gone".into(),
-                    queues: vec!["default".into()],
-                    limit: 1,
-                    now: Utc::now(),
-                })
-                .await
-                .expect("claim");
-            if !claimed.is_empty() {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            .expect("claim");
+        if !claimed.is_empty() {
+            break;
         }
-        assert_eq!(wait_for_run(&*store, run.id).await, RunState::Failed);
-        let task_note = wait_for_file(&task_mark, "the task's on_failure").await;
-        assert!(
-            task_note.contains("worker dead-worker stopped heartbeating")
-                && task_note.contains("/dags/zombie_notify/runs/")
-                && task_note.contains("/tasks/victim?try_number=1"),
-            "{task_note}"
-        );
-        let run_note = wait_for_file(&run_mark, "the DAG's on_failure").await;
-        assert!(run_note.contains("failed tasks: victim"), "{run_note}");
-        let _ = stop.send(true);
-        scheduler.await.expect("scheduler stops");
-        drop_scratch(scratch).await;
+        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(wait_for_run(&*store, run.id).await, RunState::Failed);
+    let task_note = wait_for_file(&task_mark, "the task's on_failure").await;
+    assert!(
+        task_note.contains("worker dead-worker stopped heartbeating")
+            && task_note.contains("/dags/zombie_notify/runs/")
+            && task_note.contains("/tasks/victim?try_number=1"),
+        "{task_note}"
+    );
+    let run_note = wait_for_file(&run_mark, "the DAG's on_failure").await;
+    assert!(run_note.contains("failed tasks: victim"), "{run_note}");
+    engine.stop().await;
 }
+
+testkit::backend_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    every_trigger_rule_through_the_real_scheduler,
+    cron_runs_with_and_without_catchup,
+    depends_on_past_orders_overlapping_runs,
+    branching_mapping_and_xcom_through_the_real_scheduler,
+    a_zombie_try_and_its_failed_run_still_notify,
+);

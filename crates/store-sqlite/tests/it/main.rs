@@ -1,18 +1,8 @@
 //! The store conformance suite against SQLite, each case on a fresh temporary database file.
 
-use std::sync::Arc;
-
-use store::conformance::Fixture;
 use store_sqlite::SqliteStore;
 
-async fn fresh() -> Option<Fixture> {
-    let store = SqliteStore::temporary()
-        .await
-        .expect("a temporary SQLite database");
-    Some(Fixture::new(Arc::new(store)))
-}
-
-store::store_conformance!(fresh);
+testkit::store_conformance!(testkit::Backend::Sqlite);
 
 /// `open` creates missing parent folders and the file, and reopening keeps the data.
 #[tokio::test]
@@ -22,7 +12,11 @@ async fn open_creates_the_file_and_reopens() {
     {
         let store = SqliteStore::open(&path).await.expect("open");
         store
-            .record_import_error("dags/x.yaml", "x.yaml:1:1: bad", store::conformance::at(1))
+            .record_import_error(
+                "dags/x.yaml",
+                "x.yaml:1:1: bad",
+                testkit::conformance::at(1),
+            )
             .await
             .expect("record");
         store.close().await;
@@ -42,7 +36,7 @@ async fn memory_url_is_one_database() {
         .await
         .expect("memory");
     store
-        .record_import_error("dags/x.yaml", "bad", store::conformance::at(1))
+        .record_import_error("dags/x.yaml", "bad", testkit::conformance::at(1))
         .await
         .expect("write");
     // Reads use other connections than the write did.

@@ -1,13 +1,11 @@
-//! The conformance suite: every case runs against every backend.
+//! The store conformance suite: every case runs against every backend.
 //!
 //! Each case is a plain `async fn(Arc<dyn Store>)` that asserts real outcomes. A backend's
 //! integration tests are one [`store_conformance!`](crate::store_conformance) call, which turns
-//! every case into its own `#[tokio::test]` on a fresh database. DAGs are built here in Rust,
-//! not parsed, so the suite depends only on the model.
+//! every case into its own `#[tokio::test]` on a fresh store of that backend. DAGs are built
+//! here in Rust, not parsed, so the suite depends only on the model.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,61 +13,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use dag::{Dag, RunState, RunType, Schedule, Task, TaskKind, TaskState, TriggerRule};
 use serde_json::json;
 
-use crate::{
+use store::{
     Claim, ClaimedTask, DecidedLog, DecidedXcom, Expansion, Finish, LogLine, LogStream, NewRun,
     NewTaskInstance, NewUser, Poke, PokeOutcome, PoolRecord, RunDecision, RunFilter, RunSnapshot,
     SnapshotXcoms, Store, StoreError, StoreEvent, Transition, XcomKey,
 };
 
-/// Async clean-up a backend runs after a case (dropping its test database, say).
-pub type Teardown = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// A fresh store for one case, and what to do once the case is over.
-pub struct Fixture {
-    pub store: Arc<dyn Store>,
-    teardown: Option<Teardown>,
-}
-
-impl Fixture {
-    pub fn new(store: Arc<dyn Store>) -> Fixture {
-        Fixture {
-            store,
-            teardown: None,
-        }
-    }
-
-    pub fn with_teardown(mut self, teardown: Teardown) -> Fixture {
-        self.teardown = Some(teardown);
-        self
-    }
-}
-
-/// Run one case on its own task, so that the teardown runs even when the case panics; the
-/// panic is then passed on to fail the test.
-pub async fn run<F, Fut>(fixture: Fixture, case: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Fixture { store, teardown } = fixture;
-    let outcome = tokio::spawn(case(store)).await;
-    if let Some(teardown) = teardown {
-        teardown.await;
-    }
-    if let Err(err) = outcome {
-        if err.is_panic() {
-            std::panic::resume_unwind(err.into_panic());
-        }
-        panic!("conformance case did not finish: {err}");
-    }
-}
-
-/// One `#[tokio::test]` per conformance case. `$make` is an async function returning
-/// `Option<Fixture>`; `None` skips the case (the backend says why).
+/// One `#[tokio::test]` per conformance case on a fresh store of `$backend` (a
+/// [`Backend`](crate::Backend)); a backend that cannot be reached skips or fails the case as
+/// [`ci::unavailable`](crate::ci::unavailable) says.
 #[macro_export]
 macro_rules! store_conformance {
-    ($make:expr) => {
-        $crate::store_conformance!(@cases $make;
+    ($backend:expr) => {
+        $crate::store_conformance!(@cases $backend;
             dags_sync_list_get,
             dag_paused_upon_creation_and_pause,
             dag_deactivate,
@@ -99,14 +55,11 @@ macro_rules! store_conformance {
             concurrent_pokers_apply_each_poke_once,
         );
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
+    (@cases $backend:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let Some(fixture) = ($make)().await else {
-                    return;
-                };
-                $crate::conformance::run(fixture, $crate::conformance::$case).await;
+                $crate::run_on($backend, $crate::conformance::$case).await;
             }
         )*
     };
@@ -1547,7 +1500,7 @@ pub async fn decisions_expand_mapped_tasks_and_write_xcoms_and_logs(store: Arc<d
 }
 
 pub async fn variables_and_connections_sealed_at_rest(store: Arc<dyn Store>) {
-    let vault = crate::secrets::Vault::new(Some(&crate::secrets::Vault::generate_key()))
+    let vault = store::secrets::Vault::new(Some(&store::secrets::Vault::generate_key()))
         .expect("fresh key");
     store
         .set_variable(&vault.seal_variable("b_var", "[1, 2]", Some("a list")))
@@ -1584,7 +1537,7 @@ pub async fn variables_and_connections_sealed_at_rest(store: Arc<dyn Store>) {
         Err(StoreError::NotFound(_))
     ));
 
-    let connection = crate::secrets::Connection::from_uri(
+    let connection = store::secrets::Connection::from_uri(
         "warehouse",
         "postgres://ana:s3cret@db.internal:5432/sales?sslmode=require",
     )
@@ -1789,7 +1742,7 @@ pub async fn clear_task_instances_resets_and_requeues_run(store: Arc<dyn Store>)
         .expect("end the run");
 
     let cleared = store
-        .clear_task_instances(run, &[crate::ClearTaskInstance { ti, max_tries: 3 }], at(5))
+        .clear_task_instances(run, &[store::ClearTaskInstance { ti, max_tries: 3 }], at(5))
         .await
         .expect("clear");
     assert_eq!(cleared.len(), 1);
@@ -1821,7 +1774,7 @@ pub async fn clear_task_instances_resets_and_requeues_run(store: Arc<dyn Store>)
     let cleared = store
         .clear_task_instances(
             run2,
-            &[crate::ClearTaskInstance {
+            &[store::ClearTaskInstance {
                 ti: ti2,
                 max_tries: 1,
             }],
@@ -1851,7 +1804,7 @@ pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
         .await
         .expect("create_run")
         .expect("run");
-    let filter = crate::TaskInstanceFilter {
+    let filter = store::TaskInstanceFilter {
         dag_id: Some("doomed".into()),
         run_id: None,
     };
@@ -1863,7 +1816,7 @@ pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
             .len(),
         4
     );
-    let only_two = crate::TaskInstanceFilter {
+    let only_two = store::TaskInstanceFilter {
         dag_id: Some("doomed".into()),
         run_id: Some("two".into()),
     };
@@ -1999,7 +1952,7 @@ pub async fn sensors_wait_poke_and_settle_guarded(store: Arc<dyn Store>) {
         .expect("ti");
     assert_eq!(
         progress,
-        crate::SensorProgress {
+        store::SensorProgress {
             next_poke_at: Some(at(10)),
             first_poke_at: None,
             poke_count: 0
@@ -2063,7 +2016,7 @@ pub async fn sensors_wait_poke_and_settle_guarded(store: Arc<dyn Store>) {
         .expect("ti");
     assert_eq!(
         progress,
-        crate::SensorProgress {
+        store::SensorProgress {
             next_poke_at: Some(at(16)),
             first_poke_at: Some(at(11)),
             poke_count: 1
@@ -2169,7 +2122,7 @@ pub async fn sensors_queue_for_a_worker_and_reschedule_on_finish(store: Arc<dyn 
         .expect("ti");
     assert_eq!(
         progress,
-        crate::SensorProgress {
+        store::SensorProgress {
             next_poke_at: Some(at(20)),
             first_poke_at: Some(at(12)),
             poke_count: 1
