@@ -9,7 +9,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use store::Store;
+use store::Admin;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -43,7 +43,7 @@ pub fn render() -> String {
 }
 
 /// Set the state gauges from the store.
-pub async fn refresh_gauges(store: &dyn Store) -> store::Result<()> {
+pub async fn refresh_gauges(store: &dyn Admin) -> store::Result<()> {
     let counts = store.state_counts().await?;
     for state in dag::RunState::ALL {
         let n = counts

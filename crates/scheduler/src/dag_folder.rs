@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use dag::parse::MAX_FILE_BYTES;
 use sha2::{Digest, Sha256};
-use store::{Store, StoreError};
+use store::{Catalog, StoreError};
 
 /// What one pass over the folder did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl DagFolder {
     /// file is gone. A broken file never stops the pass.
     pub async fn process(
         &mut self,
-        store: &dyn Store,
+        store: &dyn Catalog,
         now: DateTime<Utc>,
     ) -> Result<ProcessReport, StoreError> {
         let mut report = ProcessReport::default();

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use dag::schedule;
 use dag::{DagGraph, RunType};
 use serde_json::Value;
-use store::{RunRecord, Store, StoreError};
+use store::{Catalog, RunRecord, Store, StoreError};
 
 pub use store::runs::{TriggerError, TriggerRequest, new_run, priority_weights, trigger};
 
@@ -26,7 +26,7 @@ impl GraphCache {
     /// The graph of one DAG version, loading it from the store on first use.
     pub async fn get(
         &self,
-        store: &dyn Store,
+        store: &dyn Catalog,
         dag_id: &str,
         version: &str,
     ) -> Result<Option<Arc<DagGraph>>, StoreError> {

@@ -19,7 +19,7 @@ use hooks::http::{ExpectStatus, HttpError, HttpRequest, RequestBody, RequestPart
 use hooks::sql::{Parameters, SqlError};
 use serde_json::{Value, json};
 use store::secrets::{Connection, Vault};
-use store::{RunFilter, Store};
+use store::{Admin, RunFilter, RunQueue};
 
 /// What one poke found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +250,7 @@ fn render_http(
 /// caller), then the store's, opened with the vault.
 #[derive(Clone)]
 pub struct Connections {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Admin>,
     vault: Arc<Vault>,
     env: Vec<Connection>,
 }
@@ -262,7 +262,7 @@ impl std::fmt::Debug for Connections {
 }
 
 impl Connections {
-    pub fn new(store: Arc<dyn Store>, vault: Arc<Vault>, env: Vec<Connection>) -> Connections {
+    pub fn new(store: Arc<dyn Admin>, vault: Arc<Vault>, env: Vec<Connection>) -> Connections {
         Connections { store, vault, env }
     }
 
@@ -310,7 +310,7 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
 /// What probes need besides the rendered probe: the store (external tasks).
 #[derive(Clone)]
 pub struct Probes {
-    store: Arc<dyn Store>,
+    store: Arc<dyn RunQueue>,
 }
 
 impl std::fmt::Debug for Probes {
@@ -326,7 +326,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 const SQL_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Probes {
-    pub fn new(store: Arc<dyn Store>) -> Probes {
+    pub fn new(store: Arc<dyn RunQueue>) -> Probes {
         Probes { store }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::Utc;
-use store::{LogLine, LogStream, Store};
+use store::{LogLine, LogStream, LogsAndXcoms};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -52,7 +52,12 @@ type Masks = Arc<std::sync::RwLock<Vec<String>>>;
 impl TaskLog {
     /// Start the writer for try `try_number` of task instance `ti`. `cap_bytes` bounds the
     /// stored process output (system lines are not counted).
-    pub(crate) fn start(store: Arc<dyn Store>, ti: i64, try_number: u32, cap_bytes: u64) -> Self {
+    pub(crate) fn start(
+        store: Arc<dyn LogsAndXcoms>,
+        ti: i64,
+        try_number: u32,
+        cap_bytes: u64,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(CHANNEL_MESSAGES);
         let masks = Masks::default();
         let writer = tokio::spawn(write_batches(
@@ -396,7 +401,7 @@ fn remember_if_non_empty(line: &[u8], last: &mut Vec<u8>) -> bool {
 
 /// Append whatever has arrived as one batch as soon as the channel runs dry.
 async fn write_batches(
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogsAndXcoms>,
     ti: i64,
     try_number: u32,
     mut receiver: mpsc::Receiver<Vec<LogLine>>,

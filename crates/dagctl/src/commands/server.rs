@@ -139,7 +139,7 @@ fn save_new_fernet_key() -> Result<String> {
 
 /// Standalone's first start makes an `admin` user with a random password, prints it and
 /// saves it beside the database, as Airflow's standalone does.
-async fn ensure_admin(store: &dyn Store, home: &Path) -> Result<()> {
+async fn ensure_admin(store: &dyn store::Admin, home: &Path) -> Result<()> {
     let file = home.join("standalone_admin_password.txt");
     if store.get_user("admin").await?.is_some() {
         if file.exists() {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use serde_json::json;
-use store::{NewUser, Store};
+use store::{Admin, NewUser};
 
 use crate::backend;
 use crate::cli::UsersCommand;
@@ -62,7 +62,7 @@ pub async fn run(settings: Settings, command: UsersCommand) -> Result<ExitCode> 
 
 /// Create a user after checking the role; the password is hashed off the async threads.
 pub async fn create_user(
-    store: &dyn Store,
+    store: &dyn Admin,
     username: &str,
     role: &str,
     password: &str,
