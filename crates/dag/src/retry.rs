@@ -24,6 +24,16 @@ pub fn retry_delay_seconds(task: &Task, next_try: u32, jitter: f64) -> f64 {
     }
 }
 
+/// A number in [0, 1) that is always the same for the same `seed` (splitmix64, a cheap and
+/// well-mixed hash), so delays that carry a jitter are reproducible for one try or poke.
+pub fn jitter(seed: u64) -> f64 {
+    let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

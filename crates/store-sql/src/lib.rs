@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use dag::Dag;
-use store::{Store, StoreError, StoreEvent};
+use store::{StoreError, StoreEvent};
 use tokio::sync::broadcast;
 
 pub use transitions::TaskChange;
@@ -376,16 +376,5 @@ impl<D: ConfiguredDialect> SqlStore<D> {
         let events = broadcast::channel(EVENT_CAPACITY).0;
         let dialect = D::connect_with(config, &events).await?;
         Ok(SqlStore::new(dialect, events))
-    }
-}
-
-/// A concrete store reaches every capability's methods with only `Store` imported, as it did
-/// when `Store` was one trait: method lookup that finds nothing on the concrete type goes on
-/// to `dyn Store`, whose supertraits' methods need no import.
-impl<D: Dialect> std::ops::Deref for SqlStore<D> {
-    type Target = dyn Store;
-
-    fn deref(&self) -> &(dyn Store + 'static) {
-        self
     }
 }

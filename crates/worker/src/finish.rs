@@ -69,13 +69,7 @@ pub(crate) fn describe_instant(at: DateTime<Utc>) -> String {
 
 /// A jitter in [0, 1) that is the same for the same try, so a retry's delay is reproducible.
 fn jitter(ti: i64, try_number: u32) -> f64 {
-    // splitmix64: a cheap, well-mixed hash of the two numbers.
-    let mut x = (ti as u64) ^ (u64::from(try_number) << 48);
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 31;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    dag::retry::jitter((ti as u64) ^ (u64::from(try_number) << 48))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use store::Store;
+use store::{RunQueue, Store};
 use testkit::backend::connect_postgres;
 use testkit::conformance::{at, chain_dag, new_run};
 use testkit::postgres::ScratchDatabase;

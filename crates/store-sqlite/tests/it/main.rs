@@ -1,5 +1,6 @@
 //! The store conformance suite against SQLite, each case on a fresh temporary database file.
 
+use store::Catalog;
 use store_sqlite::SqliteStore;
 
 testkit::store_conformance!(testkit::Backend::Sqlite);
