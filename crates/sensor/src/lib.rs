@@ -268,25 +268,35 @@ impl Connections {
 
     /// The connection `conn_id`, from the environment first.
     pub async fn get(&self, conn_id: &str) -> Result<Connection, ConnectionError> {
-        if let Some(found) = self.env.iter().find(|c| c.conn_id == conn_id) {
-            return Ok(found.clone());
-        }
-        let record = self
-            .store
-            .get_connection(conn_id)
-            .await
-            .map_err(|source| ConnectionError::Read {
-                conn_id: conn_id.to_string(),
-                source,
-            })?
-            .ok_or_else(|| ConnectionError::NotDefined(conn_id.to_string()))?;
-        self.vault
-            .open_connection(&record)
-            .map_err(|source| ConnectionError::Open {
-                conn_id: conn_id.to_string(),
-                source,
-            })
+        find_connection(self.store.as_ref(), &self.vault, &self.env, conn_id).await
     }
+}
+
+/// The connection `conn_id` as a task sees it: from the environment (`env`) first, else the
+/// store's, opened with the vault. The one lookup probes and worker tasks share.
+pub async fn find_connection(
+    store: &dyn Admin,
+    vault: &Vault,
+    env: &[Connection],
+    conn_id: &str,
+) -> Result<Connection, ConnectionError> {
+    if let Some(found) = env.iter().find(|c| c.conn_id == conn_id) {
+        return Ok(found.clone());
+    }
+    let record = store
+        .get_connection(conn_id)
+        .await
+        .map_err(|source| ConnectionError::Read {
+            conn_id: conn_id.to_string(),
+            source,
+        })?
+        .ok_or_else(|| ConnectionError::NotDefined(conn_id.to_string()))?;
+    vault
+        .open_connection(&record)
+        .map_err(|source| ConnectionError::Open {
+            conn_id: conn_id.to_string(),
+            source,
+        })
 }
 
 /// An RFC 3339 time, `YYYY-MM-DD HH:MM:SS` (UTC), or a date (its midnight UTC).

@@ -54,17 +54,11 @@ enum OperatorError {
     /// The spec lacks a field or a field has the wrong type, once rendered.
     #[error("{0}")]
     Invalid(String),
-    /// The connection is neither in the environment nor in the store.
-    #[error("connection '{0}' is not defined")]
-    NoConnection(String),
-    /// The store could not be asked for the connection.
-    #[error("could not read connection '{conn_id}': {source}")]
-    ReadConnection {
-        conn_id: String,
-        #[source]
-        source: StoreError,
-    },
-    /// The stored connection could not be decrypted.
+    /// The connection is not defined, or the store could not be asked for it.
+    #[error(transparent)]
+    Connection(sensor::ConnectionError),
+    /// The stored connection could not be decrypted (the vault's message alone, as tasks
+    /// have always logged it).
     #[error(transparent)]
     OpenConnection(SecretError),
     /// The rendered http spec is malformed.
@@ -222,24 +216,17 @@ fn render<S: Serialize + DeserializeOwned>(
 /// them, else from the store; its password is masked in the log from now on.
 async fn connection(attempt: &Attempt<'_>, conn_id: &str) -> Result<Connection> {
     let config = attempt.config;
-    let found = match config.env_connections.iter().find(|c| c.conn_id == conn_id) {
-        Some(conn) => conn.clone(),
-        None => {
-            let record = attempt
-                .store
-                .get_connection(conn_id)
-                .await
-                .map_err(|source| OperatorError::ReadConnection {
-                    conn_id: conn_id.to_string(),
-                    source,
-                })?
-                .ok_or_else(|| OperatorError::NoConnection(conn_id.to_string()))?;
-            config
-                .vault
-                .open_connection(&record)
-                .map_err(OperatorError::OpenConnection)?
-        }
-    };
+    let found = sensor::find_connection(
+        attempt.store.as_ref(),
+        &config.vault,
+        &config.env_connections,
+        conn_id,
+    )
+    .await
+    .map_err(|err| match err {
+        sensor::ConnectionError::Open { source, .. } => OperatorError::OpenConnection(source),
+        other => OperatorError::Connection(other),
+    })?;
     if let Some(password) = &found.password {
         attempt.log.mask(vec![password.clone()]);
     }
