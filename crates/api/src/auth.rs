@@ -1,6 +1,7 @@
 //! Who is calling: password hashing (argon2id, PHC strings) for users stored in the database,
-//! JWT access tokens (`POST /auth/token`, HS256), and roles with Airflow's meanings, checked
-//! by the [`Caller`] extractor every protected handler takes.
+//! JWT access tokens (`POST /auth/token`, HS256), the web UI's session cookie with its CSRF
+//! token, and roles with Airflow's meanings, checked by the [`Caller`] extractor every
+//! protected handler takes.
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -84,7 +85,25 @@ struct Claims {
     role: String,
     iat: i64,
     exp: i64,
+    /// Set in web UI sessions only: the value a state-changing request must echo in
+    /// [`CSRF_HEADER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    csrf: Option<String>,
 }
+
+/// A token that verified: whose it is, and the CSRF value of a UI session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub username: String,
+    pub csrf: Option<String>,
+}
+
+/// The cookie holding a web UI session's token (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "_token";
+
+/// The header a cookie-authenticated state-changing request must carry, holding the session's
+/// CSRF value (which only same-origin script can learn, from `GET /ui/session`).
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 impl TokenKeys {
     /// Keys from a shared secret (every API server of a deployment must use the same one).
@@ -98,11 +117,39 @@ impl TokenKeys {
 
     /// A signed token for `username` with `role`, valid from `now` for the lifetime.
     pub fn issue(&self, username: &str, role: Role, now: chrono::DateTime<chrono::Utc>) -> String {
+        self.sign(username, role, now, None)
+    }
+
+    /// A signed web UI session token for `username`, with a fresh random CSRF value; returns
+    /// the token and that value.
+    pub fn issue_session(
+        &self,
+        username: &str,
+        role: Role,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (String, String) {
+        use rand::Rng;
+        let csrf: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        (self.sign(username, role, now, Some(csrf.clone())), csrf)
+    }
+
+    fn sign(
+        &self,
+        username: &str,
+        role: Role,
+        now: chrono::DateTime<chrono::Utc>,
+        csrf: Option<String>,
+    ) -> String {
         let claims = Claims {
             sub: username.to_string(),
             role: role.as_str().to_string(),
             iat: now.timestamp(),
             exp: now.timestamp() + self.lifetime.as_secs() as i64,
+            csrf,
         };
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -112,13 +159,16 @@ impl TokenKeys {
         .expect("HS256 signing with an in-memory key cannot fail")
     }
 
-    /// The username in a valid, unexpired token.
-    pub fn verify(&self, token: &str) -> Option<String> {
+    /// Whose a valid, unexpired token is.
+    pub fn verify(&self, token: &str) -> Option<Verified> {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 5;
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .ok()
-            .map(|data| data.claims.sub)
+            .map(|data| Verified {
+                username: data.claims.sub,
+                csrf: data.claims.csrf,
+            })
     }
 }
 
@@ -128,6 +178,8 @@ impl TokenKeys {
 pub struct Caller {
     pub username: String,
     pub role: Role,
+    /// The CSRF value of the UI session the request came with, if it came with one.
+    pub csrf: Option<String>,
 }
 
 impl Caller {
@@ -146,24 +198,62 @@ impl Caller {
     }
 }
 
-/// The bearer token of a request, from the `Authorization` header or the UI's cookie.
-pub fn request_token(parts: &axum::http::request::Parts) -> Option<String> {
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: Bearer …`: sent deliberately by a client, so no CSRF check.
+    Header,
+    /// The UI's session cookie, which a browser attaches by itself.
+    Cookie,
+}
+
+/// The token of a request, from the `Authorization` header or the UI's session cookie.
+pub fn request_token(parts: &axum::http::request::Parts) -> Option<(String, TokenSource)> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let text = value.to_str().ok()?;
         let (scheme, token) = text.split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string());
+            .then(|| (token.trim().to_string(), TokenSource::Header));
     }
-    let cookies = parts
-        .headers
-        .get(axum::http::header::COOKIE)?
-        .to_str()
-        .ok()?;
-    cookies.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == "_token").then(|| value.to_string())
-    })
+    cookie(&parts.headers, SESSION_COOKIE).map(|token| (token, TokenSource::Cookie))
+}
+
+/// The value of cookie `name` in a request's headers.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(';'))
+        .find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.to_string())
+        })
+}
+
+/// Whether a cookie-authenticated request may go on: reads always may; anything that can
+/// change state must echo the session's CSRF value, compared in constant time.
+fn csrf_allows(parts: &axum::http::request::Parts, expected: Option<&str>) -> bool {
+    use axum::http::Method;
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let (Some(expected), Some(sent)) = (
+        expected,
+        parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok()),
+    ) else {
+        return false;
+    };
+    expected.len() == sent.len()
+        && expected
+            .bytes()
+            .zip(sent.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 impl axum::extract::FromRequestParts<crate::AppState> for Caller {
@@ -174,19 +264,29 @@ impl axum::extract::FromRequestParts<crate::AppState> for Caller {
         state: &crate::AppState,
     ) -> Result<Self, Self::Rejection> {
         use crate::error::ApiError;
-        let token =
+        let (token, source) =
             request_token(parts).ok_or_else(|| ApiError::unauthorized("Not authenticated"))?;
-        let username = state
+        let verified = state
             .tokens
             .verify(&token)
             .ok_or_else(|| ApiError::unauthorized("Invalid or expired token"))?;
+        if source == TokenSource::Cookie && !csrf_allows(parts, verified.csrf.as_deref()) {
+            return Err(ApiError::forbidden(format!(
+                "Forbidden: a request made with the session cookie must carry the session's \
+                 {CSRF_HEADER} header"
+            )));
+        }
         let user = state
             .store
-            .get_user(&username)
+            .get_user(&verified.username)
             .await?
             .ok_or_else(|| ApiError::unauthorized("Invalid or expired token"))?;
         let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
-        Ok(Caller { username, role })
+        Ok(Caller {
+            username: verified.username,
+            role,
+            csrf: verified.csrf,
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP side of Updraft: the REST API under `/api/v2` in Airflow 3's shapes, JWT auth
 //! with roles, the OpenAPI document generated from the handlers (with an offline Swagger UI),
-//! and Prometheus metrics. Only this crate names axum.
+//! Prometheus metrics, and the web UI (`ui`). Only this crate names axum.
 
 pub mod auth;
 pub mod error;
@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod models;
 mod openapi;
 mod routes;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub struct AppState {
     dummy_hash: Arc<str>,
     /// How long a request may take before it is answered 408.
     pub request_timeout: Duration,
+    /// The web UI's page events.
+    pub live: Arc<ui::live::Hub>,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             dummy_hash: dummy_hash.into(),
             request_timeout: Duration::from_secs(60),
+            live: Arc::new(ui::live::Hub::default()),
         }
     }
 }
@@ -78,9 +82,11 @@ pub fn app(state: AppState) -> Router {
                 .url("/api/v2/docs/openapi.json", document.as_ref().clone()),
         )
         .route("/metrics", axum::routing::get(routes::monitor::metrics))
+        .merge(ui::router())
         .fallback(|| async { error::ApiError::new(StatusCode::NOT_FOUND, "Not Found") })
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -716,7 +716,11 @@ async fn note_event(
         Ok(StoreEvent::RunChanged { run }) => {
             dirty.insert(run);
         }
-        Ok(StoreEvent::TasksQueued) => {}
+        Ok(
+            StoreEvent::TasksQueued
+            | StoreEvent::TaskStarted { .. }
+            | StoreEvent::LogAppended { .. },
+        ) => {}
         // Missed events: fall back to re-deciding every unfinished run.
         Err(broadcast::error::RecvError::Lagged(_)) => {
             dirty.extend(store.unfinished_runs().await?);

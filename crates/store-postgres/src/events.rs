@@ -30,11 +30,13 @@ impl Origin {
         Origin(format!("{}.{nanos}.{n}", std::process::id()))
     }
 
-    /// The notification payload for `event`: `<origin> run <key>` or `<origin> queued`.
+    /// The notification payload for `event`: `<origin> <kind> [<key>]`.
     pub(crate) fn payload(&self, event: &StoreEvent) -> String {
         match event {
             StoreEvent::RunChanged { run } => format!("{} run {run}", self.0),
             StoreEvent::TasksQueued => format!("{} queued", self.0),
+            StoreEvent::TaskStarted { run } => format!("{} started {run}", self.0),
+            StoreEvent::LogAppended { ti } => format!("{} log {ti}", self.0),
         }
     }
 }
@@ -49,6 +51,8 @@ fn parse(origin: &Origin, payload: &str) -> Option<StoreEvent> {
     match (parts.next()?, parts.next()) {
         ("run", Some(key)) => key.parse().ok().map(|run| StoreEvent::RunChanged { run }),
         ("queued", None) => Some(StoreEvent::TasksQueued),
+        ("started", Some(key)) => key.parse().ok().map(|run| StoreEvent::TaskStarted { run }),
+        ("log", Some(key)) => key.parse().ok().map(|ti| StoreEvent::LogAppended { ti }),
         _ => None,
     }
 }
@@ -105,7 +109,12 @@ mod tests {
         let mine = Origin::new();
         let theirs = Origin::new();
         assert_ne!(mine, theirs);
-        for event in [StoreEvent::RunChanged { run: 42 }, StoreEvent::TasksQueued] {
+        for event in [
+            StoreEvent::RunChanged { run: 42 },
+            StoreEvent::TasksQueued,
+            StoreEvent::TaskStarted { run: 7 },
+            StoreEvent::LogAppended { ti: 9 },
+        ] {
             let payload = theirs.payload(&event);
             assert_eq!(parse(&mine, &payload), Some(event.clone()));
             assert_eq!(

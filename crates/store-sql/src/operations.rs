@@ -648,7 +648,11 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
             return Ok(Vec::new());
         }
         let runs = Self::runs_by_keys(&mut tx, claimed.iter().map(|ti| ti.run).collect()).await?;
-        self.commit(tx, &[]).await?;
+        let started: Vec<StoreEvent> = runs
+            .keys()
+            .map(|&run| StoreEvent::TaskStarted { run })
+            .collect();
+        self.commit(tx, &started).await?;
         // RETURNING gives no order: hand them out in claim order.
         claimed.sort_by(|a, b| {
             b.priority_weight
@@ -1006,7 +1010,7 @@ impl<D: Dialect> LogsAndXcoms for SqlStore<D> {
         }
         let mut tx = self.dialect.write().await?;
         insert_log_lines::<D>(&mut tx, ti, try_number, lines).await?;
-        self.commit(tx, &[]).await
+        self.commit(tx, &[StoreEvent::LogAppended { ti }]).await
     }
 
     async fn read_log(

@@ -74,6 +74,11 @@ pub enum StoreEvent {
     RunChanged { run: i64 },
     /// Task instances were queued: workers should claim.
     TasksQueued,
+    /// A task instance of the run started (claimed by a worker): nothing to decide, but
+    /// whoever watches the run sees it.
+    TaskStarted { run: i64 },
+    /// Lines were appended to the log of task instance `ti`.
+    LogAppended { ti: i64 },
 }
 
 /// The scheduler's decision for one run, computed from a [`RunSnapshot`] inside the

@@ -115,7 +115,11 @@ impl Worker {
                     Ok(StoreEvent::TasksQueued) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         claim_now = true;
                     }
-                    Ok(StoreEvent::RunChanged { .. }) => {}
+                    Ok(
+                        StoreEvent::RunChanged { .. }
+                        | StoreEvent::TaskStarted { .. }
+                        | StoreEvent::LogAppended { .. },
+                    ) => {}
                     Err(broadcast::error::RecvError::Closed) => {
                         tracing::warn!("store events closed; claiming on the poll interval only");
                         events_open = false;
@@ -209,8 +213,16 @@ async fn heartbeat_loop(store: Arc<dyn Store>, config: Arc<WorkerConfig>) {
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if let Err(err) = store.heartbeat(&config.worker_id, Utc::now()).await {
+        let now = Utc::now();
+        if let Err(err) = store.heartbeat(&config.worker_id, now).await {
             tracing::warn!(error = %err, "worker heartbeat failed");
+        }
+        // The health shown in the UI reads this beat; like the scheduler's, not worth stopping for.
+        if let Err(err) = store
+            .record_heartbeat("worker", &config.worker_id, &config.hostname, now)
+            .await
+        {
+            tracing::warn!(error = %err, "worker heartbeat not recorded");
         }
     }
 }

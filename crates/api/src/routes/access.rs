@@ -22,6 +22,18 @@ pub async fn create_token(
     State(state): State<AppState>,
     Body(body): Body<LoginBody>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+    let (username, role) = authenticate(&state, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginResponse {
+            access_token: state.tokens.issue(&username, role, Utc::now()),
+        }),
+    ))
+}
+
+/// The user and current role a username and password belong to, or 401. Shared by the token
+/// exchange and the web UI's login.
+pub(crate) async fn authenticate(state: &AppState, body: &LoginBody) -> ApiResult<(String, Role)> {
     let user = state.store.get_user(&body.username).await?;
     // Verify against a fixed hash when the user is missing, so timing tells nothing.
     let stored = user
@@ -36,12 +48,7 @@ pub async fn create_token(
         return Err(ApiError::unauthorized("Invalid credentials"));
     };
     let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
-    Ok((
-        StatusCode::CREATED,
-        Json(LoginResponse {
-            access_token: state.tokens.issue(&user.username, role, Utc::now()),
-        }),
-    ))
+    Ok((user.username, role))
 }
 
 /// The same exchange for command-line clients.

@@ -65,7 +65,9 @@ async fn instances(
     Ok(out)
 }
 
-async fn one_instance(
+/// One task instance of a run by task id and map index, with its run; 404s that say which
+/// part is missing.
+pub(crate) async fn one_instance(
     state: &AppState,
     dag_id: &str,
     run_id: &str,
