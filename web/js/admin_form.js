@@ -73,7 +73,7 @@ export function pager(total, state, noun) {
 export function needsRole(ctx, role, what) {
   return h('div.empty.role-needed', { id: 'role-needed' },
     h('p.empty-title', `${what} needs the ${role} role`),
-    h('p.muted', `You are logged in as ${ctx.session.username}, with the ${ctx.session.role} role. An Admin can give you the ${role} role (dagctl users create --role ${role}).`),
+    h('p.muted', `You are logged in as ${ctx.session.username}, with the ${ctx.session.role} role. Ask an Admin for a user with the ${role} role.`),
     h('div.actions', h('a.button', { href: '/dags' }, 'Back to the DAG list')));
 }
 
