@@ -26,7 +26,7 @@ export default async function render(ctx, page) {
   const chart = h('div.gantt', { id: 'dag-gantt' });
   const tip = h('div.gantt-tip', { role: 'tooltip', hidden: true });
   replace(body, h('div.toolbar', h('label', { for: 'gantt-run' }, 'Run'), picker, info), notice, chart, tip,
-    h('div.legend', h('span.legend-item', h('span.gantt-key.queued'), 'queued'), h('span.legend-item', h('span.gantt-key.ran'), 'running, coloured by its final state')));
+    h('div.dag-legend', h('span.dag-legend-item', h('span.gantt-key.queued'), 'queued'), h('span.dag-legend-item', h('span.gantt-key.ran'), 'running, coloured by its final state')));
 
   picker.addEventListener('change', () => {
     wanted = picker.value || null;

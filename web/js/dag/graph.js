@@ -34,7 +34,7 @@ export default async function render(ctx, page) {
   const zoomIn = h('button.small', { type: 'button', title: 'Zoom in', 'aria-label': 'Zoom in' }, '+');
   const fit = h('button.small', { type: 'button', id: 'graph-fit', title: 'Show the whole graph' }, 'Fit');
   const runInfo = h('span.muted.small', { id: 'graph-run-info' });
-  const toolbar = h('div.toolbar.graph-toolbar', h('label', { for: 'graph-run' }, 'Run'), picker, runInfo, h('div.grow'), expandAll, collapseAll, zoomOut, zoomIn, fit);
+  const toolbar = h('div.toolbar.graph-toolbar', h('label', { for: 'graph-run' }, 'Run'), picker, runInfo, h('div.dag-fill'), expandAll, collapseAll, zoomOut, zoomIn, fit);
   const notice = h('div');
   const svg = h('svg', { id: 'dag-graph', class: 'graph', role: 'img', 'aria-label': `Graph of ${dagId}` });
   const wrap = h('div.graph-wrap', svg);

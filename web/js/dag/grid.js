@@ -26,7 +26,7 @@ export default async function render(ctx, page) {
   const expandAll = h('button.small.ghost', { type: 'button', id: 'grid-expand-all' }, 'Expand all');
   const collapseAll = h('button.small.ghost', { type: 'button', id: 'grid-collapse-all' }, 'Collapse all');
   const range = h('span.muted.small', { id: 'grid-range' });
-  const toolbar = h('div.toolbar.grid-toolbar', expandAll, collapseAll, h('div.grow'), range, older, newer);
+  const toolbar = h('div.toolbar.grid-toolbar', expandAll, collapseAll, h('div.dag-fill'), range, older, newer);
   const notice = h('div');
   const holder = h('div.grid-holder');
   const aside = h('aside.card.grid-aside', { id: 'grid-details', 'aria-live': 'polite' });
@@ -38,7 +38,7 @@ export default async function render(ctx, page) {
     if (data && model) describe(aside, target, data, model, dagId);
   };
   const pointed = (event) => {
-    const el = event.target.closest('.cell, .run-bar');
+    const el = event.target.closest('.grid-cell, .run-bar');
     if (!el || !holder.contains(el)) return;
     const runId = el.getAttribute('data-run-id');
     if (el.classList.contains('run-bar')) show({ runId });
@@ -258,7 +258,7 @@ function build(holder, data, model, dagId, collapsed, toggle) {
         const state = groupState(node, maps[i]);
         el = document.createElement('a');
         el.href = runHref(dagId, run.run_id);
-        el.className = 'cell group-cell';
+        el.className = 'grid-cell group-cell';
         el.setAttribute('data-group-id', node.id);
         el.setAttribute('data-run-id', run.run_id);
         el.setAttribute('data-state', state);
@@ -268,7 +268,7 @@ function build(holder, data, model, dagId, collapsed, toggle) {
         const cell = maps[i].get(node.id);
         el = document.createElement('a');
         el.href = taskHref(dagId, run.run_id, node);
-        el.className = 'cell';
+        el.className = 'grid-cell';
         el.setAttribute('data-task-id', node.id);
         el.setAttribute('data-run-id', run.run_id);
         el.setAttribute('data-state', cell ? cell.state : 'none');
@@ -284,7 +284,7 @@ function build(holder, data, model, dagId, collapsed, toggle) {
   }
   fragment.appendChild(bodyEl);
   const grid = document.createElement('div');
-  grid.className = 'grid';
+  grid.className = 'dag-grid';
   grid.id = 'dag-grid';
   grid.appendChild(fragment);
   holder.replaceChildren(grid);
@@ -416,7 +416,7 @@ function describe(aside, target, data, model, dagId) {
 
 function legend() {
   const states = ['success', 'running', 'failed', 'upstream_failed', 'skipped', 'up_for_retry', 'queued', 'scheduled', 'none'];
-  return h('div.legend', { 'aria-label': 'State colours' },
-    states.map((s) => h('span.legend-item', h('span.square', { dataset: { state: s } }), s === 'none' ? 'no status' : s.replaceAll('_', ' '))),
-    h('span.legend-item.muted', 'Bars above: runs, their height by duration'));
+  return h('div.dag-legend', { 'aria-label': 'State colours' },
+    states.map((s) => h('span.dag-legend-item', h('span.square', { dataset: { state: s } }), s === 'none' ? 'no status' : s.replaceAll('_', ' '))),
+    h('span.dag-legend-item.muted', 'Bars above: runs, their height by duration'));
 }

@@ -90,7 +90,7 @@ export default async function render(ctx) {
     return;
   }
   const module = await import(`../dag/${tab}.js`);
-  await module.default(ctx, { dagId, dag, body, base, triggerButton });
+  await module.default(ctx, { dagId, dag, body, base, triggerButton, nextRunAt: summary?.dags?.[dagId]?.next_run_at || null });
 }
 
 function pauseToggle(ctx, dag) {
