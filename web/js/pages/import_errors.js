@@ -53,15 +53,18 @@ function errorCard(error) {
   const places = [];
   for (const line of error.stack_trace.split('\n')) {
     const m = /^(.+?):(\d+):(\d+): /.exec(line);
-    if (m && !places.some((p) => p.text === `${m[1]}:${m[2]}:${m[3]}`)) places.push({ text: `${m[1]}:${m[2]}:${m[3]}`, line: m[2], col: m[3] });
+    if (m && !places.some((p) => p.text === `${m[1]}:${m[2]}:${m[3]}`)) places.push({ text: `${m[1]}:${m[2]}:${m[3]}`, file: m[1], line: m[2], col: m[3] });
   }
+  // The heading is the first place (`file:line:col`, the position in red); more places,
+  // when the parser gave several, follow as chips.
+  const [first, ...more] = places;
+  const file = first ? first.file : error.filename;
   return h('article.card.import-error', { dataset: { file: error.filename, id: error.import_error_id } },
     h('header.import-error-head',
       h('span.file-icon', { 'aria-hidden': 'true' }, '⚠'),
-      h('h2.import-file', h('code', error.filename)),
-      places.length
-        ? h('span.places', places.map((p) => h('code.place', { title: `line ${p.line}, column ${p.col}` }, p.text)))
-        : null,
+      h('h2.import-file', { title: first ? `${file}, line ${first.line}, column ${first.col}` : file },
+        h('code', file, first ? h('span.loc', `:${first.line}:${first.col}`) : null)),
+      more.length ? h('span.places', more.map((p) => h('code.place', p.text))) : null,
       h('span.grow'),
       h('span.when.muted.small', time(error.timestamp), ' · ', relative(error.timestamp))),
     h('pre.block.import-message', error.stack_trace));
