@@ -2,6 +2,7 @@
 
 mod backfill;
 mod bench;
+mod browser;
 mod cli;
 mod client;
 mod crash;
