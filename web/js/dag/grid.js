@@ -41,9 +41,15 @@ export default async function render(ctx, page) {
     const el = event.target.closest('.grid-cell, .run-bar');
     if (!el || !holder.contains(el)) return;
     const runId = el.getAttribute('data-run-id');
-    if (el.classList.contains('run-bar')) show({ runId });
-    else if (el.hasAttribute('data-group-id')) show({ runId, groupId: el.getAttribute('data-group-id') });
-    else show({ runId, taskId: el.getAttribute('data-task-id') });
+    if (el.classList.contains('run-bar')) {
+      show({ runId });
+      return;
+    }
+    const target = el.hasAttribute('data-group-id') ? { runId, groupId: el.getAttribute('data-group-id') } : { runId, taskId: el.getAttribute('data-task-id') };
+    // Tooltips are written when first pointed at: 5,000 of them up front would cost more
+    // than the rest of the grid.
+    if (!el.hasAttribute('title') && data && model) el.title = tooltip(target, data, model);
+    show(target);
   };
   holder.addEventListener('mouseover', pointed);
   holder.addEventListener('focusin', pointed);
@@ -103,7 +109,8 @@ export default async function render(ctx, page) {
     // Read a layout property so the time counts style and layout, not only DOM building.
     void holder.offsetHeight;
     const ms = performance.now() - started;
-    ctx.main.dataset.renderMs = ms.toFixed(1);
+    // Beside the router's `renderMs` (the whole page, fetches included): the grid's own time.
+    ctx.main.dataset.gridRenderMs = ms.toFixed(1);
     ctx.main.dataset.gridCells = String(index.cells.size);
     console.info(`grid: ${data.runs.length} runs × ${data.structure.tasks.length} tasks in ${ms.toFixed(1)} ms`);
   });
@@ -157,6 +164,17 @@ function groupTitle(group, run, state) {
   return `${group.group_id} (group)\nRun ${run.run_id}\nState: ${state}`;
 }
 
+function tooltip(target, data, model) {
+  const run = data.runs.find((r) => r.run_id === target.runId);
+  if (!run) return '';
+  const cells = new Map(run.cells.map((c) => [c.task_id, c]));
+  if (target.groupId) {
+    const group = model.groups.get(target.groupId);
+    return group ? groupTitle(group, run, groupState(group, cells)) : '';
+  }
+  return cellTitle(target.taskId, run, cells.get(target.taskId));
+}
+
 /** Per run, the cells by task id. */
 function cellMaps(data) {
   return data.runs.map((run) => new Map(run.cells.map((c) => [c.task_id, c])));
@@ -180,6 +198,7 @@ function build(holder, data, model, dagId, collapsed, toggle) {
   const counts = latestCounts(data);
   const longest = Math.max(1, ...data.runs.map((r) => elapsed(r.start_date, r.end_date) || 0));
   const index = { cells: new Map(), groupCells: new Map(), bars: new Map(), rows: [], counts: new Map(), toggles: new Map() };
+  index.scale = h('span.scale', { title: 'The longest run shown' }, scaleText(data, longest));
   const fragment = document.createDocumentFragment();
 
   // The head: a corner with the duration scale, and a bar per run.
@@ -201,14 +220,16 @@ function build(holder, data, model, dagId, collapsed, toggle) {
     index.bars.set(run.run_id, { a, bar });
   });
   const head = h('div.grid-head',
-    h('div.grid-corner', h('span.scale', { title: 'The longest run shown' }, data.runs.length ? fmtDuration(longest) : ''), h('span.muted', 'Task')),
+    h('div.grid-corner', index.scale, h('span.muted', 'Task')),
     bars);
   fragment.appendChild(head);
 
   const bodyEl = document.createElement('div');
   bodyEl.className = 'grid-body';
   bodyEl.setAttribute('role', 'rowgroup');
+  const runPrefix = data.runs.map((run) => runHref(dagId, run.run_id));
   for (const { node, depth, groups } of rows(model)) {
+    const taskSuffix = node.kind === 'task' ? taskHref(dagId, '', node).slice(runHref(dagId, '').length) : '';
     const row = document.createElement('div');
     row.className = node.kind === 'group' ? 'grid-row group' : 'grid-row';
     row.setAttribute('data-row-id', node.id);
@@ -257,23 +278,21 @@ function build(holder, data, model, dagId, collapsed, toggle) {
       if (node.kind === 'group') {
         const state = groupState(node, maps[i]);
         el = document.createElement('a');
-        el.href = runHref(dagId, run.run_id);
+        el.setAttribute('href', runPrefix[i]);
         el.className = 'grid-cell group-cell';
         el.setAttribute('data-group-id', node.id);
         el.setAttribute('data-run-id', run.run_id);
         el.setAttribute('data-state', state);
-        el.title = groupTitle(node, run, state);
         index.groupCells.set(`${run.run_id}\u0000${node.id}`, el);
       } else {
         const cell = maps[i].get(node.id);
         el = document.createElement('a');
-        el.href = taskHref(dagId, run.run_id, node);
+        el.setAttribute('href', runPrefix[i] + taskSuffix);
         el.className = 'grid-cell';
         el.setAttribute('data-task-id', node.id);
         el.setAttribute('data-run-id', run.run_id);
         el.setAttribute('data-state', cell ? cell.state : 'none');
         if (cell && cell.try_number > 1) el.setAttribute('data-retried', '');
-        el.title = cellTitle(node.task_id, run, cell);
         index.cells.set(`${run.run_id}\u0000${node.id}`, el);
       }
       cellsEl.appendChild(el);
@@ -292,6 +311,10 @@ function build(holder, data, model, dagId, collapsed, toggle) {
   return index;
 }
 
+function scaleText(data, longest) {
+  return data.runs.some((r) => r.start_date) ? fmtDuration(longest) : '';
+}
+
 function barHeight(run, longest) {
   const duration = elapsed(run.start_date, run.end_date);
   if (duration === null) return 4;
@@ -302,6 +325,7 @@ function barHeight(run, longest) {
 function updateCells(index, data, model) {
   const maps = cellMaps(data);
   const longest = Math.max(1, ...data.runs.map((r) => elapsed(r.start_date, r.end_date) || 0));
+  index.scale.textContent = scaleText(data, longest);
   data.runs.forEach((run, i) => {
     const bar = index.bars.get(run.run_id);
     if (bar) {
@@ -317,14 +341,14 @@ function updateCells(index, data, model) {
       const state = cell ? cell.state : 'none';
       if (el.getAttribute('data-state') !== state) el.setAttribute('data-state', state);
       if (cell && cell.try_number > 1) el.setAttribute('data-retried', '');
-      el.title = cellTitle(task.task_id, run, cell);
+      el.removeAttribute('title');
     }
     for (const group of model.groups.values()) {
       const el = index.groupCells.get(`${run.run_id}\u0000${group.group_id}`);
       if (!el) continue;
       const state = groupState(group, maps[i]);
       if (el.getAttribute('data-state') !== state) el.setAttribute('data-state', state);
-      el.title = groupTitle(group, run, state);
+      el.removeAttribute('title');
     }
   });
   for (const [taskId, count] of latestCounts(data)) {
