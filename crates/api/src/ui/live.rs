@@ -34,6 +34,9 @@ const COALESCE: Duration = Duration::from_millis(40);
 const LOG_SAFETY_READ: Duration = Duration::from_secs(2);
 /// Log lines sent in one message.
 const LOG_BATCH: usize = 5_000;
+/// Log lines in a stream's first message: few, so that a long log shows at once while the
+/// rest follows in full batches.
+const LOG_FIRST_BATCH: usize = 500;
 
 /// What a page is told.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -198,6 +201,8 @@ struct Tail {
     try_number: u32,
     after: i64,
     ended: bool,
+    /// Whether a batch of lines has been sent yet.
+    sent: bool,
 }
 
 impl Tail {
@@ -219,6 +224,7 @@ impl Tail {
                         })
                         .collect();
                     self.after = lines.last().map_or(self.after, |l| l.seq);
+                    self.sent = true;
                     // The id is where a reconnecting EventSource resumes (`Last-Event-ID`).
                     let event = Event::default()
                         .event("lines")
@@ -247,8 +253,13 @@ impl Tail {
     }
 
     async fn read(&self) -> store::Result<Vec<LogRecord>> {
+        let limit = if self.sent {
+            LOG_BATCH
+        } else {
+            LOG_FIRST_BATCH
+        };
         self.store
-            .read_log(self.ti, self.try_number, self.after, LOG_BATCH)
+            .read_log(self.ti, self.try_number, self.after, limit)
             .await
     }
 
@@ -332,6 +343,7 @@ pub async fn log(
         try_number,
         after,
         ended: false,
+        sent: false,
     };
     let stream = futures::stream::unfold(tail, |mut tail| async move {
         let event = tail.next().await?;

@@ -43,6 +43,10 @@ pub fn router() -> Router<AppState> {
             "/ui/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/logs/{try_number}",
             get(live::log),
         )
+        .route(
+            "/ui/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/rendered",
+            get(views::rendered),
+        )
         .route("/ui/dags/summary", get(views::dag_summaries))
         .route("/ui/dags/{dag_id}/structure", get(views::structure))
         .route("/ui/dags/{dag_id}/grid", get(views::grid))

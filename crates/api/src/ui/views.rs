@@ -1,15 +1,18 @@
 //! The read models pages need beyond `/api/v2`, each one request: the recent runs and next run
 //! of a page of DAGs, a DAG's structure (tasks, groups, edges) for the grid and the graph, the
 //! grid itself (recent runs × task instances, mapped tasks summed up), the DAG file's text,
-//! and the components' health.
+//! the components' health, and a task instance's arguments rendered with its context.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
-use dag::{Dag, Schedule, TaskState};
+use dag::mapping::Expansion;
+use dag::template::{self, TemplateContext};
+use dag::{Dag, Schedule, Task, TaskKind, TaskState};
 use serde::Serialize;
+use serde_json::Value;
 use store::{RunFilter, RunRecord, TaskInstanceRecord};
 
 use crate::AppState;
@@ -17,6 +20,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::QueryPairs;
 use crate::routes::dags::dag_record;
+use crate::routes::task_instances::one_instance;
 
 /// Runs shown in a DAG list row's strip.
 const STRIP_RUNS: usize = 14;
@@ -441,4 +445,267 @@ pub async fn health(State(state): State<AppState>, caller: Caller) -> ApiResult<
         scheduler: read("scheduler").await?,
         worker: read("worker").await?,
     }))
+}
+
+/// One templated argument of a task instance: as the DAG file has it, and as rendered for
+/// this instance.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RenderedField {
+    /// Airflow's name where there is one (`bash_command`, `op_kwargs.x`), else the spec's key.
+    pub name: String,
+    pub template: Value,
+    /// `None` when it did not render (`error`) or was left as written (`note`).
+    pub rendered: Option<Value>,
+    pub error: Option<String>,
+    pub note: Option<String>,
+}
+
+/// What the rendered-templates tab shows.
+#[derive(Debug, Serialize)]
+pub struct Rendered {
+    pub task_id: String,
+    pub map_index: i32,
+    pub try_number: u32,
+    /// How the values were rendered.
+    pub note: String,
+    pub fields: Vec<RenderedField>,
+}
+
+/// `GET /ui/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/rendered?map_index=`: the task's
+/// templated arguments rendered with this instance's context (the run's params, conf, dates
+/// and XComs, and a mapped instance's arguments), from the DAG version the run used. Runs keep
+/// no copy of what a try rendered, so this renders on request; variables and connections are
+/// opened only by a try, so arguments that read them are shown as written.
+pub async fn rendered(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((dag_id, run_id, task_id)): Path<(String, String, String)>,
+    query: QueryPairs,
+) -> ApiResult<Json<Rendered>> {
+    caller.require(Role::Viewer)?;
+    let map_index = query
+        .int("map_index", -1, i64::from(i32::MAX))?
+        .unwrap_or(-1) as i32;
+    let (ti, run) = one_instance(&state, &dag_id, &run_id, &task_id, map_index).await?;
+    let dag = match state.store.get_dag_version(&dag_id, &run.version).await? {
+        Some(dag) => dag,
+        None => dag_record(&state, &dag_id).await?.dag,
+    };
+    let task = dag.task(&task_id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Task '{task_id}' is not in the version of DAG '{dag_id}' that run '{run_id}' used"
+        ))
+    })?;
+    let xcoms = state.store.list_xcoms(run.id, None).await?;
+    let try_number = ti.try_number.max(1);
+    let ctx = run.template_context(&dag, &task_id, map_index, try_number, &xcoms);
+    Ok(Json(Rendered {
+        task_id,
+        map_index,
+        try_number,
+        note: "Rendered now with this instance's context: the run's params and conf, its dates, \
+               its XComs as they are now, and a mapped instance's arguments."
+            .to_string(),
+        fields: rendered_fields(task, ctx),
+    }))
+}
+
+/// How a field's strings render: as text (a command) or as data (a lone `{{ expr }}` keeps
+/// its value's type, as kwargs and operator specs do).
+#[derive(Clone, Copy)]
+enum RenderAs {
+    Text,
+    Data,
+}
+
+/// The task's templated arguments rendered with `ctx`; a mapped instance's `expand` arguments
+/// come first and are bound into `ctx` for the others, as a try binds them.
+pub fn rendered_fields(task: &Task, mut ctx: TemplateContext) -> Vec<RenderedField> {
+    let mut fields = Vec::new();
+    if let (Some(expand), Ok(index)) = (&task.expand, usize::try_from(ctx.map_index)) {
+        let template = Value::Object(expand.clone());
+        let bound = match Expansion::of(task, &ctx) {
+            Some(Ok(expansion)) => expansion.bind(index).ok_or_else(|| {
+                format!(
+                    "map index {index} is out of range: expand yields {} instances now",
+                    expansion.len()
+                )
+            }),
+            Some(Err(message)) => Err(message),
+            None => Ok(BTreeMap::new()),
+        };
+        match bound {
+            Ok(bound) => {
+                fields.push(RenderedField {
+                    name: "expand".to_string(),
+                    template,
+                    rendered: Some(Value::Object(bound.clone().into_iter().collect())),
+                    error: None,
+                    note: None,
+                });
+                ctx.extra.extend(bound);
+            }
+            Err(message) => fields.push(RenderedField {
+                name: "expand".to_string(),
+                template,
+                rendered: None,
+                error: Some(message),
+                note: None,
+            }),
+        }
+    }
+    for (name, template, how) in kind_fields(&task.kind) {
+        fields.push(render_field(name, template, how, &ctx));
+    }
+    for (key, value) in &task.env {
+        fields.push(render_field(
+            format!("env.{key}"),
+            Value::String(value.clone()),
+            RenderAs::Text,
+            &ctx,
+        ));
+    }
+    fields
+}
+
+/// The templated arguments of a task's kind, by name.
+fn kind_fields(kind: &TaskKind) -> Vec<(String, Value, RenderAs)> {
+    match kind {
+        TaskKind::Bash { command } => vec![(
+            "bash_command".to_string(),
+            Value::String(command.clone()),
+            RenderAs::Text,
+        )],
+        TaskKind::Python(py) => py
+            .kwargs
+            .iter()
+            .map(|(name, value)| (format!("op_kwargs.{name}"), value.clone(), RenderAs::Data))
+            .collect(),
+        TaskKind::Empty | TaskKind::Switch { .. } => Vec::new(),
+        other => {
+            // A spec or a probe: each of its keys, without the kind's tag and unset keys.
+            let mut map = match serde_json::to_value(other) {
+                Ok(Value::Object(map)) => map,
+                _ => return Vec::new(),
+            };
+            map.remove("kind");
+            if map.len() == 1
+                && let Some(Value::Object(spec)) = map.remove("spec")
+            {
+                map = spec;
+            }
+            map.into_iter()
+                .filter(|(_, value)| !value.is_null())
+                .map(|(name, value)| (name, value, RenderAs::Data))
+                .collect()
+        }
+    }
+}
+
+fn render_field(
+    name: String,
+    template: Value,
+    how: RenderAs,
+    ctx: &TemplateContext,
+) -> RenderedField {
+    let mut field = RenderedField {
+        name,
+        template,
+        rendered: None,
+        error: None,
+        note: None,
+    };
+    if template::reads_value(&field.template).secrets() {
+        field.note = Some(
+            "It reads variables or connections, which only a try opens: shown as written."
+                .to_string(),
+        );
+        return field;
+    }
+    let result = match (&field.template, how) {
+        (Value::String(text), RenderAs::Text) => template::render(text, ctx).map(Value::String),
+        (value, _) => template::render_value(value, ctx),
+    };
+    match result {
+        Ok(value) => field.rendered = Some(value),
+        Err(err) => field.error = Some(err.to_string()),
+    }
+    field
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(dag: &Dag, task_id: &str, map_index: i32) -> TemplateContext {
+        TemplateContext {
+            dag_id: dag.dag_id.clone(),
+            task_id: task_id.to_string(),
+            run_id: "manual__1".to_string(),
+            run_type: "manual".to_string(),
+            params: BTreeMap::from([("who".to_string(), Value::from("world"))]),
+            try_number: 1,
+            map_index,
+            ..TemplateContext::default()
+        }
+    }
+
+    #[test]
+    fn a_tasks_templates_render_with_its_instances_context() {
+        let dag = dag::parse_dag_str(
+            "rendered.yaml",
+            r#"
+params: {who: {default: world}}
+tasks:
+  - id: greet
+    bash: "echo hello {{ params.who }} from {{ run_id }}"
+    env: {TARGET: "{{ params.who }}", TOKEN: "{{ var.value.token }}"}
+  - id: each
+    bash: "echo item {{ item }}"
+    expand: {item: [a, b, c]}
+  - id: broken
+    bash: "echo {{ no_such_name }}"
+"#,
+        )
+        .expect("the DAG parses");
+        let greet = rendered_fields(
+            dag.task("greet").expect("greet"),
+            context(&dag, "greet", -1),
+        );
+        assert_eq!(greet[0].name, "bash_command");
+        assert_eq!(
+            greet[0].rendered,
+            Some(Value::from("echo hello world from manual__1"))
+        );
+        let target = greet.iter().find(|f| f.name == "env.TARGET").expect("env");
+        assert_eq!(target.rendered, Some(Value::from("world")));
+        // Secrets are opened only by a try: the field is shown as written.
+        let token = greet.iter().find(|f| f.name == "env.TOKEN").expect("env");
+        assert_eq!(token.rendered, None);
+        assert!(token.note.is_some());
+
+        let each = rendered_fields(dag.task("each").expect("each"), context(&dag, "each", 1));
+        assert_eq!(each[0].name, "expand");
+        assert_eq!(each[0].rendered, Some(serde_json::json!({"item": "b"})));
+        assert_eq!(each[1].rendered, Some(Value::from("echo item b")));
+        let beyond = rendered_fields(dag.task("each").expect("each"), context(&dag, "each", 7));
+        assert!(
+            beyond[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("out of range"))
+        );
+
+        let broken = rendered_fields(
+            dag.task("broken").expect("broken"),
+            context(&dag, "broken", -1),
+        );
+        assert!(broken[0].rendered.is_none());
+        assert!(
+            broken[0]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("no_such_name"))
+        );
+    }
 }
