@@ -98,7 +98,8 @@ export default async function render(ctx, page) {
       notice.replaceChildren();
     }
     const started = performance.now();
-    if (index && nextShape === shape) {
+    const rebuilt = !(index && nextShape === shape);
+    if (!rebuilt) {
       updateCells(index, data, model);
     } else {
       index = build(holder, data, model, dagId, collapsed, (group) => setCollapsed([group], !collapsed.has(group)));
@@ -111,7 +112,8 @@ export default async function render(ctx, page) {
     const ms = performance.now() - started;
     // Beside the router's `renderMs` (the whole page, fetches included): the grid's own time.
     ctx.main.dataset.gridRenderMs = ms.toFixed(1);
-    ctx.main.dataset.gridCells = String(index.cells.size);
+    ctx.main.dataset.gridRender = rebuilt ? 'build' : 'update';
+    ctx.main.dataset.gridCells = String(index.cellCount);
     console.info(`grid: ${data.runs.length} runs × ${data.structure.tasks.length} tasks in ${ms.toFixed(1)} ms`);
   });
 
@@ -197,7 +199,8 @@ function build(holder, data, model, dagId, collapsed, toggle) {
   const maps = cellMaps(data);
   const counts = latestCounts(data);
   const longest = Math.max(1, ...data.runs.map((r) => elapsed(r.start_date, r.end_date) || 0));
-  const index = { cells: new Map(), groupCells: new Map(), bars: new Map(), rows: [], counts: new Map(), toggles: new Map() };
+  // Per task (and per group), its cells in run order.
+  const index = { cells: new Map(), groupCells: new Map(), cellCount: 0, bars: new Map(), rows: [], counts: new Map(), toggles: new Map() };
   index.scale = h('span.scale', { title: 'The longest run shown' }, scaleText(data, longest));
   const fragment = document.createDocumentFragment();
 
@@ -228,6 +231,13 @@ function build(holder, data, model, dagId, collapsed, toggle) {
   bodyEl.className = 'grid-body';
   bodyEl.setAttribute('role', 'rowgroup');
   const runPrefix = data.runs.map((run) => runHref(dagId, run.run_id));
+  const runIds = data.runs.map((run) => run.run_id);
+  const runCount = runIds.length;
+  // Cloning a prepared element is cheaper than making and classing each of 5,000.
+  const cellProto = document.createElement('a');
+  cellProto.className = 'grid-cell';
+  const groupProto = document.createElement('a');
+  groupProto.className = 'grid-cell group-cell';
   for (const { node, depth, groups } of rows(model)) {
     const taskSuffix = node.kind === 'task' ? taskHref(dagId, '', node).slice(runHref(dagId, '').length) : '';
     const row = document.createElement('div');
@@ -273,30 +283,33 @@ function build(holder, data, model, dagId, collapsed, toggle) {
     row.appendChild(label);
     const cellsEl = document.createElement('div');
     cellsEl.className = 'grid-cells';
-    data.runs.forEach((run, i) => {
-      let el;
-      if (node.kind === 'group') {
-        const state = groupState(node, maps[i]);
-        el = document.createElement('a');
+    const line = [];
+    if (node.kind === 'group') {
+      for (let i = 0; i < runCount; i++) {
+        const el = groupProto.cloneNode(false);
         el.setAttribute('href', runPrefix[i]);
-        el.className = 'grid-cell group-cell';
         el.setAttribute('data-group-id', node.id);
-        el.setAttribute('data-run-id', run.run_id);
-        el.setAttribute('data-state', state);
-        index.groupCells.set(`${run.run_id}\u0000${node.id}`, el);
-      } else {
+        el.setAttribute('data-run-id', runIds[i]);
+        el.setAttribute('data-state', groupState(node, maps[i]));
+        cellsEl.appendChild(el);
+        line.push(el);
+      }
+      index.groupCells.set(node.id, line);
+    } else {
+      for (let i = 0; i < runCount; i++) {
         const cell = maps[i].get(node.id);
-        el = document.createElement('a');
+        const el = cellProto.cloneNode(false);
         el.setAttribute('href', runPrefix[i] + taskSuffix);
-        el.className = 'grid-cell';
         el.setAttribute('data-task-id', node.id);
-        el.setAttribute('data-run-id', run.run_id);
+        el.setAttribute('data-run-id', runIds[i]);
         el.setAttribute('data-state', cell ? cell.state : 'none');
         if (cell && cell.try_number > 1) el.setAttribute('data-retried', '');
-        index.cells.set(`${run.run_id}\u0000${node.id}`, el);
+        cellsEl.appendChild(el);
+        line.push(el);
       }
-      cellsEl.appendChild(el);
-    });
+      index.cells.set(node.id, line);
+      index.cellCount += runCount;
+    }
     row.appendChild(cellsEl);
     bodyEl.appendChild(row);
     index.rows.push({ row, groups, node });
@@ -335,7 +348,7 @@ function updateCells(index, data, model) {
       bar.bar.style.height = `${barHeight(run, longest)}px`;
     }
     for (const task of model.tasks.values()) {
-      const el = index.cells.get(`${run.run_id}\u0000${task.task_id}`);
+      const el = index.cells.get(task.task_id)?.[i];
       if (!el) continue;
       const cell = maps[i].get(task.task_id);
       const state = cell ? cell.state : 'none';
@@ -344,7 +357,7 @@ function updateCells(index, data, model) {
       el.removeAttribute('title');
     }
     for (const group of model.groups.values()) {
-      const el = index.groupCells.get(`${run.run_id}\u0000${group.group_id}`);
+      const el = index.groupCells.get(group.group_id)?.[i];
       if (!el) continue;
       const state = groupState(group, maps[i]);
       if (el.getAttribute('data-state') !== state) el.setAttribute('data-state', state);

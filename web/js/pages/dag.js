@@ -72,7 +72,7 @@ export default async function render(ctx) {
     const href = `${base}${id === 'grid' ? '' : '/' + id}${RUN_TABS.has(id) && RUN_TABS.has(tab) && runId ? `?run_id=${encodeURIComponent(runId)}` : ''}`;
     return h('a', { href, 'aria-current': id === tab ? 'page' : null, dataset: { tab: id } }, label);
   }));
-  const body = h('section.dag-tab', { id: `dag-${tab}`, dataset: { tab } });
+  const body = h('section.dag-tab', { id: `dag-tab-${tab}`, dataset: { tab } });
   ctx.main.append(head, facts, banners, tabs, body);
 
   const renderFacts = (info) => renderHeaderFacts(facts, dag, info, base);
