@@ -327,19 +327,19 @@ function paramField(name, param, index, changed) {
       return true;
     };
   } else if (kind === 'boolean') {
-    input = h('input', { type: 'checkbox', id, name, checked: param.value === true, role: 'switch' });
+    const box = h('input', { type: 'checkbox', id, name, checked: param.value === true, role: 'switch' });
     const word = h('span.switch-word', param.value === true ? 'true' : 'false');
-    input.addEventListener('change', () => {
-      word.textContent = String(input.checked);
+    box.addEventListener('change', () => {
+      word.textContent = String(box.checked);
     });
-    read = () => ({ ok: true, value: input.checked });
+    read = () => ({ ok: true, value: box.checked });
     show = (value) => {
       if (typeof value !== 'boolean') return false;
-      input.checked = value;
+      box.checked = value;
       word.textContent = String(value);
       return true;
     };
-    input = [input, word];
+    input = [box, word];
   } else if (kind === 'integer' || kind === 'number') {
     // Text, not type=number: what was typed reaches the server as it is, so its message
     // (a bound, a type) is the one the user sees.

@@ -18,8 +18,10 @@
 //! sleeps for a fixed time.
 
 mod dag;
+mod admin;
 mod docs;
 mod login;
+mod trigger;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

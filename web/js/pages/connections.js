@@ -89,7 +89,7 @@ function row(c, reload) {
     h('td.key', h('code.key-text', c.connection_id)),
     h('td', h('span.conn-type', c.conn_type)),
     h('td.host', c.host || dash()),
-    h('td.num', c.port ?? dash()),
+    h('td.num', c.port === null || c.port === undefined ? dash() : String(c.port)),
     h('td', c.schema || dash()),
     h('td', c.login || dash()),
     h('td', c.password ? h('span.masked', { title: 'A password is stored; it is never shown' }, h('span', { 'aria-hidden': 'true' }, '••••'), h('span.badge', 'set')) : dash()),

@@ -70,11 +70,11 @@ function row(pool, canEdit, reload) {
   const unlimited = pool.slots < 0;
   return h('tr', { dataset: { pool: pool.name } },
     h('td.key', h('code.key-text', pool.name), pool.name === 'default_pool' ? h('span.badge', { title: 'Tasks that name no pool use it' }, 'default') : null),
-    h('td.num.slots', unlimited ? h('span', { title: '-1 slots: no limit' }, '∞ unlimited') : pool.slots),
+    h('td.num.slots', unlimited ? h('span', { title: '-1 slots: no limit' }, '∞ unlimited') : String(pool.slots)),
     h('td.usage-cell', usageBar(pool)),
     h('td.num.running', { dataset: { count: pool.running_slots } }, pool.running_slots),
     h('td.num.queued', { dataset: { count: pool.queued_slots } }, pool.queued_slots),
-    h('td.num.open', unlimited ? '∞' : pool.open_slots),
+    h('td.num.open', unlimited ? '∞' : String(pool.open_slots)),
     h('td.desc', pool.description || h('span.muted', '—')),
     canEdit ? h('td.row-actions',
       h('button.small.edit', { type: 'button', 'aria-label': `Edit ${pool.name}`, onclick: () => editPool(pool, reload) }, 'Edit'),
