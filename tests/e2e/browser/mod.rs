@@ -17,8 +17,8 @@
 //! page's URL, the browser console and a screenshot of the page as it was. Nothing here
 //! sleeps for a fixed time.
 
-mod dag;
 mod admin;
+mod dag;
 mod docs;
 mod login;
 mod trigger;
