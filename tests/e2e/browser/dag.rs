@@ -126,7 +126,7 @@ fn a_triggered_run_reaches_success_on_the_grid_and_the_graph_without_a_reload() 
         TASK_GROUPS.len()
     );
     assert_not_reloaded(&browser, "the graph followed the run");
-    browser.screenshot("dag-graph-task-groups");
+    browser.screenshot("dag-live-graph");
 
     // The Gantt chart of that run: a running bar per task.
     visit(&browser, "/dags/task_groups/gantt?run_id=graph_run");
@@ -140,7 +140,7 @@ fn a_triggered_run_reaches_success_on_the_grid_and_the_graph_without_a_reload() 
         browser.count("#dag-gantt .gantt-scale .tick") >= 2,
         "the time axis has ticks"
     );
-    browser.screenshot("dag-gantt-task-groups");
+    browser.screenshot("dag-live-gantt");
 
     // Back on the grid, both runs, newest on the right.
     visit(&browser, "/dags/task_groups");
@@ -149,7 +149,7 @@ fn a_triggered_run_reaches_success_on_the_grid_and_the_graph_without_a_reload() 
         "return [...document.querySelectorAll('.grid-bars .run-bar')].map(a => a.dataset.runId);",
     );
     assert_eq!(order, serde_json::json!(["grid_run", "graph_run"]));
-    browser.screenshot("dag-grid-task-groups");
+    browser.screenshot("dag-live-grid");
 
     // The runs tab lists them newest first, and its filter keeps to the URL.
     visit(&browser, "/dags/task_groups/runs");
@@ -275,6 +275,108 @@ fn the_code_tab_shows_the_dag_file() {
     let schedule = browser.text("#details-schedule");
     assert!(schedule.contains("At 02:00, every day"), "{schedule:?}");
     browser.screenshot("dag-details-daily-sales-etl");
+}
+
+/// The README's pictures of the DAG page: the example DAGs with a few runs each, every tab
+/// checked for what it shows before it is taken, in the light theme and the graph in the dark.
+#[test]
+fn the_dag_tabs_of_the_examples_with_a_few_runs() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let ui = UiServer::examples();
+    for dag in ["task_groups", "fan_out_fan_in", "branching"] {
+        ui.wait_for_dag(dag);
+        ui.sandbox.ok(&["dags", "unpause", dag]);
+    }
+    for i in 1..=4 {
+        trigger(&ui, "task_groups", &format!("example_{i}"));
+        trigger(&ui, "fan_out_fan_in", &format!("example_{i}"));
+    }
+    // Branching takes a different path for each row count.
+    for (i, rows) in [0, 40, 250, 5000].iter().enumerate() {
+        ui.sandbox.ok(&[
+            "dags",
+            "trigger",
+            "branching",
+            "--run-id",
+            &format!("rows_{rows}_{i}"),
+            "--conf",
+            &format!(r#"{{"rows": {rows}}}"#),
+        ]);
+    }
+    let browser = browser.on(&ui);
+    browser.log_in("admin", &ui.admin_password);
+
+    visit(&browser, "/dags/task_groups");
+    for i in 1..=4 {
+        browser.wait_for(&format!(
+            r#".run-bar[data-run-id="example_{i}"][data-state="success"]"#
+        ));
+    }
+    browser.wait_until("every cell of the four runs to be green", |b| {
+        (b.count(r#".grid-cell[data-task-id][data-state="success"]"#) == 4 * TASK_GROUPS.len())
+            .then_some(())
+    });
+    browser.execute(
+        "document.querySelector('.grid-cell[data-run-id=\"example_4\"][data-task-id=\"orders.transform\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));",
+    );
+    browser.wait_for_text("#grid-details", "orders.transform");
+    browser.screenshot("dag-grid");
+
+    visit(&browser, "/dags/branching");
+    for (i, rows) in [0, 40, 250, 5000].iter().enumerate() {
+        browser.wait_for(&format!(
+            r#".run-bar[data-run-id="rows_{rows}_{i}"][data-state="success"]"#
+        ));
+    }
+    browser.wait_for(r#".grid-cell[data-run-id="rows_0_0"][data-task-id="skip_processing"][data-state="success"]"#);
+    browser.wait_for(
+        r#".grid-cell[data-run-id="rows_0_0"][data-task-id="process_small"][data-state="skipped"]"#,
+    );
+    browser.wait_for(r#".grid-cell[data-run-id="rows_5000_3"][data-task-id="process_large"][data-state="success"]"#);
+    browser.screenshot("dag-grid-branching");
+
+    visit(&browser, "/dags/task_groups/graph");
+    browser.wait_for_attr("svg#dag-graph", "data-run-id", "example_4");
+    browser.wait_until("every node of the newest run to be green", |b| {
+        (b.count(r#"g.graph-node[data-task-id][data-state="success"]"#) == TASK_GROUPS.len())
+            .then_some(())
+    });
+    assert_eq!(browser.count("g.graph-box"), 3, "three group boxes");
+    browser.screenshot("dag-graph");
+
+    visit(&browser, "/dags/fan_out_fan_in/gantt");
+    browser.wait_for_attr("#dag-gantt", "data-run-id", "example_4");
+    for task in ["start", "part_a", "part_b", "part_c", "part_d", "join"] {
+        browser.wait_for(&format!(
+            r#".gantt-row[data-task-id="{task}"][data-state="success"] .bar.run"#
+        ));
+    }
+    browser.screenshot("dag-gantt");
+
+    visit(&browser, "/dags/task_groups/code");
+    browser.wait_for_text("#dag-code", "group-to-group");
+    browser.screenshot("dag-code");
+
+    visit(&browser, "/dags/branching/details");
+    browser.wait_for(r#"#details-params tr[data-param="rows"]"#);
+    assert!(
+        browser
+            .text("#details-params")
+            .contains("Rows to pretend to extract")
+    );
+    browser.screenshot("dag-details");
+
+    // The graph in the dark theme, as a user who chose it sees it after a reload.
+    browser.execute("localStorage.setItem('updraft.theme', 'dark');");
+    browser.goto("/dags/fan_out_fan_in/graph");
+    browser.wait_for_attr("html", "data-theme", "dark");
+    browser.wait_for_attr("main#page", "data-ready", "true");
+    browser.wait_until("every node of fan_out_fan_in to be green", |b| {
+        (b.count(r#"g.graph-node[data-task-id][data-state="success"]"#) == 6).then_some(())
+    });
+    browser.screenshot("dag-graph-dark");
 }
 
 const MARKUP_DAG: &str = r#"

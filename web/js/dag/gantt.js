@@ -154,7 +154,8 @@ function niceStep(range) {
 
 function tickLabel(ms, step) {
   const clock = fmtClock(new Date(ms).toISOString());
-  return step < 1000 ? clock.slice(3, 12) : clock.slice(0, 8);
+  if (step >= 1000) return clock.slice(0, 8);
+  return step >= 100 ? clock.slice(0, 10) : clock;
 }
 
 function drawChart(chart, tip, { dagId, run, model, spans, collapsed, toggle }) {

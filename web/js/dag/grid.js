@@ -27,10 +27,10 @@ export default async function render(ctx, page) {
   const collapseAll = h('button.small.ghost', { type: 'button', id: 'grid-collapse-all' }, 'Collapse all');
   const range = h('span.muted.small', { id: 'grid-range' });
   const toolbar = h('div.toolbar.grid-toolbar', expandAll, collapseAll, h('div.dag-fill'), range, older, newer);
-  const notice = h('div');
+  const notice = h('div.grid-notice');
   const holder = h('div.grid-holder');
   const aside = h('aside.card.grid-aside', { id: 'grid-details', 'aria-live': 'polite' });
-  replace(body, toolbar, notice, h('div.grid-layout', holder, aside), legend());
+  replace(body, toolbar, h('div.grid-layout', holder, notice, aside), legend());
   let model = null;
   let showing = null;
   const show = (target) => {
@@ -316,7 +316,7 @@ function build(holder, data, model, dagId, collapsed, toggle) {
   }
   fragment.appendChild(bodyEl);
   const grid = document.createElement('div');
-  grid.className = 'dag-grid';
+  grid.className = data.runs.length ? 'dag-grid' : 'dag-grid no-runs';
   grid.id = 'dag-grid';
   grid.appendChild(fragment);
   holder.replaceChildren(grid);
