@@ -6,6 +6,7 @@
 const handlers = new Set();
 let source = null;
 let wasOpen = false;
+let resumeOnShow = false;
 
 function dispatch(event) {
   for (const handler of [...handlers]) {
@@ -42,6 +43,21 @@ export function connect() {
   }
 }
 
+// A page kept in the back/forward cache would hold its stream open, and a browser allows only
+// a few connections per server: close it while the page is hidden, reopen when it is back.
+window.addEventListener('pagehide', () => {
+  if (!source) return;
+  source.close();
+  source = null;
+  resumeOnShow = true;
+});
+window.addEventListener('pageshow', (event) => {
+  if (resumeOnShow && event.persisted) {
+    resumeOnShow = false;
+    connect();
+  }
+});
+
 export function disconnect() {
   if (source) source.close();
   source = null;
@@ -59,15 +75,45 @@ export function subscribe(handler) {
  * `onEnd()` once the try is over. Returns a function that closes the stream.
  */
 export function followLog(url, { onLines, onEnd, onError }) {
-  const stream = new EventSource(url);
-  stream.addEventListener('lines', (message) => onLines(JSON.parse(message.data)));
-  stream.addEventListener('end', () => {
-    stream.close();
-    if (onEnd) onEnd();
-  });
-  stream.addEventListener('error', () => {
-    // EventSource retries on its own; a closed stream (4xx) reports once.
-    if (stream.readyState === EventSource.CLOSED && onError) onError();
-  });
-  return () => stream.close();
+  let stream = null;
+  let last = null;
+  let ended = false;
+  const open = () => {
+    const target = new URL(url, location.origin);
+    if (last !== null) target.searchParams.set('after', String(last));
+    stream = new EventSource(target.pathname + target.search);
+    stream.addEventListener('lines', (message) => {
+      const lines = JSON.parse(message.data);
+      if (lines.length) last = lines[lines.length - 1].seq;
+      onLines(lines);
+    });
+    stream.addEventListener('end', () => {
+      ended = true;
+      close();
+      if (onEnd) onEnd();
+    });
+    stream.addEventListener('error', () => {
+      // EventSource retries on its own (resuming after the last line); a closed stream
+      // (a 4xx) reports once.
+      if (stream && stream.readyState === EventSource.CLOSED && onError) onError();
+    });
+  };
+  const close = () => {
+    if (stream) stream.close();
+    stream = null;
+  };
+  // Like the app's stream: closed while the page sits in the back/forward cache.
+  const hide = () => close();
+  const show = (event) => {
+    if (event.persisted && !ended && !stream) open();
+  };
+  window.addEventListener('pagehide', hide);
+  window.addEventListener('pageshow', show);
+  open();
+  return () => {
+    ended = true;
+    close();
+    window.removeEventListener('pagehide', hide);
+    window.removeEventListener('pageshow', show);
+  };
 }
