@@ -4,7 +4,7 @@
 //! show as that literal text; the grid of 25 runs × 200 tasks renders within its budget.
 //! Screenshots of every tab go to `ui-screenshots/` (the README's come from here).
 
-use super::{Browser, UiServer};
+use super::{Browser, Role, UiServer};
 use crate::harness::Sandbox;
 
 /// Go to `path` inside the app, as a link would (no page load).

@@ -78,7 +78,9 @@ export default async function render(ctx, page) {
       info.replaceChildren();
       replace(notice, wanted
         ? empty(`There is no run “${wanted}”`, 'It may have been deleted. Pick another run above.')
-        : empty('This DAG has not run yet', 'Trigger it: the chart shows when each task waited and ran.', page.triggerButton('gantt-empty-trigger')));
+        : empty('This DAG has not run yet', ctx.can('User')
+          ? 'Trigger it: the chart shows when each task waited and ran.'
+          : 'Once it runs (by its schedule, or triggered by a user with the User role), the chart shows when each task waited and ran.', page.triggerButton('gantt-empty-trigger')));
       return;
     }
     notice.replaceChildren();

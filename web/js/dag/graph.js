@@ -162,7 +162,10 @@ export default async function render(ctx, page) {
       structures.set(version, next);
     }
     if (!grid.runs.length && !chosen) {
-      replace(notice, empty('This DAG has not run yet', 'The graph shows its tasks; trigger it to see their states here as it runs.', page.triggerButton('graph-empty-trigger')));
+      // A slim note, so the graph (already useful without a run) keeps the room.
+      replace(notice, h('div.banner.graph-empty', h('strong', 'This DAG has not run yet.'), ctx.can('User')
+        ? 'Trigger it to see its tasks’ states here as it runs.'
+        : 'Its tasks’ states show here once it runs.', h('span.dag-fill'), page.triggerButton('graph-empty-trigger')));
     } else {
       notice.replaceChildren();
     }

@@ -90,9 +90,12 @@ export default async function render(ctx, page) {
     if (!data.runs.length) {
       replace(notice, offset
         ? empty('No runs this far back', 'There are no older runs.', h('button', { type: 'button', onclick: () => setOffset(0) }, 'Back to the latest runs'))
-        : empty('This DAG has not run yet', page.dag.is_paused
-          ? 'It is paused, so the scheduler makes no runs. Trigger it to run it now, or unpause it to let its schedule run it.'
-          : 'Trigger it to run it now; its runs show here as columns, one square per task.',
+        : empty('This DAG has not run yet', [
+          page.dag.is_paused ? 'It is paused, so its schedule makes no runs.' : null,
+          ctx.can('User')
+            ? `Trigger it to run it now${page.dag.is_paused ? ', or unpause it to let its schedule run it' : ''}; its runs show here as columns, one square per task.`
+            : 'Its runs show here as columns, one square per task, once it runs (a user with the User role can trigger it).',
+        ].filter(Boolean).join(' '),
         page.triggerButton('grid-empty-trigger')));
     } else {
       notice.replaceChildren();

@@ -46,7 +46,7 @@ export default async function render(ctx, page) {
     if (!answer.dag_runs.length) {
       replace(list, filters.state || filters.runType || filters.page > 1
         ? empty('No run matches these filters', 'Choose another state or run type.', h('a.button', { href: `${page.base}/runs` }, 'Clear filters'))
-        : empty('This DAG has not run yet', 'Trigger it to make its first run.', page.triggerButton('runs-empty-trigger')));
+        : empty('This DAG has not run yet', ctx.can('User') ? 'Trigger it to make its first run.' : 'Its runs are listed here once its schedule or a user with the User role starts one.', page.triggerButton('runs-empty-trigger')));
       return;
     }
     const pages = Math.max(1, Math.ceil(answer.total_entries / PAGE_SIZE));
