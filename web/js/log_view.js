@@ -24,6 +24,8 @@ const STREAMS = ['stdout', 'stderr', 'system'];
 const TIMESTAMPS_KEY = 'updraft.log.timestamps';
 /** Task states whose latest try may still write lines. */
 const ACTIVE = new Set(['running', 'queued', 'scheduled', 'up_for_reschedule', 'deferred', 'restarting']);
+/** Task states before a try's process starts writing. */
+const NOT_STARTED = new Set([null, undefined, 'none', 'scheduled', 'queued']);
 // Terminal colour codes, which a log view shows as noise.
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]/g;
@@ -64,11 +66,13 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
   let dirty = true;
   let frame = 0;
   let spacerHeight = -1;
+  let unseen = 0;
+  let rawTry = tryNumber || 0;
 
   const tabs = h('nav.log-tries', { 'aria-label': 'Tries' });
   const followButton = h('button.small.toggle', { type: 'button', id: 'log-follow', 'aria-pressed': 'true', title: 'Keep the newest line in view (scroll up to pause)' }, h('span.follow-dot', { 'aria-hidden': 'true' }), 'Follow');
   const stampButton = h('button.small.toggle', { type: 'button', id: 'log-timestamps', 'aria-pressed': String(showStamps), title: 'Show when each line was written' }, 'Timestamps');
-  const search = h('input', { type: 'search', id: 'log-search', placeholder: 'Search the log', 'aria-label': 'Search the log', autocomplete: 'off', spellcheck: 'false' });
+  const search = h('input', { type: 'search', id: 'log-search', placeholder: 'Search the log', title: 'Search the log (press / in the log to come here)', 'aria-label': 'Search the log', autocomplete: 'off', spellcheck: 'false' });
   const counter = h('span.log-matches', { id: 'log-matches', 'aria-live': 'polite' });
   const prev = h('button.small', { type: 'button', id: 'log-prev', title: 'Previous match (Shift+Enter)', 'aria-label': 'Previous match', disabled: true }, '↑');
   const next = h('button.small', { type: 'button', id: 'log-next', title: 'Next match (Enter)', 'aria-label': 'Next match', disabled: true }, '↓');
@@ -157,6 +161,7 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
       for (let i = from; i < text.length; i++) if (text[i].toLowerCase().includes(needle)) matches.push(i);
       updateCounter();
     }
+    if (!following && !firstPaintPending) unseen += text.length - from;
     dirty = dirty || renderedEnd >= from - 1;
     schedule();
   }
@@ -254,8 +259,12 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
     const noun = `${lines.toLocaleString('en-US')} line${lines === 1 ? '' : 's'}`;
     let message;
     let live = false;
+    const waiting = !lines && shown === tries && rawTry < shown + (NOT_STARTED.has(tiState) ? 1 : 0);
     if (failed) {
       message = `The log of try ${shown} cannot be streamed (the server refused it).`;
+    } else if (waiting) {
+      live = true;
+      message = 'Waiting for the task to start';
     } else if (!ended) {
       live = true;
       message = lines ? `Live · ${noun}` : 'Connecting…';
@@ -263,14 +272,16 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
       message = `${noun} · try ${shown} ${shown < tries ? 'is over' : 'ended'}`;
     }
     status.dataset.live = String(live);
+    bottomButton.textContent = unseen ? `↓ ${unseen.toLocaleString('en-US')} new` : 'Bottom';
+    bottomButton.classList.toggle('primary', unseen > 0);
     replace(status, h('span.status-dot', { 'aria-hidden': 'true' }), message,
       filterOnly && needle ? h('span.muted', ` · showing ${matches.length.toLocaleString('en-US')} matching`) : null);
     let empty = null;
     if (!count()) {
       if (failed) empty = ['The log cannot be shown', 'Reload the page to try again.'];
       else if (filterOnly && needle) empty = ['No line matches', 'Change the search, or untick “Only matches”.'];
-      else if (ended) empty = [`Try ${shown} wrote no log lines`, tiState && !ACTIVE.has(tiState) && shown === tries ? 'Clear the task instance to run it again.' : null];
-      else if (!tiState || tiState === 'scheduled' || tiState === 'queued' || tiState === 'none') empty = ['Waiting for the task to start', 'Its lines show here as it writes them.'];
+      else if (waiting) empty = ['Waiting for the task to start', 'Its lines show here as it writes them.'];
+      else if (ended) empty = [`Try ${shown} wrote no log lines`, shown === tries && !ACTIVE.has(tiState) ? 'Clear the task instance to run it again.' : null];
       else empty = ['No lines yet', 'Lines show here as the task writes them.'];
     }
     placeholder.hidden = !empty;
@@ -299,6 +310,7 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
 
   function setFollowing(on, scroll = true) {
     following = on;
+    if (on) unseen = 0;
     followButton.setAttribute('aria-pressed', String(on));
     if (on && scroll) schedule();
   }
@@ -339,6 +351,13 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
       event.preventDefault();
       search.value = '';
       runSearch();
+    }
+  });
+  el.addEventListener('keydown', (event) => {
+    if (event.key === '/' && event.target !== search && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      search.focus();
+      search.select();
     }
   });
   prev.addEventListener('click', () => jump(-1));
@@ -458,7 +477,8 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
     /** The task instance changed: a new try adds a tab (and is shown when following the latest). */
     update({ tryNumber: latest, state: newState }) {
       tiState = newState;
-      const now = Math.max(1, latest || 0);
+      rawTry = latest || 0;
+      const now = Math.max(1, rawTry);
       if (now > tries) {
         tries = now;
         if (autoLatest) reset(tries);
@@ -466,7 +486,7 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
         return;
       }
       // The same try became active again (it was waiting to start): read on from where it was.
-      if (shown === tries && (ended || failed) && ACTIVE.has(newState)) open(shown, lastSeq);
+      if (shown === tries && rawTry >= shown && (ended || failed) && ACTIVE.has(newState)) open(shown, lastSeq);
       else schedule();
     },
     destroy() {

@@ -21,6 +21,7 @@ mod admin;
 mod dag;
 mod docs;
 mod login;
+mod run;
 mod trigger;
 
 use std::io::{Read, Write};
