@@ -68,6 +68,8 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
   let spacerHeight = -1;
   let unseen = 0;
   let rawTry = tryNumber || 0;
+  /** The task instance's try number when the stream was opened. */
+  let rawTryAtOpen = rawTry;
 
   const tabs = h('nav.log-tries', { 'aria-label': 'Tries' });
   const followButton = h('button.small.toggle', { type: 'button', id: 'log-follow', 'aria-pressed': 'true', title: 'Keep the newest line in view (scroll up to pause)' }, h('span.follow-dot', { 'aria-hidden': 'true' }), 'Follow');
@@ -101,6 +103,7 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
     if (close) close();
     ended = false;
     failed = false;
+    rawTryAtOpen = rawTry;
     el.dataset.try = String(tryNo);
     el.dataset.ended = 'false';
     close = followLog(streamUrl(tryNo, after), {
@@ -485,8 +488,10 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
         else renderTabs();
         return;
       }
-      // The same try became active again (it was waiting to start): read on from where it was.
-      if (shown === tries && rawTry >= shown && (ended || failed) && ACTIVE.has(newState)) open(shown, lastSeq);
+      // The stream ended before this try existed (the task had not been queued yet), or
+      // broke while it runs: read on from where it was.
+      const early = ended && rawTryAtOpen < shown;
+      if (shown === tries && rawTry >= shown && (early || (failed && ACTIVE.has(newState)))) open(shown, lastSeq);
       else schedule();
     },
     destroy() {

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{Browser, UiServer};
+use super::{Browser, Role, UiServer};
 use crate::harness::Sandbox;
 
 const DAG: &str = "run_page";
@@ -238,6 +238,21 @@ fn a_running_tasks_log_streams_in_and_markup_in_a_log_line_stays_text() {
         "the filter is not in the URL: {}",
         browser.path()
     );
+
+    // A task's page opened before it starts says so, then shows its log once it runs.
+    trigger(&ui, DAG, "early_look");
+    open(
+        &browser,
+        &task_path(DAG, "early_look", "report"),
+        "task-instance",
+    );
+    browser.wait_for_text("#log-placeholder", "Waiting for the task to start");
+    mark_page(&browser);
+    browser.wait_for("#ti-state .state[data-state=success]");
+    browser.wait_until("the downstream task's log", |b| {
+        log_texts(b).iter().any(|t| t == "report").then_some(())
+    });
+    assert_not_reloaded(&browser, "the task started and ran");
 }
 
 #[test]
@@ -371,6 +386,23 @@ fn a_run_is_marked_failed_and_then_success_from_its_page() {
         .sandbox
         .json(&["dags", "list-runs", SLOW_DAG, "-o", "json"]);
     assert_eq!(runs.as_array().map(Vec::len), Some(0), "runs left: {runs}");
+
+    // A Viewer sees a run and its task instances, but no control that changes them.
+    trigger(&ui, SLOW_DAG, "look_only");
+    ui.create_user("watcher", Role::Viewer, "watcher-pass-1");
+    browser.click("#logout");
+    browser.wait_for_path("/login");
+    browser.log_in("watcher", "watcher-pass-1");
+    open(&browser, &run_path(SLOW_DAG, "look_only"), "run");
+    browser.wait_for(r#"#ti-table tr[data-task-id="slow"]"#);
+    assert_eq!(browser.count("#run-actions button"), 0, "a Viewer may act");
+    open(
+        &browser,
+        &task_path(SLOW_DAG, "look_only", "slow"),
+        "task-instance",
+    );
+    browser.wait_for("#log-view");
+    assert_eq!(browser.count("#ti-actions button"), 0, "a Viewer may act");
 }
 
 #[test]

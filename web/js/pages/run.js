@@ -93,7 +93,10 @@ export default async function render(ctx) {
     badge.firstChild.classList.add('big');
     replace(ctx.main.querySelector('#run-subtitle'),
       `${label(run.run_type)} run of `, link(dagHref, dagId),
-      run.logical_date ? [' for ', time(run.logical_date)] : null);
+      run.logical_date ? [' for ', time(run.logical_date)] : null,
+      h('span.run-links',
+        link(`${dagHref}/graph?run_id=${encodeURIComponent(runId)}`, 'Graph'),
+        link(`${dagHref}/gantt?run_id=${encodeURIComponent(runId)}`, 'Gantt')));
     const canAct = ctx.can('User');
     if (!canAct) {
       replace(actions);
