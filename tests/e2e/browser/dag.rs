@@ -478,6 +478,23 @@ fn markup_in_a_dags_texts_shows_as_text() {
         nothing,
         "markup became elements on the code tab"
     );
+
+    // A Viewer sees the DAG but no control that changes it.
+    ui.create_user("watcher", Role::Viewer, "watcher-password");
+    browser.click("button#logout");
+    browser.wait_for_path("/login");
+    browser.log_in("watcher", "watcher-password");
+    visit(&browser, "/dags/markup");
+    browser.wait_for_text("section#dag-tab-grid .empty", "has not run yet");
+    assert!(
+        !browser.exists("button.trigger"),
+        "a Viewer was offered a trigger"
+    );
+    assert_eq!(
+        browser.execute("return document.getElementById('dag-pause-toggle').disabled;"),
+        serde_json::json!(true),
+        "a Viewer could flip the pause toggle"
+    );
 }
 
 /// 200 tasks in ten groups of 19 plus ten outside, each group a chain.
