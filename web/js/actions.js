@@ -260,6 +260,7 @@ export function markTask(ctx, dagId, runId, taskId, mapIndex = -1, state = 'succ
       instances = tis;
       structure = shape;
       preview();
+      if (document.activeElement?.classList.contains('close')) confirm.focus();
     }).catch((err) => {
       replace(list, h('p.muted', `The preview could not be loaded (${err.message}); the server still checks the change.`));
       dialog.dataset.ready = 'true';

@@ -67,6 +67,9 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
   let frame = 0;
   let spacerHeight = -1;
   let unseen = 0;
+  /** The line a `#L<n>` link points at (0-based), shown marked; -1 for none. */
+  let pinned = -1;
+  let revealPinned = false;
   let rawTry = tryNumber || 0;
   /** The task instance's try number when the stream was opened. */
   let rawTryAtOpen = rawTry;
@@ -143,6 +146,9 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
     openedAt = performance.now();
     delete el.dataset.openMs;
     delete el.dataset.completeMs;
+    const hash = /^#L(\d+)$/.exec(location.hash);
+    pinned = hash ? Number(hash[1]) - 1 : -1;
+    revealPinned = pinned >= 0;
     setFollowing(true, false);
     shown = tryNo;
     renderTabs();
@@ -165,6 +171,11 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
       updateCounter();
     }
     if (!following && !firstPaintPending) unseen += text.length - from;
+    if (revealPinned && text.length > pinned) {
+      revealPinned = false;
+      following = false;
+      reveal(pinned);
+    }
     dirty = dirty || renderedEnd >= from - 1;
     schedule();
   }
@@ -233,10 +244,11 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
       const i = lineAt(row);
       const stream = STREAMS[streams[i]];
       const line = h('div.log-row', { dataset: { n: String(i + 1), stream } },
-        h('span.ln', { 'aria-hidden': 'true' }, String(i + 1)),
+        h('a.ln', { href: `#L${i + 1}`, tabindex: '-1', title: `Link to line ${i + 1}` }, String(i + 1)),
         showStamps ? h('span.ts', { title: fmtTime(stamps[i], { zone: true }) }, fmtClock(stamps[i])) : null,
         h('span.tx', needle ? highlight(text[i]) : text[i]));
       if (i === currentLine) line.classList.add('current');
+      if (i === pinned) line.classList.add('pinned');
       out.push(line);
     }
     rows.replaceChildren(...out);
@@ -362,6 +374,16 @@ export function logView({ streamUrl, tryHref, tryNumber, selected = null, state 
       search.focus();
       search.select();
     }
+  });
+  rows.addEventListener('click', (event) => {
+    const number = event.target.closest('a.ln');
+    if (!number || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    pinned = Number(number.textContent) - 1;
+    history.replaceState(null, '', `${location.pathname}${location.search}#L${pinned + 1}`);
+    setFollowing(false, false);
+    dirty = true;
+    schedule();
   });
   prev.addEventListener('click', () => jump(-1));
   next.addEventListener('click', () => jump(1));
