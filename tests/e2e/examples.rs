@@ -1,5 +1,6 @@
 //! Every example DAG in dags/ runs to success with `dagctl dags test`, with the states and
-//! values written out.
+//! values written out; those that need a connection, a variable or a mail server say which,
+//! and how to get it, when it is missing.
 
 use serde_json::json;
 
@@ -299,20 +300,22 @@ fn dags_test_env(sandbox: &Sandbox, dag_id: &str) -> (serde_json::Value, String,
 }
 
 #[test]
-fn http_api_calls_the_connection_and_passes_json_on() {
-    let server = crate::http_server::HttpServer::start();
-    let mut sandbox = Sandbox::with_examples();
-    sandbox.set("UPDRAFT_CONN_EXAMPLE_API", &server.url());
+fn http_api_calls_standalones_own_api_and_passes_json_on() {
+    // Standalone makes http_default, pointing at itself; `dags test` finds it in its database.
+    let sandbox = Sandbox::with_examples();
+    let _server = sandbox.standalone();
     let (result, logs, ok) = dags_test_env(&sandbox, "http_api");
     assert!(ok, "{result}\n{logs}");
     assert_eq!(
         result,
-        json!({"state": "success", "tasks": {"wait_for_api": "success", "fetch_items": "success", "post_summary": "success", "report": "success"}})
+        json!({"state": "success", "tasks": {"wait_for_api": "success", "fetch_version": "success", "post_without_token": "success", "report": "success"}})
     );
+    assert!(logs.contains("response_check holds"), "{logs}");
     assert!(
-        logs.contains(r#"posted {"count": "3", "day": "2024-03-01"}"#),
+        logs.contains("a write without a token got {\"detail\""),
         "{logs}"
     );
+    assert!(!logs.contains("note: "), "nothing is missing: {logs}");
 }
 
 #[test]
@@ -320,7 +323,7 @@ fn sql_report_loads_and_reads_back_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut sandbox = Sandbox::with_examples();
     sandbox.set(
-        "UPDRAFT_CONN_EXAMPLE_DB",
+        "UPDRAFT_CONN_SQLITE_DEFAULT",
         &format!("sqlite:///{}", dir.path().join("example.db").display()),
     );
     let (result, logs, ok) = dags_test_env(&sandbox, "sql_report");
@@ -336,6 +339,59 @@ fn sql_report_loads_and_reads_back_rows() {
         ),
         "{logs}"
     );
+}
+
+/// On a fresh clone, before standalone ever ran, the examples that need something fail and
+/// say what, and how to get it.
+#[test]
+fn examples_that_need_setup_say_what_on_a_fresh_clone() {
+    let mut sandbox = Sandbox::with_examples();
+    let dead = crate::operators::closed_port();
+    sandbox.set("UPDRAFT__SMTP__HOST", "127.0.0.1");
+    sandbox.set("UPDRAFT__SMTP__PORT", &dead.to_string());
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "data_sources",
+            &[
+                "note: DAG 'data_sources' uses variable 'data_sources', which is not set: start `dagctl standalone` once here to create it",
+                "`dagctl variables set data_sources '[{\"name\": \"crm\"",
+                "variable 'data_sources' is not set (set it with `dagctl variables set data_sources VALUE`)",
+            ],
+        ),
+        (
+            "sql_report",
+            &[
+                "note: DAG 'sql_report' uses connection 'sqlite_default', which is not defined: start `dagctl standalone` once here to create it",
+                "UPDRAFT_CONN_SQLITE_DEFAULT=sqlite:////tmp/sqlite_default.db",
+                "connection 'sqlite_default' is not defined: add it with `dagctl connections add sqlite_default --conn-uri URI`, or set UPDRAFT_CONN_SQLITE_DEFAULT=URI",
+            ],
+        ),
+        (
+            "http_api",
+            &[
+                "note: DAG 'http_api' uses connection 'http_default', which is not defined: `dagctl standalone` creates it, pointing at its own API",
+                "UPDRAFT_CONN_HTTP_DEFAULT=http://HOST:PORT",
+                "sensor failed: connection 'http_default' is not defined: add it with",
+            ],
+        ),
+        (
+            "email_report",
+            &[
+                &format!("task failed: email not sent: SMTP server 127.0.0.1:{dead}: "),
+                "no mail server answers there: set smtp.host and smtp.port (the [smtp] section of updraft.toml, or UPDRAFT__SMTP__HOST and UPDRAFT__SMTP__PORT) to your mail server",
+            ],
+        ),
+    ];
+    for (dag_id, needles) in cases {
+        let (result, logs, ok) = dags_test_env(&sandbox, dag_id);
+        assert!(!ok, "{dag_id} cannot succeed yet: {result}");
+        for needle in needles {
+            assert!(
+                logs.contains(needle),
+                "{dag_id}: {needle:?} missing from\n{logs}"
+            );
+        }
+    }
 }
 
 #[test]

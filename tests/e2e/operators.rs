@@ -33,7 +33,8 @@ fn dag_test(sandbox: &Sandbox, dag_id: &str) -> (Value, String) {
     (result, stderr)
 }
 
-fn closed_port() -> u16 {
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
@@ -262,13 +263,14 @@ tasks:
         mail.data
     );
 
-    // With nothing listening, the task fails and says where it tried.
+    // With nothing listening, the task fails, says where it tried and what to configure.
     let dead = closed_port();
     sandbox.set("UPDRAFT__SMTP__PORT", &dead.to_string());
     let (result, log) = task_test(&sandbox, "mailer", "send_report");
     assert_eq!(result["state"], "failed");
     assert!(
-        log.contains(&format!("email not sent: SMTP server 127.0.0.1:{dead}")),
+        log.contains(&format!("email not sent: SMTP server 127.0.0.1:{dead}"))
+            && log.contains("no mail server answers there: set smtp.host and smtp.port"),
         "{log}"
     );
 }

@@ -72,11 +72,11 @@ fn templates_read_variables_and_connections_and_logs_mask_secrets() {
         .iter()
         .filter_map(|c| c["connection_id"].as_str())
         .collect();
-    // The server lists what it stores; a connection from this shell's environment is only
-    // seen by the processes that have it.
-    assert_eq!(ids, ["warehouse"]);
-    assert_eq!(listed[0]["host"], "db.internal");
-    assert_eq!(listed[0]["port"], 5432);
+    // The server lists what it stores (with the two standalone made for the examples); a
+    // connection from this shell's environment is only seen by the processes that have it.
+    assert_eq!(ids, ["http_default", "sqlite_default", "warehouse"]);
+    assert_eq!(listed[2]["host"], "db.internal");
+    assert_eq!(listed[2]["port"], 5432);
     assert!(!listed.to_string().contains("s3cr3t-pw"), "{listed}");
     // A secret-looking variable never leaves the server in the clear.
     assert_eq!(
@@ -180,7 +180,10 @@ fn variables_and_connections_export_and_import() {
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&vars).expect("file"))
             .expect("json"),
-        json!({"region": "eu"})
+        json!({
+            "data_sources": r#"[{"name": "crm", "table": "customers"}, {"name": "erp", "table": "orders"}]"#,
+            "region": "eu"
+        })
     );
     ok(&sandbox, &["variables", "delete", "region"]);
     ok(&sandbox, &["connections", "delete", "db"]);

@@ -1,11 +1,12 @@
-//! `dagctl standalone`: health, the first-start admin, and broken DAG files that become
-//! import errors while every other DAG keeps running.
+//! `dagctl standalone`: health, the first-start admin, what it sets up for the example DAGs
+//! (and what it leaves alone), and broken DAG files that become import errors while every
+//! other DAG keeps running.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{Sandbox, newest_run, wait_for};
 
@@ -208,4 +209,196 @@ fn tasks_logs_follow_tails_a_running_task_to_its_end() {
         text.contains("task ended: success"),
         "follow stops at the end: {text}"
     );
+}
+
+/// Trigger `dag_id` and wait, with a deadline, until that run finishes: its id and state.
+fn trigger_and_finish(sandbox: &Sandbox, dag_id: &str) -> (String, String) {
+    let out = sandbox.run(&["dags", "trigger", dag_id]);
+    assert!(
+        out.status.success(),
+        "trigger {dag_id}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let state = wait_for(
+        &format!("{dag_id} run {run_id} to finish"),
+        Duration::from_secs(90),
+        || {
+            let runs = sandbox.json(&["dags", "list-runs", dag_id, "-o", "json"]);
+            let run = runs
+                .as_array()?
+                .iter()
+                .find(|r| r["dag_run_id"] == run_id.as_str())?
+                .clone();
+            let state = run["state"].as_str()?.to_string();
+            (state == "success" || state == "failed").then_some(state)
+        },
+    );
+    (run_id, state)
+}
+
+/// Wait until the scheduler has parsed every one of `dag_ids`.
+fn wait_for_dags(sandbox: &Sandbox, dag_ids: &[&str]) {
+    wait_for("the example DAGs parsed", Duration::from_secs(30), || {
+        let dags = sandbox.json(&["dags", "list", "-o", "json"]);
+        let listed: Vec<&str> = dags
+            .as_array()?
+            .iter()
+            .filter_map(|d| d["dag_id"].as_str())
+            .collect();
+        dag_ids.iter().all(|id| listed.contains(id)).then_some(())
+    });
+}
+
+fn log_of(sandbox: &Sandbox, dag_id: &str, run_id: &str, task_id: &str) -> String {
+    let out = sandbox.run(&["tasks", "logs", dag_id, run_id, task_id]);
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn first_start_sets_up_what_the_examples_need_and_they_run() {
+    let mut sandbox = Sandbox::with_examples();
+    // No mail server: the email example must say what to configure.
+    let dead = crate::operators::closed_port();
+    sandbox.set("UPDRAFT__SMTP__HOST", "127.0.0.1");
+    sandbox.set("UPDRAFT__SMTP__PORT", &dead.to_string());
+    let server = sandbox.standalone_logged_in();
+    let home = std::fs::canonicalize(sandbox.path().join(".updraft")).expect("home made");
+    let created: Vec<&String> = server
+        .stdout
+        .iter()
+        .filter(|l| l.starts_with("created "))
+        .collect();
+    assert_eq!(
+        created,
+        [
+            &format!(
+                "created connection 'sqlite_default' (SQLite file {}) for sql_report",
+                home.join("sqlite_default.db").display()
+            ),
+            &format!(
+                "created connection 'http_default' (this server's API at {}) for http_api",
+                server.address
+            ),
+            &r#"created variable 'data_sources' ([{"name": "crm", "table": "customers"}, {"name": "erp", "table": "orders"}]) for data_sources"#
+                .to_string(),
+        ],
+        "{:?}",
+        server.stdout
+    );
+    let http = sandbox.json(&["connections", "get", "http_default", "-o", "json"]);
+    let port: u16 = server
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    assert_eq!(
+        (&http["conn_type"], &http["host"], &http["port"]),
+        (&json!("http"), &json!("127.0.0.1"), &json!(port)),
+        "{http}"
+    );
+
+    let examples = ["data_sources", "http_api", "sql_report", "email_report"];
+    wait_for_dags(&sandbox, &examples);
+    let mut run_ids = std::collections::BTreeMap::new();
+    for dag_id in ["data_sources", "http_api", "sql_report"] {
+        let (run_id, state) = trigger_and_finish(&sandbox, dag_id);
+        let states = sandbox.json(&["tasks", "states-for-dag-run", dag_id, &run_id, "-o", "json"]);
+        assert_eq!(state, "success", "{dag_id}: {states}");
+        run_ids.insert(dag_id, run_id);
+    }
+    let summary = log_of(
+        &sandbox,
+        "data_sources",
+        &run_ids["data_sources"],
+        "summary",
+    );
+    assert!(summary.contains("processed 2 sources"), "{summary}");
+    let report = log_of(&sandbox, "http_api", &run_ids["http_api"], "report");
+    assert!(
+        report.contains("a write without a token got {\"detail\""),
+        "the API refused the POST: {report}"
+    );
+    assert!(
+        home.join("sqlite_default.db").is_file(),
+        "sql_report wrote to the default SQLite file"
+    );
+
+    // The email example fails, and its log says exactly what to set.
+    let (run_id, state) = trigger_and_finish(&sandbox, "email_report");
+    assert_eq!(state, "failed");
+    let log = log_of(&sandbox, "email_report", &run_id, "send_report");
+    assert!(
+        log.contains(&format!("SMTP server 127.0.0.1:{dead}"))
+            && log.contains("set smtp.host and smtp.port")
+            && log.contains("UPDRAFT__SMTP__HOST"),
+        "{log}"
+    );
+
+    // A second start makes nothing and changes nothing.
+    let connections = sandbox.json(&["connections", "list", "-o", "json"]);
+    let variables = sandbox.json(&["variables", "list", "-o", "json"]);
+    assert!(server.terminate().success());
+    let again = sandbox.standalone_logged_in();
+    assert!(
+        !again.stdout.iter().any(|l| l.starts_with("created ")),
+        "{:?}",
+        again.stdout
+    );
+    assert_eq!(
+        sandbox.json(&["connections", "list", "-o", "json"]),
+        connections
+    );
+    assert_eq!(
+        sandbox.json(&["variables", "list", "-o", "json"]),
+        variables
+    );
+}
+
+#[test]
+fn first_start_keeps_what_the_user_already_has() {
+    let mut sandbox = Sandbox::with_examples();
+    // The user's own sqlite_default, imported before standalone ever ran, and an
+    // http_default from the environment.
+    let mine = sandbox.path().join("mine.db");
+    let file = sandbox.path().join("conns.json");
+    std::fs::write(
+        &file,
+        json!({"sqlite_default": {
+            "conn_type": "sqlite", "host": mine.display().to_string(), "description": "mine"
+        }})
+        .to_string(),
+    )
+    .expect("write");
+    sandbox.ok(&["connections", "import", file.to_str().expect("path")]);
+    sandbox.set("UPDRAFT_CONN_HTTP_DEFAULT", "http://127.0.0.1:9");
+
+    let server = sandbox.standalone_logged_in();
+    let created: Vec<&String> = server
+        .stdout
+        .iter()
+        .filter(|l| l.starts_with("created "))
+        .collect();
+    assert!(
+        created.len() == 1 && created[0].starts_with("created variable 'data_sources'"),
+        "only what was missing: {:?}",
+        server.stdout
+    );
+    let conn = sandbox.json(&["connections", "get", "sqlite_default", "-o", "json"]);
+    assert_eq!(conn["host"], mine.display().to_string(), "{conn}");
+    assert_eq!(conn["description"], "mine", "{conn}");
+    let listed = sandbox.json(&["connections", "list", "-o", "json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // The example runs on the user's database.
+    wait_for_dags(&sandbox, &["sql_report"]);
+    let (run_id, state) = trigger_and_finish(&sandbox, "sql_report");
+    assert_eq!(state, "success");
+    assert!(
+        log_of(&sandbox, "sql_report", &run_id, "print").contains(r#""region": "north""#),
+        "the report's rows"
+    );
+    assert!(mine.is_file());
+    assert!(!sandbox.path().join(".updraft/sqlite_default.db").exists());
 }

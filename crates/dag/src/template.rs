@@ -155,6 +155,12 @@ pub fn eval_expr(expr: &str, ctx: &TemplateContext) -> Result<Value, TemplateErr
         .eval(values.to_value())
         .map_err(|e| describe(&e, expr, Source::Expression, &values))?;
     if result.is_undefined() {
+        if let Some(missing) = missing_variable_or_connection(expr, &values) {
+            return Err(TemplateError(format!(
+                "{missing} in expression '{}'",
+                shorten(expr)
+            )));
+        }
         return Err(TemplateError(format!(
             "expression '{expr}' is undefined{}",
             undefined_hint(expr, Source::Expression, &values)
@@ -386,7 +392,9 @@ fn missing_variable_or_connection(source: &str, names: &Names) -> Option<String>
                     if path == "json" && has("var", &["value", &key]).is_some() {
                         format!("variable '{key}' is not valid JSON (var.json.{key})")
                     } else {
-                        format!("{what} '{key}' is not set")
+                        format!(
+                            "{what} '{key}' is not set (set it with `dagctl variables set {key} VALUE`)"
+                        )
                     },
                 );
             }
@@ -395,7 +403,9 @@ fn missing_variable_or_connection(source: &str, names: &Names) -> Option<String>
     for (at, _) in source.match_indices("conn.") {
         let id = ident(&source[at + "conn.".len()..]);
         if !id.is_empty() && has("conn", &[&id]).is_none() {
-            return Some(format!("connection '{id}' does not exist"));
+            return Some(format!(
+                "connection '{id}' does not exist (add it with `dagctl connections add {id} --conn-uri URI`)"
+            ));
         }
     }
     None

@@ -89,6 +89,14 @@ pub enum MailError {
     Build(String),
     #[error("SMTP server {server}: {message}")]
     Send { server: String, message: String },
+    /// Nothing listens at the configured address (with Airflow's default of `localhost:25`,
+    /// usually because no SMTP server is configured at all): the message says what to set.
+    #[error(
+        "SMTP server {server}: {message}; no mail server answers there: set smtp.host and \
+         smtp.port (the [smtp] section of updraft.toml, or UPDRAFT__SMTP__HOST and \
+         UPDRAFT__SMTP__PORT) to your mail server"
+    )]
+    Unreachable { server: String, message: String },
     #[error("SMTP server {server} did not finish within {seconds}s")]
     Timeout { server: String, seconds: f64 },
 }
@@ -200,12 +208,37 @@ pub async fn send(settings: &SmtpSettings, mail: &Mail) -> Result<(), MailError>
     let transport = transport.build();
     match tokio::time::timeout(settings.timeout, transport.send(message)).await {
         Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if refused(&e) => Err(MailError::Unreachable {
+            server,
+            message: error_chain(&e),
+        }),
         Ok(Err(e)) => Err(failed(error_chain(&e))),
         Err(_) => Err(MailError::Timeout {
             server,
             seconds: settings.timeout.as_secs_f64(),
         }),
     }
+}
+
+/// Whether connecting failed because nothing answers at the address.
+fn refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -247,6 +280,36 @@ mod tests {
             ..SmtpSettings::default()
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_there_says_what_to_configure() {
+        // A port just released: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let settings = SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            starttls: false,
+            ..SmtpSettings::default()
+        };
+        let mail = Mail {
+            to: vec!["a@x.org".into()],
+            cc: vec![],
+            subject: "s".into(),
+            body: MailBody::Text("t".into()),
+        };
+        let err = send(&settings, &mail).await.expect_err("nobody listens");
+        let text = err.to_string();
+        assert!(matches!(err, MailError::Unreachable { .. }), "{text}");
+        assert!(
+            text.starts_with(&format!("SMTP server 127.0.0.1:{port}: "))
+                && text.contains("set smtp.host and smtp.port")
+                && text.contains("UPDRAFT__SMTP__HOST"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

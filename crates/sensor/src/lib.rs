@@ -116,8 +116,8 @@ pub enum ConnectionError {
         #[source]
         source: store::StoreError,
     },
-    /// Neither the environment nor the store has it.
-    #[error("connection '{0}' is not defined")]
+    /// Neither the environment nor the store has it; the message says how to define it.
+    #[error("connection '{0}' is not defined: {hint}", hint = define_hint(.0))]
     NotDefined(String),
     /// The stored connection could not be decrypted.
     #[error("connection '{conn_id}': {source}")]
@@ -126,6 +126,23 @@ pub enum ConnectionError {
         #[source]
         source: store::secrets::SecretError,
     },
+}
+
+/// How a user defines connection `conn_id`: through the server, or for one process (such as
+/// `dagctl dags test`) in the environment when the id can be a variable name.
+fn define_hint(conn_id: &str) -> String {
+    let command = format!("add it with `dagctl connections add {conn_id} --conn-uri URI`");
+    if conn_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        format!(
+            "{command}, or set UPDRAFT_CONN_{}=URI in the environment",
+            conn_id.to_ascii_uppercase()
+        )
+    } else {
+        command
+    }
 }
 
 /// Whether rendering `probe` needs variables and connections opened (see

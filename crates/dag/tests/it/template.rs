@@ -164,6 +164,13 @@ fn errors_name_the_problem() {
     check_err("{{ var.value.x }}", "variable 'x' is not set");
     check_err("{{ var.json.env }}", "variable 'env' is not valid JSON");
     check_err("{{ conn.db.host }}", "connection 'db' does not exist");
+    check_err(
+        "{{ var.value.x }}",
+        "(set it with `dagctl variables set x VALUE`)",
+    );
+    // A value that is one expression (as `expand` renders it) names the variable too.
+    let err = render_value(&json!("{{ var.json.sources }}"), &ctx()).expect_err("not set");
+    assert!(err.0.contains("variable 'sources' is not set"), "{err}");
     check_err("{{ ds | no_such_filter }}", "no_such_filter");
     check_err("{{ ", "syntax error");
     check_err(

@@ -17,6 +17,7 @@ use store::{RunDecision, SnapshotXcoms, Store, StoreEvent, Transition};
 use tokio::sync::watch;
 use worker::Worker;
 
+use super::defaults;
 use super::engine::{self, Engine, stopped};
 use super::{parse_conf, parse_date};
 use crate::backend;
@@ -153,6 +154,9 @@ pub async fn dags_test(
 ) -> Result<ExitCode> {
     let (dag, hash) = find_dag(settings, dag_id)?;
     let store = scratch_store(settings, &dag, &hash).await?;
+    for hint in defaults::missing_hints(&dag, &*store, &settings.env_connections).await? {
+        eprintln!("{hint}");
+    }
     let request = TriggerRequest {
         logical_date: logical_date.map(parse_date).transpose()?,
         conf: parse_conf(conf)?,
@@ -173,8 +177,13 @@ pub async fn dags_test(
     let follower = tokio::spawn(stream_logs(store.clone(), run.id, follower_stopped));
     let finished = engine::wait_for_run(&*store, run.id).await;
     let _ = stop_follower.send(true);
-    let _ = follower.await;
+    let seen = follower.await;
     engine.stop().await?;
+    // What the worker writes after the run ended (the reports of notifications sent once a
+    // try's end is committed) is in the log only once the engine has stopped.
+    if let Ok(mut seen) = seen {
+        print_new_logs(&*store, run.id, &mut seen).await?;
+    }
     let finished = finished?;
     let tis = store.task_instances(run.id).await?;
     let mut tasks = BTreeMap::new();
@@ -211,23 +220,24 @@ pub async fn dags_test(
     })
 }
 
-/// Print task log lines to stderr as they arrive, until `stop` says so (then once more).
+/// Print task log lines to stderr as they arrive, until `stop` says so (then once more);
+/// returns how far it printed each try's log.
 async fn stream_logs(
     store: Arc<dyn Store>,
     run: i64,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+) -> HashMap<(i64, u32), i64> {
     let mut events = store.subscribe();
     let mut seen = HashMap::new();
     loop {
         if print_new_logs(&*store, run, &mut seen).await.is_err() || *stop.borrow() {
-            return;
+            return seen;
         }
         tokio::select! {
             _ = stop.changed() => {}
             event = events.recv() => {
                 if matches!(event, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                    return;
+                    return seen;
                 }
                 if matches!(event, Ok(StoreEvent::TasksQueued)) {
                     continue;

@@ -3,6 +3,7 @@
 pub mod dag_tasks;
 pub mod dags;
 pub mod db;
+pub mod defaults;
 pub mod engine;
 pub mod local_run;
 pub mod pools;

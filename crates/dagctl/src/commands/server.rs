@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tracing::info;
 use worker::Worker;
 
+use super::defaults;
 use super::engine::{self, Engine, stopped};
 use super::users::{create_user, random_password};
 use crate::backend;
@@ -66,9 +67,22 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
             .with_context(|| format!("cannot create {}", settings.dags_folder.display()))?;
     }
     let store = backend::open(&settings.database_url).await?;
-    ensure_admin(&*store, Path::new(HOME)).await?;
     let listener = bind(&settings, &args).await?;
     let address = listener.local_addr()?;
+    // Before the API serves: what the DAGs need is there by the time anyone triggers them.
+    let site = defaults::Site::new(Path::new(HOME), address)?;
+    for line in defaults::make_missing(
+        &*store,
+        &*settings.vault()?,
+        &settings.env_connections,
+        &settings.dags_folder,
+        &site,
+    )
+    .await?
+    {
+        println!("{line}");
+    }
+    ensure_admin(&*store, Path::new(HOME)).await?;
     let (_stop, stop_rx) = stop_on_signal();
     let engine = Engine::start(
         store.clone(),
