@@ -13,25 +13,7 @@ use serde_json::{Value, json};
 use store::Store;
 use testkit::{Server, TestStore};
 
-/// A DAG of bash tasks synced into the store, unpaused.
-async fn sync_dag(store: &dyn Store, dag_id: &str, tasks: &[(&str, &str, &[&str])]) {
-    let mut dag = testkit::conformance::chain_dag(dag_id, &[]);
-    dag.tasks = tasks
-        .iter()
-        .map(|(id, command, upstream)| {
-            let mut task = testkit::conformance::task(id, upstream);
-            task.kind = dag::TaskKind::Bash {
-                command: command.to_string(),
-            };
-            task
-        })
-        .collect();
-    dag.schedule = dag::Schedule::None;
-    store
-        .sync_dag(&dag, &format!("{dag_id}-v1"), Utc::now())
-        .await
-        .expect("sync");
-}
+use testkit::server::sync_bash_dag as sync_dag;
 
 async fn roles_decide_what_each_user_may_do(store: Arc<dyn Store>) {
     let server = Server::start(store.clone()).await;

@@ -718,7 +718,7 @@ async fn note_event(
         }
         Ok(
             StoreEvent::TasksQueued
-            | StoreEvent::TaskStarted { .. }
+            | StoreEvent::RunProgressed { .. }
             | StoreEvent::LogAppended { .. },
         ) => {}
         // Missed events: fall back to re-deciding every unfinished run.

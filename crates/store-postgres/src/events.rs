@@ -35,7 +35,7 @@ impl Origin {
         match event {
             StoreEvent::RunChanged { run } => format!("{} run {run}", self.0),
             StoreEvent::TasksQueued => format!("{} queued", self.0),
-            StoreEvent::TaskStarted { run } => format!("{} started {run}", self.0),
+            StoreEvent::RunProgressed { run } => format!("{} progressed {run}", self.0),
             StoreEvent::LogAppended { ti } => format!("{} log {ti}", self.0),
         }
     }
@@ -51,7 +51,10 @@ fn parse(origin: &Origin, payload: &str) -> Option<StoreEvent> {
     match (parts.next()?, parts.next()) {
         ("run", Some(key)) => key.parse().ok().map(|run| StoreEvent::RunChanged { run }),
         ("queued", None) => Some(StoreEvent::TasksQueued),
-        ("started", Some(key)) => key.parse().ok().map(|run| StoreEvent::TaskStarted { run }),
+        ("progressed", Some(key)) => key
+            .parse()
+            .ok()
+            .map(|run| StoreEvent::RunProgressed { run }),
         ("log", Some(key)) => key.parse().ok().map(|ti| StoreEvent::LogAppended { ti }),
         _ => None,
     }
@@ -112,7 +115,7 @@ mod tests {
         for event in [
             StoreEvent::RunChanged { run: 42 },
             StoreEvent::TasksQueued,
-            StoreEvent::TaskStarted { run: 7 },
+            StoreEvent::RunProgressed { run: 7 },
             StoreEvent::LogAppended { ti: 9 },
         ] {
             let payload = theirs.payload(&event);

@@ -576,12 +576,14 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
         }
         // No RunChanged: the decision already is the run's fixpoint, and re-deciding it
         // would cost one more write transaction on every hop.
-        let events: &[StoreEvent] = if outcome.queued > 0 {
-            &[StoreEvent::TasksQueued]
-        } else {
-            &[]
-        };
-        self.commit(tx, events).await?;
+        let mut events = Vec::with_capacity(2);
+        if outcome.queued > 0 {
+            events.push(StoreEvent::TasksQueued);
+        }
+        if outcome.applied > 0 || outcome.expanded > 0 || decision.run_state.is_some() {
+            events.push(StoreEvent::RunProgressed { run });
+        }
+        self.commit(tx, &events).await?;
         Ok(outcome)
     }
 
@@ -650,7 +652,7 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
         let runs = Self::runs_by_keys(&mut tx, claimed.iter().map(|ti| ti.run).collect()).await?;
         let started: Vec<StoreEvent> = runs
             .keys()
-            .map(|&run| StoreEvent::TaskStarted { run })
+            .map(|&run| StoreEvent::RunProgressed { run })
             .collect();
         self.commit(tx, &started).await?;
         // RETURNING gives no order: hand them out in claim order.

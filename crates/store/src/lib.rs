@@ -74,9 +74,9 @@ pub enum StoreEvent {
     RunChanged { run: i64 },
     /// Task instances were queued: workers should claim.
     TasksQueued,
-    /// A task instance of the run started (claimed by a worker): nothing to decide, but
-    /// whoever watches the run sees it.
-    TaskStarted { run: i64 },
+    /// The run or its task instances changed in a way that needs no decision (a worker
+    /// claimed a task, or a decision was applied), but whoever watches the run sees it.
+    RunProgressed { run: i64 },
     /// Lines were appended to the log of task instance `ti`.
     LogAppended { ti: i64 },
 }

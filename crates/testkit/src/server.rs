@@ -160,3 +160,24 @@ impl Server {
         }
     }
 }
+
+/// A DAG of bash tasks `(task id, command, upstream)` synced into the store, unscheduled and
+/// unpaused.
+pub async fn sync_bash_dag(store: &dyn Store, dag_id: &str, tasks: &[(&str, &str, &[&str])]) {
+    let mut dag = crate::conformance::chain_dag(dag_id, &[]);
+    dag.tasks = tasks
+        .iter()
+        .map(|(id, command, upstream)| {
+            let mut task = crate::conformance::task(id, upstream);
+            task.kind = dag::TaskKind::Bash {
+                command: command.to_string(),
+            };
+            task
+        })
+        .collect();
+    dag.schedule = dag::Schedule::None;
+    store
+        .sync_dag(&dag, &format!("{dag_id}-v1"), Utc::now())
+        .await
+        .expect("sync");
+}

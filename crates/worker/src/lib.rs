@@ -117,7 +117,7 @@ impl Worker {
                     }
                     Ok(
                         StoreEvent::RunChanged { .. }
-                        | StoreEvent::TaskStarted { .. }
+                        | StoreEvent::RunProgressed { .. }
                         | StoreEvent::LogAppended { .. },
                     ) => {}
                     Err(broadcast::error::RecvError::Closed) => {

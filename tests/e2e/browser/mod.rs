@@ -22,6 +22,7 @@ mod dag;
 mod docs;
 mod login;
 mod run;
+mod speed;
 mod trigger;
 
 use std::io::{Read, Write};

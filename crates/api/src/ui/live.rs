@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use futures::StreamExt;
 use serde::Serialize;
 use store::{LogRecord, Store, StoreEvent};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
@@ -55,12 +57,36 @@ pub enum PageEvent {
 }
 
 /// The process's page-event hub, started by the first page that listens.
-#[derive(Default)]
 pub struct Hub {
     sender: OnceLock<broadcast::Sender<PageEvent>>,
+    /// Set when the server shuts down: every open stream ends, so a graceful shutdown does
+    /// not wait forever on pages left open.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub {
+            sender: OnceLock::new(),
+            closing: watch::channel(false).0,
+        }
+    }
 }
 
 impl Hub {
+    /// End every open stream (the server is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Hub::close`] was called.
+    fn closed(&self) -> impl Future<Output = ()> + Send + 'static + use<> {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        }
+    }
+
     /// A receiver of page events, starting the hub's store subscription on first use.
     pub fn subscribe(&self, store: &Arc<dyn Store>) -> broadcast::Receiver<PageEvent> {
         self.sender
@@ -91,7 +117,7 @@ async fn forward(
         while let Some(event) = next {
             match event {
                 Received::Event(
-                    StoreEvent::RunChanged { run } | StoreEvent::TaskStarted { run },
+                    StoreEvent::RunChanged { run } | StoreEvent::RunProgressed { run },
                 ) => {
                     runs.insert(run);
                 }
@@ -178,7 +204,8 @@ pub async fn events(
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(sse_event(&event)), receiver))
-    });
+    })
+    .take_until(state.live.closed());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -348,6 +375,7 @@ pub async fn log(
     let stream = futures::stream::unfold(tail, |mut tail| async move {
         let event = tail.next().await?;
         Some((Ok(event), tail))
-    });
+    })
+    .take_until(state.live.closed());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
