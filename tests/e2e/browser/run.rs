@@ -471,4 +471,10 @@ fn a_100k_line_log_opens_at_once_and_its_last_line_is_reachable() {
         b.exists(r#"#log-view .log-row[data-n="100004"]"#)
             .then_some(())
     });
+
+    // A link to a line opens the log at that line, marked.
+    let big = task_path(LONG_DAG, "long_log", "big");
+    open(&browser, &format!("{big}?try=1#L50002"), "task-instance");
+    let pinned = browser.text(r#"#log-view .log-row.pinned[data-n="50002"] .tx"#);
+    assert_eq!(pinned, "50000");
 }
