@@ -36,7 +36,9 @@ fn the_dag_list_over_a_thousand_dags_and_the_bytes_it_costs() {
     let total = browser.wait_for_text(".pager", "1000 DAGs");
     assert!(total.contains("Page 1 of 40"), "{total}");
     assert_eq!(browser.count("table#dag-list tbody tr"), 25);
-    let cold_ms = browser.attr("main#page", "data-ready-at").unwrap_or_default();
+    let cold_ms = browser
+        .attr("main#page", "data-ready-at")
+        .unwrap_or_default();
 
     // Warm: moving to the next page inside the app.
     browser.click(".pager button:last-of-type");
@@ -64,7 +66,10 @@ fn the_dag_list_over_a_thousand_dags_and_the_bytes_it_costs() {
     let assets = assets.as_array().cloned().unwrap_or_default();
     let sent: f64 = assets.iter().filter_map(|a| a[1].as_f64()).sum();
     let decoded: f64 = assets.iter().filter_map(|a| a[2].as_f64()).sum();
-    assert!(!assets.is_empty(), "the page loaded its files from /static/");
+    assert!(
+        !assets.is_empty(),
+        "the page loaded its files from /static/"
+    );
     assert!(
         sent <= 500.0 * 1024.0,
         "the UI's files cost {sent} bytes on the wire, over the 500 KB budget: {assets:?}"
