@@ -135,6 +135,19 @@ export function span(start, end) {
   return fmtDuration(b - a);
 }
 
+/**
+ * Every second, rewrite the durations of the page's `[data-tick-start]` elements (still
+ * running) from their start; fetches nothing, and stops when the user leaves the page.
+ */
+export function tickDurations(ctx) {
+  const ticker = setInterval(() => {
+    for (const el of ctx.main.querySelectorAll('[data-tick-start]')) {
+      el.textContent = fmtDuration(Date.now() - new Date(el.dataset.tickStart).getTime());
+    }
+  }, 1000);
+  ctx.cleanup(() => clearInterval(ticker));
+}
+
 /** '3 minutes ago', 'in 2 hours'. */
 export function relative(value) {
   if (!value) return '';

@@ -1368,14 +1368,24 @@ pub async fn events_after_commit(store: Arc<dyn Store>) {
     );
 
     queue_all(store.as_ref(), run.id, at(1)).await;
-    // Scheduling announces the queued work only: its decision is the run's fixpoint.
+    // Scheduling announces the queued work, and that the run progressed (for those watching
+    // it), never RunChanged: its decision is the run's fixpoint.
     assert_eq!(next_event(&mut events).await, StoreEvent::TasksQueued);
+    assert_eq!(
+        next_event(&mut events).await,
+        StoreEvent::RunProgressed { run: run.id }
+    );
 
     let claimed = store
         .claim_task_instances(&claim("w1", &["default"], 1, at(2)))
         .await
         .expect("claim");
     let ti = claimed[0].ti.id;
+    // A claim is progress too: the task is running now.
+    assert_eq!(
+        next_event(&mut events).await,
+        StoreEvent::RunProgressed { run: run.id }
+    );
     assert!(
         store
             .finish_task_instance(&finish(ti, 1, TaskState::Success, at(3)))

@@ -6,7 +6,7 @@
 
 import * as api from '../api.js';
 import { h, replace, path, empty, coalesce, fmtTime, fmtClock, fmtDuration } from '../dom.js';
-import { tree, summarise, loadCollapsed, saveCollapsed, taskHref, elapsed } from './model.js';
+import { tree, summarise, loadCollapsed, saveCollapsed, taskHref, elapsed, rememberRun } from './model.js';
 
 const RUNS = 25;
 const STEPS = [10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 108e5, 216e5, 432e5, 864e5];
@@ -30,16 +30,7 @@ export default async function render(ctx, page) {
 
   picker.addEventListener('change', () => {
     wanted = picker.value || null;
-    const params = new URLSearchParams(location.search);
-    if (wanted) params.set('run_id', wanted);
-    else params.delete('run_id');
-    history.replaceState(null, '', `${location.pathname}${params.toString() ? '?' + params : ''}`);
-    for (const a of document.querySelectorAll('#dag-tabs a[data-tab="gantt"], #dag-tabs a[data-tab="graph"]')) {
-      const url = new URL(a.getAttribute('href'), location.origin);
-      if (wanted) url.searchParams.set('run_id', wanted);
-      else url.searchParams.delete('run_id');
-      a.setAttribute('href', url.pathname + url.search);
-    }
+    rememberRun(wanted);
     load();
   });
 

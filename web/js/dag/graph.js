@@ -7,7 +7,7 @@
 
 import * as api from '../api.js';
 import { h, replace, path, empty, coalesce, fmtTime, fmtDuration } from '../dom.js';
-import { tree, summarise, loadCollapsed, saveCollapsed, taskHref, elapsed } from './model.js';
+import { tree, summarise, loadCollapsed, saveCollapsed, taskHref, elapsed, rememberRun } from './model.js';
 import { layout, BOX } from './layout.js';
 
 const RUNS = 25;
@@ -136,16 +136,7 @@ export default async function render(ctx, page) {
 
   picker.addEventListener('change', () => {
     wanted = picker.value || null;
-    const params = new URLSearchParams(location.search);
-    if (wanted) params.set('run_id', wanted);
-    else params.delete('run_id');
-    history.replaceState(null, '', `${location.pathname}${params.toString() ? '?' + params : ''}`);
-    for (const a of document.querySelectorAll('#dag-tabs a[data-tab="gantt"], #dag-tabs a[data-tab="graph"]')) {
-      const url = new URL(a.getAttribute('href'), location.origin);
-      if (wanted) url.searchParams.set('run_id', wanted);
-      else url.searchParams.delete('run_id');
-      a.setAttribute('href', url.pathname + url.search);
-    }
+    rememberRun(wanted);
     load();
   });
 

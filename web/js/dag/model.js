@@ -164,3 +164,17 @@ export function elapsed(start, end) {
   if (!start) return null;
   return Math.max(0, (end ? Date.parse(end) : Date.now()) - Date.parse(start));
 }
+
+/** The run the graph and Gantt show: kept in this URL's `?run_id=` and in both tabs' links. */
+export function rememberRun(runId) {
+  const params = new URLSearchParams(location.search);
+  if (runId) params.set('run_id', runId);
+  else params.delete('run_id');
+  history.replaceState(null, '', `${location.pathname}${params.toString() ? '?' + params : ''}`);
+  for (const a of document.querySelectorAll('#dag-tabs a[data-tab="gantt"], #dag-tabs a[data-tab="graph"]')) {
+    const url = new URL(a.getAttribute('href'), location.origin);
+    if (runId) url.searchParams.set('run_id', runId);
+    else url.searchParams.delete('run_id');
+    a.setAttribute('href', url.pathname + url.search);
+  }
+}

@@ -5,7 +5,7 @@
 // for this run reload it in place.
 
 import * as api from '../api.js';
-import { h, replace, link, path, stateBadge, time, fmtDuration, span, empty, coalesce, TASK_STATES } from '../dom.js';
+import { h, replace, link, path, stateBadge, time, span, empty, coalesce, tickDurations, TASK_STATES } from '../dom.js';
 import { clearRun, markRun, deleteRun, taskInstanceHref } from '../actions.js';
 
 export default async function render(ctx) {
@@ -202,10 +202,7 @@ export default async function render(ctx) {
   }
 
   // Running durations tick without fetching anything.
-  const ticker = setInterval(() => {
-    for (const el of ctx.main.querySelectorAll('[data-tick-start]')) el.textContent = fmtDuration(Date.now() - new Date(el.dataset.tickStart).getTime());
-  }, 1000);
-  ctx.cleanup(() => clearInterval(ticker));
+  tickDurations(ctx);
 
   ctx.onEvent((event) => {
     if (event.type === 'resync' || (event.type === 'run' && event.dag_id === dagId && event.run_id === runId)) {

@@ -6,7 +6,7 @@
 // between them. Pushed run events for the run reload the instance in place.
 
 import * as api from '../api.js';
-import { h, replace, link, path, stateBadge, time, fmtDuration, span, empty, coalesce, TASK_STATES } from '../dom.js';
+import { h, replace, link, path, stateBadge, time, fmtDuration, span, empty, coalesce, tickDurations, TASK_STATES } from '../dom.js';
 import { clearTask, markTask, taskInstanceHref } from '../actions.js';
 import { logView } from '../log_view.js';
 
@@ -247,10 +247,7 @@ export default async function render(ctx) {
     if (tab === 'xcom' && changed) await renderXcom();
   });
 
-  const ticker = setInterval(() => {
-    for (const el of ctx.main.querySelectorAll('[data-tick-start]')) el.textContent = fmtDuration(Date.now() - new Date(el.dataset.tickStart).getTime());
-  }, 1000);
-  ctx.cleanup(() => clearInterval(ticker));
+  tickDurations(ctx);
   ctx.onEvent((event) => {
     if (event.type === 'resync' || (event.type === 'run' && event.dag_id === dagId && event.run_id === runId)) {
       load().catch((err) => console.error(err));
