@@ -1,0 +1,7 @@
+"""DAG params."""
+
+from airflow._updraft.params import Param, ParamsDict
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)

@@ -1,0 +1,7 @@
+"""PythonSensor."""
+
+from airflow._updraft.sensors import PythonSensor
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)

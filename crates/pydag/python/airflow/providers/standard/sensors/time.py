@@ -1,0 +1,7 @@
+"""TimeSensor."""
+
+from airflow._updraft.sensors import TimeSensor, TimeSensorAsync
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)

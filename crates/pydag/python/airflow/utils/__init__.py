@@ -1,0 +1,7 @@
+"""Airflow's utilities used by DAG files."""
+
+
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)

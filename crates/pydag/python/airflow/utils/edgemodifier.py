@@ -1,0 +1,7 @@
+"""Edge labels."""
+
+from airflow._updraft.deps import EdgeModifier, Label
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)

@@ -1,0 +1,7 @@
+"""Trigger rules."""
+
+from airflow._updraft.trigger_rule import TriggerRule
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)
