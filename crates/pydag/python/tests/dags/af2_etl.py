@@ -25,7 +25,6 @@ default_args = {
     "retry_delay": timedelta(minutes=1),
     "email": ["alerts@example.com"],
     "email_on_failure": True,
-    "on_failure_callback": notify_failure,
 }
 
 dag = DAG(
@@ -51,7 +50,20 @@ def choose(**context):
 
 
 wait = FileSensor(task_id="wait_for_file", filepath="/data/{{ ds }}.csv", poke_interval=30, timeout=600, dag=dag)
-extract_task = PythonOperator(task_id="extract", python_callable=extract, provide_context=True, dag=dag)
+extract_task = PythonOperator(
+    task_id="extract",
+    python_callable=extract,
+    provide_context=True,
+    on_failure_callback=notify_failure,
+    dag=dag,
+)
+
+
+def explode():
+    raise ValueError("the source is broken")
+
+
+flaky = PythonOperator(task_id="flaky", python_callable=explode, retries=0, on_failure_callback=notify_failure, dag=dag)
 branch = BranchPythonOperator(task_id="branch", python_callable=choose, dag=dag)
 large = BashOperator(task_id="process_large", bash_command="echo large {{ ds }}", dag=dag)
 small = BashOperator(task_id="process_small", bash_command="echo small", dag=dag)

@@ -1,0 +1,3 @@
+# airflow dag that never finishes importing
+while True:
+    pass

@@ -1,0 +1,5 @@
+from airflow import DAG
+
+with DAG("bad_syntax") as dag:
+    x = (1,
+    y = 2

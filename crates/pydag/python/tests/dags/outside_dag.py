@@ -1,0 +1,3 @@
+from airflow.operators.empty import EmptyOperator
+
+EmptyOperator(task_id="lonely")
