@@ -13,6 +13,7 @@ mod operators;
 mod pools;
 mod postgres;
 mod python_clients;
+mod python_dags;
 mod secrets;
 mod smtp;
 mod standalone;

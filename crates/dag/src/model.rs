@@ -43,6 +43,11 @@ pub struct Dag {
     pub groups: Vec<Group>,
     /// Path of the file the DAG came from, as found in the DAGs folder.
     pub fileloc: String,
+    /// The text of the Airflow Python file that defined the DAG, kept with the version so a
+    /// worker without the DAGs folder can load it to run its `airflow` tasks. `Some` also
+    /// means the DAG follows Airflow's semantics where dag-format.md differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_source: Option<String>,
 }
 
 /// When runs are made.
@@ -145,11 +150,14 @@ pub enum TaskKind {
     Email { spec: EmailSpec },
     /// A run of another DAG, optionally waited for.
     TriggerDag { spec: TriggerDagSpec },
+    /// An operator of an Airflow Python DAG file, run by loading the file in Python and
+    /// calling the operator's `execute` (or its callable) with the task context.
+    Airflow(AirflowTask),
 }
 
 impl TaskKind {
     /// The operator name shown to users, after Airflow's operator classes.
-    pub fn operator(&self) -> &'static str {
+    pub fn operator(&self) -> &str {
         match self {
             TaskKind::Bash { .. } => "BashOperator",
             TaskKind::Python(_) => "PythonOperator",
@@ -167,6 +175,7 @@ impl TaskKind {
             TaskKind::Sql { .. } => "SQLExecuteQueryOperator",
             TaskKind::Email { .. } => "EmailOperator",
             TaskKind::TriggerDag { .. } => "TriggerDagRunOperator",
+            TaskKind::Airflow(task) => &task.operator,
         }
     }
 
@@ -190,11 +199,26 @@ pub struct PythonTask {
     pub interpreter: String,
 }
 
+/// A task of an Airflow Python DAG that runs in Python.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AirflowTask {
+    /// The operator's class name, shown to users (`PythonOperator`, `_PythonDecoratedOperator`,
+    /// a user's own subclass…).
+    pub operator: String,
+    /// The operator's template fields that hold Jinja, as JSON: rendered by the worker before
+    /// the try and set on the operator in Python.
+    pub fields: BTreeMap<String, Value>,
+}
+
 /// One `switch` case: `if` is an expression (no braces); `None` means `else`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SwitchCase {
     pub condition: Option<String>,
     pub then: Vec<String>,
+    /// `then` was written as one id (a string): the switch's `return_value` is that id, not a
+    /// list of one.
+    #[serde(default)]
+    pub single: bool,
 }
 
 impl Dag {

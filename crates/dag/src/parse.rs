@@ -5,7 +5,10 @@ use std::fmt;
 mod check;
 mod dag;
 mod node;
+mod python;
 mod task;
+
+pub use python::dag_from_python;
 
 use crate::model::Dag;
 use check::Problems;

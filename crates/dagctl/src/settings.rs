@@ -26,6 +26,10 @@ pub struct RawCore {
     pub dags_folder: Option<String>,
     pub max_map_length: Option<u64>,
     pub fernet_key: Option<String>,
+    /// The interpreter for Airflow Python DAG files (default `python3`).
+    pub python: Option<String>,
+    /// Longest one Python DAG file's import may take (default 30s).
+    pub dagbag_import_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -124,6 +128,8 @@ pub struct Settings {
     pub scheduler_poll_interval: Duration,
     pub zombie_threshold: Duration,
     pub max_map_length: usize,
+    /// `core.python` and `core.dagbag_import_timeout`.
+    pub python: pydag::PythonSettings,
     pub worker_concurrency: usize,
     pub worker_queues: Vec<String>,
     pub worker_log_cap_bytes: u64,
@@ -291,6 +297,18 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
             .map_or(dag::mapping::DEFAULT_MAX_MAP_LENGTH, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
+        python: pydag::PythonSettings {
+            interpreter: raw
+                .core
+                .python
+                .clone()
+                .unwrap_or_else(|| "python3".to_string()),
+            import_timeout: duration(
+                &raw.core.dagbag_import_timeout,
+                "core.dagbag_import_timeout",
+                Duration::from_secs(30),
+            )?,
+        },
         worker_concurrency: concurrency,
         worker_queues,
         worker_log_cap_bytes: raw.worker.log_cap_bytes.unwrap_or(16 * 1024 * 1024),

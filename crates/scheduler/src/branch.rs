@@ -68,11 +68,12 @@ pub fn followed(
     Ok(set)
 }
 
-/// Evaluate a `switch`: the `then` of the first case whose `if` is true (or the `else`).
-pub fn evaluate_switch(
-    cases: &[SwitchCase],
+/// Evaluate a `switch`: the first case whose `if` is true (or the `else`), `None` when none
+/// holds.
+pub fn evaluate_switch<'c>(
+    cases: &'c [SwitchCase],
     context: &template::TemplateContext,
-) -> Result<Vec<String>, String> {
+) -> Result<Option<&'c SwitchCase>, String> {
     for case in cases {
         let taken = match &case.condition {
             None => true,
@@ -82,10 +83,10 @@ pub fn evaluate_switch(
             ),
         };
         if taken {
-            return Ok(case.then.clone());
+            return Ok(Some(case));
         }
     }
-    Ok(Vec::new())
+    Ok(None)
 }
 
 /// Python's truthiness, which Airflow users expect of conditions.

@@ -3,11 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use dag::parse::MAX_FILE_BYTES;
+use pydag::{PythonImporter, PythonSettings};
 use sha2::{Digest, Sha256};
-use store::{Catalog, StoreError};
+use store::secrets::Vault;
+use store::{Admin, Store, StoreError};
 
 /// What one pass over the folder did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,8 +27,8 @@ pub struct ProcessReport {
 #[derive(Debug, Clone)]
 struct FileState {
     hash: String,
-    /// The DAG the file defines, if it parsed.
-    dag_id: Option<String>,
+    /// The DAGs the file defines, as of its last good parse (a Python file may define many).
+    dag_ids: Vec<String>,
 }
 
 /// The DAGs folder and what its files held when last processed.
@@ -34,6 +37,24 @@ pub struct DagFolder {
     root: PathBuf,
     files: BTreeMap<PathBuf, FileState>,
     first_pass_done: bool,
+    python: PythonLoader,
+}
+
+/// What importing Python DAG files needs: the importer (started on the first `.py` file),
+/// and the vault that opens Updraft's variables for `Variable.get` at import time.
+#[derive(Debug)]
+pub struct PythonLoader {
+    settings: PythonSettings,
+    vault: Arc<Vault>,
+    importer: OnceLock<Result<Arc<PythonImporter>, String>>,
+}
+
+/// A new or changed file, read in this pass.
+struct Changed {
+    path: PathBuf,
+    name: String,
+    bytes: Vec<u8>,
+    hash: String,
 }
 
 impl DagFolder {
@@ -42,48 +63,33 @@ impl DagFolder {
             root: root.into(),
             files: BTreeMap::new(),
             first_pass_done: false,
+            python: PythonLoader::new(PythonSettings::default(), Arc::new(Vault::clear())),
         }
+    }
+
+    /// Import Python DAG files with these settings, opening variables with `vault`.
+    pub fn with_python(mut self, settings: PythonSettings, vault: Arc<Vault>) -> Self {
+        self.python = PythonLoader::new(settings, vault);
+        self
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// DAG files in the folder, sorted: `*.yaml`, `*.yml`, `*.json`, recursively, skipping
-    /// names that start with `.` or `_` and paths matched by `.dagignore`.
+    /// DAG files in the folder, sorted: `*.yaml`, `*.yml`, `*.json` and `*.py`, recursively,
+    /// skipping names that start with `.` or `_` and paths matched by `.dagignore`. (A `.py`
+    /// file is a DAG file only if it passes [`pydag::looks_like_dag_file`].)
     pub fn list_files(&self) -> Vec<PathBuf> {
-        let walker = ignore::WalkBuilder::new(&self.root)
-            .hidden(true)
-            .git_ignore(false)
-            .git_global(false)
-            .git_exclude(false)
-            .ignore(false)
-            .parents(false)
-            .add_custom_ignore_filename(".dagignore")
-            .filter_entry(|entry| {
-                entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('_')
-            })
-            .build();
-        let mut files: Vec<PathBuf> = walker
-            .filter_map(Result::ok)
-            .filter(|entry| entry.file_type().is_some_and(|t| t.is_file()))
-            .map(ignore::DirEntry::into_path)
-            .filter(|path| {
-                matches!(
-                    path.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml" | "json")
-                )
-            })
-            .collect();
-        files.sort();
-        files
+        list_dag_files(&self.root)
     }
 
     /// One pass: parse new and changed files, record import errors, deactivate DAGs whose
-    /// file is gone. A broken file never stops the pass.
+    /// file is gone. A broken file never stops the pass; Python files are imported
+    /// concurrently.
     pub async fn process(
         &mut self,
-        store: &dyn Catalog,
+        store: &dyn Store,
         now: DateTime<Utc>,
     ) -> Result<ProcessReport, StoreError> {
         let mut report = ProcessReport::default();
@@ -97,31 +103,30 @@ impl DagFolder {
             .cloned()
             .collect();
         for path in gone {
-            if let Some(FileState {
-                dag_id: Some(dag_id),
-                ..
-            }) = self.files.remove(&path)
-            {
-                report.deactivated.push(dag_id);
+            if let Some(state) = self.files.remove(&path) {
+                report.deactivated.extend(state.dag_ids);
             }
             store.clear_import_error(&display(&path)).await?;
         }
 
-        // Which file owns which dag_id, so that a duplicate is an error on the later file.
-        let mut owners: HashMap<String, PathBuf> = self
-            .files
-            .iter()
-            .filter_map(|(path, state)| state.dag_id.clone().map(|id| (id, path.clone())))
-            .collect();
-
+        let mut changed = Vec::new();
         for path in present {
             let name = display(&path);
             let read = {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || read_dag_file(&path)).await
             };
-            let (bytes, hash) = match read.unwrap_or_else(|e| Err(format!("{name}:1:1: {e}"))) {
-                Ok(read) => read,
+            match read.unwrap_or_else(|e| Err(format!("{name}:1:1: {e}"))) {
+                Ok((bytes, hash)) => {
+                    if self.files.get(&path).is_none_or(|s| s.hash != hash) {
+                        changed.push(Changed {
+                            path,
+                            name,
+                            bytes,
+                            hash,
+                        });
+                    }
+                }
                 Err(message) => {
                     // An unreadable (or oversized) file is reported once, not on every pass:
                     // its "version" is the error itself until the file changes.
@@ -129,50 +134,75 @@ impl DagFolder {
                     if self.files.get(&path).is_none_or(|s| s.hash != hash) {
                         store.record_import_error(&name, &message, now).await?;
                         report.errors.push(name);
-                        let dag_id = self.files.get(&path).and_then(|s| s.dag_id.clone());
-                        self.files.insert(path, FileState { hash, dag_id });
+                        self.keep_last_good(path, hash);
                     }
-                    continue;
                 }
-            };
-            if self.files.get(&path).is_some_and(|s| s.hash == hash) {
-                continue;
             }
-            let parsed = dag::parse_dag_bytes(&name, &bytes).map_err(|e| e.to_string());
-            let parsed = parsed.and_then(|dag| match owners.get(&dag.dag_id) {
-                Some(owner) if owner != &path => Err(format!(
-                    "{name}:1:1: dag_id '{}' is already defined in {}",
-                    dag.dag_id,
-                    display(owner)
-                )),
-                _ => Ok(dag),
+        }
+        let parsed = self.parse_all(store, &changed).await?;
+
+        // Which file owns which dag_id, so that a duplicate is an error on the later file.
+        let mut owners: HashMap<String, PathBuf> = self
+            .files
+            .iter()
+            .flat_map(|(path, state)| state.dag_ids.iter().map(|id| (id.clone(), path.clone())))
+            .collect();
+
+        for (file, parsed) in changed.into_iter().zip(parsed) {
+            let Changed {
+                path, name, hash, ..
+            } = file;
+            let parsed = parsed.and_then(|dags| {
+                for dag in &dags {
+                    match owners.get(&dag.dag_id) {
+                        Some(owner) if owner != &path => {
+                            return Err(format!(
+                                "{name}:1:1: dag_id '{}' is already defined in {}",
+                                dag.dag_id,
+                                display(owner)
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(twice) = dags
+                    .iter()
+                    .enumerate()
+                    .find(|(i, d)| dags[..*i].iter().any(|e| e.dag_id == d.dag_id))
+                {
+                    return Err(format!(
+                        "{name}:1:1: dag_id '{}' is defined twice in this file",
+                        twice.1.dag_id
+                    ));
+                }
+                Ok(dags)
             });
             match parsed {
-                Ok(dag) => {
-                    let previous = self.files.get(&path).and_then(|s| s.dag_id.clone());
-                    if let Some(old) = previous.filter(|old| old != &dag.dag_id) {
+                Ok(dags) => {
+                    let ids: Vec<String> = dags.iter().map(|d| d.dag_id.clone()).collect();
+                    let previous = self
+                        .files
+                        .get(&path)
+                        .map(|s| s.dag_ids.clone())
+                        .unwrap_or_default();
+                    for old in previous.into_iter().filter(|old| !ids.contains(old)) {
                         owners.remove(&old);
                         report.deactivated.push(old);
                     }
-                    store.sync_dag(&dag, &hash, now).await?;
+                    for dag in &dags {
+                        store.sync_dag(dag, &hash, now).await?;
+                        owners.insert(dag.dag_id.clone(), path.clone());
+                        report.synced.push(dag.dag_id.clone());
+                    }
                     store.clear_import_error(&name).await?;
-                    owners.insert(dag.dag_id.clone(), path.clone());
-                    report.synced.push(dag.dag_id.clone());
-                    self.files.insert(
-                        path,
-                        FileState {
-                            hash,
-                            dag_id: Some(dag.dag_id),
-                        },
-                    );
+                    self.files.insert(path, FileState { hash, dag_ids: ids });
                 }
                 Err(message) => {
                     // The DAG keeps its last good version, as in Airflow: a typo in a file
                     // shows as an import error and does not stop the DAG's schedule.
                     store.record_import_error(&name, &message, now).await?;
                     report.errors.push(name);
-                    let dag_id = self.files.get(&path).and_then(|s| s.dag_id.clone());
-                    self.files.insert(path, FileState { hash, dag_id });
+                    self.keep_last_good(path, hash);
                 }
             }
         }
@@ -197,6 +227,147 @@ impl DagFolder {
         }
         Ok(report)
     }
+
+    /// Remember a broken file's hash, keeping the DAGs of its last good parse.
+    fn keep_last_good(&mut self, path: PathBuf, hash: String) {
+        let dag_ids = self
+            .files
+            .get(&path)
+            .map(|s| s.dag_ids.clone())
+            .unwrap_or_default();
+        self.files.insert(path, FileState { hash, dag_ids });
+    }
+
+    /// Parse every changed file, Python files all at once. One result per file, in order;
+    /// an error is the file's import error text.
+    async fn parse_all(
+        &self,
+        store: &dyn Store,
+        changed: &[Changed],
+    ) -> Result<Vec<Result<Vec<dag::Dag>, String>>, StoreError> {
+        let variables = if changed.iter().any(|f| is_python(&f.path)) {
+            self.python.variables(store).await?
+        } else {
+            BTreeMap::new()
+        };
+        let parses = changed
+            .iter()
+            .map(|f| parse_dag_file(&f.path, &f.bytes, &self.root, &self.python, &variables));
+        Ok(futures::future::join_all(parses).await)
+    }
+}
+
+impl PythonLoader {
+    pub fn new(settings: PythonSettings, vault: Arc<Vault>) -> Self {
+        PythonLoader {
+            settings,
+            vault,
+            importer: OnceLock::new(),
+        }
+    }
+
+    /// The importer, prepared on first use.
+    fn importer(&self) -> Result<&PythonImporter, &str> {
+        self.importer
+            .get_or_init(|| {
+                PythonImporter::new(&self.settings)
+                    .map(Arc::new)
+                    .map_err(|e| format!("could not prepare the Python importer: {e}"))
+            })
+            .as_ref()
+            .map(|importer| importer.as_ref())
+            .map_err(String::as_str)
+    }
+
+    /// Updraft's variables as stored text, for `Variable.get` at import time. One that cannot
+    /// be opened is left out (an import reading it then fails naming it).
+    pub async fn variables(
+        &self,
+        store: &dyn Admin,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut variables = BTreeMap::new();
+        for record in store.list_variables().await? {
+            if let Ok(value) = self.vault.open_variable(&record) {
+                variables.insert(record.key.clone(), value);
+            }
+        }
+        Ok(variables)
+    }
+}
+
+/// Parse one DAG file's bytes into the DAGs it defines: YAML and JSON in place, Python files
+/// (those that pass Airflow's safe-mode check; others define none) through the importer.
+/// `dags_folder` goes on the Python path, as in Airflow. The error is the import error text.
+pub async fn parse_dag_file(
+    path: &Path,
+    bytes: &[u8],
+    dags_folder: &Path,
+    python: &PythonLoader,
+    variables: &BTreeMap<String, String>,
+) -> Result<Vec<dag::Dag>, String> {
+    let name = display(path);
+    if !is_python(path) {
+        return dag::parse_dag_bytes(&name, bytes)
+            .map(|dag| vec![dag])
+            .map_err(|e| e.to_string());
+    }
+    if !pydag::looks_like_dag_file(bytes) {
+        return Ok(Vec::new());
+    }
+    let importer = python
+        .importer()
+        .map_err(|reason| format!("{name}:1:1: {reason}"))?;
+    let docs = importer
+        .import(path, dags_folder, variables)
+        .await
+        .map_err(|failure| failure.located(&name))?;
+    let source = String::from_utf8_lossy(bytes);
+    let mut dags = Vec::with_capacity(docs.len());
+    let mut errors = Vec::new();
+    for doc in &docs {
+        match dag::dag_from_python(&name, doc, &source) {
+            Ok(dag) => dags.push(dag),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(dags)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Every DAG file under `root` (see [`DagFolder::list_files`]).
+pub fn list_dag_files(root: &Path) -> Vec<PathBuf> {
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(true)
+        .git_ignore(false)
+        .git_global(false)
+        .git_exclude(false)
+        .ignore(false)
+        .parents(false)
+        .add_custom_ignore_filename(".dagignore")
+        .filter_entry(|entry| {
+            entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('_')
+        })
+        .build();
+    let mut files: Vec<PathBuf> = walker
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_some_and(|t| t.is_file()))
+        .map(ignore::DirEntry::into_path)
+        .filter(|path| {
+            matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json" | "py")
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn is_python(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "py")
 }
 
 /// Read a DAG file and its version (the hash of its bytes), refusing one over the size limit
@@ -216,12 +387,19 @@ pub fn read_dag_file(path: &Path) -> Result<(Vec<u8>, String), String> {
     Ok((bytes, version))
 }
 
-/// Read and parse one DAG file: the DAG and its version, or every problem in it.
-pub fn load_dag_file(path: &Path) -> Result<(dag::Dag, String), String> {
-    let (bytes, version) = read_dag_file(path)?;
-    dag::parse_dag_bytes(&display(path), &bytes)
-        .map(|dag| (dag, version))
-        .map_err(|e| e.to_string())
+/// Read and parse one DAG file: the DAGs it defines and its version, or every problem in it.
+pub async fn load_dag_file(
+    path: &Path,
+    dags_folder: &Path,
+    python: &PythonLoader,
+    variables: &BTreeMap<String, String>,
+) -> Result<(Vec<dag::Dag>, String), String> {
+    let owned = path.to_path_buf();
+    let (bytes, version) = tokio::task::spawn_blocking(move || read_dag_file(&owned))
+        .await
+        .map_err(|e| format!("{}:1:1: {e}", display(path)))??;
+    let dags = parse_dag_file(path, &bytes, dags_folder, python, variables).await?;
+    Ok((dags, version))
 }
 
 fn display(path: &Path) -> String {

@@ -231,17 +231,23 @@ pub fn decide(graph: &DagGraph, snapshot: &RunSnapshot, inputs: &Inputs<'_>) -> 
                             continue;
                         };
                         let context = context_for(task_id);
-                        let choice = branch::evaluate_switch(cases, &context).and_then(|ids| {
-                            branch::followed(graph, task_id, &ids).map(|set| (ids, set))
+                        let choice = branch::evaluate_switch(cases, &context).and_then(|case| {
+                            let ids = case.map(|c| c.then.clone()).unwrap_or_default();
+                            // One id written as a string stays a string; a list stays a list.
+                            let value = match case {
+                                Some(c) if c.single && ids.len() == 1 => serde_json::json!(ids[0]),
+                                _ => serde_json::json!(ids),
+                            };
+                            branch::followed(graph, task_id, &ids).map(|set| (value, set))
                         });
                         match choice {
-                            Ok((ids, set)) => {
+                            Ok((value, set)) => {
                                 followed.insert(task_id.to_string(), set);
                                 decision.xcoms.push(DecidedXcom {
                                     task_id: task_id.to_string(),
                                     map_index: tis[i].map_index,
                                     key: "return_value".into(),
-                                    value: serde_json::json!(ids),
+                                    value,
                                 });
                                 TaskState::Success
                             }

@@ -14,6 +14,7 @@ use dag::schedule;
 use dag::{RunState, RunType, Schedule, TaskKind, TaskState};
 use hooks::callbacks::{self, TryInfo, TryMoment};
 use hooks::notify::NotifySettings;
+use pydag::PythonSettings;
 use store::secrets::{Connection, TemplateSecrets, Vault, load_template_secrets};
 use store::{
     Finish, LogLine, LogStream, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
@@ -54,6 +55,8 @@ pub struct SchedulerConfig {
     /// SMTP server, log-link base URL and action timeout for DAG-run notifications and the
     /// notifications of tries the scheduler fails itself (zombies).
     pub notify: NotifySettings,
+    /// How the folder's Python DAG files are imported.
+    pub python: PythonSettings,
 }
 
 impl SchedulerConfig {
@@ -70,7 +73,13 @@ impl SchedulerConfig {
             vault: Arc::new(Vault::clear()),
             env_connections: Vec::new(),
             notify: NotifySettings::default(),
+            python: PythonSettings::default(),
         }
+    }
+
+    pub fn with_python(mut self, python: PythonSettings) -> Self {
+        self.python = python;
+        self
     }
 
     pub fn with_notify(mut self, notify: NotifySettings) -> Self {
@@ -206,7 +215,9 @@ impl Scheduler {
             (Some(folder), true) => watch(folder, folder_changed.clone()),
             _ => None,
         };
-        let mut folder = self.config.dags_folder.clone().map(DagFolder::new);
+        let mut folder = self.config.dags_folder.clone().map(|root| {
+            DagFolder::new(root).with_python(self.config.python.clone(), self.config.vault.clone())
+        });
         let mut dirty: BTreeSet<i64> = BTreeSet::new();
         let mut next_rescan = Utc::now();
         let mut next_poll = Utc::now();

@@ -148,6 +148,7 @@ pub fn chain_dag(dag_id: &str, tasks: &[&str]) -> Dag {
         tasks,
         groups: Vec::new(),
         fileloc: format!("dags/{dag_id}.yaml"),
+        python_source: None,
     }
 }
 

@@ -56,6 +56,9 @@ pub(crate) enum CommandError {
         #[source]
         source: std::io::Error,
     },
+    /// Something the process needs could not be set up (the message says what).
+    #[error("{0}")]
+    Prepare(String),
     /// The program could not be started.
     #[error("could not start {program}: {source}")]
     Spawn {

@@ -29,6 +29,8 @@ pub struct WorkerConfig {
     pub env_connections: Vec<store::secrets::Connection>,
     /// SMTP server, log-link base URL and action timeout for `email` tasks and notifications.
     pub notify: hooks::notify::NotifySettings,
+    /// The interpreter that runs the tasks of Airflow Python DAG files.
+    pub python: pydag::PythonSettings,
 }
 
 impl WorkerConfig {
@@ -51,7 +53,13 @@ impl WorkerConfig {
             vault: std::sync::Arc::new(store::secrets::Vault::clear()),
             env_connections: Vec::new(),
             notify: hooks::notify::NotifySettings::default(),
+            python: pydag::PythonSettings::default(),
         }
+    }
+
+    pub fn with_python(mut self, python: pydag::PythonSettings) -> Self {
+        self.python = python;
+        self
     }
 
     pub fn with_notify(mut self, notify: hooks::notify::NotifySettings) -> Self {

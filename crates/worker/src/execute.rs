@@ -158,6 +158,7 @@ async fn dispatch(
         | TaskKind::Email { .. }
         | TaskKind::TriggerDag { .. } => kind::operators::run(&attempt).await,
         TaskKind::Sensor(sensor) => kind::sensor::run(&attempt, sensor).await,
+        TaskKind::Airflow(spec) => kind::airflow::run(&attempt, spec).await,
         TaskKind::Empty => {
             log.system("empty task: nothing to run").await;
             Ran::only(Outcome::Success)

@@ -141,7 +141,7 @@ pub struct TaskNode {
     pub label: String,
     /// The innermost group holding the task.
     pub group_id: Option<String>,
-    pub operator: &'static str,
+    pub operator: String,
     pub is_mapped: bool,
     pub trigger_rule: &'static str,
     pub upstream: Vec<String>,
@@ -187,7 +187,7 @@ fn structure_of(dag: &Dag, version: &str) -> Structure {
             task_id: t.task_id.clone(),
             label: last_segment(&t.task_id).to_string(),
             group_id: parent_of(&t.task_id, |id| dag.groups.iter().any(|g| g.group_id == id)),
-            operator: t.kind.operator(),
+            operator: t.kind.operator().to_string(),
             is_mapped: t.expand.is_some(),
             trigger_rule: t.trigger_rule.as_str(),
             upstream: t.upstream.clone(),

@@ -240,6 +240,7 @@ pub(crate) fn build(p: &mut Problems, path: &str, root: &Node) -> Option<Dag> {
         tasks: tree.tasks.into_iter().map(|t| t.task).collect(),
         groups: tree.groups,
         fileloc: path.to_string(),
+        python_source: None,
     })
 }
 

@@ -632,6 +632,7 @@ fn parse_switch(
             cases.push(SwitchCase {
                 condition: None,
                 then: named.iter().map(|(s, _)| s.clone()).collect(),
+                single: otherwise.as_str().is_some(),
             });
             targets.push(named);
             continue;
@@ -659,6 +660,7 @@ fn parse_switch(
         cases.push(SwitchCase {
             condition: Some(condition.unwrap_or_default()),
             then: named.iter().map(|(s, _)| s.clone()).collect(),
+            single: case.get("then").is_some_and(|v| v.as_str().is_some()),
         });
         targets.push(named);
     }

@@ -34,7 +34,7 @@ pub const RUN_COLUMNS: &[&str] = &[
 
 pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Result<ExitCode> {
     match command {
-        DagsCommand::Validate { paths } => return local_run::validate(&settings, paths),
+        DagsCommand::Validate { paths } => return local_run::validate(&settings, paths).await,
         DagsCommand::Test {
             dag_id,
             logical_date,

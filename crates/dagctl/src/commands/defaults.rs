@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use dag::Dag;
 use scheduler::DagFolder;
-use scheduler::dag_folder::load_dag_file;
+use scheduler::dag_folder::read_dag_file;
 use serde_json::Value;
 use store::Admin;
 use store::secrets::{Connection, Vault};
@@ -186,14 +186,19 @@ async fn defined(store: &dyn Admin, env: &[Connection], needed: &Needed) -> Resu
     })
 }
 
-/// The names of every DAG in the folder that parses (broken files are the scheduler's to
-/// report).
+/// The names of every YAML or JSON DAG in the folder that parses (broken files are the
+/// scheduler's to report; Python files are left to the scheduler, whose import they would
+/// cost here).
 fn folder_names(dags_folder: &Path) -> Vec<(String, Names)> {
     DagFolder::new(dags_folder)
         .list_files()
         .iter()
-        .filter_map(|file| load_dag_file(file).ok())
-        .map(|(dag, _)| {
+        .filter(|file| file.extension().is_none_or(|e| e != "py"))
+        .filter_map(|file| {
+            let (bytes, _) = read_dag_file(file).ok()?;
+            dag::parse_dag_bytes(&file.display().to_string(), &bytes).ok()
+        })
+        .map(|dag| {
             let names = Names::of(&dag);
             (dag.dag_id, names)
         })

@@ -72,7 +72,8 @@ pub fn scheduler_config(
         .with_rescan_interval(settings.scheduler_rescan_interval)
         .with_poll_interval(settings.scheduler_poll_interval)
         .with_zombie_threshold(settings.zombie_threshold)
-        .with_max_map_length(settings.max_map_length))
+        .with_max_map_length(settings.max_map_length)
+        .with_python(settings.python.clone()))
 }
 
 /// The worker settings from configuration.
@@ -85,7 +86,8 @@ pub fn worker_config(settings: &Settings) -> Result<WorkerConfig> {
         .with_concurrency(settings.worker_concurrency)
         .with_log_cap_bytes(settings.worker_log_cap_bytes)
         .with_kill_grace(settings.worker_kill_grace)
-        .with_heartbeat_interval(settings.worker_heartbeat_interval))
+        .with_heartbeat_interval(settings.worker_heartbeat_interval)
+        .with_python(settings.python.clone()))
 }
 
 /// Wait until the run is finished, woken by store events (with a slow poll as safety net).

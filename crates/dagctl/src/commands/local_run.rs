@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
 use dag::{Dag, RunState, TaskState};
-use scheduler::dag_folder::load_dag_file;
+use scheduler::dag_folder::{PythonLoader, load_dag_file};
 use scheduler::{DagFolder, TriggerRequest};
 use serde_json::{Value, json};
 use store::{RunDecision, SnapshotXcoms, Store, StoreEvent, Transition};
@@ -25,35 +25,44 @@ use crate::output::{Format, print_rows};
 use crate::settings::Settings;
 
 /// Parse every file under the given paths (default: the DAGs folder).
-pub fn validate(settings: &Settings, paths: Vec<PathBuf>) -> Result<ExitCode> {
+pub async fn validate(settings: &Settings, paths: Vec<PathBuf>) -> Result<ExitCode> {
     let paths = if paths.is_empty() {
         vec![settings.dags_folder.clone()]
     } else {
         paths
     };
+    let loader = Loader::new(settings).await?;
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            files.extend(DagFolder::new(&path).list_files());
+            files.extend(
+                DagFolder::new(&path)
+                    .list_files()
+                    .into_iter()
+                    .map(|f| (f, path.clone())),
+            );
         } else {
-            files.push(path);
+            let folder = path.parent().map(PathBuf::from).unwrap_or_default();
+            files.push((path, folder));
         }
     }
     let mut failed = 0usize;
     let mut owners: HashMap<String, PathBuf> = HashMap::new();
-    for file in &files {
-        match load_dag_file(file) {
-            Ok((dag, _)) => {
-                if let Some(other) = owners.get(&dag.dag_id) {
-                    println!(
-                        "{}:1:1: dag_id '{}' is already defined in {}",
-                        file.display(),
-                        dag.dag_id,
-                        other.display()
-                    );
-                    failed += 1;
-                } else {
-                    owners.insert(dag.dag_id.clone(), file.clone());
+    for (file, folder) in &files {
+        match loader.load(file, folder).await {
+            Ok((dags, _)) => {
+                for dag in dags {
+                    if let Some(other) = owners.get(&dag.dag_id) {
+                        println!(
+                            "{}:1:1: dag_id '{}' is already defined in {}",
+                            file.display(),
+                            dag.dag_id,
+                            other.display()
+                        );
+                        failed += 1;
+                    } else {
+                        owners.insert(dag.dag_id.clone(), file.clone());
+                    }
                 }
             }
             Err(message) => {
@@ -71,16 +80,48 @@ pub fn validate(settings: &Settings, paths: Vec<PathBuf>) -> Result<ExitCode> {
     }
 }
 
+/// Loads DAG files as the scheduler does, Python ones with the configured database's
+/// variables (when there is one) for `Variable.get` at import time.
+struct Loader {
+    python: PythonLoader,
+    variables: BTreeMap<String, String>,
+}
+
+impl Loader {
+    async fn new(settings: &Settings) -> Result<Loader> {
+        let python = PythonLoader::new(settings.python.clone(), settings.vault()?);
+        let variables = match backend::open_existing(&settings.database_url).await? {
+            Some(store) => python.variables(store.as_ref()).await?,
+            None => BTreeMap::new(),
+        };
+        Ok(Loader { python, variables })
+    }
+
+    async fn load(
+        &self,
+        file: &std::path::Path,
+        dags_folder: &std::path::Path,
+    ) -> Result<(Vec<Dag>, String), String> {
+        load_dag_file(file, dags_folder, &self.python, &self.variables).await
+    }
+}
+
 /// Find the file in the DAGs folder that defines `dag_id`.
-pub fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
+pub async fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)> {
+    let loader = Loader::new(settings).await?;
     let files = DagFolder::new(&settings.dags_folder).list_files();
     let mut broken = Vec::new();
     for file in files {
-        match load_dag_file(&file) {
-            Ok((dag, hash)) if dag.dag_id == dag_id => return Ok((dag, hash)),
-            Ok(_) => {}
+        match loader.load(&file, &settings.dags_folder).await {
+            Ok((dags, hash)) => {
+                if let Some(dag) = dags.into_iter().find(|d| d.dag_id == dag_id) {
+                    return Ok((dag, hash));
+                }
+            }
             Err(message) => {
-                if file.file_stem().is_some_and(|s| s == dag_id) {
+                // A broken Python file may be the one that defines it: any may hold any id.
+                let python = file.extension().is_some_and(|e| e == "py");
+                if python || file.file_stem().is_some_and(|s| s == dag_id) {
                     broken.push(message);
                 }
             }
@@ -111,7 +152,7 @@ pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result
         }
         synced.push(dag_id.clone());
         // A target that is missing or broken fails its trigger_dag task, with the reason.
-        if let Ok((target, target_hash)) = find_dag(settings, &dag_id) {
+        if let Ok((target, target_hash)) = Box::pin(find_dag(settings, &dag_id)).await {
             store.sync_dag(&target, &target_hash, Utc::now()).await?;
             store.unpause_dag(&target.dag_id).await?;
             pending.extend(triggered_dag_ids(&target));
@@ -152,7 +193,7 @@ pub async fn dags_test(
     conf: Option<&str>,
     format: Format,
 ) -> Result<ExitCode> {
-    let (dag, hash) = find_dag(settings, dag_id)?;
+    let (dag, hash) = find_dag(settings, dag_id).await?;
     let store = scratch_store(settings, &dag, &hash).await?;
     for hint in defaults::missing_hints(&dag, &*store, &settings.env_connections).await? {
         eprintln!("{hint}");
@@ -287,7 +328,7 @@ pub async fn tasks_test(
     logical_date: Option<&str>,
     format: Format,
 ) -> Result<ExitCode> {
-    let (dag, hash) = find_dag(settings, dag_id)?;
+    let (dag, hash) = find_dag(settings, dag_id).await?;
     if dag.task(task_id).is_none() {
         return Err(anyhow!("task '{task_id}' not found in DAG '{dag_id}'"));
     }

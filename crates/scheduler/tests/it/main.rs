@@ -326,7 +326,8 @@ tasks:
         };
         async move { store.get_xcom(&key).await.expect("xcom") }
     };
-    assert_eq!(xcom("route").await, Some(serde_json::json!(["many"])));
+    // `then: many` names one id, so the choice is that id; `then: [many]` would be a list.
+    assert_eq!(xcom("route").await, Some(serde_json::json!("many")));
     assert_eq!(
         xcom("join").await,
         Some(serde_json::json!("item-1,item-2,item-3"))

@@ -3,6 +3,7 @@
 //! `crate::command`, or a client from `hooks`) and reports the outcome and XComs; the
 //! dispatcher (`crate::execute`) turns that into the try's end.
 
+pub(crate) mod airflow;
 pub(crate) mod operators;
 pub(crate) mod process;
 pub(crate) mod sensor;

@@ -76,14 +76,38 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
     };
 
     let exited = command::run(attempt, &workspace, &spec).await;
+    let returned = match python {
+        None => ReturnValue::LastStdoutLine,
+        Some(_) => ReturnValue::ResultFile,
+    };
+    collect(attempt, &workspace, exited, returned).await
+}
+
+/// Where a finished process's `return_value` comes from.
+pub(super) enum ReturnValue {
+    /// bash: the last line it printed.
+    LastStdoutLine,
+    /// Python: the JSON the runner wrote to the try's result file.
+    ResultFile,
+}
+
+/// Turn a finished process into the try's outcome and XComs, adding its `return_value`
+/// (kept for a branch's choice even when pushing is off).
+pub(super) async fn collect(
+    attempt: &Attempt<'_>,
+    workspace: &Workspace,
+    exited: command::Exited,
+    returned: ReturnValue,
+) -> Ran {
+    let log = attempt.log;
+    let task = attempt.task;
     let mut outcome = exited.outcome;
     let mut xcoms = exited.xcoms;
-    // The branch choice is kept as `return_value` even when pushing is off.
     let wants_return = task.do_xcom_push || task.branch;
     if outcome == Outcome::Success && wants_return {
-        let returned = match python {
-            None => Ok(exited.last_stdout_line.map(Value::String)),
-            Some(_) => xcom::read_result_file(&workspace.result_file()).await,
+        let returned = match returned {
+            ReturnValue::LastStdoutLine => Ok(exited.last_stdout_line.map(Value::String)),
+            ReturnValue::ResultFile => xcom::read_result_file(&workspace.result_file()).await,
         };
         match returned {
             Ok(Some(value)) => {
@@ -178,21 +202,9 @@ fn describe_python(py: &PythonTask) -> String {
     text
 }
 
-/// Write the runner and its spec into the try's folder; returns the interpreter's arguments.
-async fn write_runner(
-    workspace: &Workspace,
-    py: &PythonTask,
-    file: Option<&std::path::Path>,
-    ctx: &TemplateContext,
-) -> Result<Vec<std::ffi::OsString>, CommandError> {
-    let mut kwargs = serde_json::Map::new();
-    for (name, value) in &py.kwargs {
-        let value = render_json(value, ctx).map_err(|source| CommandError::Template {
-            what: format!("kwargs {name}"),
-            source,
-        })?;
-        kwargs.insert(name.clone(), value);
-    }
+/// The `context` and `xcoms` of a Python runner's spec: the template context as JSON, with
+/// the names a mapped instance binds.
+pub(super) fn runner_context(ctx: &TemplateContext) -> (Value, Value) {
     let date = |d: Option<DateTime<Utc>>| d.map(airflow_ts);
     let logical = ctx.logical_date;
     let mut context = json!({
@@ -228,6 +240,26 @@ async fn write_runner(
         .iter()
         .map(|x| json!({"task_id": x.task_id, "map_index": x.map_index, "key": x.key, "value": x.value}))
         .collect();
+    let xcoms = Value::Array(xcoms);
+    (context, xcoms)
+}
+
+/// Write the runner and its spec into the try's folder; returns the interpreter's arguments.
+async fn write_runner(
+    workspace: &Workspace,
+    py: &PythonTask,
+    file: Option<&std::path::Path>,
+    ctx: &TemplateContext,
+) -> Result<Vec<std::ffi::OsString>, CommandError> {
+    let mut kwargs = serde_json::Map::new();
+    for (name, value) in &py.kwargs {
+        let value = render_json(value, ctx).map_err(|source| CommandError::Template {
+            what: format!("kwargs {name}"),
+            source,
+        })?;
+        kwargs.insert(name.clone(), value);
+    }
+    let (context, xcoms) = runner_context(ctx);
     let spec = json!({
         "dag_id": ctx.dag_id,
         "task_id": ctx.task_id,

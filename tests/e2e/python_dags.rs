@@ -1,0 +1,205 @@
+//! Airflow's own Python DAG files, run unchanged: the examples in `dags/airflow/` reach the
+//! final states Airflow gives them through `dagctl dags test` (the real scheduler, worker,
+//! store and Python processes), and broken files are import errors that name file and line
+//! without holding up the good ones.
+
+use serde_json::json;
+
+use crate::harness::Sandbox;
+
+/// `dags test DAG` on a copy of the examples, with `args` added; the JSON result and the logs.
+fn dags_test(dag_id: &str, args: &[&str]) -> (serde_json::Value, String) {
+    let sandbox = Sandbox::with_examples();
+    let mut command = vec!["dags", "test", dag_id, "2024-03-01", "-o", "json"];
+    command.extend(args);
+    let out = sandbox.run(&command);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "dags test {dag_id} failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let result = serde_json::from_slice(&out.stdout).expect("JSON result");
+    (result, stderr)
+}
+
+#[test]
+fn the_airflow_2_sales_etl_waits_for_its_file_and_passes_xcoms() {
+    let (result, logs) = dags_test("airflow_sales_etl", &[]);
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {
+            "generate_sample": "success", "wait_for_sales_file": "success",
+            "extract": "success", "transform": "success", "report": "success"}})
+    );
+    assert!(
+        logs.contains(
+            r#"sales for 2024-03-01: {"orders": 3, "regions": {"north": 15.0, "south": 20.0}}"#
+        ),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_branch_python_operator_follows_one_path_and_the_join_runs() {
+    let (result, logs) = dags_test("airflow_branching", &["--conf", r#"{"rows": 5000}"#]);
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {
+            "check_size": "success", "process_large": "success",
+            "process_small": "skipped", "join": "success"}})
+    );
+    assert!(logs.contains("processing the large batch"), "{logs}");
+    let (result, _) = dags_test("airflow_branching", &[]);
+    assert_eq!(result["tasks"]["process_small"], "success", "{result}");
+    assert_eq!(result["tasks"]["process_large"], "skipped", "{result}");
+}
+
+#[test]
+fn task_groups_keep_their_ids_and_group_to_group_edges() {
+    let (result, _) = dags_test("airflow_task_groups", &[]);
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {
+            "start": "success",
+            "customers.extract": "success", "customers.transform": "success",
+            "orders.extract": "success", "orders.transform": "success",
+            "analytics.join": "success", "analytics.reports.daily": "success",
+            "end": "success"}})
+    );
+}
+
+#[test]
+fn tasks_generated_from_a_variable_at_parse_time() {
+    let (result, logs) = dags_test("airflow_data_sources", &[]);
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {
+            "process_crm": "success", "process_erp": "success", "summary": "success"}})
+    );
+    assert!(logs.contains("processed crm, erp"), "{logs}");
+}
+
+#[test]
+fn a_taskflow_dag_maps_branches_and_passes_values() {
+    let (result, logs) = dags_test("airflow_taskflow", &[]);
+    assert_eq!(result["state"], "success", "{result}");
+    let tasks = &result["tasks"];
+    assert_eq!(tasks["extract"], "success");
+    assert_eq!(tasks["stats"], "success");
+    assert_eq!(tasks["big_or_small"], "success");
+    assert_eq!(tasks["report_big"], "success", "{result}");
+    assert_eq!(tasks["report_small"], "skipped", "{result}");
+    assert!(logs.contains("big batch, doubled: [6, 14, 24]"), "{logs}");
+}
+
+/// `dags validate` on a folder holding these files; its exit status and output.
+fn validate(files: &[(&str, &str)], env: &[(&str, &str)]) -> (bool, String) {
+    let mut sandbox = Sandbox::new();
+    for (key, value) in env {
+        sandbox.set(key, value);
+    }
+    for (name, text) in files {
+        sandbox.write_dag(name, text);
+    }
+    let out = sandbox.run(&["dags", "validate"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+const GOOD: &str = "from airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\
+with DAG('good', schedule=None):\n    EmptyOperator(task_id='a')\n";
+
+#[test]
+fn broken_python_files_are_import_errors_naming_file_and_line() {
+    let files = [
+        ("good.py", GOOD),
+        (
+            "syntax.py",
+            "from airflow import DAG\n\nwith DAG('s') as dag:\n    x = (\n",
+        ),
+        (
+            "unsupported.py",
+            "from airflow import DAG\nfrom airflow.providers.amazon.aws.operators.s3 import S3CreateBucketOperator\n",
+        ),
+        (
+            "raises.py",
+            "from airflow import DAG\n\n\nraise ValueError('no config for this dag')\n",
+        ),
+        (
+            "exits.py",
+            "import sys\nfrom airflow import DAG\nsys.exit(3)\n",
+        ),
+        (
+            "aborts.py",
+            "import os\nfrom airflow import DAG\nos.abort()\n",
+        ),
+        (
+            "chatty.py",
+            "from airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\
+print('x' * 5_000_000)\nwith DAG('chatty', schedule=None):\n    EmptyOperator(task_id='a')\n",
+        ),
+        (
+            "hangs.py",
+            "from airflow import DAG\nwhile True:\n    pass\n",
+        ),
+        (
+            "twice.py",
+            "from airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\
+with DAG('good', schedule=None):\n    EmptyOperator(task_id='b')\n",
+        ),
+        ("helper.py", "def not_a_dag():\n    return 1\n"),
+    ];
+    let (ok, out) = validate(&files, &[("UPDRAFT__CORE__DAGBAG_IMPORT_TIMEOUT", "2s")]);
+    assert!(!ok, "{out}");
+    let line_of = |file: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("/{file}:")) || l.starts_with(&format!("{file}:")))
+            .unwrap_or_else(|| panic!("no error for {file}:\n{out}"))
+            .to_string()
+    };
+    assert!(line_of("syntax.py").contains("syntax.py:4:"), "{out}");
+    let unsupported = line_of("unsupported.py");
+    assert!(unsupported.contains("airflow.providers.amazon"), "{out}");
+    let raises = line_of("raises.py");
+    assert!(
+        raises.contains("raises.py:4:") && raises.contains("no config for this dag"),
+        "{out}"
+    );
+    assert!(line_of("exits.py").contains("sys.exit(3)"), "{out}");
+    assert!(line_of("aborts.py").contains("signal 6"), "{out}");
+    assert!(
+        line_of("hangs.py").contains("dagbag_import_timeout"),
+        "{out}"
+    );
+    let twice = line_of("twice.py");
+    assert!(
+        twice.contains("dag_id 'good' is already defined in") && twice.contains("good.py"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("chatty.py"),
+        "a file that prints a lot is fine: {out}"
+    );
+    assert!(
+        !out.contains("helper.py"),
+        "a file without the words is no DAG file: {out}"
+    );
+    assert!(out.contains("7 of 10 file(s) invalid"), "{out}");
+}
+
+#[test]
+fn the_example_python_dags_validate() {
+    let sandbox = Sandbox::with_examples();
+    let out = sandbox.run(&["dags", "validate", "dags/airflow"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
