@@ -4,19 +4,10 @@
 
 use serde_json::json;
 
-use crate::harness::Sandbox;
+use crate::harness::{Sandbox, dags_test_examples};
 
 fn dags_test(dag_id: &str) -> (serde_json::Value, String) {
-    let sandbox = Sandbox::with_examples();
-    let out = sandbox.run(&["dags", "test", dag_id, "2024-03-01", "-o", "json"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        out.status.success(),
-        "dags test {dag_id} failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let result = serde_json::from_slice(&out.stdout).expect("JSON result");
-    (result, stderr)
+    dags_test_examples(dag_id, &[])
 }
 
 #[test]

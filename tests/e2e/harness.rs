@@ -323,3 +323,20 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `dags test DAG 2024-03-01 -o json` on a copy of the examples, with `args` added; requires
+/// success and returns the JSON result and the logs.
+pub fn dags_test_examples(dag_id: &str, args: &[&str]) -> (Value, String) {
+    let sandbox = Sandbox::with_examples();
+    let mut command = vec!["dags", "test", dag_id, "2024-03-01", "-o", "json"];
+    command.extend(args);
+    let out = sandbox.run(&command);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "dags test {dag_id} failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let result = serde_json::from_slice(&out.stdout).expect("JSON result");
+    (result, stderr)
+}

@@ -5,22 +5,10 @@
 
 use serde_json::json;
 
-use crate::harness::Sandbox;
+use crate::harness::{Sandbox, dags_test_examples};
 
-/// `dags test DAG` on a copy of the examples, with `args` added; the JSON result and the logs.
 fn dags_test(dag_id: &str, args: &[&str]) -> (serde_json::Value, String) {
-    let sandbox = Sandbox::with_examples();
-    let mut command = vec!["dags", "test", dag_id, "2024-03-01", "-o", "json"];
-    command.extend(args);
-    let out = sandbox.run(&command);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        out.status.success(),
-        "dags test {dag_id} failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let result = serde_json::from_slice(&out.stdout).expect("JSON result");
-    (result, stderr)
+    dags_test_examples(dag_id, args)
 }
 
 #[test]

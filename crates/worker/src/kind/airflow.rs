@@ -8,7 +8,7 @@ use dag::AirflowTask;
 use dag::template::{Reads, TemplateContext};
 use serde_json::{Map, json};
 
-use super::process::{ReturnValue, collect, runner_context};
+use super::process::{ReturnValue, collect, prepare, runner_context};
 use crate::attempt::{Attempt, Outcome, Ran};
 use crate::command::{self, CommandError, Workspace};
 use crate::process::ProcessSpec;
@@ -29,17 +29,10 @@ pub(crate) async fn run(attempt: &Attempt<'_>, spec: &AirflowTask) -> Ran {
         variables: true,
         connections: true,
     } | render::task_reads(attempt);
-    let ctx = match render::bound_context(attempt, reads).await {
-        Ok(ctx) => ctx,
-        Err(err) => {
-            log.system(err.to_string()).await;
-            return Ran::only(Outcome::Failed);
-        }
-    };
-    let workspace = match Workspace::new(attempt, &ctx) {
-        Ok(workspace) => workspace,
-        Err(err) => {
-            log.system(err.to_string()).await;
+    let (ctx, workspace) = match prepare(attempt, reads).await {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            log.system(message).await;
             return Ran::only(Outcome::Failed);
         }
     };

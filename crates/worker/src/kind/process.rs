@@ -46,17 +46,10 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
         }
         _ => render::task_reads(attempt),
     };
-    let ctx = match render::bound_context(attempt, reads).await {
-        Ok(ctx) => ctx,
-        Err(err) => {
-            log.system(err.to_string()).await;
-            return Ran::only(Outcome::Failed);
-        }
-    };
-    let workspace = match Workspace::new(attempt, &ctx) {
-        Ok(workspace) => workspace,
-        Err(err) => {
-            log.system(err.to_string()).await;
+    let (ctx, workspace) = match prepare(attempt, reads).await {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            log.system(message).await;
             return Ran::only(Outcome::Failed);
         }
     };
@@ -81,6 +74,19 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
         Some(_) => ReturnValue::ResultFile,
     };
     collect(attempt, &workspace, exited, returned).await
+}
+
+/// A process try's template context (with what `reads` needs) and its workspace; the error
+/// is the log line saying why the try cannot start.
+pub(super) async fn prepare(
+    attempt: &Attempt<'_>,
+    reads: template::Reads,
+) -> Result<(TemplateContext, Workspace), String> {
+    let ctx = render::bound_context(attempt, reads)
+        .await
+        .map_err(|e| e.to_string())?;
+    let workspace = Workspace::new(attempt, &ctx).map_err(|e| e.to_string())?;
+    Ok((ctx, workspace))
 }
 
 /// Where a finished process's `return_value` comes from.
