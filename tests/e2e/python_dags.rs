@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Sandbox, dags_test_examples};
+use crate::harness::{Sandbox, dags_test_examples, repo_root};
 
 fn dags_test(dag_id: &str, args: &[&str]) -> (serde_json::Value, String) {
     dags_test_examples(dag_id, args)
@@ -79,6 +79,98 @@ fn a_taskflow_dag_maps_branches_and_passes_values() {
     assert_eq!(tasks["report_big"], "success", "{result}");
     assert_eq!(tasks["report_small"], "skipped", "{result}");
     assert!(logs.contains("big batch, doubled: [6, 14, 24]"), "{logs}");
+}
+
+#[test]
+fn an_airflow_file_keeps_airflows_rules_where_dag_format_differs() {
+    // The fixture's comments say what each task shows (docs/airflow-differences.md).
+    let sandbox = Sandbox::new();
+    let fixture = repo_root().join("tests/e2e/fixtures/airflow_semantics/airflow_semantics.py");
+    let text = std::fs::read_to_string(&fixture).expect("the fixture is readable");
+    sandbox.write_dag("airflow_semantics.py", &text);
+    let out = sandbox.run(&[
+        "dags",
+        "test",
+        "airflow_semantics",
+        "2024-03-01",
+        "-o",
+        "json",
+    ]);
+    let logs = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "dags test failed:\n{}\n{logs}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON result");
+    assert_eq!(result["state"], "success", "{result}\n{logs}");
+    let tasks = &result["tasks"];
+    for (task, state) in [
+        ("merged", "success"),
+        ("quiet", "success"),
+        ("total", "success"),
+        ("report", "success"),
+        ("jinja", "success"),
+        ("pick", "success"),
+        ("step", "skipped"),
+        ("deep", "skipped"),
+        ("join", "success"),
+    ] {
+        assert_eq!(tasks[task], state, "{task}: {result}\n{logs}");
+    }
+    assert!(
+        logs.contains(
+            r#"pulled: {"blank": "", "merged": "err", "one": 10, "quiet": null, "silent": "", "total": 10}"#
+        ),
+        "{logs}"
+    );
+    assert!(logs.contains("jinja: one=10 quiet=None"), "{logs}");
+}
+
+#[test]
+fn python_tasks_write_variables_fail_without_retry_and_stop_at_their_timeout() {
+    let sandbox = Sandbox::new();
+    let fixture = repo_root().join("tests/e2e/fixtures/airflow_runtime/airflow_runtime.py");
+    let text = std::fs::read_to_string(&fixture).expect("the fixture is readable");
+    sandbox.write_dag("airflow_runtime.py", &text);
+    let out = sandbox.run(&[
+        "dags",
+        "test",
+        "airflow_runtime",
+        "2024-03-01",
+        "-o",
+        "json",
+    ]);
+    let logs = String::from_utf8_lossy(&out.stderr).to_string();
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON result");
+    assert_eq!(result["state"], "failed", "{result}\n{logs}");
+    let tasks = &result["tasks"];
+    for (task, state) in [
+        ("write", "success"),
+        ("read", "success"),
+        ("check", "success"),
+        ("refuse", "failed"),
+        ("linger", "failed"),
+    ] {
+        assert_eq!(tasks[task], state, "{task}: {result}\n{logs}");
+    }
+    // Variables written by one task are stored (each try reads them from the store), and
+    // the next task reads them; a deleted one is gone for the task after.
+    assert!(logs.contains("counter in the same try: 7"), "{logs}");
+    assert!(
+        logs.contains("read back: counter=7 mode=fast obsolete=old"),
+        "{logs}"
+    );
+    assert!(logs.contains("after delete: obsolete=gone"), "{logs}");
+    // AirflowFailException fails the task on its first try, with retries left.
+    assert!(logs.contains("[refuse try 1]"), "{logs}");
+    assert!(!logs.contains("[refuse try 2]"), "{logs}");
+    assert!(logs.contains("no retry"), "{logs}");
+    // A warm try is stopped by its execution_timeout like any process.
+    assert!(
+        logs.contains("[linger try 1]") && logs.contains("execution_timeout"),
+        "{logs}"
+    );
 }
 
 /// `dags validate` on a folder holding these files; its exit status and output.

@@ -226,4 +226,27 @@ impl Dag {
     pub fn task(&self, task_id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.task_id == task_id)
     }
+
+    /// Whose rules the DAG follows where dag-format.md deliberately differs from Airflow: an
+    /// Airflow Python file was written against Airflow's, so it keeps them; a YAML or JSON
+    /// file was written against dag-format.md. The one place that choice is made.
+    pub fn semantics(&self) -> Semantics {
+        if self.python_source.is_some() {
+            Semantics::Airflow
+        } else {
+            Semantics::Updraft
+        }
+    }
+}
+
+/// The rule set for the few places where dag-format.md deliberately differs from Airflow 3
+/// (the bash return value, `xcom_pull`'s `default` and mapped values, branch targets); see
+/// `docs/airflow-differences.md`. Taken from [`Dag::semantics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Semantics {
+    /// dag-format.md's rules: YAML and JSON DAGs, and any context built without a DAG.
+    #[default]
+    Updraft,
+    /// Airflow 3.3's rules: DAGs from Airflow Python files.
+    Airflow,
 }

@@ -13,6 +13,8 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, Serde, from_args};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value as JValue};
 use serde_json::Value;
 
+use crate::model::Semantics;
+
 /// What a template can see. Built by the worker (or scheduler) for one task instance.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateContext {
@@ -38,6 +40,9 @@ pub struct TemplateContext {
     /// Connections by id, each an object with `conn_type`, `host`, `port`, `login`,
     /// `password`, `schema` and `extra` (parsed JSON), for `conn.ID`.
     pub connections: BTreeMap<String, Value>,
+    /// Whose `xcom_pull` rules apply (`default`, a mapped task's lone value): the DAG's
+    /// [`Dag::semantics`](crate::Dag::semantics).
+    pub semantics: Semantics,
 }
 
 /// One XCom visible to templates.
@@ -264,6 +269,7 @@ fn context(ctx: &TemplateContext) -> Names {
             try_number: ctx.try_number,
             map_index: ctx.map_index,
             xcoms: Arc::new(ctx.xcoms.clone()),
+            semantics: ctx.semantics,
         }),
     );
     let json: BTreeMap<&String, Value> = ctx
@@ -541,6 +547,7 @@ struct TaskInstance {
     try_number: u32,
     map_index: i32,
     xcoms: Arc<Vec<XcomValue>>,
+    semantics: Semantics,
 }
 
 impl Object for TaskInstance {
@@ -568,88 +575,182 @@ impl Object for TaskInstance {
         if method != "xcom_pull" {
             return Err(Error::from(ErrorKind::UnknownMethod));
         }
-        let (positional, kwargs): (Option<JValue>, Kwargs) = from_args(args)?;
-        let task_ids = match positional {
-            Some(v) if kwargs.has("task_ids") => {
-                let _ = v;
-                return Err(Error::new(
-                    ErrorKind::TooManyArguments,
-                    "xcom_pull: task_ids given twice",
-                ));
-            }
-            Some(v) => v,
-            None => kwargs
-                .get::<Option<JValue>>("task_ids")?
-                .unwrap_or(JValue::from(())),
-        };
-        let key: Option<String> = kwargs.get("key")?;
-        let key = key.unwrap_or_else(|| "return_value".to_string());
-        let map_indexes: Option<JValue> = kwargs.get("map_indexes")?;
-        let default: Option<JValue> = kwargs.get("default")?;
-        let dag_id: Option<String> = kwargs.get("dag_id")?;
-        kwargs.assert_all_used()?;
-        if dag_id.is_some_and(|d| d != self.dag_id) {
+        let call = PullCall::parse(args)?;
+        if call.dag_id.as_ref().is_some_and(|d| *d != self.dag_id) {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
                 "xcom_pull: pulling from another DAG is not supported",
             ));
         }
-        let default = default.unwrap_or(JValue::from(()));
         let pull = XcomPull {
             xcoms: &self.xcoms,
-            key: &key,
+            key: &call.key,
         };
-        let indexes = match &map_indexes {
-            Some(v) if !v.is_none() => Some(int_list(v)?),
-            _ => None,
-        };
-        if task_ids.is_none() || task_ids.is_undefined() {
-            // Omitted task_ids means the calling task; a mapped instance reads its own.
-            let own = indexes.or_else(|| (self.map_index >= 0).then(|| vec![self.map_index]));
-            let single = map_indexes.as_ref().is_none_or(|v| v.as_i64().is_some());
-            return Ok(pull
-                .one(&self.task_id, own.as_deref(), single)
-                .unwrap_or(default));
+        match self.semantics {
+            Semantics::Updraft => self.pull_updraft(&call, &pull),
+            Semantics::Airflow => self.pull_airflow(&call, &pull),
         }
-        if let Some(id) = task_ids.as_str() {
-            let single = map_indexes
-                .as_ref()
-                .is_none_or(|v| v.as_i64().is_some() || v.is_none());
-            return Ok(pull.one(id, indexes.as_deref(), single).unwrap_or(default));
-        }
-        let ids: Vec<String> = task_ids
-            .try_iter()
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    "xcom_pull: task_ids must be a task id or a list of task ids",
-                )
-            })?
-            .map(|v| v.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    "xcom_pull: task_ids must be strings",
-                )
-            })?;
-        let single = map_indexes
-            .as_ref()
-            .is_none_or(|v| v.as_i64().is_some() || v.is_none());
-        let values: Vec<Option<JValue>> = ids
-            .iter()
-            .map(|id| pull.one(id, indexes.as_deref(), single))
-            .collect();
-        if values.iter().all(Option::is_none) {
-            return Ok(default);
-        }
-        Ok(JValue::from(
-            values
-                .into_iter()
-                .map(|v| v.unwrap_or_else(|| default.clone()))
-                .collect::<Vec<_>>(),
-        ))
     }
+}
+
+impl TaskInstance {
+    /// dag-format.md's `xcom_pull`: a mapped task always gives a list, and `default` stands
+    /// for whatever was not pushed.
+    fn pull_updraft(&self, call: &PullCall, pull: &XcomPull<'_>) -> Result<JValue, Error> {
+        let default = call.default.clone();
+        let map_indexes = call.map_indexes.as_ref();
+        let indexes = map_indexes.map(int_list).transpose()?;
+        // One index asked for as an integer gives that instance's value bare.
+        let single = map_indexes.is_none_or(|v| v.as_i64().is_some());
+        match &call.task_ids {
+            TaskIds::Own => {
+                // Omitted task_ids means the calling task; a mapped instance reads its own.
+                let own = indexes.or_else(|| (self.map_index >= 0).then(|| vec![self.map_index]));
+                Ok(pull
+                    .one(&self.task_id, own.as_deref(), single)
+                    .unwrap_or(default))
+            }
+            TaskIds::One(id) => Ok(pull.one(id, indexes.as_deref(), single).unwrap_or(default)),
+            TaskIds::Many(ids) => {
+                let values: Vec<Option<JValue>> = ids
+                    .iter()
+                    .map(|id| pull.one(id, indexes.as_deref(), single))
+                    .collect();
+                if values.iter().all(Option::is_none) {
+                    return Ok(default);
+                }
+                Ok(JValue::from(
+                    values
+                        .into_iter()
+                        .map(|v| v.unwrap_or_else(|| default.clone()))
+                        .collect::<Vec<_>>(),
+                ))
+            }
+        }
+    }
+
+    /// Airflow 3.3's `xcom_pull` (the task SDK's `RuntimeTaskInstance.xcom_pull`). Without
+    /// `map_indexes`, every instance's value of each task is gathered into one flat list, a
+    /// task that pushed nothing adding `None` (never `default`), and one task asked for by a
+    /// single id gives its lone value bare. With `map_indexes` (an integer, `None` meaning the
+    /// unmapped value, or a list), each task × index gives its value or `default`, bare when
+    /// one id and one index were asked for.
+    fn pull_airflow(&self, call: &PullCall, pull: &XcomPull<'_>) -> Result<JValue, Error> {
+        let (ids, single_task): (Vec<&str>, bool) = match &call.task_ids {
+            TaskIds::Own => (vec![self.task_id.as_str()], true),
+            TaskIds::One(id) => (vec![id.as_str()], true),
+            TaskIds::Many(ids) => (ids.iter().map(String::as_str).collect(), false),
+        };
+        if !call.map_indexes_given {
+            let mut values = Vec::new();
+            for id in ids {
+                let found = pull.all(id);
+                if found.is_empty() {
+                    values.push(JValue::from(()));
+                } else {
+                    values.extend(found);
+                }
+            }
+            if single_task && values.len() == 1 {
+                return Ok(values.swap_remove(0));
+            }
+            return Ok(JValue::from(values));
+        }
+        let (indexes, single_index) = match &call.map_indexes {
+            // `map_indexes=None` pulls as from an unmapped task: map index -1.
+            None => (vec![-1], true),
+            Some(v) => (int_list(v)?, v.as_i64().is_some()),
+        };
+        let mut values: Vec<JValue> = ids
+            .iter()
+            .flat_map(|id| indexes.iter().map(move |index| (*id, *index)))
+            .map(|(id, index)| pull.at(id, index).unwrap_or_else(|| call.default.clone()))
+            .collect();
+        if single_task && single_index && !values.is_empty() {
+            return Ok(values.swap_remove(0));
+        }
+        Ok(JValue::from(values))
+    }
+}
+
+/// Which tasks an `xcom_pull` names.
+enum TaskIds {
+    /// `task_ids` omitted or `None`: the calling task.
+    Own,
+    /// One id, as a string.
+    One(String),
+    /// A list of ids, in the order given.
+    Many(Vec<String>),
+}
+
+/// The arguments of one `ti.xcom_pull(…)` call, as both rule sets read them.
+struct PullCall {
+    task_ids: TaskIds,
+    key: String,
+    /// `map_indexes` unless omitted or `None`.
+    map_indexes: Option<JValue>,
+    /// Whether `map_indexes` was passed at all: Airflow tells `map_indexes=None` from leaving
+    /// it out.
+    map_indexes_given: bool,
+    /// `default`, `None` when not given.
+    default: JValue,
+    dag_id: Option<String>,
+}
+
+impl PullCall {
+    fn parse(args: &[JValue]) -> Result<PullCall, Error> {
+        let (positional, kwargs): (Option<JValue>, Kwargs) = from_args(args)?;
+        let task_ids = match positional {
+            Some(_) if kwargs.has("task_ids") => {
+                return Err(Error::new(
+                    ErrorKind::TooManyArguments,
+                    "xcom_pull: task_ids given twice",
+                ));
+            }
+            Some(v) => Some(v),
+            None => kwargs.get::<Option<JValue>>("task_ids")?,
+        };
+        let key: Option<String> = kwargs.get("key")?;
+        let map_indexes_given = kwargs.has("map_indexes");
+        let map_indexes: Option<JValue> = kwargs.get("map_indexes")?;
+        let default: Option<JValue> = kwargs.get("default")?;
+        let dag_id: Option<String> = kwargs.get("dag_id")?;
+        kwargs.assert_all_used()?;
+        Ok(PullCall {
+            task_ids: task_ids_of(task_ids)?,
+            key: key.unwrap_or_else(|| "return_value".to_string()),
+            map_indexes,
+            map_indexes_given,
+            default: default.unwrap_or(JValue::from(())),
+            dag_id,
+        })
+    }
+}
+
+fn task_ids_of(value: Option<JValue>) -> Result<TaskIds, Error> {
+    let Some(value) = value.filter(|v| !v.is_none() && !v.is_undefined()) else {
+        return Ok(TaskIds::Own);
+    };
+    if let Some(id) = value.as_str() {
+        return Ok(TaskIds::One(id.to_string()));
+    }
+    let ids: Vec<String> = value
+        .try_iter()
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "xcom_pull: task_ids must be a task id or a list of task ids",
+            )
+        })?
+        .map(|v| v.as_str().map(str::to_string))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "xcom_pull: task_ids must be strings",
+            )
+        })?;
+    Ok(TaskIds::Many(ids))
 }
 
 fn int_list(v: &JValue) -> Result<Vec<i32>, Error> {
@@ -679,9 +780,9 @@ struct XcomPull<'a> {
 }
 
 impl XcomPull<'_> {
-    /// The value `task_id` pushed, or the list of its mapped instances' values in map_index
-    /// order (always a list for a mapped task, unless one index was asked for). `None` when
-    /// nothing was pushed.
+    /// dag-format.md's value of `task_id`: what it pushed, or the list of its mapped
+    /// instances' values in map_index order (always a list for a mapped task, unless one
+    /// index was asked for). `None` when nothing was pushed.
     fn one(&self, task_id: &str, indexes: Option<&[i32]>, single: bool) -> Option<JValue> {
         let mut found: Vec<&XcomValue> = self
             .xcoms
@@ -718,5 +819,180 @@ impl XcomPull<'_> {
             }
             None => found.last().map(|x| JValue::from(Serde(&x.value))),
         }
+    }
+
+    /// Every value `task_id` pushed, in map_index order (one for an unmapped task).
+    fn all(&self, task_id: &str) -> Vec<JValue> {
+        let mut found: Vec<&XcomValue> = self
+            .xcoms
+            .iter()
+            .filter(|x| x.task_id == task_id && x.key == self.key)
+            .collect();
+        found.sort_by_key(|x| x.map_index);
+        found
+            .into_iter()
+            .map(|x| JValue::from(Serde(&x.value)))
+            .collect()
+    }
+
+    /// The value instance `map_index` of `task_id` pushed (-1: the unmapped task's).
+    fn at(&self, task_id: &str, map_index: i32) -> Option<JValue> {
+        self.xcoms
+            .iter()
+            .find(|x| x.task_id == task_id && x.key == self.key && x.map_index == map_index)
+            .map(|x| JValue::from(Serde(&x.value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A run where `extract` pushed two keys, `mapped` has two instances, `one` is a mapped
+    /// task with a single instance, and the calling task `report` pushed its own value.
+    fn context(semantics: Semantics) -> TemplateContext {
+        let xcom = |task: &str, map_index: i32, key: &str, value: Value| XcomValue {
+            task_id: task.into(),
+            map_index,
+            key: key.into(),
+            value,
+        };
+        TemplateContext {
+            dag_id: "d".into(),
+            task_id: "report".into(),
+            map_index: -1,
+            xcoms: vec![
+                xcom("extract", -1, "return_value", json!({"rows": 5})),
+                xcom("extract", -1, "row_count", json!(1500)),
+                xcom("mapped", 1, "return_value", json!("b")),
+                xcom("mapped", 0, "return_value", json!("a")),
+                xcom("one", 0, "return_value", json!("only")),
+                xcom("report", -1, "return_value", json!("mine")),
+            ],
+            semantics,
+            ..TemplateContext::default()
+        }
+    }
+
+    /// Each template rendered under dag-format.md's rules and under Airflow's.
+    fn check(cases: &[(&str, &str, &str)], ctx: impl Fn(Semantics) -> TemplateContext) {
+        for (template, updraft, airflow) in cases {
+            for (semantics, expected) in
+                [(Semantics::Updraft, updraft), (Semantics::Airflow, airflow)]
+            {
+                let got = render(template, &ctx(semantics))
+                    .unwrap_or_else(|e| panic!("{template} ({semantics:?}): {e}"));
+                assert_eq!(&got, expected, "{template} ({semantics:?})");
+            }
+        }
+    }
+
+    #[test]
+    fn xcom_pull_follows_the_dags_rules() {
+        check(
+            &[
+                // Where the two agree.
+                (
+                    "{{ ti.xcom_pull('extract') }}",
+                    "{'rows': 5}",
+                    "{'rows': 5}",
+                ),
+                (
+                    "{{ ti.xcom_pull('extract', key='row_count') }}",
+                    "1500",
+                    "1500",
+                ),
+                ("{{ ti.xcom_pull('mapped') }}", "['a', 'b']", "['a', 'b']"),
+                ("{{ ti.xcom_pull('mapped', map_indexes=1) }}", "b", "b"),
+                ("{{ ti.xcom_pull('missing') }}", "None", "None"),
+                ("{{ ti.xcom_pull() }}", "mine", "mine"),
+                // A mapped task with one instance: dag-format keeps the list.
+                ("{{ ti.xcom_pull('one') }}", "['only']", "only"),
+                ("{{ ti.xcom_pull(task_ids='one') }}", "['only']", "only"),
+                // `default` for nothing pushed: Airflow 3.3 ignores it without map_indexes.
+                (
+                    "{{ ti.xcom_pull('missing', default='fallback') }}",
+                    "fallback",
+                    "None",
+                ),
+                (
+                    "{{ ti.xcom_pull('extract', key='nope', default=0) }}",
+                    "0",
+                    "None",
+                ),
+                (
+                    "{{ ti.xcom_pull(['extract', 'missing'], default=0) }}",
+                    "[{'rows': 5}, 0]",
+                    "[{'rows': 5}, None]",
+                ),
+                // A list of ids: Airflow flattens mapped values into one list.
+                (
+                    "{{ ti.xcom_pull(['extract', 'mapped']) }}",
+                    "[{'rows': 5}, ['a', 'b']]",
+                    "[{'rows': 5}, 'a', 'b']",
+                ),
+                ("{{ ti.xcom_pull(['one']) }}", "[['only']]", "['only']"),
+                // Explicit map_indexes: Airflow's default fills each missing instance.
+                (
+                    "{{ ti.xcom_pull('mapped', map_indexes=[1, 7], default='-') }}",
+                    "['b']",
+                    "['b', '-']",
+                ),
+                (
+                    "{{ ti.xcom_pull('mapped', map_indexes=7, default='-') }}",
+                    "-",
+                    "-",
+                ),
+                // map_indexes=None: Airflow reads the unmapped value only.
+                (
+                    "{{ ti.xcom_pull('extract', map_indexes=None) }}",
+                    "{'rows': 5}",
+                    "{'rows': 5}",
+                ),
+                (
+                    "{{ ti.xcom_pull('one', map_indexes=None, default='d') }}",
+                    "['only']",
+                    "d",
+                ),
+            ],
+            context,
+        );
+    }
+
+    #[test]
+    fn a_mapped_instance_pulling_its_own_task() {
+        // dag-format: its own value; Airflow: every instance's, as for any task.
+        let mapped = |semantics| TemplateContext {
+            task_id: "mapped".into(),
+            map_index: 1,
+            ..context(semantics)
+        };
+        check(&[("{{ ti.xcom_pull() }}", "b", "['a', 'b']")], mapped);
+    }
+
+    #[test]
+    fn a_single_expression_keeps_the_pulled_value() {
+        let pulled = |semantics| {
+            render_value(&json!("{{ ti.xcom_pull('one') }}"), &context(semantics)).expect("renders")
+        };
+        assert_eq!(pulled(Semantics::Updraft), json!(["only"]));
+        assert_eq!(pulled(Semantics::Airflow), json!("only"));
+    }
+
+    #[test]
+    fn the_sequence_form_for_a_mapped_producer_stays_a_list() {
+        // What an Airflow file's XComArg of a mapped task renders to for `expand`: a list
+        // even of one, and empty when nothing was pushed (Airflow's LazyXComSequence).
+        let ctx = context(Semantics::Airflow);
+        let sequence = |id: &str| {
+            let template =
+                format!("{{{{ ti.xcom_pull(task_ids=['{id}']) | reject('none') | list }}}}");
+            render_value(&json!(template), &ctx).expect("renders")
+        };
+        assert_eq!(sequence("one"), json!(["only"]));
+        assert_eq!(sequence("mapped"), json!(["a", "b"]));
+        assert_eq!(sequence("missing"), json!([]));
     }
 }

@@ -1,7 +1,10 @@
 //! `dagctl bench`: per-hop latency (upstream end → downstream start) along a chain of no-op
 //! tasks, and throughput of a wide fan-out, through the real scheduler, worker and store;
 //! `dagctl bench sensors`: many file sensors waiting at once (memory, CPU per poke round,
-//! time to release them all).
+//! time to release them all); `dagctl bench python`: Airflow Python DAG files (see
+//! [`python`]).
+
+mod python;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,8 +45,16 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         other => bail!("unknown backend '{other}': use sqlite or postgres"),
     };
     println!("backend: {}", store.backend());
-    if let Some(crate::cli::BenchWhat::Sensors(sensor_args)) = &args.what {
-        let outcome = sensors(&settings, store.clone(), sensor_args).await;
+    let other = match &args.what {
+        Some(crate::cli::BenchWhat::Sensors(sensor_args)) => {
+            Some(sensors(&settings, store.clone(), sensor_args).await)
+        }
+        Some(crate::cli::BenchWhat::Python(python_args)) => {
+            Some(python::run(&settings, store.clone(), python_args).await)
+        }
+        None => None,
+    };
+    if let Some(outcome) = other {
         drop(store);
         if let Some((admin, url)) = scratch
             && let Err(e) = store_postgres::drop_scratch_database(&admin, &url).await
@@ -63,29 +74,16 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         Some(config),
     );
 
-    let chain = chain_dag(args.chain);
+    let chain = chain_dag("bench_chain", args.chain);
     let report = run_dag(&*store, &chain).await?;
     let tis = store.task_instances(report.run).await?;
-    let mut hops = Vec::with_capacity(args.chain);
-    for i in 1..args.chain {
-        let up = tis.iter().find(|t| t.task_id == format!("t{:04}", i - 1));
-        let down = tis.iter().find(|t| t.task_id == format!("t{i:04}"));
-        if let (Some(end), Some(start)) =
-            (up.and_then(|t| t.end_date), down.and_then(|t| t.start_date))
-        {
-            hops.push((start - end).as_seconds_f64() * 1000.0);
-        }
-    }
-    hops.sort_by(f64::total_cmp);
+    let hops = chain_hops(&tis, args.chain);
     println!(
-        "chain of {}: {} in {:.2}s; per-hop latency (upstream end -> downstream start) p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "chain of {}: {} in {:.2}s; per-hop latency (upstream end -> downstream start) {}",
         args.chain,
         report.state,
         report.seconds,
-        percentile(&hops, 0.50),
-        percentile(&hops, 0.95),
-        percentile(&hops, 0.99),
-        hops.last().copied().unwrap_or(f64::NAN),
+        spread(&hops),
     );
 
     let fan = fan_out_dag(args.fan_out);
@@ -131,9 +129,14 @@ async fn run_dag(store: &dyn Store, yaml: &str) -> Result<RunReport> {
     let dag = dag::parse_dag_str("bench.yaml", yaml).map_err(|e| anyhow::anyhow!("{e}"))?;
     let version = format!("bench-{}", Utc::now().timestamp_micros());
     store.sync_dag(&dag, &version, Utc::now()).await?;
-    store.unpause_dag(&dag.dag_id).await?;
+    run_synced(store, &dag.dag_id).await
+}
+
+/// Unpause an already synced DAG, trigger it, and wait for the run to finish.
+async fn run_synced(store: &dyn Store, dag_id: &str) -> Result<RunReport> {
+    store.unpause_dag(dag_id).await?;
     let started = Instant::now();
-    let run = scheduler::trigger(store, &dag.dag_id, TriggerRequest::default(), Utc::now()).await?;
+    let run = scheduler::trigger(store, dag_id, TriggerRequest::default(), Utc::now()).await?;
     let done = engine::wait_for_run(store, run.id).await?;
     Ok(RunReport {
         run: run.id,
@@ -142,8 +145,35 @@ async fn run_dag(store: &dyn Store, yaml: &str) -> Result<RunReport> {
     })
 }
 
-fn chain_dag(n: usize) -> String {
-    let mut yaml = String::from("dag_id: bench_chain\nmax_active_tasks: 64\ntasks:\n");
+/// Per-hop latencies in ms (upstream end -> downstream start) along a chain `t0000`, `t0001`, …
+fn chain_hops(tis: &[store::TaskInstanceRecord], n: usize) -> Vec<f64> {
+    let mut hops = Vec::with_capacity(n);
+    for i in 1..n {
+        let up = tis.iter().find(|t| t.task_id == format!("t{:04}", i - 1));
+        let down = tis.iter().find(|t| t.task_id == format!("t{i:04}"));
+        if let (Some(end), Some(start)) =
+            (up.and_then(|t| t.end_date), down.and_then(|t| t.start_date))
+        {
+            hops.push((start - end).as_seconds_f64() * 1000.0);
+        }
+    }
+    hops.sort_by(f64::total_cmp);
+    hops
+}
+
+/// `p50 …, p95 …, p99 …, max …` of sorted milliseconds.
+fn spread(sorted: &[f64]) -> String {
+    format!(
+        "p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(sorted, 0.50),
+        percentile(sorted, 0.95),
+        percentile(sorted, 0.99),
+        sorted.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+fn chain_dag(dag_id: &str, n: usize) -> String {
+    let mut yaml = format!("dag_id: {dag_id}\nmax_active_tasks: 64\ntasks:\n");
     for i in 0..n {
         yaml.push_str(&format!("  - {{id: t{i:04}, bash: 'true'"));
         if i > 0 {

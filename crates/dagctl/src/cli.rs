@@ -376,6 +376,25 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Many file sensors waiting at once: memory, CPU per poke round, time to release them.
     Sensors(SensorBenchArgs),
+    /// Airflow Python DAG files: parse and list many files from cold, a PythonOperator chain
+    /// passing XComs, and a BashOperator chain from a `.py` file against the same in YAML.
+    Python(PythonBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PythonBenchArgs {
+    /// Python DAG files parsed from cold.
+    #[arg(long, default_value_t = 100)]
+    pub files: usize,
+    /// Tasks in each of those files.
+    #[arg(long, default_value_t = 10)]
+    pub tasks: usize,
+    /// Length of the PythonOperator and BashOperator chains.
+    #[arg(long, default_value_t = 20)]
+    pub chain: usize,
+    /// Runs of each chain, alternating, so that the comparison shares the machine's state.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 Usage:
     python3 -u updraft_host.py parse          # the warm, forking parse server
     python3 -u updraft_host.py run SPEC.json  # one try of one task
+    python3 -u updraft_host.py zygote LOAD.json  # a warm parent forking the tries of one DAG version
 
 This folder is put first on sys.path, so its `airflow` package (and its small `pendulum`)
 win over any installed one.
@@ -37,7 +38,13 @@ run
     $UPDRAFT_XCOM_FILE. The task's own callbacks run in this process (on_execute before
     execute; on_success, on_retry or on_failure after); with `callback` set, only that
     callback (of the task, or of the DAG when task_id is null) runs.
-    Exit codes: 0 success, 99 skipped, 1 failed.
+    `Variable.set`/`Variable.delete` append {"key", "value"} / {"key", "delete": true}
+    lines to $UPDRAFT_VARIABLE_FILE, which the worker stores after the try.
+    Exit codes: 0 success, 99 skipped, 1 failed, 98 failed with no retry.
+
+zygote
+    LOAD is the `airflow` block of a run spec. The file is loaded once; each try is then
+    a forked child running one spec (see airflow/_updraft/zygote.py for the protocol).
 """
 
 import os
@@ -62,6 +69,10 @@ def main(argv):
         from airflow._updraft.runner import run
 
         return run(argv[2])
+    if len(argv) >= 3 and argv[1] == "zygote":
+        from airflow._updraft.zygote import serve as serve_zygote
+
+        return serve_zygote(argv[2])
     sys.stderr.write(__doc__)
     return 2
 

@@ -3,16 +3,23 @@
 //! starts puts first on its path, and the importer that turns a `.py` file into DAG documents
 //! through a warm, forking Python host.
 //!
-//! Running a task of such a DAG is the worker's: it starts the same host in `run` mode
+//! Running a task of such a DAG is the worker's: it forks the try from a warm zygote that
+//! has loaded the DAG version ([`Zygotes`]), or starts the same host cold in `run` mode
 //! ([`host_script`]) with the try's spec.
 
 mod package;
 mod parser;
+mod zygote;
 
 pub use package::{PackageError, host_script, package_dir};
 pub use parser::{ImportFailure, PythonImporter};
+pub use zygote::{ForkedTry, TryGuard, TryRequest, ZygoteError, Zygotes, signal_group};
 
 use std::time::Duration;
+
+/// The exit code of an Airflow task's try that failed in a way no retry may fix
+/// (`AirflowFailException`, a sensor's timeout): the worker fails it for good.
+pub const NO_RETRY_EXIT_CODE: i32 = 98;
 
 /// How Python DAG files are imported (`core.python`, `core.dagbag_import_timeout`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use dag::model::Semantics;
 use dag::{DagGraph, SwitchCase, template};
 use serde_json::Value;
 
@@ -25,14 +26,23 @@ pub fn chosen_ids(value: &Value) -> Result<Vec<String>, String> {
     }
 }
 
-/// The set a branch follows: the chosen direct downstream tasks (a group means its roots) and
-/// everything downstream of them. Naming anything else is the error, which says what the
-/// branch could have named.
+/// The set a branch follows: the chosen tasks (a group means its roots) and everything
+/// downstream of them. Which ids a branch may name is the DAG's rule ([`Dag::semantics`]):
+///
+/// - dag-format.md: only direct downstream tasks; anything else is the error, which says
+///   what the branch could have named.
+/// - Airflow 3.3 (`SkipMixin.skip_all_except`): any task of the DAG; an id that is no task
+///   (nor group) of the DAG fails the branch. As everywhere, a direct downstream task is
+///   skipped unless it is in the set, so naming a task further down skips the direct
+///   downstream tasks on the way to it, and it then runs only if its trigger rule allows.
+///
+/// [`Dag::semantics`]: dag::Dag::semantics
 pub fn followed(
     graph: &DagGraph,
     branch: &str,
     chosen: &[String],
 ) -> Result<HashSet<String>, String> {
+    let semantics = graph.dag().semantics();
     let direct: Vec<&str> = graph.downstream(branch);
     let mut set = HashSet::new();
     for id in chosen {
@@ -51,21 +61,35 @@ pub fn followed(
             None => vec![id.clone()],
         };
         for target in targets {
-            if !direct.contains(&target.as_str()) {
-                return Err(format!(
-                    "branch '{branch}' chose '{id}', which is not among its direct downstream tasks ({})",
-                    if direct.is_empty() {
-                        "it has none".to_string()
-                    } else {
-                        direct.join(", ")
-                    }
-                ));
+            let allowed = match semantics {
+                Semantics::Updraft => direct.contains(&target.as_str()),
+                Semantics::Airflow => graph.task(&target).is_some(),
+            };
+            if !allowed {
+                return Err(refusal(semantics, branch, id, &direct));
             }
             set.extend(graph.descendants(&target).into_iter().map(str::to_string));
             set.insert(target);
         }
     }
     Ok(set)
+}
+
+/// Why a branch may not name `id`, under the DAG's rule.
+fn refusal(semantics: Semantics, branch: &str, id: &str, direct: &[&str]) -> String {
+    match semantics {
+        Semantics::Updraft => format!(
+            "branch '{branch}' chose '{id}', which is not among its direct downstream tasks ({})",
+            if direct.is_empty() {
+                "it has none".to_string()
+            } else {
+                direct.join(", ")
+            }
+        ),
+        Semantics::Airflow => {
+            format!("branch '{branch}' chose '{id}', which is not a task of the DAG")
+        }
+    }
 }
 
 /// Evaluate a `switch`: the first case whose `if` is true (or the `else`), `None` when none
@@ -109,9 +133,25 @@ mod tests {
 
     use super::*;
 
+    const DAG: &str = "tasks:\n  - {id: pick, bash: 'echo a', branch: true}\n  - {id: a, bash: 'true'}\n  - {id: b, bash: 'true'}\n  - {id: after_a, bash: 'true', depends_on: [a]}\n  - {id: join, bash: 'true', depends_on: [after_a, b, pick]}\ngroups:\n  - id: g\n    tasks:\n      - {id: first, bash: 'true'}\n      - {id: second, bash: 'true', depends_on: [first]}\nedges:\n  - pick >> [a, b, g]\n";
+
+    /// The branch DAG as a YAML file gives it (dag-format.md's rules).
     fn graph() -> DagGraph {
-        let yaml = "tasks:\n  - {id: pick, bash: 'echo a', branch: true}\n  - {id: a, bash: 'true'}\n  - {id: b, bash: 'true'}\n  - {id: after_a, bash: 'true', depends_on: [a]}\n  - {id: join, bash: 'true', depends_on: [after_a, b, pick]}\ngroups:\n  - id: g\n    tasks:\n      - {id: first, bash: 'true'}\n      - {id: second, bash: 'true', depends_on: [first]}\nedges:\n  - pick >> [a, b, g]\n";
-        DagGraph::new(Arc::new(dag::parse_dag_str("b.yaml", yaml).expect("valid")))
+        DagGraph::new(Arc::new(dag::parse_dag_str("b.yaml", DAG).expect("valid")))
+    }
+
+    /// The same DAG as if an Airflow Python file had defined it (Airflow's rules).
+    fn airflow_graph() -> DagGraph {
+        let mut dag = dag::parse_dag_str("b.yaml", DAG).expect("valid");
+        dag.python_source = Some("# an Airflow file".into());
+        assert_eq!(dag.semantics(), Semantics::Airflow);
+        DagGraph::new(Arc::new(dag))
+    }
+
+    fn sorted(set: HashSet<String>) -> Vec<String> {
+        let mut ids: Vec<_> = set.into_iter().collect();
+        ids.sort();
+        ids
     }
 
     #[test]
@@ -125,9 +165,7 @@ mod tests {
     #[test]
     fn followed_set_includes_everything_downstream_of_the_choice() {
         let set = followed(&graph(), "pick", &["a".into()]).expect("valid");
-        let mut ids: Vec<_> = set.into_iter().collect();
-        ids.sort();
-        assert_eq!(ids, ["a", "after_a", "join"]);
+        assert_eq!(sorted(set), ["a", "after_a", "join"]);
     }
 
     #[test]
@@ -137,11 +175,46 @@ mod tests {
     }
 
     #[test]
-    fn naming_a_task_that_is_not_a_direct_downstream_is_refused() {
-        let err = followed(&graph(), "pick", &["after_a".into()]).expect_err("refused");
+    fn both_rules_follow_a_direct_choice_alike() {
+        for graph in [graph(), airflow_graph()] {
+            let set = followed(&graph, "pick", &["a".into(), "g".into()]).expect("valid");
+            assert_eq!(
+                sorted(set),
+                ["a", "after_a", "g.first", "g.second", "join"],
+                "{:?}",
+                graph.dag().semantics()
+            );
+        }
+    }
+
+    #[test]
+    fn airflow_follows_a_task_further_down() {
+        // `after_a` is below `a`: a, b and g are then all skipped; `join` is followed (and
+        // not skipped as a direct downstream) because it is below `after_a`.
+        let set = followed(&airflow_graph(), "pick", &["after_a".into()]).expect("valid");
+        assert_eq!(sorted(set), ["after_a", "join"]);
+        // A task inside a group, named by its full id: every direct downstream is skipped.
+        let set = followed(&airflow_graph(), "pick", &["g.second".into()]).expect("valid");
+        assert_eq!(sorted(set), ["g.second"]);
+    }
+
+    #[test]
+    fn airflow_refuses_an_id_that_is_no_task_of_the_dag() {
+        let err = followed(&airflow_graph(), "pick", &["nowhere".into()]).expect_err("refused");
         assert!(
-            err.contains("'after_a'") && err.contains("direct downstream"),
+            err.contains("'nowhere'") && err.contains("not a task of the DAG"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn naming_a_task_that_is_not_a_direct_downstream_is_refused() {
+        for id in ["after_a", "nowhere"] {
+            let err = followed(&graph(), "pick", &[id.into()]).expect_err("refused");
+            assert!(
+                err.contains(&format!("'{id}'")) && err.contains("direct downstream"),
+                "{err}"
+            );
+        }
     }
 }

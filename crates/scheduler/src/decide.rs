@@ -611,4 +611,63 @@ mod tests {
         assert_eq!(decision.run_state, Some(RunState::Failed));
         assert_eq!(decision.transitions.len(), 1, "only b is skipped");
     }
+
+    /// A branch (done, its choice pushed) naming `deep`, which is below its direct
+    /// downstream `a`; `join` is a direct downstream too, below `deep`.
+    fn branch_to_a_task_further_down(airflow: bool) -> RunDecision {
+        let yaml = "tasks:\n  - {id: pick, bash: 'echo deep', branch: true}\n  - {id: a, bash: 'true', depends_on: [pick]}\n  - {id: deep, bash: 'true', depends_on: [a]}\n  - {id: join, bash: 'true', depends_on: [deep, pick], trigger_rule: none_failed_min_one_success}\n";
+        let mut dag = parse_dag_str("t.yaml", yaml).expect("valid dag");
+        if airflow {
+            dag.python_source = Some("# an Airflow file".into());
+        }
+        let g = DagGraph::new(Arc::new(dag));
+        let mut snap = snapshot(&g, RunState::Running, &[("pick", Success)]);
+        snap.xcoms.push(store::XcomRecord {
+            task_id: "pick".into(),
+            map_index: -1,
+            key: "return_value".into(),
+            value: serde_json::json!("deep"),
+            timestamp: Utc::now(),
+        });
+        decide(&g, &snap, &Inputs::at(Utc::now()))
+    }
+
+    fn changes(decision: &RunDecision) -> Vec<(i64, TaskState)> {
+        decision.transitions.iter().map(|t| (t.ti, t.to)).collect()
+    }
+
+    #[test]
+    fn a_yaml_branch_naming_a_task_further_down_fails() {
+        let decision = branch_to_a_task_further_down(false);
+        // pick (1) fails; a (2), deep (3) and join (4) cannot run any more.
+        assert_eq!(
+            changes(&decision),
+            [
+                (1, Failed),
+                (2, UpstreamFailed),
+                (3, UpstreamFailed),
+                (4, UpstreamFailed)
+            ]
+        );
+        assert!(
+            decision
+                .logs
+                .iter()
+                .any(|l| l.line.line.contains("direct downstream")),
+            "{:?}",
+            decision.logs
+        );
+    }
+
+    #[test]
+    fn an_airflow_branch_naming_a_task_further_down_skips_the_rest() {
+        let decision = branch_to_a_task_further_down(true);
+        // a (2) is skipped, deep (3) follows it through all_success, and join (4), followed
+        // because it is below deep, runs on pick's success.
+        assert_eq!(
+            changes(&decision),
+            [(2, Skipped), (3, Skipped), (4, Queued)]
+        );
+        assert!(decision.logs.is_empty(), "{:?}", decision.logs);
+    }
 }

@@ -143,6 +143,7 @@ impl RunRecord {
             extra: Default::default(),
             variables: Default::default(),
             connections: Default::default(),
+            semantics: dag.semantics(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Attempt<'a> {
     pub log: &'a TaskLog,
     /// Turns `true` when the worker shuts down: a running try stops and fails.
     pub cancel: watch::Receiver<bool>,
+    /// The worker's warm Python parents for `airflow` tasks (none: every try runs cold).
+    pub zygotes: Option<&'a pydag::Zygotes>,
 }
 
 impl Attempt<'_> {

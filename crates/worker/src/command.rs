@@ -108,6 +108,12 @@ impl Workspace {
         self.temp.path().join("xcom.jsonl")
     }
 
+    /// Where an Airflow task's `Variable.set` and `Variable.delete` are written, one JSON
+    /// line each, for the worker to store after the try.
+    pub(crate) fn variable_file(&self) -> PathBuf {
+        self.temp.path().join("variables.jsonl")
+    }
+
     /// Where a Python callable's return value is written.
     pub(crate) fn result_file(&self) -> PathBuf {
         self.temp.path().join("return_value.json")
@@ -167,6 +173,8 @@ pub(crate) struct Exited {
     pub xcoms: Vec<(String, Value)>,
     /// Its last non-empty stdout line, when the spec asked for it.
     pub last_stdout_line: Option<String>,
+    /// The code it exited with, when it exited on its own.
+    pub exit_code: Option<i32>,
 }
 
 impl Exited {
@@ -175,6 +183,7 @@ impl Exited {
             outcome: Outcome::Failed,
             xcoms: Vec::new(),
             last_stdout_line: None,
+            exit_code: None,
         }
     }
 }
@@ -187,7 +196,6 @@ pub(crate) async fn run(
     spec: &ProcessSpec,
 ) -> Exited {
     let log = attempt.log;
-    let ti = &attempt.claimed.ti;
     let running = match process::spawn(spec, log) {
         Ok(running) => running,
         Err(source) => {
@@ -199,6 +207,17 @@ pub(crate) async fn run(
             return Exited::failed();
         }
     };
+    supervise(attempt, workspace, running).await
+}
+
+/// Wait for a started try within its limits (see [`run`]), and collect how it ended.
+pub(crate) async fn supervise(
+    attempt: &Attempt<'_>,
+    workspace: &Workspace,
+    running: process::Running,
+) -> Exited {
+    let log = attempt.log;
+    let ti = &attempt.claimed.ti;
     if let Err(err) = attempt
         .store
         .set_task_pid(ti.id, ti.try_number, running.pid())
@@ -246,11 +265,16 @@ pub(crate) async fn run(
         ),
     };
     log.system(line).await;
+    let exit_code = match finished.ending {
+        Ending::Exited(code) => Some(code),
+        _ => None,
+    };
     match xcom::read_xcom_file(&workspace.xcom_file()).await {
         Ok(xcoms) => Exited {
             outcome,
             xcoms,
             last_stdout_line: finished.last_stdout_line,
+            exit_code,
         },
         Err(err) => {
             log.system(err.to_string()).await;

@@ -28,7 +28,7 @@ use crate::task_log::TaskLog;
 pub async fn execute(store: Arc<dyn Store>, claimed: ClaimedTask, config: &WorkerConfig) -> Finish {
     // Nobody cancels a single direct execution; the sender stays alive so it never fires.
     let (_never, cancel) = watch::channel(false);
-    run_try(&store, &claimed, config, cancel).await.0
+    run_try(&store, &claimed, config, cancel, None).await.0
 }
 
 /// Run one try and say how it ends; the [`Ended`] sends its notifications once the end is
@@ -38,12 +38,13 @@ pub(crate) async fn run_try(
     claimed: &ClaimedTask,
     config: &WorkerConfig,
     cancel: watch::Receiver<bool>,
+    zygotes: Option<&pydag::Zygotes>,
 ) -> (Finish, Option<Ended>) {
     let ti = &claimed.ti;
     let log = TaskLog::start(store.clone(), ti.id, ti.try_number, config.log_cap_bytes);
     let (dag, ran) = match load(store, claimed, config, &log).await {
         Ok(dag) => {
-            let ran = dispatch(store, claimed, config, &dag, &log, cancel).await;
+            let ran = dispatch(store, claimed, config, &dag, &log, cancel, zygotes).await;
             (Some(dag), ran)
         }
         Err(outcome) => (None, Ran::only(outcome)),
@@ -128,6 +129,7 @@ async fn dispatch(
     dag: &Dag,
     log: &TaskLog,
     cancel: watch::Receiver<bool>,
+    zygotes: Option<&pydag::Zygotes>,
 ) -> Ran {
     let Some(task) = dag.task(&claimed.ti.task_id) else {
         return Ran::only(Outcome::FailedForGood);
@@ -150,6 +152,7 @@ async fn dispatch(
         task,
         log,
         cancel,
+        zygotes,
     };
     match &task.kind {
         TaskKind::Bash { .. } | TaskKind::Python(_) => kind::process::run(&attempt).await,

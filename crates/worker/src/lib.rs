@@ -78,6 +78,15 @@ impl Worker {
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let heartbeat = tokio::spawn(heartbeat_loop(store.clone(), config.clone()));
         let mut running: JoinSet<()> = JoinSet::new();
+        // Warm Python parents for the tasks of Airflow DAG files, kept for this loop's life.
+        let zygotes =
+            match pydag::Zygotes::new(config.python.clone(), process::is_credential_variable) {
+                Ok(zygotes) => Some(Arc::new(zygotes)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "no warm Python parents: Python tasks start cold");
+                    None
+                }
+            };
         let mut poll = tokio::time::interval(config.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // The loop claims once on entry; the first poll is one interval later.
@@ -96,9 +105,16 @@ impl Worker {
                         let store = store.clone();
                         let config = config.clone();
                         let cancel = cancel_rx.clone();
+                        let zygotes = zygotes.clone();
                         running.spawn(async move {
-                            let (finish, ended) =
-                                execute::run_try(&store, &task, &config, cancel).await;
+                            let (finish, ended) = execute::run_try(
+                                &store,
+                                &task,
+                                &config,
+                                cancel,
+                                zygotes.as_deref(),
+                            )
+                            .await;
                             // Notifications follow the committed end, and never change it.
                             if write_finish(store.as_ref(), &finish).await
                                 && let Some(ended) = ended

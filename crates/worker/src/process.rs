@@ -64,11 +64,53 @@ pub(crate) enum Ending {
 
 /// A spawned try, its output already streaming into the log.
 pub(crate) struct Running {
-    child: Box<dyn ChildWrapper>,
+    child: TryChild,
     pid: u32,
     started: Instant,
     stdout: Option<JoinHandle<Option<String>>>,
     stderr: Option<JoinHandle<Option<String>>>,
+}
+
+/// The process of a try: spawned by the worker, or forked by a Python zygote (whose pid
+/// leads its own process group, and whose wait status the zygote reports).
+enum TryChild {
+    Spawned(Box<dyn ChildWrapper>),
+    Forked {
+        ended: Option<tokio::sync::oneshot::Receiver<i32>>,
+        status: Option<ExitStatus>,
+        _guard: pydag::TryGuard,
+    },
+}
+
+impl TryChild {
+    async fn wait(&mut self) -> io::Result<ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        match self {
+            TryChild::Spawned(child) => child.wait().await,
+            TryChild::Forked { ended, status, .. } => {
+                if let Some(status) = status {
+                    return Ok(*status);
+                }
+                let Some(receiver) = ended.as_mut() else {
+                    return Err(io::Error::other("the try's Python parent exited"));
+                };
+                let raw = receiver.await;
+                *ended = None;
+                let got = raw
+                    .map(ExitStatus::from_raw)
+                    .map_err(|_| io::Error::other("the try's Python parent exited"))?;
+                *status = Some(got);
+                Ok(got)
+            }
+        }
+    }
+
+    fn signal(&self, pid: u32, signal: i32) -> io::Result<()> {
+        match self {
+            TryChild::Spawned(child) => child.signal(signal),
+            TryChild::Forked { .. } => pydag::signal_group(pid, signal),
+        }
+    }
 }
 
 /// The result of [`Running::wait`].
@@ -128,12 +170,35 @@ pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
         .take()
         .map(|pipe| log.read_pipe(pipe, LogStream::Stderr, TrackLast::Yes));
     Ok(Running {
-        child,
+        child: TryChild::Spawned(child),
         pid,
         started: Instant::now(),
         stdout,
         stderr,
     })
+}
+
+/// A try forked by a Python zygote, supervised like a spawned one: its output read into
+/// `log`, its process group signalled on timeout or shutdown.
+pub(crate) fn adopt(forked: pydag::ForkedTry, log: &TaskLog) -> Running {
+    let pydag::ForkedTry {
+        pid,
+        stdout,
+        stderr,
+        ended,
+        guard,
+    } = forked;
+    Running {
+        child: TryChild::Forked {
+            ended: Some(ended),
+            status: None,
+            _guard: guard,
+        },
+        pid,
+        started: Instant::now(),
+        stdout: Some(log.read_pipe(stdout, LogStream::Stdout, TrackLast::No)),
+        stderr: Some(log.read_pipe(stderr, LogStream::Stderr, TrackLast::Yes)),
+    }
 }
 
 /// util-linux's `setpriv`, when the machine has it: the child is then started as `setpriv
@@ -271,7 +336,7 @@ impl Running {
     }
 
     fn signal_group(&self, signal: i32) {
-        if let Err(err) = self.child.signal(signal) {
+        if let Err(err) = self.child.signal(self.pid, signal) {
             // ESRCH: the group is already empty, which is what we wanted.
             if err.raw_os_error() != Some(libc::ESRCH) {
                 tracing::warn!(pid = self.pid, signal, error = %err, "could not signal task process group");

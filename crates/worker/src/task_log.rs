@@ -135,7 +135,7 @@ impl TaskLog {
     }
 
     /// Start reading one pipe of the child into this log. The returned task yields the last
-    /// non-empty line (trailing whitespace removed) when `track_last` asks for it.
+    /// line `track_last` asks for (trailing whitespace removed), `None` when there was none.
     pub(crate) fn read_pipe<R>(
         &self,
         pipe: R,
@@ -163,11 +163,34 @@ impl TaskLog {
     }
 }
 
-/// Whether a pipe reader remembers the last non-empty line (bash's `return_value`).
+/// Which last line of its pipe a reader remembers: bash's `return_value`, or a failing
+/// command's likely error message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TrackLast {
+    /// The last line with more than whitespace (dag-format.md's bash `return_value`).
     Yes,
+    /// The last line, even an empty one: Airflow's BashOperator returns the last line of its
+    /// output whatever it holds, so `echo x; echo` gives `""`.
+    EvenEmpty,
     No,
+}
+
+impl TrackLast {
+    /// Remember `line` (without a trailing `\r`) as the last one if it counts; true if it did.
+    fn remember(self, line: &[u8], last: &mut Option<Vec<u8>>) -> bool {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let counts = match self {
+            TrackLast::Yes => !line.trim_ascii().is_empty(),
+            TrackLast::EvenEmpty => true,
+            TrackLast::No => false,
+        };
+        if counts {
+            let kept = last.get_or_insert_with(Vec::new);
+            kept.clear();
+            kept.extend_from_slice(line);
+        }
+        counts
+    }
 }
 
 /// Bytes of output a try may still store, shared by its stdout and stderr readers.
@@ -215,7 +238,7 @@ where
 {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
-    let mut last: Vec<u8> = Vec::new();
+    let mut last: Option<Vec<u8>> = None;
     let mut writer_gone = false;
     loop {
         let n = match pipe.read(&mut buf).await {
@@ -230,8 +253,8 @@ where
         if budget.is_spent() {
             // Nothing more will be stored: drain the pipe as fast as it comes, looking only
             // for the last line when it is wanted.
-            if track_last == TrackLast::Yes {
-                splitter.skip(&buf[..n], &mut last);
+            if track_last != TrackLast::No {
+                splitter.skip(&buf[..n], track_last, &mut last);
             }
             continue;
         }
@@ -250,12 +273,7 @@ where
     if !lines.is_empty() && !writer_gone {
         let _ = sender.send(lines).await;
     }
-    match track_last {
-        TrackLast::Yes if !last.is_empty() => {
-            Some(String::from_utf8_lossy(&last).trim_end().to_string())
-        }
-        _ => None,
-    }
+    last.map(|line| String::from_utf8_lossy(&line).trim_end().to_string())
 }
 
 /// Handle one complete line: remember it as the last one, and store it while budget lasts.
@@ -264,13 +282,11 @@ fn collect_line(
     stream: LogStream,
     budget: &LogBudget,
     track_last: TrackLast,
-    last: &mut Vec<u8>,
+    last: &mut Option<Vec<u8>>,
     lines: &mut Vec<LogLine>,
 ) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if track_last == TrackLast::Yes {
-        remember_if_non_empty(line, last);
-    }
+    track_last.remember(line, last);
     if budget.is_spent() {
         return;
     }
@@ -339,11 +355,11 @@ impl LineSplitter {
         }
     }
 
-    /// Consume bytes without emitting lines, only updating `last` to the last non-empty
-    /// complete line. Scans from the end, so a flood costs next to nothing per byte. Unlike
+    /// Consume bytes without emitting lines, only updating `last` to the last complete line
+    /// `track` counts. Scans from the end, so a flood costs next to nothing per byte. Unlike
     /// [`LineSplitter::feed`], a line longer than `max` is not cut into pieces: its last
     /// `max` bytes stand for it.
-    pub(crate) fn skip(&mut self, data: &[u8], last: &mut Vec<u8>) {
+    pub(crate) fn skip(&mut self, data: &[u8], track: TrackLast, last: &mut Option<Vec<u8>>) {
         let Some(end) = data.iter().rposition(|&b| b == b'\n') else {
             self.keep_tail(data);
             return;
@@ -358,10 +374,10 @@ impl LineSplitter {
             if start == 0 {
                 // The first line of the chunk continues what was pending.
                 self.keep_tail(&complete[..stop]);
-                remember_if_non_empty(&self.pending, last);
+                track.remember(&self.pending, last);
                 break;
             }
-            if remember_if_non_empty(&complete[start..stop], last) {
+            if track.remember(&complete[start..stop], last) {
                 break;
             }
             stop = start - 1;
@@ -386,17 +402,6 @@ impl LineSplitter {
             self.pending.clear();
         }
     }
-}
-
-/// Set `last` to `line` (without a trailing `\r`) if it has more than whitespace.
-fn remember_if_non_empty(line: &[u8], last: &mut Vec<u8>) -> bool {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.trim_ascii().is_empty() {
-        return false;
-    }
-    last.clear();
-    last.extend_from_slice(line);
-    true
 }
 
 /// Append whatever has arrived as one batch as soon as the channel runs dry.
@@ -472,27 +477,86 @@ mod tests {
         }
     }
 
+    /// Chunks fed in order, and the last line each rule keeps (`None`: no line counted).
+    type LastCase<'a> = (&'a [&'a [u8]], Option<&'a str>, Option<&'a str>);
+
+    const LAST_CASES: &[LastCase] = &[
+        (&[b"a\nb\n"], Some("b"), Some("b")),
+        (&[b"a\nb\n\n  \n"], Some("b"), Some("  ")),
+        (&[b"x", b"y\n", b"\n"], Some("xy"), Some("")),
+        (
+            &[b"first\n", b"sec", b"ond\r\n"],
+            Some("second"),
+            Some("second"),
+        ),
+        (&[b"only\n", b"\n\n"], Some("only"), Some("")),
+        (&[b"\n"], None, Some("")),
+        (&[b""], None, None),
+    ];
+
     #[test]
-    fn skipping_keeps_the_last_non_empty_line() {
-        let cases: &[(&[&[u8]], &str)] = &[
-            (&[b"a\nb\n"], "b"),
-            (&[b"a\nb\n\n  \n"], "b"),
-            (&[b"a\nb"], "a"),
-            (&[b"x", b"y\n", b"\n"], "xy"),
-            (&[b"first\n", b"sec", b"ond\r\n"], "second"),
-            (&[b"only\n", b"\n\n"], "only"),
-        ];
-        for (chunks, expected) in cases {
-            let mut splitter = LineSplitter::new(100);
-            let mut last = Vec::new();
-            for chunk in *chunks {
-                splitter.skip(chunk, &mut last);
+    fn skipping_keeps_the_last_line_each_rule_counts() {
+        // Only complete lines count while skipping: "a\nb" leaves "b" pending.
+        let cases = LAST_CASES.iter().copied().chain([(
+            &[b"a\nb" as &[u8]] as &[&[u8]],
+            Some("a"),
+            Some("a"),
+        )]);
+        for (chunks, yes, even_empty) in cases {
+            for (track, expected) in [(TrackLast::Yes, yes), (TrackLast::EvenEmpty, even_empty)] {
+                let mut splitter = LineSplitter::new(100);
+                let mut last = None;
+                for chunk in chunks {
+                    splitter.skip(chunk, track, &mut last);
+                }
+                let got = last.map(|l| String::from_utf8_lossy(&l).into_owned());
+                assert_eq!(got.as_deref(), expected, "chunks {chunks:?}, {track:?}");
             }
-            assert_eq!(
-                String::from_utf8_lossy(&last),
-                *expected,
-                "chunks {chunks:?}"
-            );
+        }
+    }
+
+    /// What a reader of these chunks returns, with a budget that stores everything or
+    /// nothing (then the lines are only skipped).
+    async fn read_last(chunks: &[&[u8]], track: TrackLast, cap: u64) -> Option<String> {
+        let (sender, mut receiver) = mpsc::channel(CHANNEL_MESSAGES);
+        let drain = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
+        let feed = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for chunk in chunks {
+                writer.write_all(&chunk).await.expect("write to the pipe");
+            }
+        });
+        let budget = Arc::new(LogBudget::new(cap));
+        if cap == 0 {
+            // Spent before the first read, so every chunk goes through `skip`.
+            budget.take(1);
+        }
+        let last = read_lines(reader, LogStream::Stdout, sender, budget, track).await;
+        feed.await.expect("feeder");
+        drain.await.expect("drain");
+        last
+    }
+
+    #[tokio::test]
+    async fn a_reader_returns_the_last_line_its_rule_counts() {
+        let unterminated: LastCase = (&[b"a\nb"], Some("b"), Some("b"));
+        for (chunks, yes, even_empty) in LAST_CASES.iter().copied().chain([unterminated]) {
+            for cap in [1 << 20, 0] {
+                for (track, expected) in [(TrackLast::Yes, yes), (TrackLast::EvenEmpty, even_empty)]
+                {
+                    let got = read_last(chunks, track, cap).await;
+                    // The returned line is trimmed at its end, as Airflow strips each line.
+                    let expected = expected.map(str::trim_end);
+                    assert_eq!(
+                        got.as_deref(),
+                        expected,
+                        "chunks {chunks:?}, {track:?}, cap {cap}"
+                    );
+                }
+            }
+            assert_eq!(read_last(chunks, TrackLast::No, 1 << 20).await, None);
         }
     }
 

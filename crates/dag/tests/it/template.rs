@@ -48,6 +48,7 @@ fn ctx() -> TemplateContext {
             json!({"conn_type": "postgres", "host": "db", "port": 5432, "login": "ana",
                    "password": "pw", "schema": "sales", "extra": {"sslmode": "require"}}),
         )]),
+        ..TemplateContext::default()
     }
 }
 

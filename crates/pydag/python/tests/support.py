@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DAGS = os.path.join(HERE, "dags")
@@ -82,6 +83,35 @@ class ParseServer:
         self.proc.stdout.close()
         self.scratch.cleanup()
         return code
+
+
+class ParseTestCase(unittest.TestCase):
+    """Tests sharing one parse server (`self.server`)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = ParseServer()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def error_of(self, name, **kwargs):
+        """The import error of DAG file `name` (the child must have exited 0)."""
+        reply, result = self.server.parse(dag_path(name), **kwargs)
+        self.assertEqual(reply.get("exit_code"), 0, reply)
+        self.assertIn("error", result, result)
+        return result["error"]
+
+
+def parsed_tasks(name, dag_id, **kwargs):
+    """Every task by full id of DAG `dag_id` of the file `name`, parsed by a server of its own."""
+    server = ParseServer()
+    try:
+        _, result = server.parse(dag_path(name), **kwargs)
+    finally:
+        server.close()
+    return all_tasks(dag_doc(result, dag_id))
 
 
 def dag_doc(result, dag_id):

@@ -4,24 +4,10 @@
 import time
 import unittest
 
-from support import ParseServer, all_tasks, dag_doc, dag_path
+from support import ParseServer, ParseTestCase, all_tasks, dag_doc, dag_path
 
 
-class BadFiles(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = ParseServer()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.close()
-
-    def error_of(self, name, **kwargs):
-        reply, result = self.server.parse(dag_path(name), **kwargs)
-        self.assertEqual(reply.get("exit_code"), 0, reply)
-        self.assertIn("error", result, result)
-        return result["error"]
-
+class BadFiles(ParseTestCase):
     def test_syntax_error_reports_its_line(self):
         error = self.error_of("bad_syntax.py")
         self.assertTrue(error["message"].startswith("SyntaxError: "), error)

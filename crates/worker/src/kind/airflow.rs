@@ -1,17 +1,20 @@
-//! The `airflow` kind: a task of an Airflow Python DAG file. The embedded host
-//! (`updraft_host.py run`) loads the DAG version's stored source, sets the operator's
-//! template fields as rendered here, and calls its `execute` (or callable) with Airflow's
-//! context; XComs, the return value, the log, timeouts and exit codes go through the worker
-//! as for a `python` task.
+//! The `airflow` kind: a task of an Airflow Python DAG file. The embedded host loads the DAG
+//! version's stored source, sets the operator's template fields as rendered here, and calls
+//! its `execute` (or callable) with Airflow's context; XComs, the return value, the log,
+//! timeouts and exit codes go through the worker as for a `python` task.
+//!
+//! A try is forked from the worker's warm zygote for the DAG version when there is one
+//! (`pydag::Zygotes`); otherwise, or when the file does not load warm, the host starts cold
+//! (`updraft_host.py run`), which then reports any load failure in the try's log.
 
 use dag::AirflowTask;
 use dag::template::{Reads, TemplateContext};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use super::process::{ReturnValue, collect, prepare, runner_context};
 use crate::attempt::{Attempt, Outcome, Ran};
 use crate::command::{self, CommandError, Workspace};
-use crate::process::ProcessSpec;
+use crate::process::{self, ProcessSpec, Running};
 use crate::render::{self, render_json};
 use crate::task_log::TrackLast;
 
@@ -43,18 +46,148 @@ pub(crate) async fn run(attempt: &Attempt<'_>, spec: &AirflowTask) -> Ran {
             return Ran::only(Outcome::Failed);
         }
     };
-    let exited = command::run(attempt, &workspace, &process).await;
-    collect(attempt, &workspace, exited, ReturnValue::ResultFile).await
+    let exited = match fork_warm(attempt, &process).await {
+        Some(running) => command::supervise(attempt, &workspace, running).await,
+        None => {
+            log.system(format!(
+                "running {} {} of {} with {} (in {})",
+                spec.operator,
+                attempt.task.task_id,
+                attempt.dag.fileloc,
+                attempt.config.python.interpreter,
+                workspace.cwd.display()
+            ))
+            .await;
+            command::run(attempt, &workspace, &process.cold).await
+        }
+    };
+    // Airflow writes a variable at once, so a failed try's writes stand too.
+    apply_variable_writes(attempt, &workspace.variable_file()).await;
+    let fail_for_good = exited.exit_code == Some(pydag::NO_RETRY_EXIT_CODE);
+    let mut ran = collect(attempt, &workspace, exited, ReturnValue::ResultFile).await;
+    if fail_for_good && ran.outcome == Outcome::Failed {
+        log.system("the task raised AirflowFailException (or its sensor timed out): no retry")
+            .await;
+        ran.outcome = Outcome::FailedForGood;
+    }
+    ran
 }
 
-/// The host's spec for this try, written into the try's folder, and the process to start.
+/// One line of `$UPDRAFT_VARIABLE_FILE`: `Variable.set` or `Variable.delete` in the task.
+#[derive(Debug, serde::Deserialize)]
+struct VariableWrite {
+    key: String,
+    value: Option<String>,
+    #[serde(default)]
+    delete: bool,
+}
+
+/// Store the variables the try set or deleted, in order, sealed as `variables set` seals
+/// them and keeping a variable's description. A bad line is logged and skipped.
+async fn apply_variable_writes(attempt: &Attempt<'_>, path: &std::path::Path) {
+    let Ok(text) = tokio::fs::read_to_string(path).await else {
+        return;
+    };
+    let log = attempt.log;
+    for (index, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let write: VariableWrite = match serde_json::from_str(line) {
+            Ok(write) => write,
+            Err(err) => {
+                log.system(format!(
+                    "$UPDRAFT_VARIABLE_FILE line {}: not a variable write: {err}",
+                    index + 1
+                ))
+                .await;
+                continue;
+            }
+        };
+        let result = match (write.delete, &write.value) {
+            (true, _) => match attempt.store.delete_variable(&write.key).await {
+                Err(store::StoreError::NotFound(_)) => Ok(()),
+                other => other,
+            },
+            (false, Some(value)) => {
+                let description = match attempt.store.get_variable(&write.key).await {
+                    Ok(existing) => existing.and_then(|v| v.description),
+                    Err(_) => None,
+                };
+                let record =
+                    attempt
+                        .config
+                        .vault
+                        .seal_variable(&write.key, value, description.as_deref());
+                attempt.store.set_variable(&record).await
+            }
+            (false, None) => {
+                log.system(format!(
+                    "$UPDRAFT_VARIABLE_FILE line {}: variable {} has neither a value nor delete",
+                    index + 1,
+                    write.key
+                ))
+                .await;
+                continue;
+            }
+        };
+        match result {
+            Ok(()) => {
+                let did = if write.delete { "deleted" } else { "set" };
+                log.system(format!("variable {} {did} by the task", write.key))
+                    .await;
+            }
+            Err(err) => {
+                log.system(format!("could not store variable {}: {err}", write.key))
+                    .await;
+            }
+        }
+    }
+}
+
+/// The try's spec written into its folder, and the two ways to start it.
+struct HostTry {
+    /// What a zygote must have loaded to fork this try.
+    load: Value,
+    /// The try as forked from a zygote.
+    warm: pydag::TryRequest,
+    /// The try as a process of its own.
+    cold: ProcessSpec,
+}
+
+/// Fork the try from the worker's zygote for its DAG version; `None` means run it cold.
+async fn fork_warm(attempt: &Attempt<'_>, process: &HostTry) -> Option<Running> {
+    let zygotes = attempt.zygotes?;
+    match zygotes.fork(&process.load, &process.warm).await {
+        Ok(forked) => {
+            attempt
+                .log
+                .system(format!(
+                    "running {} of {} in a warm Python process (pid {}, in {})",
+                    attempt.task.task_id,
+                    attempt.dag.fileloc,
+                    forked.pid,
+                    process.warm.cwd.display()
+                ))
+                .await;
+            Some(process::adopt(forked, attempt.log))
+        }
+        Err(err) => {
+            tracing::debug!(task = %attempt.task.task_id, error = %err, "running the try cold");
+            None
+        }
+    }
+}
+
+/// The host's spec for this try, written into the try's folder, and how to start it.
 async fn host_spec(
     attempt: &Attempt<'_>,
     workspace: &Workspace,
     spec: &AirflowTask,
     source: &str,
     ctx: &TemplateContext,
-) -> Result<ProcessSpec, CommandError> {
+) -> Result<HostTry, CommandError> {
     let host = pydag::host_script().map_err(|e| CommandError::Prepare(e.to_string()))?;
     let mut fields = Map::new();
     for (name, value) in &spec.fields {
@@ -79,6 +212,24 @@ async fn host_spec(
     let dags_folder = attempt.dag_folder();
     let fileloc = std::path::absolute(&attempt.dag.fileloc)
         .unwrap_or_else(|_| attempt.dag.fileloc.clone().into());
+    let smtp = json!({
+        "host": smtp.host,
+        "port": smtp.port,
+        "user": smtp.user,
+        "password": smtp.password,
+        "starttls": smtp.starttls,
+        "ssl": smtp.ssl,
+        "from": smtp.from,
+        "timeout": smtp.timeout.as_secs_f64(),
+    });
+    let load = json!({
+        "fileloc": fileloc,
+        "source": source,
+        "dags_folder": dags_folder,
+        "variables": ctx.variables,
+        "connections": ctx.connections,
+        "smtp": smtp,
+    });
     let document = json!({
         "dag_id": ctx.dag_id,
         "task_id": ctx.task_id,
@@ -97,16 +248,7 @@ async fn host_spec(
             "log_url": notify.log_url(&ctx.dag_id, &ctx.run_id, task_id, ti.map_index, ti.try_number),
             "variables": ctx.variables,
             "connections": ctx.connections,
-            "smtp": {
-                "host": smtp.host,
-                "port": smtp.port,
-                "user": smtp.user,
-                "password": smtp.password,
-                "starttls": smtp.starttls,
-                "ssl": smtp.ssl,
-                "from": smtp.from,
-                "timeout": smtp.timeout.as_secs_f64(),
-            },
+            "smtp": smtp,
             "callback": null,
         },
     });
@@ -116,23 +258,26 @@ async fn host_spec(
         "UPDRAFT_RETURN_VALUE_FILE".into(),
         workspace.result_file().display().to_string(),
     ));
+    env.push((
+        "UPDRAFT_VARIABLE_FILE".into(),
+        workspace.variable_file().display().to_string(),
+    ));
     env.push(("PYTHONUNBUFFERED".into(), "1".into()));
     env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
     let interpreter = &attempt.config.python.interpreter;
-    attempt
-        .log
-        .system(format!(
-            "running {} {task_id} of {} with {interpreter} (in {})",
-            spec.operator,
-            attempt.dag.fileloc,
-            workspace.cwd.display()
-        ))
-        .await;
-    Ok(ProcessSpec {
-        program: interpreter.into(),
-        args: vec!["-u".into(), host.into(), "run".into(), spec_file.into()],
-        cwd: workspace.cwd.clone(),
-        env,
-        track_last_stdout: TrackLast::No,
+    Ok(HostTry {
+        load,
+        warm: pydag::TryRequest {
+            spec: spec_file.clone(),
+            cwd: workspace.cwd.clone(),
+            env: env.clone(),
+        },
+        cold: ProcessSpec {
+            program: interpreter.into(),
+            args: vec!["-u".into(), host.into(), "run".into(), spec_file.into()],
+            cwd: workspace.cwd.clone(),
+            env,
+            track_last_stdout: TrackLast::No,
+        },
     })
 }

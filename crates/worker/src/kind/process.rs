@@ -1,10 +1,12 @@
 //! The process kinds: `bash` (`bash -c command`) and `python` (the embedded runner, calling
 //! a file's or inline code's `callable`). Render, run the child, collect its XComs and its
-//! `return_value` (bash: the last stdout line; python: the callable's return value).
+//! `return_value` (bash: the last stdout line, or for an Airflow file's task the last line of
+//! stdout and stderr merged, as Airflow's BashOperator; python: the callable's return value).
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use dag::model::Semantics;
 use dag::template::{self, TemplateContext};
 use dag::{PythonTask, TaskKind};
 use serde_json::{Value, json};
@@ -53,10 +55,18 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
             return Ran::only(Outcome::Failed);
         }
     };
+    let semantics = attempt.dag.semantics();
     let spec = match (&task.kind, &python) {
-        (TaskKind::Bash { command }, _) => {
-            command::bash_spec(attempt, &workspace, command, &ctx, TrackLast::Yes).await
-        }
+        (TaskKind::Bash { command }, _) => match semantics {
+            Semantics::Updraft => {
+                command::bash_spec(attempt, &workspace, command, &ctx, TrackLast::Yes).await
+            }
+            Semantics::Airflow => {
+                command::bash_spec(attempt, &workspace, command, &ctx, TrackLast::EvenEmpty)
+                    .await
+                    .map(merge_stderr_into_stdout)
+            }
+        },
         (_, Some((py, source))) => python_spec(attempt, &workspace, py, source, &ctx).await,
         _ => return Ran::only(Outcome::FailedForGood),
     };
@@ -69,9 +79,10 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
     };
 
     let exited = command::run(attempt, &workspace, &spec).await;
-    let returned = match python {
-        None => ReturnValue::LastStdoutLine,
-        Some(_) => ReturnValue::ResultFile,
+    let returned = match (python, semantics) {
+        (None, Semantics::Updraft) => ReturnValue::LastStdoutLine,
+        (None, Semantics::Airflow) => ReturnValue::LastOutputLine,
+        (Some(_), _) => ReturnValue::ResultFile,
     };
     collect(attempt, &workspace, exited, returned).await
 }
@@ -91,8 +102,11 @@ pub(super) async fn prepare(
 
 /// Where a finished process's `return_value` comes from.
 pub(super) enum ReturnValue {
-    /// bash: the last line it printed.
+    /// bash (dag-format.md): the last non-empty line it printed on stdout, none without one.
     LastStdoutLine,
+    /// bash of an Airflow file (Airflow's BashOperator): the last line of its output, stdout
+    /// and stderr merged, even an empty one; `""` when it printed nothing.
+    LastOutputLine,
     /// Python: the JSON the runner wrote to the try's result file.
     ResultFile,
 }
@@ -113,6 +127,9 @@ pub(super) async fn collect(
     if outcome == Outcome::Success && wants_return {
         let returned = match returned {
             ReturnValue::LastStdoutLine => Ok(exited.last_stdout_line.map(Value::String)),
+            ReturnValue::LastOutputLine => Ok(Some(Value::String(
+                exited.last_stdout_line.unwrap_or_default(),
+            ))),
             ReturnValue::ResultFile => xcom::read_result_file(&workspace.result_file()).await,
         };
         match returned {
@@ -133,6 +150,28 @@ pub(super) async fn collect(
         }
     }
     Ran { outcome, xcoms }
+}
+
+/// `bash -c command` with its stderr joined to its stdout before the command starts, as
+/// Airflow's BashOperator runs it (one pipe for both), so that the last line read is the
+/// last line written, whichever stream it went to.
+///
+/// Why in the child rather than by interleaving our two pipe readers: lines written to two
+/// pipes microseconds apart can be read in either order, which would make the return value
+/// a race. The outer shell only redirects and then becomes the spec's own `bash -c command`
+/// (same process, same `$0`, same line numbers), so the command runs exactly as written; the
+/// cost is one more exec. The log then shows stderr lines as stdout, as Airflow's log does.
+fn merge_stderr_into_stdout(mut spec: ProcessSpec) -> ProcessSpec {
+    // `bash -c SCRIPT PROGRAM ARGS…`: the script sees PROGRAM as "$0" and the spec's own
+    // arguments (`-c command`) as "$@".
+    let original = std::mem::take(&mut spec.args);
+    spec.args = vec![
+        "-c".into(),
+        r#"exec 2>&1 && exec "$0" "$@""#.into(),
+        spec.program.clone(),
+    ];
+    spec.args.extend(original);
+    spec
 }
 
 /// A python task's source: its file (resolved against the DAG's folder) or inline code.

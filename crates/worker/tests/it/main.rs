@@ -47,11 +47,19 @@ impl Harness {
     /// Parse a DAG from its `tasks:` YAML (written into the DAGs folder), store it and create
     /// a manual run of it.
     async fn create_run(&self, yaml: &str) -> RunRecord {
+        self.create_run_as(yaml, Origin::Yaml).await
+    }
+
+    /// [`Harness::create_run`] for a DAG that came from `origin`.
+    async fn create_run_as(&self, yaml: &str, origin: Origin) -> RunRecord {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = self.folder().join(format!("dag_{n}.yaml"));
         std::fs::write(&path, yaml).expect("write dag");
         let path = path.display().to_string();
-        let dag = dag::parse_dag_str(&path, yaml).expect("valid dag");
+        let mut dag = dag::parse_dag_str(&path, yaml).expect("valid dag");
+        if origin == Origin::AirflowFile {
+            dag.python_source = Some("# the Airflow file's source".into());
+        }
         let now = Utc::now();
         self.store
             .sync_dag(&dag, "v1", now)
@@ -126,9 +134,20 @@ impl Harness {
         Outcome { finish, log, run }
     }
 
+    /// [`Harness::run_task`] for a DAG that came from an Airflow Python file.
+    async fn run_airflow_task(&self, yaml: &str) -> Outcome {
+        let (finish, run) = self.execute_only_as(yaml, Origin::AirflowFile).await;
+        let log = self.log(finish.ti, finish.try_number).await;
+        Outcome { finish, log, run }
+    }
+
     /// As [`Harness::run_task`], without reading the log back; returns the run key too.
     async fn execute_only(&self, yaml: &str) -> (Finish, i64) {
-        let run = self.create_run(yaml).await;
+        self.execute_only_as(yaml, Origin::Yaml).await
+    }
+
+    async fn execute_only_as(&self, yaml: &str, origin: Origin) -> (Finish, i64) {
+        let run = self.create_run_as(yaml, origin).await;
         self.queue_all(run.id).await;
         let claimed = self.claim_one().await;
         let finish = execute(self.store.clone(), claimed, &self.config).await;
@@ -158,6 +177,15 @@ impl Harness {
             .map(|x| (x.key, x.value))
             .collect()
     }
+}
+
+/// Where a test's DAG came from, which decides whose rules it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A YAML file: dag-format.md's rules.
+    Yaml,
+    /// An Airflow Python file (its source kept with the version): Airflow's rules.
+    AirflowFile,
 }
 
 fn logical_date() -> DateTime<Utc> {
@@ -242,6 +270,73 @@ async fn do_xcom_push_false_pushes_no_return_value() {
         .await;
     out.assert_state(TaskState::Success);
     assert_eq!(out.return_value(), None);
+}
+
+#[tokio::test]
+async fn an_airflow_files_bash_returns_the_last_line_of_stdout_and_stderr_merged() {
+    let h = Harness::new().await;
+    // Airflow's BashOperator reads one pipe holding both streams and returns its last line,
+    // stripped at the end, even when empty, and "" when nothing was printed. The same
+    // command in a YAML DAG keeps dag-format.md's rule: stdout's last non-empty line.
+    let cases: [(&str, &str, Option<&str>); 7] = [
+        ("echo first; echo to-stderr >&2", "to-stderr", Some("first")),
+        ("echo only-stderr >&2", "only-stderr", None),
+        ("echo last; echo ''", "", Some("last")),
+        (r"printf 'padded  \n'", "padded", Some("padded")),
+        ("printf 'no newline'", "no newline", Some("no newline")),
+        ("true", "", None),
+        // Many lines on both streams, the last one on stderr: the order is the child's.
+        (
+            "for i in $(seq 200); do echo out$i; echo err$i >&2; done",
+            "err200",
+            Some("out200"),
+        ),
+    ];
+    for (command, airflow, yaml) in cases {
+        let dag = one_task(&format!("{{id: t, bash: {}}}", json!(command)));
+        let out = h.run_airflow_task(&dag).await;
+        out.assert_state(TaskState::Success);
+        assert_eq!(
+            out.return_value(),
+            Some(&json!(airflow)),
+            "{command}\n{}",
+            out.text()
+        );
+        let out = h.run_task(&dag).await;
+        out.assert_state(TaskState::Success);
+        assert_eq!(
+            out.return_value(),
+            yaml.map(|v| json!(v)).as_ref(),
+            "{command} (YAML)"
+        );
+    }
+    let out = h
+        .run_airflow_task(&one_task(r#"{id: t, bash: "echo a; echo b >&2"}"#))
+        .await;
+    assert!(
+        out.has_line(LogStream::Stdout, "b"),
+        "stderr is logged with stdout, as Airflow does:\n{}",
+        out.text()
+    );
+}
+
+#[tokio::test]
+async fn an_airflow_files_bash_without_xcom_push_or_failing_pushes_nothing() {
+    let h = Harness::new().await;
+    let out = h
+        .run_airflow_task(&one_task(r#"{id: t, bash: "echo x", do_xcom_push: false}"#))
+        .await;
+    out.assert_state(TaskState::Success);
+    assert_eq!(out.return_value(), None);
+    let out = h
+        .run_airflow_task(&one_task(r#"{id: t, bash: "echo x; exit 3"}"#))
+        .await;
+    out.assert_state(TaskState::Failed);
+    assert_eq!(out.return_value(), None);
+    let out = h
+        .run_airflow_task(&one_task(r#"{id: t, bash: "echo x; exit 99"}"#))
+        .await;
+    out.assert_state(TaskState::Skipped);
 }
 
 #[tokio::test]

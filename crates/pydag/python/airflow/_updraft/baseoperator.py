@@ -78,9 +78,27 @@ def merged_default_args(dag, group, own):
 
 
 @functools.lru_cache(maxsize=None)
+def declared_arguments(cls):
+    """The `_updraft_arguments` tables of the class chain of `cls`, merged (a subclass's
+    entry wins): name → default."""
+    merged = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(klass.__dict__.get("_updraft_arguments", {}))
+    return merged
+
+
+def take_arguments(op, kwargs):
+    """Set each declared argument of `op`'s class chain as the attribute of its name: the
+    value given in `kwargs` (removed from it), else the default."""
+    for name, default in declared_arguments(type(op)).items():
+        setattr(op, name, kwargs.pop(name, default))
+
+
+@functools.lru_cache(maxsize=None)
 def accepted_args(cls):
-    """Names of the keyword arguments the `__init__` chain of `cls` declares."""
-    names = set()
+    """Names of the keyword arguments the class chain of `cls` takes: those its `__init__`
+    signatures name, and those its `_updraft_arguments` tables declare."""
+    names = set(declared_arguments(cls))
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
@@ -163,40 +181,49 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
     is_sensor = False
     log = _LoggerDescriptor()
 
+    # Keyword arguments kept as attributes of the same name, with their defaults. The
+    # package's operator classes declare theirs in the same way (a user's operator keeps its
+    # own `__init__`); BaseOperator.__init__ takes those of the whole class chain (see
+    # take_arguments), and default_args fill them like any other argument. A default is
+    # shared by every instance, so it must be immutable.
+    _updraft_arguments = {
+        "owner": None,
+        "email": None,
+        "email_on_retry": True,
+        "email_on_failure": True,
+        "retries": 0,
+        "retry_delay": datetime.timedelta(seconds=300),
+        "retry_exponential_backoff": False,
+        "max_retry_delay": None,
+        "depends_on_past": False,
+        "wait_for_downstream": False,
+        "priority_weight": 1,
+        "queue": "default",
+        "pool": None,
+        "pool_slots": 1,
+        "execution_timeout": None,
+        "on_execute_callback": None,
+        "on_failure_callback": None,
+        "on_success_callback": None,
+        "on_retry_callback": None,
+        "trigger_rule": "all_success",
+        "do_xcom_push": True,
+        "multiple_outputs": False,
+    }
+
     def __init__(
         self,
         task_id,
-        owner=None,
-        email=None,
-        email_on_retry=True,
-        email_on_failure=True,
-        retries=0,
-        retry_delay=datetime.timedelta(seconds=300),
-        retry_exponential_backoff=False,
-        max_retry_delay=None,
-        depends_on_past=False,
-        wait_for_downstream=False,
         dag=None,
         params=None,
         default_args=None,
-        priority_weight=1,
-        queue="default",
-        pool=None,
-        pool_slots=1,
-        execution_timeout=None,
-        on_execute_callback=None,
-        on_failure_callback=None,
-        on_success_callback=None,
-        on_retry_callback=None,
         pre_execute=None,
         post_execute=None,
-        trigger_rule="all_success",
-        do_xcom_push=True,
-        multiple_outputs=False,
         task_group=None,
         doc_md=None,
         **kwargs
     ):
+        take_arguments(self, kwargs)
         unknown = {k: v for k, v in kwargs.items() if k not in IGNORED_ARGS}
         if unknown:
             raise TypeError(
@@ -210,31 +237,9 @@ class BaseOperator(DependencyMixin, metaclass=OperatorMeta):
                 "invalid task_id %r: it must be 1 to 250 characters of letters, digits, "
                 "'_', '-' and '.'" % task_id
             )
-        self.owner = owner
-        self.email = email
-        self.email_on_retry = email_on_retry
-        self.email_on_failure = email_on_failure
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self.retry_exponential_backoff = retry_exponential_backoff
-        self.max_retry_delay = max_retry_delay
-        self.depends_on_past = depends_on_past
-        self.wait_for_downstream = wait_for_downstream
         self.params = params or {}
-        self.priority_weight = priority_weight
-        self.queue = queue
-        self.pool = pool
-        self.pool_slots = pool_slots
-        self.execution_timeout = execution_timeout
-        self.on_execute_callback = on_execute_callback
-        self.on_failure_callback = on_failure_callback
-        self.on_success_callback = on_success_callback
-        self.on_retry_callback = on_retry_callback
         self._pre_execute_hook = pre_execute
         self._post_execute_hook = post_execute
-        self.trigger_rule = trigger_rule
-        self.do_xcom_push = do_xcom_push
-        self.multiple_outputs = multiple_outputs
         self.doc_md = doc_md if doc_md is not None else kwargs.get("doc")
         self.upstream_task_ids = set()
         self.downstream_task_ids = set()

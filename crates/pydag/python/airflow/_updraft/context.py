@@ -14,6 +14,16 @@ from .timeutil import parse_datetime
 RETURN_KEY = "return_value"
 
 
+class _NotSet:
+    """`map_indexes` left out, which Airflow tells apart from `map_indexes=None`."""
+
+    def __repr__(self):
+        return "NOTSET"
+
+
+NOTSET = _NotSet()
+
+
 class NotSerializable(TypeError):
     """A value meant for XCom has no JSON form."""
 
@@ -86,29 +96,41 @@ class TaskInstance:
         self._xcoms.push(key, value)
 
     def xcom_pull(self, task_ids=None, dag_id=None, key=RETURN_KEY, include_prior_dates=False,
-                  map_indexes=None, default=None, run_id=None, **kwargs):
-        """Airflow 3's rules: one task id without map_indexes gives its value bare when it
-        pushed one, the list of values of a mapped task, or `default`; a list of ids gives
-        a list; explicit map_indexes pick those instances."""
+                  map_indexes=NOTSET, default=None, run_id=None, **kwargs):
+        """Airflow 3.3's rules (its task SDK's `RuntimeTaskInstance.xcom_pull`), which differ
+        from dag-format.md's (docs/airflow-differences.md).
+
+        Without `map_indexes`, every instance's value of each task goes into one flat list,
+        in map-index order, a task that pushed nothing adding None — never `default`, which
+        Airflow 3.3 ignores there — and one task asked for by a single id (or by none: the
+        calling task) gives its lone value bare, so a mapped task with one instance gives
+        its value, not a list. With `map_indexes` (an int, None meaning the unmapped value,
+        or a list), each task and index gives its value or `default`, bare for one id and
+        one index."""
         if include_prior_dates:
             raise NotImplementedError("xcom_pull(include_prior_dates=True) is not supported by Updraft")
         if dag_id not in (None, self.dag_id) or run_id not in (None, self.run_id):
             raise NotImplementedError("xcom_pull from another DAG or run is not supported by Updraft")
         single_task = isinstance(task_ids, str) or task_ids is None
         ids = [self.task_id] if task_ids is None else ([task_ids] if isinstance(task_ids, str) else list(task_ids))
-        if map_indexes is None:
+        if map_indexes is NOTSET:
             values = []
             for task_id in ids:
                 found = self._xcoms.all_of(task_id, key)
                 if found:
                     values.extend(found)
                 else:
-                    values.append(default)
+                    values.append(None)
             if single_task and len(values) == 1:
                 return values[0]
             return values
-        single_index = isinstance(map_indexes, int)
-        indexes = [map_indexes] if single_index else list(map_indexes)
+        single_index = map_indexes is None or isinstance(map_indexes, int)
+        if map_indexes is None:
+            indexes = [-1]
+        elif single_index:
+            indexes = [map_indexes]
+        else:
+            indexes = list(map_indexes)
         values = []
         for task_id in ids:
             for index in indexes:
@@ -117,6 +139,12 @@ class TaskInstance:
         if single_task and single_index:
             return values[0]
         return values
+
+    def _xcom_sequence(self, task_id, key=RETURN_KEY):
+        """Every value the instances of the mapped task `task_id` pushed, in map-index order:
+        what Airflow resolves a mapped task's XComArg to (its LazyXComSequence), a list even
+        of one value, unlike `xcom_pull`."""
+        return self._xcoms.all_of(task_id, key)
 
     def get_template_context(self):
         return state.context_stack[-1] if state.context_stack else {}

@@ -7,6 +7,17 @@ to its roots, as an upstream to its leaves, as Airflow does.
 """
 
 
+def _shift(method, returns_self):
+    """A bitshift operator of DependencyMixin: calls `method` (set_downstream or
+    set_upstream) with the other operand, then returns `self` or the other operand."""
+
+    def shift(self, other):
+        getattr(self, method)(other)
+        return self if returns_self else other
+
+    return shift
+
+
 class DependencyMixin:
     """`>>`, `<<`, set_upstream and set_downstream for every node kind."""
 
@@ -22,53 +33,45 @@ class DependencyMixin:
     def set_upstream(self, other, edge_modifier=None):
         link(other, self)
 
-    def __rshift__(self, other):
-        link(self, other)
-        return other
+    # As in Airflow, `a >> b` is a.set_downstream(b) and `a << b` is a.set_upstream(b), each
+    # returning b; the reflected forms serve a list on the left and return self.
+    __rshift__ = _shift("set_downstream", returns_self=False)
+    __lshift__ = _shift("set_upstream", returns_self=False)
+    __rrshift__ = _shift("set_upstream", returns_self=True)  # [a, b] >> self
+    __rlshift__ = _shift("set_downstream", returns_self=True)  # [a, b] << self
 
-    def __lshift__(self, other):
-        link(other, self)
-        return other
 
-    def __rrshift__(self, other):
-        # [a, b] >> self
-        link(other, self)
-        return self
-
-    def __rlshift__(self, other):
-        # [a, b] << self
-        link(self, other)
-        return self
+def _operators(node, end):
+    """The operators at one end of `node`: each node's `end` method (`_roots` or `_leaves`),
+    over every item of a list."""
+    if isinstance(node, (list, tuple, set, frozenset)):
+        return [op for item in node for op in _operators(item, end)]
+    if isinstance(node, DependencyMixin):
+        return getattr(node, end)()
+    raise TypeError(
+        "cannot set a dependency with %r (a %s): expected a task, an XComArg, a task "
+        "group, or a list of them" % (node, type(node).__name__)
+    )
 
 
 def roots(node):
     """The operators that become downstream when `node` is on the right of `>>`."""
-    if isinstance(node, (list, tuple, set, frozenset)):
-        return [op for item in node for op in roots(item)]
-    if isinstance(node, DependencyMixin):
-        return node._roots()
-    raise TypeError(
-        "cannot set a dependency with %r (a %s): expected a task, an XComArg, a task "
-        "group, or a list of them" % (node, type(node).__name__)
-    )
+    return _operators(node, "_roots")
 
 
 def leaves(node):
     """The operators that become upstream when `node` is on the left of `>>`."""
-    if isinstance(node, (list, tuple, set, frozenset)):
-        return [op for item in node for op in leaves(item)]
-    if isinstance(node, DependencyMixin):
-        return node._leaves()
-    raise TypeError(
-        "cannot set a dependency with %r (a %s): expected a task, an XComArg, a task "
-        "group, or a list of them" % (node, type(node).__name__)
-    )
+    return _operators(node, "_leaves")
 
 
 def link(upstream, downstream):
-    """Make every leaf of `upstream` an upstream of every root of `downstream`."""
+    """Make every leaf of `upstream` an upstream of every root of `downstream`. A label on
+    either side keeps the node, and links its two sides once it has both."""
     if isinstance(downstream, EdgeModifier):
-        downstream._upstream.append(upstream)
+        downstream._attach(downstream._upstream, upstream)
+        return
+    if isinstance(upstream, EdgeModifier):
+        upstream._attach(upstream._downstream, downstream)
         return
     ups = leaves(upstream)
     downs = roots(downstream)
@@ -78,51 +81,25 @@ def link(upstream, downstream):
 
 
 class EdgeModifier(DependencyMixin):
-    """`Label("text")` between two tasks: the edge is made, the label is not shown."""
+    """`Label("text")` between two tasks (`a >> Label("x") >> b`, `b << Label("x") << a`):
+    the edge is made, the label is not shown."""
 
     def __init__(self, label=None):
         self.label = label
         self._upstream = []
+        self._downstream = []
+
+    def _attach(self, side, node):
+        side.append(node)
+        for up in self._upstream:
+            for down in self._downstream:
+                link(up, down)
 
     def _roots(self):
-        return []
+        return roots(self._downstream)
 
     def _leaves(self):
         return leaves(self._upstream)
-
-    def __rrshift__(self, other):
-        self._upstream.append(other)
-        return self
-
-    def __lshift__(self, other):
-        # a << Label << b: the label's upstream is b.
-        self._upstream.append(other)
-        return other
-
-    def __rlshift__(self, other):
-        # a << Label: the label's downstream is a; kept as a pending downstream.
-        return _PendingDownstream(other)
-
-    def __rshift__(self, other):
-        link(self, other)
-        return other
-
-
-class _PendingDownstream(DependencyMixin):
-    """The result of `a << Label(...)`, waiting for the `<< b` that completes it."""
-
-    def __init__(self, downstream):
-        self.downstream = downstream
-
-    def _roots(self):
-        return roots(self.downstream)
-
-    def _leaves(self):
-        return leaves(self.downstream)
-
-    def __lshift__(self, other):
-        link(other, self.downstream)
-        return other
 
 
 def Label(label):

@@ -1,19 +1,21 @@
-"""The standard operators: Empty, Python, Branch/ShortCircuit, Bash, and the branching
-mix-ins, with Airflow's run-time behaviour.
+"""The standard operators: Empty, Python, Branch/ShortCircuit, Bash, Email, TriggerDagRun,
+and the branching mix-ins, with Airflow's run-time behaviour.
 
 A branching operator's `execute` returns its choice (a task id, a list of ids, or None);
 the runner writes it as the try's return value and Updraft follows it. Which operators
 branch is told by the class attribute `branch_kind` ("branch" or "short_circuit").
 """
 
+import datetime
 import inspect
 import os
 import shutil
 import subprocess
 import sys
 
-from .baseoperator import BaseOperator
-from .exceptions import AirflowException, AirflowSkipException
+from .baseoperator import BaseOperator, MappedArgument
+from .exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from .trigger_rule import DagRunState
 
 
 class EmptyOperator(BaseOperator):
@@ -161,25 +163,25 @@ def _identity(result):
 
 
 def run_bash(command, env, cwd, encoding="utf-8"):
-    """Run `bash -c command`, echoing its output; return (exit code, last stdout line)."""
+    """Run `bash -c command` with stderr joined to stdout, echoing its output; return (exit
+    code, last line). As Airflow's SubprocessHook: the last line read, stripped at its end,
+    even when empty, and "" when the command printed nothing (docs/airflow-differences.md)."""
     bash = shutil.which("bash") or "bash"
     sys.stdout.flush()
     sys.stderr.flush()
     proc = subprocess.Popen(
         [bash, "-c", command],
         stdout=subprocess.PIPE,
-        stderr=None,
+        stderr=subprocess.STDOUT,
         env=env,
         cwd=cwd,
         start_new_session=False,
     )
-    last = None
+    last = ""
     for raw in iter(proc.stdout.readline, b""):
-        line = raw.decode(encoding, errors="backslashreplace").rstrip("\n")
-        sys.stdout.write(line + "\n")
+        last = raw.decode(encoding, errors="backslashreplace").rstrip()
+        sys.stdout.write(last + "\n")
         sys.stdout.flush()
-        if line.strip():
-            last = line
     proc.stdout.close()
     return proc.wait(), last
 
@@ -248,3 +250,155 @@ class BashOperator(BaseOperator):
             )
         processor = self.output_processor or _identity
         return processor(last)
+
+
+# -- Email --------------------------------------------------------------------------------
+
+# The SMTP connection ids that mean "the configured server" (Airflow 2's None, Airflow 3's
+# default); Updraft's configured server is its [smtp] settings.
+DEFAULT_SMTP_CONN_IDS = (None, "smtp_default")
+
+
+class EmailOperator(BaseOperator):
+    """Sends one email. Updraft sends it natively as an `email` task when its arguments fit
+    one; otherwise `execute` sends it here over Updraft's [smtp] settings."""
+
+    template_fields = ("to", "from_email", "subject", "html_content", "files", "cc", "bcc")
+    template_fields_renderers = {"html_content": "html"}
+    template_ext = (".html",)
+    ui_color = "#e6faf9"
+    _updraft_arguments = {
+        "subject": None,
+        "html_content": None,
+        "from_email": None,
+        "files": None,
+        "cc": None,
+        "bcc": None,
+        "mime_subtype": "mixed",
+        "mime_charset": "utf-8",
+        "conn_id": None,
+        "custom_headers": None,
+    }
+
+    def __init__(self, *, to, **kwargs):
+        super().__init__(**kwargs)
+        self.to = to
+        self.files = self.files or []
+
+    def unsupported(self):
+        """Why Updraft cannot send this email at all (an argument it has no equivalent for),
+        or None."""
+        if self.conn_id not in DEFAULT_SMTP_CONN_IDS:
+            return (
+                "conn_id=%r is not supported by Updraft: email goes out over Updraft's [smtp] "
+                "settings (leave conn_id unset)" % (self.conn_id,)
+            )
+        for name in ("subject", "html_content"):
+            if getattr(self, name) is None:
+                return (
+                    "%s is not set, and Updraft has no SMTP connection templates to take it "
+                    "from: give %s" % (name, name)
+                )
+        return None
+
+    def execute(self, context):
+        from .mail import send_email
+
+        problem = self.unsupported()
+        if problem is not None:
+            # Retrying cannot help.
+            raise AirflowFailException("EmailOperator %s: %s" % (self.task_id, problem))
+        send_email(
+            self.to,
+            self.subject,
+            self.html_content,
+            files=self.files,
+            cc=self.cc,
+            bcc=self.bcc,
+            mime_subtype=self.mime_subtype,
+            mime_charset=self.mime_charset,
+            custom_headers=self.custom_headers,
+            from_email=self.from_email,
+        )
+
+
+# -- TriggerDagRun --------------------------------------------------------------------------
+
+
+class _ArgNotSet:
+    """Airflow's NOTSET: an argument that was not given (None has a meaning of its own)."""
+
+    def __repr__(self):
+        return "NOTSET"
+
+
+NOTSET = _ArgNotSet()
+
+
+def run_states(states, what):
+    """Run state names from DagRunState values or their text."""
+    names = [getattr(s, "value", s) for s in states]
+    valid = {s.value for s in DagRunState}
+    for name in names:
+        if name not in valid:
+            raise ValueError("%s: %r is not a DAG run state (%s)" % (what, name, ", ".join(sorted(valid))))
+    return names
+
+
+class TriggerDagRunOperator(BaseOperator):
+    """Makes a run of another DAG, optionally waiting for it to end. Updraft runs it natively
+    as a `trigger_dag` task; the arguments that kind has no equivalent for are refused when
+    the DAG file is parsed. Python cannot make DAG runs, so `execute` (reached only by a
+    subclass) fails saying so."""
+
+    template_fields = (
+        "trigger_dag_id",
+        "trigger_run_id",
+        "logical_date",
+        "conf",
+        "wait_for_completion",
+        "skip_when_already_exists",
+    )
+    template_fields_renderers = {"conf": "py"}
+    ui_color = "#ffefeb"
+    _updraft_arguments = {
+        "trigger_run_id": None,
+        "conf": None,
+        "logical_date": NOTSET,
+        "reset_dag_run": False,
+        "wait_for_completion": False,
+        "poke_interval": 60,
+        "allowed_states": None,
+        "failed_states": None,
+        "skip_when_already_exists": False,
+        "fail_when_dag_is_paused": False,
+        "deferrable": False,
+    }
+
+    def __init__(self, *, trigger_dag_id, execution_date=None, **kwargs):
+        super().__init__(**kwargs)
+        self.trigger_dag_id = trigger_dag_id
+        if execution_date is not None:
+            # Airflow 2's name for logical_date.
+            if self.logical_date is not NOTSET:
+                raise TypeError("TriggerDagRunOperator takes logical_date or execution_date, not both")
+            self.logical_date = execution_date
+        what = "TriggerDagRunOperator %s" % self.task_id
+        if not isinstance(self.logical_date, (_ArgNotSet, type(None), str, datetime.datetime, MappedArgument)):
+            raise TypeError(
+                "%s: logical_date must be a string, a datetime or None, not %s"
+                % (what, type(self.logical_date).__name__)
+            )
+        if not isinstance(self.allowed_states, MappedArgument):
+            self.allowed_states = run_states(self.allowed_states or ["success"], what + ": allowed_states")
+        if not isinstance(self.failed_states, MappedArgument):
+            failed = self.failed_states
+            self.failed_states = run_states(["failed"] if failed is None else failed, what + ": failed_states")
+
+    def execute(self, context):
+        # Retrying cannot help.
+        raise AirflowFailException(
+            "task %s (%s, a subclass of TriggerDagRunOperator) cannot run in Python: Updraft "
+            "makes DAG runs only with its native trigger_dag kind, which only a plain "
+            "TriggerDagRunOperator becomes" % (self.task_id, type(self).__name__)
+        )

@@ -8,7 +8,8 @@ task's own callbacks (on_execute, then on_success, or on_retry/on_failure) run i
 process, as Airflow 3 runs them in the task's process; with `callback` set in the spec only
 that callback runs.
 
-Exit codes: 0 success, 99 skipped, 1 failed.
+Exit codes: 0 success, 99 skipped, 1 failed, 98 failed with no retry (AirflowFailException,
+a sensor's timeout).
 """
 
 import json
@@ -31,6 +32,8 @@ from .xcomarg import RETURN_KEY, resolve_xcomargs
 
 SKIPPED = 99
 FAILED = 1
+# Failed in a way no retry may fix; the worker fails the task for good.
+FAILED_NO_RETRY = 98
 
 
 class TaskSetupError(Exception):
@@ -197,7 +200,7 @@ def _failed(op, context, spec, exc):
         run_callbacks("on_retry_callback", op.on_retry_callback, context)
     else:
         run_callbacks("on_failure_callback", op.on_failure_callback, context)
-    return FAILED
+    return FAILED_NO_RETRY if no_retry else FAILED
 
 
 def run_callback_only(spec, dag, module):
@@ -231,37 +234,66 @@ def run_callback_only(spec, dag, module):
     return 0
 
 
-def run(spec_path):
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    extra = spec.get("airflow") or {}
+def set_try_state(extra):
+    """Put the spec's variables, connections and SMTP settings where the package reads them."""
     state.mode = "run"
     state.variables = dict(extra.get("variables") or {})
     state.connections = dict(extra.get("connections") or {})
     state.smtp = extra.get("smtp")
+
+
+def configure_logging():
     import logging
 
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s - %(message)s")
+
+
+def load_module(extra):
+    """Execute the DAG file's stored source (the `airflow` block of a spec) as a module."""
     from .loader import load_dag_file
 
     fileloc = extra.get("fileloc") or ""
-    source = extra.get("source")
     sys.argv = [fileloc]
+    return load_dag_file(fileloc, extra.get("dags_folder"), extra.get("source"))
+
+
+def report_load_failure(exc):
+    """Print why loading the DAG file failed, for the try's log."""
+    if isinstance(exc, SystemExit):
+        print("the DAG file called sys.exit(%s) while loading" % ("" if exc.code is None else exc.code), file=sys.stderr)
+    else:
+        print("loading the DAG file failed:", file=sys.stderr)
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+
+def run_loaded(spec, module):
+    """One try (or one callback) of `spec` with the DAG file already loaded as `module`."""
+    set_try_state(spec.get("airflow") or {})
     try:
-        module = load_dag_file(fileloc, extra.get("dags_folder"), source)
         dag = find_dag(module, spec["dag_id"])
-        if extra.get("callback"):
+        if (spec.get("airflow") or {}).get("callback"):
             return run_callback_only(spec, dag, module)
         op = prepare_task(spec, dag)
     except TaskSetupError as exc:
         print(str(exc), file=sys.stderr)
         return FAILED
-    except SystemExit as exc:
-        print("the DAG file called sys.exit(%s) while loading" % ("" if exc.code is None else exc.code), file=sys.stderr)
-        return FAILED
     except BaseException:
-        print("loading the DAG file failed:", file=sys.stderr)
+        print("setting up the task failed:", file=sys.stderr)
         traceback.print_exc()
         return FAILED
     context = build_context(spec, dag, op)
     return execute_task(op, context, spec)
+
+
+def run(spec_path):
+    """Cold run mode: load the file, then run the try."""
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    set_try_state(spec.get("airflow") or {})
+    configure_logging()
+    try:
+        module = load_module(spec.get("airflow") or {})
+    except BaseException as exc:
+        report_load_failure(exc)
+        return FAILED
+    return run_loaded(spec, module)

@@ -1,24 +1,69 @@
 """Variables and connections: read from the environment (`AIRFLOW_VAR_*`, `AIRFLOW_CONN_*`)
 first, as Airflow's environment backend does, then from what Updraft passed in (the parse
-request's variables, or the task spec's variables and connections)."""
+request's variables, or the task spec's variables and connections).
+
+A running task may also set and delete variables: each change is appended as a JSON line to
+the file named by `$UPDRAFT_VARIABLE_FILE` (`{"key": K, "value": "stored text"}` or
+`{"key": K, "delete": true}`), which the worker applies after the try, and is seen at once
+by later reads in the same try. While a DAG file is parsed, nothing can be stored.
+"""
 
 import json
+import logging
 import os
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from . import state
-from .exceptions import AirflowNotFoundException
+from .exceptions import AirflowException, AirflowNotFoundException
 
 _NO_DEFAULT = object()
+VARIABLE_FILE_ENV = "UPDRAFT_VARIABLE_FILE"
+
+log = logging.getLogger(__name__)
+
+
+def lookup(env_prefix, stored, key):
+    """Airflow's order of secrets backends: the environment variable `env_prefix + KEY`,
+    else what Updraft passed in (`stored`); None when neither has `key`."""
+    value = os.environ.get(env_prefix + key.upper())
+    if value is not None:
+        return value
+    return stored.get(key)
+
+
+def record_variable_change(what, key, change):
+    """Append `{"key": key, **change}` to the worker's variable file; refused while a DAG
+    file is parsed, and when the worker named no file."""
+    if not isinstance(key, str) or not key:
+        raise TypeError("%s needs a variable key (a non-empty string), got %r" % (what, key))
+    if state.mode != "run":
+        raise AirflowException(
+            "%s(%r) cannot be used while Updraft parses a DAG file: variables are stored only "
+            "from a running task (set them with `dagctl variables set` or in the UI)" % (what, key)
+        )
+    path = os.environ.get(VARIABLE_FILE_ENV)
+    if not path:
+        raise AirflowException(
+            "%s(%r): $%s is not set, so the change cannot be stored (this worker does not "
+            "take variable changes from tasks)" % (what, key, VARIABLE_FILE_ENV)
+        )
+    if os.environ.get(Variable.ENV_PREFIX + key.upper()) is not None:
+        log.warning(
+            "The variable %s is also set in the environment (%s%s), which is read first: the "
+            "stored value changes, but reading it still gives the environment's",
+            key, Variable.ENV_PREFIX, key.upper(),
+        )
+    line = dict({"key": key}, **change)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 class Variable:
-    @staticmethod
-    def _raw(key):
-        env = os.environ.get("AIRFLOW_VAR_" + key.upper())
-        if env is not None:
-            return env
-        return state.variables.get(key)
+    ENV_PREFIX = "AIRFLOW_VAR_"
+
+    @classmethod
+    def _raw(cls, key):
+        return lookup(cls.ENV_PREFIX, state.variables, key)
 
     @classmethod
     def get(cls, key, default_var=_NO_DEFAULT, deserialize_json=False, default=_NO_DEFAULT):
@@ -45,18 +90,24 @@ class Variable:
 
     @classmethod
     def set(cls, key, value, description=None, serialize_json=False, session=None):
-        raise NotImplementedError(
-            "Variable.set is not supported inside a task yet (Updraft variables are set "
-            "with `dagctl variables set` or in the UI)"
-        )
+        """Store `value` (as JSON text with serialize_json, else as str(value), as Airflow
+        stores it) from a running task; the description is not kept."""
+        stored = json.dumps(value, indent=2) if serialize_json else str(value)
+        record_variable_change("Variable.set", key, {"value": stored})
+        state.variables[key] = stored
 
     @classmethod
     def delete(cls, key, session=None):
-        raise NotImplementedError("Variable.delete is not supported by Updraft inside a DAG file or task")
+        """Delete the variable from a running task; returns how many were deleted (0 or 1)."""
+        record_variable_change("Variable.delete", key, {"delete": True})
+        return 1 if state.variables.pop(key, None) is not None else 0
 
     @classmethod
     def update(cls, key, value, serialize_json=False, session=None):
-        cls.set(key, value)
+        """Set a variable that exists (KeyError otherwise, as in Airflow)."""
+        if cls._raw(key) is None:
+            raise KeyError("Variable %s does not exist" % key)
+        cls.set(key, value, serialize_json=serialize_json)
 
 
 class Connection:
@@ -142,8 +193,16 @@ class Connection:
 
     @classmethod
     def from_json(cls, value, conn_id=None):
-        data = json.loads(value)
+        return cls.from_fields(conn_id, json.loads(value))
+
+    @classmethod
+    def from_fields(cls, conn_id, data):
+        """A connection from a mapping of its fields (Airflow's JSON form, or a task spec's
+        entry): `extra` may be text or JSON data, `port` a number or its text."""
         extra = data.get("extra")
+        if isinstance(extra, (dict, list)):
+            extra = json.dumps(extra)
+        port = data.get("port")
         return cls(
             conn_id=conn_id,
             conn_type=data.get("conn_type"),
@@ -151,7 +210,7 @@ class Connection:
             login=data.get("login"),
             password=data.get("password"),
             schema=data.get("schema"),
-            port=data.get("port"),
+            port=int(port) if port not in (None, "") else None,
             extra=extra,
         )
 
@@ -159,33 +218,20 @@ class Connection:
         return "<Connection %s>" % self.conn_id
 
 
-def _from_spec(conn_id, data):
-    extra = data.get("extra")
-    if isinstance(extra, (dict, list)):
-        extra = json.dumps(extra)
-    port = data.get("port")
-    return Connection(
-        conn_id=conn_id,
-        conn_type=data.get("conn_type"),
-        host=data.get("host"),
-        login=data.get("login"),
-        password=data.get("password"),
-        schema=data.get("schema"),
-        port=int(port) if port not in (None, "") else None,
-        extra=extra,
-    )
-
-
 def get_connection(conn_id):
-    env = os.environ.get("AIRFLOW_CONN_" + conn_id.upper())
-    if env:
-        if env.lstrip().startswith("{"):
-            return Connection.from_json(env, conn_id=conn_id)
-        return Connection(conn_id=conn_id, uri=env)
-    data = state.connections.get(conn_id)
-    if data is not None:
-        return _from_spec(conn_id, data)
-    raise AirflowNotFoundException("The conn_id `%s` isn't defined" % conn_id)
+    """The connection: from `AIRFLOW_CONN_<ID>` (a URI or Airflow's JSON form), else from
+    the task spec's connections."""
+    found = lookup("AIRFLOW_CONN_", state.connections, conn_id)
+    if found == "":
+        # An empty AIRFLOW_CONN_ variable defines nothing (Airflow goes on to the next backend).
+        found = state.connections.get(conn_id)
+    if found is None:
+        raise AirflowNotFoundException("The conn_id `%s` isn't defined" % conn_id)
+    if not isinstance(found, str):
+        return Connection.from_fields(conn_id, found)
+    if found.lstrip().startswith("{"):
+        return Connection.from_json(found, conn_id=conn_id)
+    return Connection(conn_id=conn_id, uri=found)
 
 
 class BaseHook:

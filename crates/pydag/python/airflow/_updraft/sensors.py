@@ -31,36 +31,28 @@ class BaseSensorOperator(BaseOperator, SkipMixin):
     is_sensor = True
     ui_color = "#e6f1f2"
     valid_modes = ("poke", "reschedule")
+    _updraft_arguments = {
+        "poke_interval": 60,
+        "timeout": 7 * 24 * 60 * 60,
+        "soft_fail": False,
+        "mode": "poke",
+        "exponential_backoff": False,
+        "max_wait": None,
+        "silent_fail": False,
+        "never_fail": False,
+        "deferrable": False,
+    }
 
-    def __init__(
-        self,
-        *,
-        poke_interval=60,
-        timeout=7 * 24 * 60 * 60,
-        soft_fail=False,
-        mode="poke",
-        exponential_backoff=False,
-        max_wait=None,
-        silent_fail=False,
-        never_fail=False,
-        deferrable=False,
-        **kwargs
-    ):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if mode not in self.valid_modes:
+        if self.mode not in self.valid_modes:
             raise AirflowException(
                 "The mode must be one of %s, '%s.%s' has '%s'"
-                % (self.valid_modes, self.dag.dag_id if self.dag else None, self.task_id, mode)
+                % (self.valid_modes, self.dag.dag_id if self.dag else None, self.task_id, self.mode)
             )
-        self.poke_interval = seconds(poke_interval)
-        self.timeout = seconds(timeout)
-        self.soft_fail = soft_fail
-        self.mode = mode
-        self.exponential_backoff = exponential_backoff
-        self.max_wait = seconds(max_wait) if max_wait is not None else None
-        self.silent_fail = silent_fail
-        self.never_fail = never_fail
-        self.deferrable = deferrable
+        self.poke_interval = seconds(self.poke_interval)
+        self.timeout = seconds(self.timeout)
+        self.max_wait = seconds(self.max_wait)
 
     def poke(self, context):
         raise NotImplementedError("%s must implement poke(context)" % type(self).__name__)
@@ -110,12 +102,11 @@ class BaseSensorOperator(BaseOperator, SkipMixin):
 class FileSensor(BaseSensorOperator):
     template_fields = ("filepath",)
     ui_color = "#91818a"
+    _updraft_arguments = {"fs_conn_id": "fs_default", "recursive": False, "start_from_trigger": False, "trigger_kwargs": None}
 
-    def __init__(self, *, filepath, fs_conn_id="fs_default", recursive=False, start_from_trigger=False, trigger_kwargs=None, **kwargs):
+    def __init__(self, *, filepath, **kwargs):
         super().__init__(**kwargs)
         self.filepath = filepath
-        self.fs_conn_id = fs_conn_id
-        self.recursive = recursive
 
     def _full_path(self):
         base = ""
@@ -182,7 +173,9 @@ class DateTimeSensorAsync(DateTimeSensor):
 
 
 class TimeSensor(BaseSensorOperator):
-    def __init__(self, *, target_time, start_from_trigger=False, trigger_kwargs=None, end_from_trigger=False, **kwargs):
+    _updraft_arguments = {"start_from_trigger": False, "trigger_kwargs": None, "end_from_trigger": False}
+
+    def __init__(self, *, target_time, **kwargs):
         super().__init__(**kwargs)
         self.target_time = target_time
 
@@ -228,34 +221,22 @@ class ExternalTaskSensor(BaseSensorOperator):
 
     template_fields = ("external_dag_id", "external_task_id", "external_task_ids", "external_task_group_id")
     ui_color = "#4db7db"
+    _updraft_arguments = {
+        "external_task_id": None,
+        "external_task_ids": None,
+        "external_task_group_id": None,
+        "allowed_states": None,
+        "skipped_states": None,
+        "failed_states": None,
+        "execution_delta": None,
+        "execution_date_fn": None,
+        "check_existence": False,
+        "poll_interval": 2.0,
+    }
 
-    def __init__(
-        self,
-        *,
-        external_dag_id,
-        external_task_id=None,
-        external_task_ids=None,
-        external_task_group_id=None,
-        allowed_states=None,
-        skipped_states=None,
-        failed_states=None,
-        execution_delta=None,
-        execution_date_fn=None,
-        check_existence=False,
-        poll_interval=2.0,
-        **kwargs
-    ):
+    def __init__(self, *, external_dag_id, **kwargs):
         super().__init__(**kwargs)
         self.external_dag_id = external_dag_id
-        self.external_task_id = external_task_id
-        self.external_task_ids = external_task_ids
-        self.external_task_group_id = external_task_group_id
-        self.allowed_states = allowed_states
-        self.skipped_states = skipped_states
-        self.failed_states = failed_states
-        self.execution_delta = execution_delta
-        self.execution_date_fn = execution_date_fn
-        self.check_existence = check_existence
 
     def poke(self, context):
         raise AirflowException("ExternalTaskSensor runs as Updraft's native external_task sensor only")
@@ -263,12 +244,12 @@ class ExternalTaskSensor(BaseSensorOperator):
 
 class ExternalTaskMarker(BaseOperator):
     template_fields = ("external_dag_id", "external_task_id", "logical_date")
+    _updraft_arguments = {"logical_date": "{{ logical_date.isoformat() }}", "execution_date": None, "recursion_depth": 10}
 
-    def __init__(self, *, external_dag_id, external_task_id, logical_date="{{ logical_date.isoformat() }}", execution_date=None, recursion_depth=10, **kwargs):
+    def __init__(self, *, external_dag_id, external_task_id, **kwargs):
         super().__init__(**kwargs)
         self.external_dag_id = external_dag_id
         self.external_task_id = external_task_id
-        self.logical_date = logical_date
 
     def execute(self, context):
         pass

@@ -2,9 +2,10 @@
 
 default_args are already applied to each operator, so every task carries its resolved keys
 (only those that differ from dag-format's defaults). Dependencies are written as each task's
-`depends_on` (full ids). Operators that Updraft runs natively become `empty`, `bash` or
-`sensor` tasks; every other one becomes the `airflow` kind, run by the Python runner, with
-the template fields that hold Jinja in `fields` for the worker to render.
+`depends_on` (full ids). Operators that Updraft runs natively become `empty`, `bash`,
+`sensor`, `email` or `trigger_dag` tasks (task_kind decides); every other one becomes the
+`airflow` kind, run by the Python runner, with the template fields that hold Jinja in
+`fields` for the worker to render.
 """
 
 import datetime
@@ -12,7 +13,7 @@ import json
 import os
 
 from . import operators, sensors
-from .baseoperator import MappedArgument
+from .baseoperator import MappedArgument, declared_arguments
 from .decorators import DecoratedOperator
 from .params import serialize_param
 from .taskgroup import TaskGroup
@@ -66,10 +67,10 @@ def has_jinja(text):
     return "{{" in text or "{%" in text
 
 
-def encode_field(value, op):
-    """(JSON form, whether it holds Jinja or a template file). Values that have no JSON form
-    (XComArgs, mapped arguments, other objects) become null: the runner keeps the
-    operator's own value at those places."""
+def json_form(op, value, other):
+    """(JSON form of an operator's value, whether it holds Jinja or a template file). A
+    string naming one of the operator's template files becomes the file's text; an object
+    with no JSON form becomes `other(object)`."""
     if isinstance(value, str):
         content = template_file(op, value)
         if content is not None:
@@ -78,17 +79,48 @@ def encode_field(value, op):
     if value is None or isinstance(value, (bool, int, float)):
         return value, False
     if isinstance(value, (list, tuple)):
-        items = [encode_field(v, op) for v in value]
+        items = [json_form(op, v, other) for v in value]
         return [i[0] for i in items], any(i[1] for i in items)
     if isinstance(value, dict):
-        out = {}
-        marked = False
-        for k, v in value.items():
-            encoded, m = encode_field(v, op)
-            out[str(k)] = encoded
-            marked = marked or m
-        return out, marked
-    return None, False
+        items = {str(k): json_form(op, v, other) for k, v in value.items()}
+        return {k: i[0] for k, i in items.items()}, any(i[1] for i in items.values())
+    return other(value), False
+
+
+def encode_field(value, op):
+    """json_form for the `airflow` kind's fields. Values that have no JSON form (XComArgs,
+    mapped arguments, other objects) become null: the runner keeps the operator's own value
+    at those places."""
+    return json_form(op, value, lambda _: None)
+
+
+class NotNative(Exception):
+    """A value that a native kind's block cannot hold."""
+
+
+def native_value(op, value, xcoms=False):
+    """json_form for a native kind's block (templates stay Jinja text, rendered by Updraft).
+    With `xcoms`, an XComArg becomes the template that pulls it; any other object raises
+    NotNative."""
+
+    def other(obj):
+        if xcoms and isinstance(obj, XComArg):
+            return obj.template()
+        raise NotNative(obj)
+
+    return json_form(op, value, other)[0]
+
+
+def changed_arguments(op, names):
+    """The declared arguments among `names` that `op` holds another value than their default
+    for (an empty value stands for an empty default)."""
+    defaults = declared_arguments(type(op))
+    changed = []
+    for name in names:
+        value, default = getattr(op, name), defaults[name]
+        if not (value is default or value == default or (not value and not default)):
+            changed.append(name)
+    return changed
 
 
 def template_file(op, value):
@@ -198,6 +230,14 @@ def _describe_delta(delta):
 
 
 def serialize_dag(dag):
+    if not dag.task_dict:
+        # dag-format requires a task (Updraft's parser refuses the DAG otherwise); Airflow
+        # accepts an empty DAG, whose runs have nothing to do.
+        raise DagError(
+            "DAG %r has no tasks: Updraft needs at least one task in a DAG (add one, or "
+            "remove the DAG)" % dag.dag_id,
+            dag.created_line,
+        )
     doc = {"dag_id": dag.dag_id}
     if dag.description:
         doc["description"] = dag.description
@@ -393,7 +433,11 @@ def common_keys(op, doc):
 
 
 def task_kind(op):
-    """(kind key, kind value, extra task keys)."""
+    """(kind key, kind value, extra task keys): the one place that decides whether a task
+    runs as a native Updraft kind. Only the package's own classes (never a user's subclass,
+    whose `execute` may differ) without Python callbacks or mapping, and whose arguments all
+    have a place in the native kind, become one; the rest run in Python (`airflow`), except
+    those that cannot run there either, which are refused here."""
     cls = type(op)
     plain = not has_callbacks(op) and op._updraft_expand is None
     if plain and cls in (operators.EmptyOperator, operators.DummyOperator):
@@ -402,6 +446,12 @@ def task_kind(op):
         native = native_bash(op)
         if native is not None:
             return native
+    if cls is operators.EmailOperator:
+        native = native_email(op, plain)
+        if native is not None:
+            return native
+    if cls is operators.TriggerDagRunOperator:
+        return native_trigger_dag(op, plain)
     if cls is sensors.ExternalTaskSensor:
         return native_external_task(op, plain)
     if plain and cls in (sensors.FileSensor, sensors.DateTimeSensor, sensors.DateTimeSensorAsync, sensors.TimeSensor, sensors.TimeSensorAsync):
@@ -430,6 +480,86 @@ def native_bash(op):
         extra["cwd"] = op.cwd
     content = template_file(op, command)
     return "bash", content if content is not None else command, extra
+
+
+# EmailOperator arguments the `email` kind has no place for: set, they send the mail from
+# Python (EmailOperator.execute).
+EMAIL_PYTHON_ONLY = ("from_email", "files", "bcc", "mime_subtype", "mime_charset", "custom_headers")
+
+# TriggerDagRunOperator arguments the `trigger_dag` kind has no place for. Python cannot make
+# DAG runs, so a task that sets one is refused.
+TRIGGER_DAG_UNSUPPORTED = (
+    "trigger_run_id",
+    "logical_date",
+    "reset_dag_run",
+    "skip_when_already_exists",
+    "fail_when_dag_is_paused",
+)
+
+
+def native_email(op, plain):
+    """`email: {to, cc, subject, html}`, or None when the mail must be sent from Python."""
+    problem = op.unsupported()
+    if problem is not None:
+        raise DagError("task %r: EmailOperator: %s" % (op.task_id, problem), op.created_line)
+    if not plain or changed_arguments(op, EMAIL_PYTHON_ONLY):
+        return None
+    try:
+        block = {"to": native_value(op, op.to)}
+        if op.cc:
+            block["cc"] = native_value(op, op.cc)
+        block["subject"] = native_value(op, op.subject)
+        block["html"] = native_value(op, op.html_content)
+    except NotNative:
+        # An XComArg or another object: resolved by the Python runner.
+        return None
+    return "email", block, {}
+
+
+def native_trigger_dag(op, plain):
+    """`trigger_dag: {dag_id, conf, wait_for_completion, …}`; a DagError when the task needs
+    what that kind cannot do."""
+    line = op.created_line
+    what = "task %r: TriggerDagRunOperator" % op.task_id
+    if not plain:
+        if op._updraft_expand is not None:
+            because = "mapping (expand) is"
+        else:
+            names = [name for name in CALLBACKS if getattr(op, name, None)]
+            because = "%s (set on the task or in default_args) %s" % (", ".join(names), "is" if len(names) == 1 else "are")
+        raise DagError(
+            "%s: %s not supported by Updraft: the task runs as the native trigger_dag kind, "
+            "which calls no Python" % (what, because),
+            line,
+        )
+    given = op.__dict__.get("_updraft_given", ())
+    unsupported = [
+        "execution_date" if name == "logical_date" and "execution_date" in given else name
+        for name in changed_arguments(op, TRIGGER_DAG_UNSUPPORTED)
+    ]
+    if unsupported:
+        raise DagError(
+            "%s: %s %s not supported by Updraft (its native trigger_dag kind has no "
+            "equivalent, and Python cannot make DAG runs)"
+            % (what, ", ".join(unsupported), "is" if len(unsupported) == 1 else "are"),
+            line,
+        )
+    try:
+        block = {"dag_id": native_value(op, op.trigger_dag_id, xcoms=True)}
+        if op.conf is not None:
+            block["conf"] = native_value(op, op.conf, xcoms=True)
+        if op.wait_for_completion:
+            block["wait_for_completion"] = native_value(op, op.wait_for_completion)
+            if "poke_interval" in given:
+                poke = op.poke_interval
+                block["poke_interval"] = poke if isinstance(poke, str) else number(poke)
+            if op.allowed_states != ["success"]:
+                block["allowed_states"] = op.allowed_states
+            if op.failed_states != ["failed"]:
+                block["failed_states"] = op.failed_states
+    except NotNative as exc:
+        raise DagError("%s: %r has no JSON form (conf must be JSON-serializable)" % (what, exc.args[0]), line) from None
+    return "trigger_dag", block, {}
 
 
 def sensor_keys(op):

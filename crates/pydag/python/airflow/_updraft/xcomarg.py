@@ -34,11 +34,21 @@ class XComArg(DependencyMixin):
         return "XComArg(%s, key=%r)" % (self.operator.task_id, self.key)
 
     def __str__(self):
-        # Airflow renders an XComArg in a string as a template pulling it.
-        return self.template()
+        # Airflow renders an XComArg in a string as a template pulling it with xcom_pull.
+        if self.key == RETURN_KEY:
+            return "{{ ti.xcom_pull('%s') }}" % self.operator.task_id
+        return "{{ ti.xcom_pull('%s', key='%s') }}" % (self.operator.task_id, self.key)
 
     def template(self):
-        """The template that pulls this XCom (used for `expand`)."""
+        """The template that pulls this XCom for `expand`, where Airflow resolves the XComArg
+        itself: a mapped producer gives the list of its instances' values, even of one. It
+        pulls a list of one id, which under Airflow's `xcom_pull` rules is that flat list;
+        `reject('none')` drops the None a producer that pushed nothing would add."""
+        if getattr(self.operator, "is_mapped", False):
+            return "{{ ti.xcom_pull(task_ids=['%s'], key='%s') | reject('none') | list }}" % (
+                self.operator.task_id,
+                self.key,
+            )
         if self.key == RETURN_KEY:
             return "{{ ti.xcom_pull('%s') }}" % self.operator.task_id
         return "{{ ti.xcom_pull('%s', key='%s') }}" % (self.operator.task_id, self.key)
@@ -53,7 +63,11 @@ class XComArg(DependencyMixin):
         raise NotImplementedError("XComArg.concat() is not supported by Updraft")
 
     def resolve(self, context):
-        return context["ti"].xcom_pull(task_ids=self.operator.task_id, key=self.key)
+        # Airflow: a mapped producer resolves to the sequence of its values (a list even of
+        # one), any other to its value pulled as from an unmapped task.
+        if getattr(self.operator, "is_mapped", False):
+            return context["ti"]._xcom_sequence(self.operator.task_id, self.key)
+        return context["ti"].xcom_pull(task_ids=self.operator.task_id, key=self.key, map_indexes=None)
 
     @staticmethod
     def iter_xcom_references(value):

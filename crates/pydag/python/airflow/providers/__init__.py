@@ -1,4 +1,4 @@
-"""Provider packages: only the standard provider is included."""
+"""Provider packages: the standard provider, and the SMTP provider's EmailOperator."""
 
 
 

@@ -1,0 +1,7 @@
+"""EmailOperator."""
+
+from airflow._updraft.operators import EmailOperator
+
+from airflow._updraft.unsupported import module_getattr as _module_getattr
+
+__getattr__ = _module_getattr(__name__)
