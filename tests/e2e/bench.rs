@@ -99,3 +99,30 @@ fn bench_sensors_runs_on_postgres() {
     sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
     bench_sensors(&sandbox, "postgres");
 }
+
+/// `dagctl bench python` with a few files and short chains: every file imports, both chains
+/// succeed (the PythonOperator chain's last value is checked by the bench itself), and the
+/// figures are printed.
+#[test]
+fn bench_python_runs_on_sqlite() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&[
+        "bench", "python", "--files", "3", "--chain", "4", "--rounds", "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3 Python DAG files of 10 tasks") && stdout.contains("(3 DAGs)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("PythonOperator chain of 4 passing XComs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fresh interpreter per try"), "{stdout}");
+    assert!(stdout.contains("the same bash chain in YAML"), "{stdout}");
+}

@@ -127,3 +127,61 @@ fn a_killed_standalone_takes_its_task_processes_with_it() {
         || (!process_alive(&marker)).then_some(()),
     );
 }
+
+#[test]
+fn a_killed_standalone_takes_its_warm_python_tries_with_it() {
+    let mut sandbox = Sandbox::new();
+    let pids = sandbox.path().join("pids.txt");
+    sandbox.write_dag(
+        "long_python.py",
+        &format!(
+            "import os, time\n\
+             from airflow import DAG\n\
+             from airflow.operators.python import PythonOperator\n\n\
+             def linger():\n\
+             \x20   with open({pids:?}, 'w') as f:\n\
+             \x20       f.write('%d %d' % (os.getpid(), os.getppid()))\n\
+             \x20   time.sleep(300)\n\n\
+             with DAG('long_python', schedule=None):\n\
+             \x20   PythonOperator(task_id='linger', python_callable=linger)\n",
+            pids = pids.display().to_string()
+        ),
+    );
+    let server = sandbox.standalone_logged_in();
+    wait_for("DAG parsed", Duration::from_secs(30), || {
+        sandbox
+            .run(&["dags", "list-runs", "long_python"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(
+        sandbox
+            .run(&["dags", "trigger", "long_python"])
+            .status
+            .success()
+    );
+    // The try and the warm process it was forked from.
+    let (try_pid, zygote_pid) = wait_for("the try to start", Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(&pids).ok()?;
+        let mut parts = text.split_whitespace().map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    });
+    assert!(pid_alive(try_pid) && pid_alive(zygote_pid));
+    server.kill();
+    wait_for(
+        "the warm Python process and its try to die",
+        Duration::from_secs(10),
+        || (!pid_alive(try_pid) && !pid_alive(zygote_pid)).then_some(()),
+    );
+}
+
+/// Whether a process with this pid is running (a zombie counts as gone).
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+            !state.is_some_and(|s| s.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}

@@ -1,11 +1,14 @@
 //! Airflow's own Python DAG files, run unchanged: the examples in `dags/airflow/` reach the
 //! final states Airflow gives them through `dagctl dags test` (the real scheduler, worker,
-//! store and Python processes), and broken files are import errors that name file and line
-//! without holding up the good ones.
+//! store and Python processes), Python callbacks run once each, also for tries killed before
+//! they could run them and for DAGs when their runs end (mail included, to a real SMTP
+//! receiver), and broken files are import errors that name file and line without holding up
+//! the good ones.
 
 use serde_json::json;
 
 use crate::harness::{Sandbox, dags_test_examples, repo_root};
+use crate::smtp::SmtpReceiver;
 
 fn dags_test(dag_id: &str, args: &[&str]) -> (serde_json::Value, String) {
     dags_test_examples(dag_id, args)
@@ -169,6 +172,184 @@ fn python_tasks_write_variables_fail_without_retry_and_stop_at_their_timeout() {
     // A warm try is stopped by its execution_timeout like any process.
     assert!(
         logs.contains("[linger try 1]") && logs.contains("execution_timeout"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_failure_callback_mails_the_failed_task_and_the_dags_callback_the_failed_run() {
+    let smtp = SmtpReceiver::start();
+    let mut sandbox = Sandbox::with_examples();
+    for (k, v) in smtp.env() {
+        sandbox.set(&k, &v);
+    }
+    let out = sandbox.run(&[
+        "dags",
+        "test",
+        "airflow_failure_alert",
+        "2024-03-01",
+        "-o",
+        "json",
+    ]);
+    let logs = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "the check fails on purpose:\n{logs}");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON result");
+    assert_eq!(
+        result,
+        json!({"state": "failed", "tasks": {
+            "extract": "success", "check_row_count": "failed", "publish": "upstream_failed"}}),
+        "{logs}"
+    );
+    // The task's callback ran in the try's own process, which logged the mail.
+    assert!(
+        logs.contains("Running on_failure_callback mail_task_failure"),
+        "{logs}"
+    );
+    let task_mail = smtp.wait_for_message("the task's alert", |m| {
+        m.subject()
+            .ends_with("check_row_count failed for 2024-03-01")
+    });
+    assert_eq!(task_mail.recipients, vec!["data-quality@example.com"]);
+    assert_eq!(
+        task_mail.subject(),
+        "[airflow] airflow_failure_alert.check_row_count failed for 2024-03-01"
+    );
+    let body = task_mail.body();
+    for needle in [
+        "Task <b>check_row_count</b> of DAG <b>airflow_failure_alert</b> failed on try 1.",
+        "Error: data quality check failed: expected at least 1 row for 2024-03-01, got 0",
+        "/dags/airflow_failure_alert/runs/manual__2024-03-01T00:00:00+00:00/tasks/check_row_count?try_number=1",
+    ] {
+        assert!(body.contains(needle), "{needle:?} missing from:\n{body}");
+    }
+    // The DAG's callback ran in the scheduler's callback process once the run had failed.
+    let run_mail = smtp.wait_for_message("the run's alert", |m| m.subject().contains("run "));
+    assert_eq!(
+        run_mail.subject(),
+        "[airflow] run manual__2024-03-01T00:00:00+00:00 of airflow_failure_alert failed"
+    );
+    let body = run_mail.body();
+    assert!(body.contains("Reason: task_failure"), "{body}");
+    assert!(
+        body.contains(
+            "run manual__2024-03-01T00:00:00+00:00 failed; failed tasks: check_row_count"
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "one mail each: {:?}",
+        smtp.messages()
+    );
+}
+
+/// The lines the fixture's callbacks wrote, and `dags test`'s result and logs.
+fn run_callbacks_fixture(dag_id: &str) -> (Vec<String>, serde_json::Value, String) {
+    let mut sandbox = Sandbox::new();
+    let fixture = repo_root().join("tests/e2e/fixtures/airflow_callbacks/airflow_callbacks.py");
+    let text = std::fs::read_to_string(&fixture).expect("the fixture is readable");
+    sandbox.write_dag("airflow_callbacks.py", &text);
+    let out_dir = sandbox.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    sandbox.set("CALLBACKS_OUT", &out_dir.display().to_string());
+    sandbox.set("UPDRAFT__WORKER__KILL_GRACE", "1s");
+    let out = sandbox.run(&["dags", "test", dag_id, "2024-03-01", "-o", "json"]);
+    let logs = String::from_utf8_lossy(&out.stderr).to_string();
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON result ({e}):\n{logs}"));
+    // `dags test` returns once every callback has ended: the file is complete.
+    let lines = std::fs::read_to_string(out_dir.join("callbacks.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (lines, result, logs)
+}
+
+#[test]
+fn callbacks_of_killed_tries_run_once_after_the_end_and_the_dags_when_the_run_ends() {
+    let (lines, result, logs) = run_callbacks_fixture("callbacks_after_kill");
+    assert_eq!(
+        result,
+        json!({"state": "failed", "tasks": {
+            "stubborn": "failed", "polite": "failed", "retried": "failed"}}),
+        "{logs}"
+    );
+    let of =
+        |prefix: &str| -> Vec<&String> { lines.iter().filter(|l| l.starts_with(prefix)).collect() };
+    let ctx = "2024-03-01|task failed: execution_timeout exceeded";
+    // Killed with SIGKILL: the worker ran its callback after the end, once.
+    assert_eq!(
+        of("failed|task_failure|stubborn|"),
+        [&format!("failed|task_failure|stubborn|try 1|{ctx}")],
+        "{lines:?}\n{logs}"
+    );
+    // Its log says so, then shows the callback's output and how it ended.
+    // (Each line is "[task try N] HH:MM:SS.mmm text".)
+    let after_end: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("[stubborn try 1] "))
+        .filter_map(|l| l.split_once(' ').map(|(_, text)| text))
+        .skip_while(|text| *text != "task ended: failed")
+        .collect();
+    assert_eq!(
+        after_end,
+        [
+            "task ended: failed",
+            "the try's process ended before running its on_failure_callback: running it now",
+            "Running on_failure_callback note_failed",
+            "callback ran: failed|task_failure|stubborn|try 1|2024-03-01|task failed: execution_timeout exceeded",
+            "on_failure_callback of task stubborn done",
+            "on_failure_callback succeeded",
+        ],
+        "{logs}"
+    );
+    // The polite task's own process ran its callback: nothing ran after its end.
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.starts_with("[polite try 1] ") && l.contains("the try's process ended")),
+        "{logs}"
+    );
+    // It handled SIGTERM: its own process ran the callback, and nobody ran it again.
+    assert_eq!(
+        of("failed|task_failure|polite|"),
+        [&"failed|task_failure|polite|try 1|2024-03-01|Task received SIGTERM signal".to_string()],
+        "{lines:?}\n{logs}"
+    );
+    // Killed on both tries: its retry callback after the first, its failure callback after
+    // the second.
+    assert_eq!(
+        of("retry|"),
+        [&format!("retry|task_failure|retried|try 1|{ctx}")],
+        "{lines:?}\n{logs}"
+    );
+    assert_eq!(
+        of("failed|task_failure|retried|"),
+        [&format!("failed|task_failure|retried|try 2|{ctx}")],
+        "{lines:?}\n{logs}"
+    );
+    // The DAG's callback, with the context of the run's last task instance.
+    assert_eq!(
+        of("dag_"),
+        [&"dag_failed|task_failure|stubborn|try 1|2024-03-01|run manual__2024-03-01T00:00:00+00:00 failed; failed tasks: stubborn, polite, retried".to_string()],
+        "{lines:?}\n{logs}"
+    );
+    assert_eq!(lines.len(), 5, "{lines:?}");
+}
+
+#[test]
+fn a_dags_success_callback_runs_when_its_run_succeeds() {
+    let (lines, result, logs) = run_callbacks_fixture("callbacks_on_success");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {"fine": "success"}}),
+        "{logs}"
+    );
+    assert_eq!(
+        lines,
+        ["dag_succeeded|success|fine|try 1|2024-03-01|None"],
         "{logs}"
     );
 }

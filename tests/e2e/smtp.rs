@@ -1,6 +1,6 @@
 //! A small real SMTP receiver on a loopback port: it speaks enough ESMTP for a client to
 //! deliver (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) and records every envelope with
-//! its message, headers unfolded and body decoded.
+//! its message, headers unfolded and body decoded (each part of a multipart one).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,34 +23,70 @@ impl Received {
     /// A header's value (unfolded), by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<String> {
         let (head, _) = self.data.split_once("\r\n\r\n")?;
-        let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-        unfolded.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
-        })
+        header_in(head, name)
     }
 
     pub fn subject(&self) -> String {
         self.header("Subject").unwrap_or_default()
     }
 
-    /// The body, decoded from quoted-printable or base64 when the message says so.
+    /// The body, decoded from quoted-printable or base64 when the message says so; of a
+    /// multipart message (as Python's `send_email` sends), every part decoded by its own
+    /// encoding, joined by newlines.
     pub fn body(&self) -> String {
-        let body = self
-            .data
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        match self
-            .header("Content-Transfer-Encoding")
-            .map(|e| e.to_ascii_lowercase())
-            .as_deref()
-        {
-            Some("quoted-printable") => decode_quoted_printable(&body),
-            Some("base64") => decode_base64(&body),
-            _ => body,
+        decoded_body(&self.data)
+    }
+}
+
+/// The header block and the body of an entity (a message, or one part of one).
+fn split_entity(entity: &str) -> (&str, &str) {
+    entity
+        .split_once("\r\n\r\n")
+        .or_else(|| entity.split_once("\n\n"))
+        .unwrap_or(("", entity))
+}
+
+/// A header's value (unfolded) in a header block, by case-insensitive name.
+fn header_in(head: &str, name: &str) -> Option<String> {
+    let unfolded = head
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ")
+        .replace("\n ", " ")
+        .replace("\n\t", " ");
+    unfolded.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_string())
+    })
+}
+
+fn decoded_body(entity: &str) -> String {
+    let (head, body) = split_entity(entity);
+    let content_type = header_in(head, "Content-Type").unwrap_or_default();
+    if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        let boundary = content_type.split(';').find_map(|param| {
+            let (key, value) = param.trim().split_once('=')?;
+            key.eq_ignore_ascii_case("boundary")
+                .then(|| value.trim_matches('"').to_string())
+        });
+        if let Some(boundary) = boundary {
+            let delimiter = format!("--{boundary}");
+            return body
+                .split(delimiter.as_str())
+                .skip(1)
+                .take_while(|part| !part.starts_with("--"))
+                .map(|part| decoded_body(part.trim_start_matches(['\r', '\n'])))
+                .collect::<Vec<_>>()
+                .join("\n");
         }
+    }
+    match header_in(head, "Content-Transfer-Encoding")
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("quoted-printable") => decode_quoted_printable(body),
+        Some("base64") => decode_base64(body),
+        _ => body.to_string(),
     }
 }
 

@@ -19,7 +19,10 @@ pub mod template;
 pub mod trigger_rule;
 
 pub use graph::DagGraph;
-pub use model::{AirflowTask, Dag, Group, Param, PythonTask, Schedule, SwitchCase, Task, TaskKind};
+pub use model::{
+    AirflowTask, Dag, Group, Param, PythonCallback, PythonTask, Schedule, SwitchCase, Task,
+    TaskKind,
+};
 pub use operator::{EmailSpec, HttpSpec, SqlSpec, TriggerDagSpec};
 pub use parse::{DagError, ImportError, dag_from_python, parse_dag_bytes, parse_dag_str};
 pub use sensor::{Probe, Sensor, SensorMode};

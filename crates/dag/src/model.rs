@@ -3,7 +3,7 @@
 //! A `Dag` is serialized as JSON into the store (its *version*), so a run keeps the exact
 //! definition it started with and a worker in another process sees the same tasks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,12 @@ pub struct Dag {
     /// means the DAG follows Airflow's semantics where dag-format.md differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python_source: Option<String>,
+    /// The DAG-level Python callbacks the Airflow file defines (`on_success_callback`,
+    /// `on_failure_callback`), run by the scheduler through the host's callback mode once a
+    /// run's end has committed. Empty for YAML and JSON DAGs, and in versions stored before
+    /// callbacks were recorded.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub python_callbacks: BTreeSet<PythonCallback>,
 }
 
 /// When runs are made.
@@ -208,6 +214,77 @@ pub struct AirflowTask {
     /// The operator's template fields that hold Jinja, as JSON: rendered by the worker before
     /// the try and set on the operator in Python.
     pub fields: BTreeMap<String, Value>,
+    /// The Python callbacks the operator has (set on it or through `default_args`). The try's
+    /// process runs them itself; the worker or the scheduler runs a failure or retry callback
+    /// through the host's callback mode when the process could not (killed, or its worker
+    /// died). Empty in versions stored before callbacks were recorded.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub callbacks: BTreeSet<PythonCallback>,
+}
+
+/// A Python callback of an Airflow DAG or task, by the attribute that holds it; serialized
+/// as that name (`on_failure_callback`), in DAG documents and in the host's callback mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PythonCallback {
+    /// A task's, before `execute` (run by the try's process only).
+    OnExecuteCallback,
+    /// A task's after a successful try; a DAG's after a successful run.
+    OnSuccessCallback,
+    /// A task's after a failed try with no retry left; a DAG's after a failed run.
+    OnFailureCallback,
+    /// A task's after a failed try that will be retried.
+    OnRetryCallback,
+}
+
+impl PythonCallback {
+    /// The attribute's name, as Airflow spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PythonCallback::OnExecuteCallback => "on_execute_callback",
+            PythonCallback::OnSuccessCallback => "on_success_callback",
+            PythonCallback::OnFailureCallback => "on_failure_callback",
+            PythonCallback::OnRetryCallback => "on_retry_callback",
+        }
+    }
+
+    /// The callback with this attribute name.
+    pub fn from_name(name: &str) -> Option<PythonCallback> {
+        [
+            PythonCallback::OnExecuteCallback,
+            PythonCallback::OnSuccessCallback,
+            PythonCallback::OnFailureCallback,
+            PythonCallback::OnRetryCallback,
+        ]
+        .into_iter()
+        .find(|c| c.name() == name)
+    }
+
+    /// The callback a task's try that ended in `state` calls, if any: on_success for
+    /// success, on_retry for up_for_retry, on_failure for failed.
+    pub fn for_task_end(state: crate::TaskState) -> Option<PythonCallback> {
+        match state {
+            crate::TaskState::Success => Some(PythonCallback::OnSuccessCallback),
+            crate::TaskState::UpForRetry => Some(PythonCallback::OnRetryCallback),
+            crate::TaskState::Failed => Some(PythonCallback::OnFailureCallback),
+            _ => None,
+        }
+    }
+
+    /// The callback a DAG's run that ended in `state` calls, if any.
+    pub fn for_run_end(state: crate::RunState) -> Option<PythonCallback> {
+        match state {
+            crate::RunState::Success => Some(PythonCallback::OnSuccessCallback),
+            crate::RunState::Failed => Some(PythonCallback::OnFailureCallback),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PythonCallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One `switch` case: `if` is an expression (no braces); `None` means `else`.

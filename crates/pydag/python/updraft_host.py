@@ -26,18 +26,28 @@ parse
     and answers a ping with {"id": 8, "pong": true}. On stdin EOF it waits for its
     children and exits.
 
-    Python callbacks (on_*_callback of tasks and DAGs) are not yet emitted in the DAG
-    documents; they stay on the objects, and run mode calls them.
+    A document names the Python callbacks it has, which stay on the objects: a task's in
+    its `airflow` block, `"callbacks": ["on_failure_callback", ...]`, and the DAG's
+    (on_success_callback, on_failure_callback) in the DAG's own `"airflow": {"callbacks"}`.
 
 run
     SPEC is the worker's Python runner spec (dag_id, task_id, run_id, try_number,
     map_index, context, xcoms) plus an `airflow` block: fileloc, source, dags_folder,
     fields (rendered template fields), expand (this map index's values), downstream,
-    log_url, variables, connections, smtp, callback. The return value is written as JSON
-    to $UPDRAFT_RETURN_VALUE_FILE and `ti.xcom_push` appends {"key", "value"} lines to
-    $UPDRAFT_XCOM_FILE. The task's own callbacks run in this process (on_execute before
-    execute; on_success, on_retry or on_failure after); with `callback` set, only that
-    callback (of the task, or of the DAG when task_id is null) runs.
+    log_url, variables, connections, smtp, callback (built in one place: the pydag crate's
+    `spec` module). The return value is written as JSON to $UPDRAFT_RETURN_VALUE_FILE and
+    `ti.xcom_push` appends {"key", "value"} lines to $UPDRAFT_XCOM_FILE. The task's own
+    callbacks run in this process (on_execute before execute; on_success, on_retry or
+    on_failure after); before a retry or failure callback runs, its name is appended to
+    $UPDRAFT_CALLBACKS_RAN_FILE, so that a try killed before that point is known to
+    still owe it.
+    With `callback` set ({"kind": "on_failure_callback", "exception": "...", "reason":
+    "task_failure", "task_id": null}), only that callback runs, once the state it follows
+    has committed: the task's (the worker or scheduler asks for it after the try's
+    process was killed or its worker died), or the DAG's when task_id is null (the
+    scheduler asks for it when a run ends; `callback.task_id` names the run's last task
+    instance, whose context it gets, plus `reason` — success, task_failure, timed_out —
+    and `exception` for a failed run). Exit 1 then means a callback raised.
     `Variable.set`/`Variable.delete` append {"key", "value"} / {"key", "delete": true}
     lines to $UPDRAFT_VARIABLE_FILE, which the worker stores after the try.
     Exit codes: 0 success, 99 skipped, 1 failed, 98 failed with no retry.

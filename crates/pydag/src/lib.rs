@@ -5,13 +5,22 @@
 //!
 //! Running a task of such a DAG is the worker's: it forks the try from a warm zygote that
 //! has loaded the DAG version ([`Zygotes`]), or starts the same host cold in `run` mode
-//! ([`host_script`]) with the try's spec.
+//! ([`host_script`]) with the try's spec ([`spec::RunSpec`], the one place that document is
+//! built). Python callbacks that no try's process runs (a DAG's, when a run ends; a task's,
+//! when its try was killed or its worker died) run through the host's callback mode
+//! ([`CallbackRun`]), started by the scheduler or the worker.
+//!
+//! Architecture invariant: a try's or a callback's process never sees Updraft's database
+//! credentials ([`is_credential_variable`] names what is removed from its environment).
 
+mod callback;
 mod package;
 mod parser;
+pub mod spec;
 mod zygote;
 
-pub use package::{PackageError, host_script, package_dir};
+pub use callback::{CallbackEnd, CallbackError, CallbackOutput, CallbackRun};
+pub use package::{PackageError, host_script, package_digest, package_dir};
 pub use parser::{ImportFailure, PythonImporter};
 pub use zygote::{ForkedTry, TryGuard, TryRequest, ZygoteError, Zygotes, signal_group};
 
@@ -39,6 +48,16 @@ impl Default for PythonSettings {
     }
 }
 
+/// True for environment variables that may carry the store's URL or credentials, which no
+/// task or callback process may inherit. Matching is by name, so that a new config key under
+/// `UPDRAFT__` is covered without a change here.
+pub fn is_credential_variable(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("UPDRAFT__")
+        || upper.contains("DATABASE_URL")
+        || upper.contains("SQL_ALCHEMY_CONN")
+}
+
 /// Airflow's "safe mode" discovery: a `.py` file is a DAG file only if its text mentions both
 /// `airflow` and `dag` (in any case), so helper modules in the folder are not imported.
 pub fn looks_like_dag_file(bytes: &[u8]) -> bool {
@@ -49,7 +68,23 @@ pub fn looks_like_dag_file(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_dag_file;
+    use super::{is_credential_variable, looks_like_dag_file};
+
+    #[test]
+    fn credential_variables_are_recognised() {
+        for name in [
+            "UPDRAFT__DATABASE__URL",
+            "updraft__core__fernet_key",
+            "DATABASE_URL",
+            "MY_DATABASE_URL",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        ] {
+            assert!(is_credential_variable(name), "{name}");
+        }
+        for name in ["PATH", "HOME", "UPDRAFT_DAG_ID", "DATABASE"] {
+            assert!(!is_credential_variable(name), "{name}");
+        }
+    }
 
     #[test]
     fn safe_mode_needs_both_words() {

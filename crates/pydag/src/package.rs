@@ -40,21 +40,34 @@ pub fn host_script() -> Result<PathBuf, PackageError> {
     package_dir().map(|dir| dir.join(HOST))
 }
 
-fn install() -> Result<PathBuf, PackageError> {
+/// A short hash of the embedded package's content. A Python DAG file's version includes it,
+/// so a new package (which may serialize the same file differently) makes a new version.
+pub fn package_digest() -> &'static str {
+    static DIGEST: OnceLock<String> = OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let mut hash = Sha256::new();
+        for name in sorted_names() {
+            hash.update(name.as_bytes());
+            if let Some(file) = Files::get(&name) {
+                hash.update(&file.data);
+            }
+        }
+        hash.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    })
+}
+
+fn sorted_names() -> Vec<String> {
     let mut names: Vec<String> = Files::iter().map(|n| n.into_owned()).collect();
     names.sort();
-    let mut hash = Sha256::new();
-    for name in &names {
-        hash.update(name.as_bytes());
-        if let Some(file) = Files::get(name) {
-            hash.update(&file.data);
-        }
-    }
-    let digest: String = hash.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let root = std::env::temp_dir().join(format!("updraft-python-{digest}"));
+    names
+}
+
+fn install() -> Result<PathBuf, PackageError> {
+    let names = sorted_names();
+    let root = std::env::temp_dir().join(format!("updraft-python-{}", package_digest()));
     if root.join(HOST).is_file() {
         return Ok(root);
     }

@@ -34,6 +34,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::{OnceCell, oneshot};
 
+use crate::spec::Load;
 use crate::{PythonSettings, package};
 
 /// Idle zygotes kept beyond those with tries in flight.
@@ -160,11 +161,13 @@ impl Zygotes {
         })
     }
 
-    /// Fork `request` from the zygote that has loaded `load` (the `airflow` block of the
-    /// try's spec: fileloc, source, dags_folder, variables, connections, smtp), starting it
-    /// first if there is none.
-    pub async fn fork(&self, load: &Value, request: &TryRequest) -> Result<ForkedTry, ZygoteError> {
-        let key = key_of(load);
+    /// Fork `request` from the zygote that has loaded `load` (what the try's spec loads:
+    /// fileloc, source, dags_folder, variables, connections, smtp), starting it first if
+    /// there is none.
+    pub async fn fork(&self, load: &Load, request: &TryRequest) -> Result<ForkedTry, ZygoteError> {
+        let load = serde_json::to_string(load).expect("a load holds only JSON values");
+        let key = key_of(&load);
+        let load = load.as_str();
         let slot = self.slot(&key);
         let zygote = slot
             .zygote
@@ -270,10 +273,10 @@ impl Zygotes {
     }
 
     /// Start a zygote for `load` and wait until it has loaded the file.
-    async fn start(&self, key: &str, load: &Value) -> Result<Zygote, String> {
+    async fn start(&self, key: &str, load: &str) -> Result<Zygote, String> {
         let script = package::host_script().map_err(|e| e.to_string())?;
         let load_file = self.scratch.path().join(format!("{key}.json"));
-        tokio::fs::write(&load_file, load.to_string())
+        tokio::fs::write(&load_file, load)
             .await
             .map_err(|e| format!("could not write {}: {e}", load_file.display()))?;
         let (ours, theirs) = socketpair(
@@ -425,8 +428,8 @@ async fn forward_stderr(stderr: tokio::process::ChildStderr, load_file: PathBuf)
 }
 
 /// What a zygote loaded, as a stable key: the hash of the load document.
-fn key_of(load: &Value) -> String {
-    let digest = Sha256::digest(load.to_string().as_bytes());
+fn key_of(load: &str) -> String {
+    let digest = Sha256::digest(load.as_bytes());
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 

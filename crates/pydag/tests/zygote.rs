@@ -7,6 +7,10 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use chrono::{TimeZone, Utc};
+use dag::template::TemplateContext;
+use hooks::notify::NotifySettings;
+use pydag::spec::RunSpec;
 use pydag::{PythonSettings, TryRequest, ZygoteError, Zygotes};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -43,42 +47,42 @@ fn python_available() -> bool {
     found
 }
 
-fn load(dir: &Path, source: &str) -> Value {
-    json!({
-        "fileloc": dir.join("warm.py"),
-        "source": source,
-        "dags_folder": dir,
-        "variables": {},
-        "connections": {},
-        "smtp": null,
-    })
+/// The spec of one try of `task_id` of the DAG that `source`, saved in `dir`, defines; built
+/// as the worker builds it.
+fn spec(dir: &Path, source: &str, task_id: &str) -> RunSpec {
+    let doc = json!({"dag_id": "warm", "tasks": [
+        {"id": "hello", "airflow": {"operator": "PythonOperator"}},
+        {"id": "sleepy", "airflow": {"operator": "PythonOperator"}},
+    ]});
+    let fileloc = dir.join("warm.py").display().to_string();
+    let dag = dag::dag_from_python(&fileloc, &doc, source).expect("a valid document");
+    let date = Utc.with_ymd_and_hms(2024, 1, 2, 0, 0, 0).single();
+    let ctx = TemplateContext {
+        dag_id: "warm".into(),
+        task_id: task_id.into(),
+        run_id: "manual__x".into(),
+        run_type: "manual".into(),
+        logical_date: date,
+        data_interval_start: date,
+        data_interval_end: date,
+        conf: json!({}),
+        params: Default::default(),
+        try_number: 1,
+        map_index: -1,
+        xcoms: Vec::new(),
+        extra: Default::default(),
+        variables: Default::default(),
+        connections: Default::default(),
+        semantics: dag::model::Semantics::Airflow,
+    };
+    RunSpec::task(&dag, &ctx, &NotifySettings::default()).expect("a Python DAG")
 }
 
 /// Write a try's spec into `folder` and return the request that forks it.
-fn request(dir: &Path, folder: &Path, task_id: &str) -> TryRequest {
-    let ts = "2024-01-02T00:00:00+00:00";
-    let run_id = "manual__x";
-    let spec = json!({
-        "dag_id": "warm", "task_id": task_id, "run_id": run_id, "try_number": 1,
-        "map_index": -1,
-        "context": {
-            "ds": "2024-01-02", "ds_nodash": "20240102", "ts": ts, "ts_nodash": "20240102T000000",
-            "logical_date": ts, "data_interval_start": ts, "data_interval_end": ts,
-            "run_id": run_id, "conf": {}, "params": {}, "map_index": -1, "try_number": 1,
-            "dag_run": {"dag_id": "warm", "run_id": run_id, "run_type": "manual",
-                        "logical_date": ts, "data_interval_start": ts,
-                        "data_interval_end": ts, "conf": {}},
-        },
-        "xcoms": [],
-        "airflow": {
-            "fileloc": dir.join("warm.py"), "source": DAG, "dags_folder": dir,
-            "fields": {}, "expand": {}, "downstream": [], "log_url": "http://127.0.0.1/x",
-            "variables": {}, "connections": {}, "smtp": null, "callback": null,
-        },
-    });
+fn request(spec: &RunSpec, folder: &Path, task_id: &str) -> TryRequest {
     std::fs::create_dir_all(folder).expect("try folder");
     let spec_file = folder.join("spec.json");
-    std::fs::write(&spec_file, spec.to_string()).expect("write spec");
+    std::fs::write(&spec_file, spec.to_json()).expect("write spec");
     TryRequest {
         spec: spec_file,
         cwd: folder.to_path_buf(),
@@ -109,12 +113,12 @@ async fn tries_fork_from_one_loaded_file_with_their_own_output_and_status() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let zygotes = Zygotes::new(PythonSettings::default(), |_| false).expect("zygotes");
-    let load = load(dir.path(), DAG);
+    let spec = spec(dir.path(), DAG, "hello");
     let mut pids = Vec::new();
     for n in 0..3 {
         let folder = dir.path().join(format!("try{n}"));
         let forked = zygotes
-            .fork(&load, &request(dir.path(), &folder, "hello"))
+            .fork(spec.load(), &request(&spec, &folder, "hello"))
             .await
             .expect("forked");
         let (out, err, status) = tokio::join!(
@@ -145,11 +149,9 @@ async fn a_signal_reaches_the_forked_try() {
     let dir = tempfile::tempdir().expect("temp dir");
     let zygotes = Zygotes::new(PythonSettings::default(), |_| false).expect("zygotes");
     let folder = dir.path().join("sleepy");
+    let sleepy = spec(dir.path(), DAG, "sleepy");
     let forked = zygotes
-        .fork(
-            &load(dir.path(), DAG),
-            &request(dir.path(), &folder, "sleepy"),
-        )
+        .fork(sleepy.load(), &request(&sleepy, &folder, "sleepy"))
         .await
         .expect("forked");
     pydag::signal_group(forked.pid, libc_sigkill()).expect("signal");
@@ -167,15 +169,16 @@ async fn a_file_that_does_not_load_is_refused_once_and_remembered() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let zygotes = Zygotes::new(PythonSettings::default(), |_| false).expect("zygotes");
-    let broken = load(
+    let broken = spec(
         dir.path(),
         "from airflow import DAG\nraise ValueError('nope')\n",
+        "hello",
     );
     for _ in 0..2 {
         let err = zygotes
             .fork(
-                &broken,
-                &request(dir.path(), &dir.path().join("b"), "hello"),
+                broken.load(),
+                &request(&broken, &dir.path().join("b"), "hello"),
             )
             .await
             .expect_err("refused");

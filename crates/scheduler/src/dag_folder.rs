@@ -370,8 +370,9 @@ fn is_python(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "py")
 }
 
-/// Read a DAG file and its version (the hash of its bytes), refusing one over the size limit
-/// before reading it whole. The error is a located `file:1:1: message`.
+/// Read a DAG file and its version (the hash of its bytes; for a Python file, of its bytes and
+/// of the embedded `airflow` package, which decides what the file means), refusing one over
+/// the size limit before reading it whole. The error is a located `file:1:1: message`.
 pub fn read_dag_file(path: &Path) -> Result<(Vec<u8>, String), String> {
     let name = display(path);
     let meta = std::fs::metadata(path).map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
@@ -383,7 +384,13 @@ pub fn read_dag_file(path: &Path) -> Result<(Vec<u8>, String), String> {
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{name}:1:1: cannot read file: {e}"))?;
-    let version = hex_sha256(&bytes);
+    let version = if is_python(path) {
+        let mut hashed = bytes.clone();
+        hashed.extend_from_slice(pydag::package_digest().as_bytes());
+        hex_sha256(&hashed)
+    } else {
+        hex_sha256(&bytes)
+    };
     Ok((bytes, version))
 }
 

@@ -4,6 +4,7 @@
 mod branch;
 pub mod dag_folder;
 pub mod decide;
+mod python_callbacks;
 pub mod runs;
 mod scheduler;
 mod sensors;

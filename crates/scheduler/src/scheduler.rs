@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dag::schedule;
-use dag::{RunState, RunType, Schedule, TaskKind, TaskState};
+use dag::{PythonCallback, RunState, RunType, Schedule, TaskKind, TaskState};
 use hooks::callbacks::{self, TryInfo, TryMoment};
 use hooks::notify::NotifySettings;
 use pydag::PythonSettings;
+use pydag::spec::CallbackReason;
 use store::secrets::{Connection, TemplateSecrets, Vault, load_template_secrets};
 use store::{
     Finish, LogLine, LogStream, ScheduleOutcome, SnapshotXcoms, Store, StoreError, StoreEvent,
@@ -25,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use crate::dag_folder::DagFolder;
 use crate::decide::{Inputs, decide, needs_secrets, needs_xcoms};
+use crate::python_callbacks::{self, CallbackSettings};
 use crate::runs::{GraphCache, new_run};
 use crate::sensors::{SensorConfig, SensorLoop};
 
@@ -80,6 +82,16 @@ impl SchedulerConfig {
     pub fn with_python(mut self, python: PythonSettings) -> Self {
         self.python = python;
         self
+    }
+
+    /// What running a Python callback needs of these settings.
+    fn callback_settings(&self) -> CallbackSettings<'_> {
+        CallbackSettings {
+            python: &self.python,
+            notify: &self.notify,
+            vault: &self.vault,
+            env_connections: &self.env_connections,
+        }
     }
 
     pub fn with_notify(mut self, notify: NotifySettings) -> Self {
@@ -371,7 +383,7 @@ impl Scheduler {
         if let Some(state) = outcome.run_state {
             debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");
             if state.is_finished() {
-                self.notify_run_ended(graph.dag().clone(), record, state);
+                self.notify_run_ended(graph.dag().clone(), record, state, now);
             }
         }
         // Sensors of the run may have started waiting (a decision that applied something)
@@ -388,56 +400,76 @@ impl Scheduler {
         Ok(outcome)
     }
 
-    /// Send the DAG's `on_success`/`on_failure` for a run this scheduler just ended.
-    fn notify_run_ended(&mut self, dag: Arc<dag::Dag>, run: store::RunRecord, state: RunState) {
-        let actions = match state {
-            RunState::Success => &dag.on_success,
-            RunState::Failed => &dag.on_failure,
-            _ => return,
-        };
-        if actions.is_empty() {
+    /// Send the DAG's `on_success`/`on_failure` and run its Python callback for a run this
+    /// scheduler just ended (at `now`), off the loop.
+    fn notify_run_ended(
+        &mut self,
+        dag: Arc<dag::Dag>,
+        run: store::RunRecord,
+        state: RunState,
+        now: DateTime<Utc>,
+    ) {
+        let has_actions = !dag_actions(&dag, state).is_empty();
+        let python =
+            PythonCallback::for_run_end(state).filter(|k| dag.python_callbacks.contains(k));
+        if !has_actions && python.is_none() {
             return;
         }
+        // The decision that ended the run failed it for its timeout when the timeout had
+        // passed (decide checks it first), which Airflow's callbacks tell apart.
+        let timed_out = state == RunState::Failed
+            && matches!((dag.dagrun_timeout, run.start_date),
+                (Some(limit), Some(started)) if (now - started).as_seconds_f64() > limit);
         let store = self.store.clone();
         let config = self.config.clone();
         self.notifications.spawn(async move {
             let exception = if state == RunState::Failed {
-                let failed: Vec<String> = store
-                    .task_instances(run.id)
-                    .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|ti| ti.state == TaskState::Failed)
-                    .map(|ti| ti.task_id)
-                    .collect();
-                Some(if failed.is_empty() {
-                    format!("run {} failed", run.run_id)
-                } else {
-                    format!(
-                        "run {} failed; failed tasks: {}",
-                        run.run_id,
-                        failed.join(", ")
+                Some(
+                    run_failure_message(
+                        store.as_ref(),
+                        &run,
+                        dag.dagrun_timeout.filter(|_| timed_out),
                     )
-                })
+                    .await,
+                )
             } else {
                 None
             };
-            let secrets = callbacks::Secrets {
-                store: store.as_ref(),
-                vault: &config.vault,
-                env_connections: &config.env_connections,
-            };
-            let reports = callbacks::run_notifications(
-                &config.notify,
-                secrets,
-                &dag,
-                &run,
-                state,
-                exception.as_deref(),
-            )
-            .await;
-            for report in reports {
-                info!(dag_id = %run.dag_id, run_id = %run.run_id, "notification {report}");
+            if has_actions {
+                let secrets = callbacks::Secrets {
+                    store: store.as_ref(),
+                    vault: &config.vault,
+                    env_connections: &config.env_connections,
+                };
+                let reports = callbacks::run_notifications(
+                    &config.notify,
+                    secrets,
+                    &dag,
+                    &run,
+                    state,
+                    exception.as_deref(),
+                )
+                .await;
+                for report in reports {
+                    info!(dag_id = %run.dag_id, run_id = %run.run_id, "notification {report}");
+                }
+            }
+            if let Some(kind) = python {
+                let reason = match (state, timed_out) {
+                    (RunState::Success, _) => CallbackReason::Success,
+                    (_, true) => CallbackReason::TimedOut,
+                    (_, false) => CallbackReason::TaskFailure,
+                };
+                python_callbacks::run_dag_callback(
+                    store.as_ref(),
+                    config.callback_settings(),
+                    &dag,
+                    &run,
+                    kind,
+                    reason,
+                    exception,
+                )
+                .await;
             }
         });
     }
@@ -628,7 +660,8 @@ impl Scheduler {
 
 impl Scheduler {
     /// A try failed here because its worker died gets the notifications its worker would
-    /// have sent (`on_failure`/`on_retry`, alert mails).
+    /// have sent (`on_failure`/`on_retry`, alert mails), and the Python callback its process
+    /// would have run.
     async fn notify_zombie(
         &mut self,
         run: &store::RunRecord,
@@ -644,11 +677,18 @@ impl Scheduler {
         else {
             return Ok(());
         };
+        let Some(task) = dag.task(&ti.task_id) else {
+            return Ok(());
+        };
         let moment = TryMoment::Ended(state);
-        if !dag
-            .task(&ti.task_id)
-            .is_some_and(|t| callbacks::task_has_notifications(t, moment))
-        {
+        let notifications = callbacks::task_has_notifications(task, moment);
+        let python = match &task.kind {
+            TaskKind::Airflow(airflow) => PythonCallback::for_task_end(state).filter(|k| {
+                *k != PythonCallback::OnSuccessCallback && airflow.callbacks.contains(k)
+            }),
+            _ => None,
+        };
+        if !notifications && python.is_none() {
             return Ok(());
         }
         let store = self.store.clone();
@@ -659,31 +699,86 @@ impl Scheduler {
             let Some(task) = dag.task(&ti.task_id) else {
                 return;
             };
-            let info = TryInfo {
-                map_index: ti.map_index,
-                try_number: ti.try_number,
-                max_tries: ti.max_tries,
-                hostname: ti.hostname.clone(),
-                exception: Some(message),
-            };
-            let secrets = callbacks::Secrets {
-                store: store.as_ref(),
-                vault: &config.vault,
-                env_connections: &config.env_connections,
-            };
-            let reports = callbacks::task_notifications(
-                &config.notify,
-                secrets,
-                &dag,
-                task,
-                &run,
-                &info,
-                moment,
-            )
-            .await;
-            callbacks::log_reports(store.as_ref(), ti.id, ti.try_number, &reports).await;
+            if notifications {
+                let info = TryInfo {
+                    map_index: ti.map_index,
+                    try_number: ti.try_number,
+                    max_tries: ti.max_tries,
+                    hostname: ti.hostname.clone(),
+                    exception: Some(message.clone()),
+                };
+                let secrets = callbacks::Secrets {
+                    store: store.as_ref(),
+                    vault: &config.vault,
+                    env_connections: &config.env_connections,
+                };
+                let reports = callbacks::task_notifications(
+                    &config.notify,
+                    secrets,
+                    &dag,
+                    task,
+                    &run,
+                    &info,
+                    moment,
+                )
+                .await;
+                callbacks::log_reports(store.as_ref(), ti.id, ti.try_number, &reports).await;
+            }
+            if let Some(kind) = python {
+                python_callbacks::run_zombie_callback(
+                    store.as_ref(),
+                    config.callback_settings(),
+                    &dag,
+                    &run,
+                    &ti,
+                    kind,
+                    message,
+                )
+                .await;
+            }
         });
         Ok(())
+    }
+}
+
+/// The DAG's notification actions for a run that ended in `state`.
+fn dag_actions(dag: &dag::Dag, state: RunState) -> &[serde_json::Value] {
+    match state {
+        RunState::Success => &dag.on_success,
+        RunState::Failed => &dag.on_failure,
+        _ => &[],
+    }
+}
+
+/// Why a failed run failed, as its notifications and callbacks report it: its timeout
+/// (`timed_out` holds the limit it exceeded), or its failed tasks.
+async fn run_failure_message(
+    store: &dyn Store,
+    run: &store::RunRecord,
+    timed_out: Option<f64>,
+) -> String {
+    if let Some(limit) = timed_out {
+        return format!(
+            "run {} failed: it ran longer than its dagrun_timeout of {limit}s",
+            run.run_id
+        );
+    }
+    let failed: Vec<String> = store
+        .task_instances(run.id)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|ti| ti.state == TaskState::Failed)
+        .map(|ti| ti.task_id)
+        .collect();
+    if failed.is_empty() {
+        format!("run {} failed", run.run_id)
+    } else {
+        format!(
+            "run {} failed; failed tasks: {}",
+            run.run_id,
+            failed.join(", ")
+        )
     }
 }
 

@@ -149,6 +149,7 @@ pub fn chain_dag(dag_id: &str, tasks: &[&str]) -> Dag {
         groups: Vec::new(),
         fileloc: format!("dags/{dag_id}.yaml"),
         python_source: None,
+        python_callbacks: Default::default(),
     }
 }
 

@@ -83,6 +83,9 @@ pub(crate) enum Outcome {
 pub(crate) struct Ran {
     pub outcome: Outcome,
     pub xcoms: Vec<(String, Value)>,
+    /// The Python failure and retry callbacks the try's process did not get to run (it was
+    /// killed first): run once the try's end is committed.
+    pub callbacks_left: Option<CallbacksLeft>,
 }
 
 impl Ran {
@@ -91,6 +94,17 @@ impl Ran {
         Ran {
             outcome,
             xcoms: Vec::new(),
+            callbacks_left: None,
         }
     }
+}
+
+/// What running a try's Python callbacks after its process ended needs: the try's spec (its
+/// rendered fields and context), where it ran, and the secrets its log masks.
+#[derive(Debug, Clone)]
+pub(crate) struct CallbacksLeft {
+    pub spec: pydag::spec::RunSpec,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub masks: Vec<String>,
 }

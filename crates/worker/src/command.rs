@@ -114,6 +114,12 @@ impl Workspace {
         self.temp.path().join("variables.jsonl")
     }
 
+    /// Where an Airflow task's process writes the name of each failure or retry callback it
+    /// is about to run, so that they are not run again after it ends.
+    pub(crate) fn callbacks_ran_file(&self) -> PathBuf {
+        self.temp.path().join("callbacks_ran")
+    }
+
     /// Where a Python callable's return value is written.
     pub(crate) fn result_file(&self) -> PathBuf {
         self.temp.path().join("return_value.json")

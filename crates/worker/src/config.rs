@@ -31,6 +31,9 @@ pub struct WorkerConfig {
     pub notify: hooks::notify::NotifySettings,
     /// The interpreter that runs the tasks of Airflow Python DAG files.
     pub python: pydag::PythonSettings,
+    /// Whether those tasks fork from a warm process per DAG version (the default) rather
+    /// than start a fresh interpreter for every try.
+    pub warm_python: bool,
 }
 
 impl WorkerConfig {
@@ -54,7 +57,14 @@ impl WorkerConfig {
             env_connections: Vec::new(),
             notify: hooks::notify::NotifySettings::default(),
             python: pydag::PythonSettings::default(),
+            warm_python: true,
         }
+    }
+
+    /// `false`: every try of a Python DAG's task starts a fresh interpreter (for comparison).
+    pub fn with_warm_python(mut self, warm: bool) -> Self {
+        self.warm_python = warm;
+        self
     }
 
     pub fn with_python(mut self, python: pydag::PythonSettings) -> Self {

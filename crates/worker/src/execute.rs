@@ -61,6 +61,7 @@ pub(crate) async fn run_try(
         dag,
         task_id: ti.task_id.clone(),
         exception: exception.unwrap_or_default(),
+        callbacks_left: ran.callbacks_left,
     });
     (end.finish, ended)
 }

@@ -79,14 +79,17 @@ impl Worker {
         let heartbeat = tokio::spawn(heartbeat_loop(store.clone(), config.clone()));
         let mut running: JoinSet<()> = JoinSet::new();
         // Warm Python parents for the tasks of Airflow DAG files, kept for this loop's life.
-        let zygotes =
+        let zygotes = if config.warm_python {
             match pydag::Zygotes::new(config.python.clone(), process::is_credential_variable) {
                 Ok(zygotes) => Some(Arc::new(zygotes)),
                 Err(err) => {
                     tracing::warn!(error = %err, "no warm Python parents: Python tasks start cold");
                     None
                 }
-            };
+            }
+        } else {
+            None
+        };
         let mut poll = tokio::time::interval(config.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // The loop claims once on entry; the first poll is one interval later.

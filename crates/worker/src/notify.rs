@@ -1,13 +1,19 @@
 //! A try's notifications: `on_execute` before it runs, and `on_success`/`on_failure`/
-//! `on_retry` and the alert mails once its end is committed, each report noted in its log.
-//! Notifications only report: they never change a state.
+//! `on_retry` and the alert mails once its end is committed, each report noted in its log;
+//! and the Python failure or retry callback of an Airflow task whose process was killed
+//! before it could run it, with its output in the try's log. Notifications and callbacks
+//! only report: they never change a state.
 
 use std::sync::Arc;
 
-use dag::{Dag, Task, TaskState};
+use chrono::Utc;
+use dag::{Dag, PythonCallback, Task, TaskKind, TaskState};
 use hooks::callbacks::{self, TryInfo, TryMoment};
-use store::{ClaimedTask, Store};
+use pydag::CallbackRun;
+use pydag::spec::{CallbackReason, CallbackRequest};
+use store::{ClaimedTask, LogLine, LogStream, Store};
 
+use crate::attempt::CallbacksLeft;
 use crate::config::WorkerConfig;
 
 /// What the notifications of a finished try need, kept until its end is committed.
@@ -16,6 +22,8 @@ pub(crate) struct Ended {
     pub task_id: String,
     /// Why the try failed, as failure notifications report it.
     pub exception: String,
+    /// The Python callbacks the try's process did not get to run.
+    pub callbacks_left: Option<CallbacksLeft>,
 }
 
 impl Ended {
@@ -31,6 +39,10 @@ impl Ended {
         let Some(task) = self.dag.task(&self.task_id) else {
             return;
         };
+        if let Some(left) = &self.callbacks_left {
+            left.run(store, claimed, config, task, state, &self.exception)
+                .await;
+        }
         let moment = TryMoment::Ended(state);
         if !callbacks::task_has_notifications(task, moment) {
             return;
@@ -86,5 +98,63 @@ impl Sent<'_> {
         )
         .await;
         callbacks::log_reports(self.store.as_ref(), ti.id, ti.try_number, &reports).await;
+    }
+}
+
+impl CallbacksLeft {
+    /// Run the callback the committed end `state` calls (`on_failure_callback` for failed,
+    /// `on_retry_callback` for up_for_retry), if the task has it, through the host's callback
+    /// mode; its output and how it ended go to the try's log.
+    async fn run(
+        &self,
+        store: &Arc<dyn Store>,
+        claimed: &ClaimedTask,
+        config: &WorkerConfig,
+        task: &Task,
+        state: TaskState,
+        exception: &str,
+    ) {
+        let TaskKind::Airflow(airflow) = &task.kind else {
+            return;
+        };
+        let Some(kind) = PythonCallback::for_task_end(state)
+            .filter(|k| *k != PythonCallback::OnSuccessCallback && airflow.callbacks.contains(k))
+        else {
+            return;
+        };
+        let ti = &claimed.ti;
+        let request = CallbackRequest::new(
+            kind,
+            CallbackReason::TaskFailure,
+            Some(exception.to_string()),
+        );
+        let run = CallbackRun {
+            spec: self.spec.clone().with_callback(request),
+            cwd: self.cwd.clone(),
+            env: self.env.clone(),
+            timeout: config.python.import_timeout,
+            masks: self.masks.clone(),
+        };
+        let mut lines = vec![system(format!(
+            "the try's process ended before running its {kind}: running it now"
+        ))];
+        match run.run(&config.python).await {
+            Ok(output) => {
+                lines.extend(output.lines);
+                lines.push(system(format!("{kind} {}", output.ended)));
+            }
+            Err(err) => lines.push(system(format!("{kind} could not run: {err}"))),
+        }
+        if let Err(err) = store.append_log(ti.id, ti.try_number, &lines).await {
+            tracing::warn!(ti = ti.id, error = %err, "could not log a Python callback's output");
+        }
+    }
+}
+
+fn system(line: String) -> LogLine {
+    LogLine {
+        timestamp: Utc::now(),
+        stream: LogStream::System,
+        line,
     }
 }

@@ -123,14 +123,9 @@ pub(crate) struct Finished {
     pub last_stderr_line: Option<String>,
 }
 
-/// True for variables that may carry the store's URL or credentials. Matching is by name, so
-/// that a new config key under `UPDRAFT__` is covered without a change here.
-pub(crate) fn is_credential_variable(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    upper.starts_with("UPDRAFT__")
-        || upper.contains("DATABASE_URL")
-        || upper.contains("SQL_ALCHEMY_CONN")
-}
+/// True for variables that may carry the store's URL or credentials (one definition for every
+/// process Updraft starts).
+pub(crate) use pydag::is_credential_variable;
 
 /// Spawn the process in a new process group, with stdin closed and both output pipes read
 /// into `log`.
@@ -450,22 +445,6 @@ pub(crate) fn loggable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credential_variables_are_recognised() {
-        for name in [
-            "UPDRAFT__DATABASE__URL",
-            "updraft__core__fernet_key",
-            "DATABASE_URL",
-            "MY_DATABASE_URL",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
-        ] {
-            assert!(is_credential_variable(name), "{name}");
-        }
-        for name in ["PATH", "HOME", "UPDRAFT_DAG_ID", "DATABASE"] {
-            assert!(!is_credential_variable(name), "{name}");
-        }
-    }
 
     #[test]
     fn signal_names() {

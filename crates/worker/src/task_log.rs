@@ -108,6 +108,11 @@ impl TaskLog {
         text
     }
 
+    /// The values hidden so far, longest first.
+    pub(crate) fn masks(&self) -> Vec<String> {
+        self.masks.read().map(|m| m.clone()).unwrap_or_default()
+    }
+
     /// Hide these values too (connection passwords, secret variables) in every line from now
     /// on, longest first so that a secret containing another is hidden whole.
     pub(crate) fn mask(&self, secrets: Vec<String>) {

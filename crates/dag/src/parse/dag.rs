@@ -241,6 +241,7 @@ pub(crate) fn build(p: &mut Problems, path: &str, root: &Node) -> Option<Dag> {
         groups: tree.groups,
         fileloc: path.to_string(),
         python_source: None,
+        python_callbacks: Default::default(),
     })
 }
 

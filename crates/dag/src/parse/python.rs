@@ -1,15 +1,16 @@
 //! A DAG defined by an Airflow Python file, as its importer serialized it: the same JSON
 //! document a `.json` DAG file holds, except that tasks which must run in Python carry an
-//! `airflow: {operator, fields}` block instead of a kind. The document goes through the same
-//! parser and checks as any DAG file; only the located errors name the Python file.
+//! `airflow: {operator, fields, callbacks}` block instead of a kind, and the DAG itself may
+//! carry `airflow: {callbacks}` (the Python callbacks it defines). The document goes through
+//! the same parser and checks as any DAG file; only the located errors name the Python file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
 use super::check::Problems;
 use super::{DagError, ImportError, dag, node};
-use crate::model::{AirflowTask, Dag, TaskKind};
+use crate::model::{AirflowTask, Dag, PythonCallback, TaskKind};
 
 /// The kind key only documents made from Python files may use.
 const AIRFLOW_KIND: &str = "airflow";
@@ -20,7 +21,14 @@ pub fn dag_from_python(path: &str, doc: &Value, source: &str) -> Result<Dag, Dag
     let mut doc = doc.clone();
     let mut airflow = BTreeMap::new();
     let mut errors = Vec::new();
+    let mut dag_callbacks = BTreeSet::new();
     if let Some(root) = doc.as_object_mut() {
+        if let Some(block) = root.remove(AIRFLOW_KIND) {
+            match dag_block(&block) {
+                Ok(callbacks) => dag_callbacks = callbacks,
+                Err(message) => errors.push(message),
+            }
+        }
         take_airflow_blocks(root, "", &mut airflow, &mut errors);
     }
     let dag_label = doc
@@ -66,6 +74,7 @@ pub fn dag_from_python(path: &str, doc: &Value, source: &str) -> Result<Dag, Dag
         }
     }
     dag.python_source = Some(source.to_string());
+    dag.python_callbacks = dag_callbacks;
     Ok(dag)
 }
 
@@ -127,13 +136,59 @@ fn airflow_task(block: &Value) -> Result<AirflowTask, String> {
     };
     if let Some(unknown) = map
         .keys()
-        .find(|k| !matches!(k.as_str(), "operator" | "fields"))
+        .find(|k| !matches!(k.as_str(), "operator" | "fields" | "callbacks"))
     {
         return Err(format!(
             "its 'airflow' block has an unknown key '{unknown}'"
         ));
     }
-    Ok(AirflowTask { operator, fields })
+    let callbacks = callbacks(map.get("callbacks"), "its 'airflow.callbacks'")?;
+    Ok(AirflowTask {
+        operator,
+        fields,
+        callbacks,
+    })
+}
+
+/// The DAG's own `airflow` block: `{callbacks: [names]}`.
+fn dag_block(block: &Value) -> Result<BTreeSet<PythonCallback>, String> {
+    let Some(map) = block.as_object() else {
+        return Err("the DAG's 'airflow' block must be a mapping".into());
+    };
+    if let Some(unknown) = map.keys().find(|k| k.as_str() != "callbacks") {
+        return Err(format!(
+            "the DAG's 'airflow' block has an unknown key '{unknown}'"
+        ));
+    }
+    let found = callbacks(map.get("callbacks"), "the DAG's 'airflow.callbacks'")?;
+    match found.iter().find(|c| {
+        !matches!(
+            c,
+            PythonCallback::OnSuccessCallback | PythonCallback::OnFailureCallback
+        )
+    }) {
+        Some(other) => Err(format!(
+            "the DAG's 'airflow.callbacks' names {other}, which only a task has"
+        )),
+        None => Ok(found),
+    }
+}
+
+/// A list of callback names (`on_failure_callback`, …); `what` names it in errors.
+fn callbacks(value: Option<&Value>, what: &str) -> Result<BTreeSet<PythonCallback>, String> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(BTreeSet::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(format!("{what} must be a list of callback names")),
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .and_then(PythonCallback::from_name)
+                .ok_or_else(|| format!("{what} has an unknown callback {item}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,8 +202,10 @@ mod tests {
             "dag_id": "etl",
             "schedule": "@daily",
             "start_date": "2024-01-01T00:00:00+00:00",
+            "airflow": {"callbacks": ["on_success_callback"]},
             "tasks": [
-                {"id": "extract", "airflow": {"operator": "PythonOperator", "fields": {"op_kwargs": {"d": "{{ ds }}"}}}},
+                {"id": "extract", "airflow": {"operator": "PythonOperator", "fields": {"op_kwargs": {"d": "{{ ds }}"}},
+                    "callbacks": ["on_retry_callback", "on_failure_callback"]}},
                 {"id": "load", "bash": "echo {{ ds }}", "depends_on": ["extract"]}
             ],
             "groups": [{"id": "g", "tasks": [
@@ -162,6 +219,20 @@ mod tests {
         assert!(
             matches!(&extract.kind, TaskKind::Airflow(t) if t.operator == "PythonOperator" && t.fields.contains_key("op_kwargs"))
         );
+        let TaskKind::Airflow(extract) = &extract.kind else {
+            unreachable!("checked above")
+        };
+        assert_eq!(
+            extract.callbacks,
+            BTreeSet::from([
+                PythonCallback::OnFailureCallback,
+                PythonCallback::OnRetryCallback
+            ])
+        );
+        assert_eq!(
+            dag.python_callbacks,
+            BTreeSet::from([PythonCallback::OnSuccessCallback])
+        );
         let pick = dag.task("g.pick").expect("grouped task");
         assert!(pick.branch);
         assert_eq!(pick.kind.operator(), "BranchPythonOperator");
@@ -169,6 +240,54 @@ mod tests {
             dag.task("load").expect("load").kind,
             TaskKind::Bash { .. }
         ));
+    }
+
+    #[test]
+    fn callback_names_are_checked() {
+        let doc = |dag: Value, task: Value| {
+            json!({"dag_id": "cb", "airflow": dag, "tasks": [
+                {"id": "a", "airflow": {"operator": "PythonOperator", "callbacks": task}}
+            ]})
+        };
+        let cases = [
+            (
+                doc(json!({"callbacks": ["on_retry_callback"]}), json!([])),
+                "names on_retry_callback, which only a task has",
+            ),
+            (
+                doc(json!({"callbacks": []}), json!(["on_skipped_callback"])),
+                "task 'a': its 'airflow.callbacks' has an unknown callback \"on_skipped_callback\"",
+            ),
+            (
+                doc(json!({"callback": []}), json!([])),
+                "the DAG's 'airflow' block has an unknown key 'callback'",
+            ),
+            (
+                doc(json!({}), json!("on_failure_callback")),
+                "its 'airflow.callbacks' must be a list of callback names",
+            ),
+        ];
+        for (doc, expected) in cases {
+            let err = dag_from_python("/dags/cb.py", &doc, "").expect_err(expected);
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+        let fine = dag_from_python("/dags/cb.py", &doc(json!({}), json!(null)), "").expect("valid");
+        assert!(fine.python_callbacks.is_empty());
+    }
+
+    #[test]
+    fn a_version_stored_before_callbacks_were_recorded_still_loads() {
+        let doc = json!({"dag_id": "old", "tasks": [{"id": "a", "airflow": {"operator": "PythonOperator"}}]});
+        let dag = dag_from_python("/dags/old.py", &doc, "").expect("valid");
+        // Without callbacks the version's JSON is what it was before they were recorded.
+        let stored = serde_json::to_value(&dag).expect("serializes");
+        assert!(stored.get("python_callbacks").is_none(), "{stored}");
+        assert!(
+            stored["tasks"][0]["kind"].get("callbacks").is_none(),
+            "{stored}"
+        );
+        let loaded: Dag = serde_json::from_value(stored).expect("an old version loads");
+        assert_eq!(loaded, dag);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   Python host) and synced, until the store lists every DAG.
 //! - A chain of PythonOperators, each pulling the previous one's return value and adding one:
 //!   per-hop latency (upstream end -> downstream start), and each try's own span (start ->
-//!   end), where a warm interpreter shows.
+//!   end), where the warm interpreter shows; then once more with a fresh interpreter per try.
 //! - A BashOperator chain from a `.py` file against the same chain in YAML, run alternately
 //!   in one sitting so that the comparison shares the machine's state.
 
@@ -110,6 +110,28 @@ pub(super) async fn run(
         }
     }
     engine.stop().await?;
+
+    // The same Python chain once more with every try in a fresh interpreter, for comparison.
+    let engine = Engine::start(
+        store.clone(),
+        engine::scheduler_config(settings, None)?
+            .without_watch()
+            .without_cron(),
+        Some(engine::worker_config(settings)?.with_warm_python(false)),
+    );
+    let cold = run_synced(&*store, "bench_python_chain").await?;
+    let mut cold_spans: Vec<f64> = store
+        .task_instances(cold.run)
+        .await?
+        .iter()
+        .filter_map(|t| Some((t.end_date? - t.start_date?).as_seconds_f64() * 1000.0))
+        .collect();
+    cold_spans.sort_by(f64::total_cmp);
+    if cold.state != dag::RunState::Success {
+        eprintln!("the cold PythonOperator chain ended {}", cold.state);
+        ok = false;
+    }
+    engine.stop().await?;
     for values in [
         &mut python_hops,
         &mut python_spans,
@@ -125,6 +147,11 @@ pub(super) async fn run(
         python_runs.iter().sum::<f64>() / python_runs.len().max(1) as f64,
         spread(&python_hops),
         spread(&python_spans),
+    );
+    println!(
+        "the same PythonOperator chain with a fresh interpreter per try (1 run, {:.2}s): each try start -> end {}",
+        cold.seconds,
+        spread(&cold_spans),
     );
     println!(
         "BashOperator chain of {} from a .py file ({rounds} runs): per-hop latency {}",

@@ -63,7 +63,7 @@ class Airflow2Parse(unittest.TestCase):
 
     def test_python_kinds(self):
         extract = self.tasks["extract"]
-        self.assertEqual(extract["airflow"], {"operator": "PythonOperator", "fields": {}})
+        self.assertEqual(extract["airflow"], {"operator": "PythonOperator", "fields": {}, "callbacks": ["on_failure_callback"]})
         self.assertEqual(extract["depends_on"], ["wait_for_file"])
         branch = self.tasks["branch"]
         self.assertEqual(branch["airflow"]["operator"], "BranchPythonOperator")

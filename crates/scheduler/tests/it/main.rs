@@ -408,6 +408,125 @@ async fn a_zombie_try_and_its_failed_run_still_notify(store: Arc<dyn Store>) {
     engine.stop().await;
 }
 
+fn python_available() -> bool {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "python3 is required under CI=true"
+    );
+    found
+}
+
+/// A try of an Airflow task whose worker died never ran its Python on_failure_callback: the
+/// scheduler runs it, once, after failing the try; then the DAG's own on_failure_callback
+/// runs with Airflow's DAG-callback context.
+async fn a_zombie_python_task_and_its_run_get_their_python_callbacks(store: Arc<dyn Store>) {
+    if !python_available() {
+        return;
+    }
+    let marks = tempfile::tempdir().expect("tempdir");
+    let task_mark = marks.path().join("task");
+    let run_mark = marks.path().join("run");
+    let source = format!(
+        "from airflow import DAG\n\
+         from airflow.operators.python import PythonOperator\n\
+         \n\
+         def note(path):\n\
+         \x20   def callback(context):\n\
+         \x20       with open(path, 'a') as f:\n\
+         \x20           f.write('%s|%s|%s|%s|%s\\n' % (context['reason'], context.get('exception'),\n\
+         \x20                   context['ti'].task_id, context['dag_run'].run_id, context['params']['who']))\n\
+         \x20   return callback\n\
+         \n\
+         with DAG('zombie_python', schedule=None, params={{'who': 'ops'}}, on_failure_callback=note({run:?})):\n\
+         \x20   PythonOperator(task_id='victim', python_callable=print, on_failure_callback=note({task:?}))\n",
+        run = run_mark.display().to_string(),
+        task = task_mark.display().to_string(),
+    );
+    let doc = serde_json::json!({
+        "dag_id": "zombie_python",
+        "airflow": {"callbacks": ["on_failure_callback"]},
+        "params": {"who": {"default": "ops"}},
+        "tasks": [{"id": "victim", "airflow": {"operator": "PythonOperator", "callbacks": ["on_failure_callback"]}}],
+    });
+    let fileloc = marks.path().join("zombie_python.py").display().to_string();
+    let dag = dag::dag_from_python(&fileloc, &doc, &source).expect("a valid document");
+    store.sync_dag(&dag, "v1", Utc::now()).await.expect("sync");
+    store.unpause_dag("zombie_python").await.expect("unpause");
+    let run = scheduler::trigger(
+        &*store,
+        "zombie_python",
+        TriggerRequest::default(),
+        Utc::now(),
+    )
+    .await
+    .expect("trigger");
+    let engine = Engine::scheduler_only(
+        store.clone(),
+        scheduler_config()
+            .with_poll_interval(Duration::from_millis(100))
+            .with_zombie_threshold(Duration::from_millis(400)),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let claimed = store
+            .claim_task_instances(&store::Claim {
+                worker_id: "dead-worker".into(),
+                hostname: "gone".into(),
+                queues: vec!["default".into()],
+                limit: 1,
+                now: Utc::now(),
+            })
+            .await
+            .expect("claim");
+        if !claimed.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(wait_for_run(&*store, run.id).await, RunState::Failed);
+    let task_note = wait_for_file(&task_mark, "the task's on_failure_callback").await;
+    let run_note = wait_for_file(&run_mark, "the DAG's on_failure_callback").await;
+    // Stopping waits for every callback: none ran twice.
+    engine.stop().await;
+    let task_note = std::fs::read_to_string(&task_mark).unwrap_or(task_note);
+    let lines: Vec<&str> = task_note.lines().collect();
+    assert_eq!(lines.len(), 1, "{task_note}");
+    assert!(
+        lines[0]
+            .starts_with("task_failure|task failed: its worker dead-worker stopped heartbeating")
+            && lines[0].ends_with(&format!("|victim|{}|ops", run.run_id)),
+        "{task_note}"
+    );
+    let run_note = std::fs::read_to_string(&run_mark).unwrap_or(run_note);
+    assert_eq!(
+        run_note,
+        format!(
+            "task_failure|run {0} failed; failed tasks: victim|victim|{0}|ops\n",
+            run.run_id
+        )
+    );
+    // The callback's output and end are in the try's log.
+    let ti = store.task_instances(run.id).await.expect("tis").remove(0);
+    let log: Vec<String> = store
+        .read_log(ti.id, 1, 0, 1000)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    assert!(
+        log.iter()
+            .any(|l| l == "the try's worker is gone: the scheduler runs its on_failure_callback")
+            && log.iter().any(|l| l == "on_failure_callback succeeded"),
+        "{log:?}"
+    );
+}
+
 testkit::backend_tests!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     every_trigger_rule_through_the_real_scheduler,
@@ -415,4 +534,5 @@ testkit::backend_tests!(
     depends_on_past_orders_overlapping_runs,
     branching_mapping_and_xcom_through_the_real_scheduler,
     a_zombie_try_and_its_failed_run_still_notify,
+    a_zombie_python_task_and_its_run_get_their_python_callbacks,
 );

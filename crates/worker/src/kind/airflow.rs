@@ -6,13 +6,20 @@
 //! A try is forked from the worker's warm zygote for the DAG version when there is one
 //! (`pydag::Zygotes`); otherwise, or when the file does not load warm, the host starts cold
 //! (`updraft_host.py run`), which then reports any load failure in the try's log.
+//!
+//! The try's process runs the task's own Python callbacks. When it fails without having
+//! reached its failure callbacks (killed after the kill grace, by a signal, or when the
+//! worker shut down), the try hands back what running them later needs, and they run once
+//! its end is committed (`notify`).
 
-use dag::AirflowTask;
+use std::collections::BTreeMap;
+
 use dag::template::{Reads, TemplateContext};
-use serde_json::{Map, Value, json};
+use dag::{AirflowTask, PythonCallback};
+use pydag::spec::RunSpec;
 
-use super::process::{ReturnValue, collect, prepare, runner_context};
-use crate::attempt::{Attempt, Outcome, Ran};
+use super::process::{ReturnValue, collect, prepare};
+use crate::attempt::{Attempt, CallbacksLeft, Outcome, Ran};
 use crate::command::{self, CommandError, Workspace};
 use crate::process::{self, ProcessSpec, Running};
 use crate::render::{self, render_json};
@@ -21,11 +28,6 @@ use crate::task_log::TrackLast;
 /// Run one try of an `airflow` task.
 pub(crate) async fn run(attempt: &Attempt<'_>, spec: &AirflowTask) -> Ran {
     let log = attempt.log;
-    let Some(source) = attempt.dag.python_source.as_deref() else {
-        log.system("this DAG version holds no Python source to run the task from")
-            .await;
-        return Ran::only(Outcome::FailedForGood);
-    };
     // Python code may pull any XCom and read any variable or connection.
     let reads = Reads {
         xcoms: true,
@@ -39,9 +41,13 @@ pub(crate) async fn run(attempt: &Attempt<'_>, spec: &AirflowTask) -> Ran {
             return Ran::only(Outcome::Failed);
         }
     };
-    let process = match host_spec(attempt, &workspace, spec, source, &ctx).await {
+    let process = match host_spec(attempt, &workspace, spec, &ctx).await {
         Ok(process) => process,
-        Err(err) => {
+        Err(HostSpecError::NoSource(err)) => {
+            log.system(err.to_string()).await;
+            return Ran::only(Outcome::FailedForGood);
+        }
+        Err(HostSpecError::Command(err)) => {
             log.system(err.to_string()).await;
             return Ran::only(Outcome::Failed);
         }
@@ -70,7 +76,47 @@ pub(crate) async fn run(attempt: &Attempt<'_>, spec: &AirflowTask) -> Ran {
             .await;
         ran.outcome = Outcome::FailedForGood;
     }
+    if matches!(ran.outcome, Outcome::Failed | Outcome::FailedForGood) {
+        ran.callbacks_left = callbacks_left(attempt, &workspace, spec, process.spec).await;
+    }
     ran
+}
+
+/// The failure and retry callbacks of a failed try, when the task has some and its process
+/// never reached them (it records them in the try's folder before running them).
+async fn callbacks_left(
+    attempt: &Attempt<'_>,
+    workspace: &Workspace,
+    task: &AirflowTask,
+    spec: RunSpec,
+) -> Option<CallbacksLeft> {
+    let failure_callbacks = [
+        PythonCallback::OnFailureCallback,
+        PythonCallback::OnRetryCallback,
+    ];
+    if !failure_callbacks.iter().any(|c| task.callbacks.contains(c)) {
+        return None;
+    }
+    if tokio::fs::try_exists(workspace.callbacks_ran_file())
+        .await
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    // The try's folder goes with the try: nothing may point into it.
+    let xcom_file = workspace.xcom_file().display().to_string();
+    let env = workspace
+        .env
+        .iter()
+        .filter(|(_, value)| *value != xcom_file)
+        .cloned()
+        .collect();
+    Some(CallbacksLeft {
+        spec,
+        cwd: workspace.cwd.clone(),
+        env,
+        masks: attempt.log.masks(),
+    })
 }
 
 /// One line of `$UPDRAFT_VARIABLE_FILE`: `Variable.set` or `Variable.delete` in the task.
@@ -148,8 +194,8 @@ async fn apply_variable_writes(attempt: &Attempt<'_>, path: &std::path::Path) {
 
 /// The try's spec written into its folder, and the two ways to start it.
 struct HostTry {
-    /// What a zygote must have loaded to fork this try.
-    load: Value,
+    /// The spec (its `load` part is what a zygote must have loaded to fork this try).
+    spec: RunSpec,
     /// The try as forked from a zygote.
     warm: pydag::TryRequest,
     /// The try as a process of its own.
@@ -159,7 +205,7 @@ struct HostTry {
 /// Fork the try from the worker's zygote for its DAG version; `None` means run it cold.
 async fn fork_warm(attempt: &Attempt<'_>, process: &HostTry) -> Option<Running> {
     let zygotes = attempt.zygotes?;
-    match zygotes.fork(&process.load, &process.warm).await {
+    match zygotes.fork(process.spec.load(), &process.warm).await {
         Ok(forked) => {
             attempt
                 .log
@@ -180,16 +226,29 @@ async fn fork_warm(attempt: &Attempt<'_>, process: &HostTry) -> Option<Running> 
     }
 }
 
+/// Why the host's spec could not be made.
+enum HostSpecError {
+    /// The DAG version has no Python source: no try of it can ever run.
+    NoSource(pydag::spec::SpecError),
+    /// A field did not render, or the spec could not be written.
+    Command(CommandError),
+}
+
+impl From<CommandError> for HostSpecError {
+    fn from(err: CommandError) -> Self {
+        HostSpecError::Command(err)
+    }
+}
+
 /// The host's spec for this try, written into the try's folder, and how to start it.
 async fn host_spec(
     attempt: &Attempt<'_>,
     workspace: &Workspace,
     spec: &AirflowTask,
-    source: &str,
     ctx: &TemplateContext,
-) -> Result<HostTry, CommandError> {
+) -> Result<HostTry, HostSpecError> {
     let host = pydag::host_script().map_err(|e| CommandError::Prepare(e.to_string()))?;
-    let mut fields = Map::new();
+    let mut fields = BTreeMap::new();
     for (name, value) in &spec.fields {
         let rendered = render_json(value, ctx).map_err(|source| CommandError::Template {
             what: format!("template field {name}"),
@@ -197,62 +256,10 @@ async fn host_spec(
         })?;
         fields.insert(name.clone(), rendered);
     }
-    let task_id = &attempt.task.task_id;
-    let downstream: Vec<&str> = attempt
-        .dag
-        .tasks
-        .iter()
-        .filter(|t| t.upstream.contains(task_id))
-        .map(|t| t.task_id.as_str())
-        .collect();
-    let notify = &attempt.config.notify;
-    let smtp = &notify.smtp;
-    let (context, xcoms) = runner_context(ctx);
-    let ti = &attempt.claimed.ti;
-    let dags_folder = attempt.dag_folder();
-    let fileloc = std::path::absolute(&attempt.dag.fileloc)
-        .unwrap_or_else(|_| attempt.dag.fileloc.clone().into());
-    let smtp = json!({
-        "host": smtp.host,
-        "port": smtp.port,
-        "user": smtp.user,
-        "password": smtp.password,
-        "starttls": smtp.starttls,
-        "ssl": smtp.ssl,
-        "from": smtp.from,
-        "timeout": smtp.timeout.as_secs_f64(),
-    });
-    let load = json!({
-        "fileloc": fileloc,
-        "source": source,
-        "dags_folder": dags_folder,
-        "variables": ctx.variables,
-        "connections": ctx.connections,
-        "smtp": smtp,
-    });
-    let document = json!({
-        "dag_id": ctx.dag_id,
-        "task_id": ctx.task_id,
-        "run_id": ctx.run_id,
-        "try_number": ctx.try_number,
-        "map_index": ctx.map_index,
-        "context": context,
-        "xcoms": xcoms,
-        "airflow": {
-            "fileloc": fileloc,
-            "source": source,
-            "dags_folder": dags_folder,
-            "fields": fields,
-            "expand": ctx.extra,
-            "downstream": downstream,
-            "log_url": notify.log_url(&ctx.dag_id, &ctx.run_id, task_id, ti.map_index, ti.try_number),
-            "variables": ctx.variables,
-            "connections": ctx.connections,
-            "smtp": smtp,
-            "callback": null,
-        },
-    });
-    let spec_file = workspace.write("spec.json", document.to_string()).await?;
+    let document = RunSpec::task(attempt.dag, ctx, &attempt.config.notify)
+        .map_err(HostSpecError::NoSource)?
+        .with_fields(fields);
+    let spec_file = workspace.write("spec.json", document.to_json()).await?;
     let mut env = workspace.env.clone();
     env.push((
         "UPDRAFT_RETURN_VALUE_FILE".into(),
@@ -262,11 +269,15 @@ async fn host_spec(
         "UPDRAFT_VARIABLE_FILE".into(),
         workspace.variable_file().display().to_string(),
     ));
+    env.push((
+        "UPDRAFT_CALLBACKS_RAN_FILE".into(),
+        workspace.callbacks_ran_file().display().to_string(),
+    ));
     env.push(("PYTHONUNBUFFERED".into(), "1".into()));
     env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into()));
     let interpreter = &attempt.config.python.interpreter;
     Ok(HostTry {
-        load,
+        spec: document,
         warm: pydag::TryRequest {
             spec: spec_file.clone(),
             cwd: workspace.cwd.clone(),

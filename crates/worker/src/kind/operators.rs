@@ -151,6 +151,7 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
             Ran {
                 outcome: Outcome::Success,
                 xcoms,
+                callbacks_left: None,
             }
         }
         Err(err) => {

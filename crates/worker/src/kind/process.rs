@@ -5,14 +5,14 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Utc};
 use dag::model::Semantics;
 use dag::template::{self, TemplateContext};
 use dag::{PythonTask, TaskKind};
+use pydag::spec::{SpecXcom, TryContext};
 use serde_json::{Value, json};
 
 use crate::attempt::{Attempt, Outcome, Ran};
-use crate::command::{self, CommandError, Workspace, airflow_ts};
+use crate::command::{self, CommandError, Workspace};
 use crate::process::ProcessSpec;
 use crate::render::{self, render_json};
 use crate::task_log::TrackLast;
@@ -149,7 +149,11 @@ pub(super) async fn collect(
             }
         }
     }
-    Ran { outcome, xcoms }
+    Ran {
+        outcome,
+        xcoms,
+        callbacks_left: None,
+    }
 }
 
 /// `bash -c command` with its stderr joined to its stdout before the command starts, as
@@ -247,48 +251,6 @@ fn describe_python(py: &PythonTask) -> String {
     text
 }
 
-/// The `context` and `xcoms` of a Python runner's spec: the template context as JSON, with
-/// the names a mapped instance binds.
-pub(super) fn runner_context(ctx: &TemplateContext) -> (Value, Value) {
-    let date = |d: Option<DateTime<Utc>>| d.map(airflow_ts);
-    let logical = ctx.logical_date;
-    let mut context = json!({
-        "ds": logical.map(|d| d.format("%Y-%m-%d").to_string()),
-        "ds_nodash": logical.map(|d| d.format("%Y%m%d").to_string()),
-        "ts": date(logical),
-        "ts_nodash": logical.map(|d| d.format("%Y%m%dT%H%M%S").to_string()),
-        "logical_date": date(logical),
-        "data_interval_start": date(ctx.data_interval_start),
-        "data_interval_end": date(ctx.data_interval_end),
-        "run_id": ctx.run_id,
-        "conf": ctx.conf,
-        "params": ctx.params,
-        "map_index": ctx.map_index,
-        "try_number": ctx.try_number,
-        "dag_run": {
-            "dag_id": ctx.dag_id,
-            "run_id": ctx.run_id,
-            "run_type": ctx.run_type,
-            "logical_date": date(logical),
-            "data_interval_start": date(ctx.data_interval_start),
-            "data_interval_end": date(ctx.data_interval_end),
-            "conf": ctx.conf,
-        },
-    });
-    if let Value::Object(map) = &mut context {
-        for (name, value) in &ctx.extra {
-            map.insert(name.clone(), value.clone());
-        }
-    }
-    let xcoms: Vec<Value> = ctx
-        .xcoms
-        .iter()
-        .map(|x| json!({"task_id": x.task_id, "map_index": x.map_index, "key": x.key, "value": x.value}))
-        .collect();
-    let xcoms = Value::Array(xcoms);
-    (context, xcoms)
-}
-
 /// Write the runner and its spec into the try's folder; returns the interpreter's arguments.
 async fn write_runner(
     workspace: &Workspace,
@@ -304,7 +266,6 @@ async fn write_runner(
         })?;
         kwargs.insert(name.clone(), value);
     }
-    let (context, xcoms) = runner_context(ctx);
     let spec = json!({
         "dag_id": ctx.dag_id,
         "task_id": ctx.task_id,
@@ -315,8 +276,8 @@ async fn write_runner(
         "file": file.map(|f| f.display().to_string()),
         "callable": py.callable,
         "kwargs": kwargs,
-        "context": context,
-        "xcoms": xcoms,
+        "context": TryContext::of(ctx),
+        "xcoms": SpecXcom::all(ctx),
     });
     let runner = workspace
         .write("updraft_runner.py", PYTHON_RUNNER.to_string())

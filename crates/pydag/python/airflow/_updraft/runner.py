@@ -5,8 +5,14 @@ the template fields already rendered by the worker, this map index's expanded va
 the run's XComs. The file is executed as a fresh module, the operator is found, its fields
 are set, and `pre_execute`, `execute` and `post_execute` run with Airflow's context. The
 task's own callbacks (on_execute, then on_success, or on_retry/on_failure) run in this
-process, as Airflow 3 runs them in the task's process; with `callback` set in the spec only
-that callback runs.
+process, as Airflow 3 runs them in the task's process. Before a failure or retry callback
+runs, its name is written to $UPDRAFT_CALLBACKS_RAN_FILE (when set): a process killed before
+it got there leaves no such line, and the worker then runs the callback itself, in callback
+mode, so that it runs exactly once.
+
+With `callback` set in the spec only that callback runs: the task's (after a kill), or the
+DAG's when task_id is null (when a run ended), with the context of the run's last task
+instance (`callback.task_id`) as Airflow 3 gives it, plus `reason` and `exception`.
 
 Exit codes: 0 success, 99 skipped, 1 failed, 98 failed with no retry (AirflowFailException,
 a sensor's timeout).
@@ -34,6 +40,10 @@ SKIPPED = 99
 FAILED = 1
 # Failed in a way no retry may fix; the worker fails the task for good.
 FAILED_NO_RETRY = 98
+
+# The environment variable naming the file where a try's process records each failure or
+# retry callback it is about to run.
+CALLBACKS_RAN_ENV = "UPDRAFT_CALLBACKS_RAN_FILE"
 
 
 class TaskSetupError(Exception):
@@ -100,6 +110,19 @@ def callbacks_of(value):
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
+
+
+def mark_callbacks_ran(kind):
+    """Record, before they run, that this process runs its `kind` callbacks, so that nobody
+    runs them again after this process ends (see the module docstring)."""
+    path = os.environ.get(CALLBACKS_RAN_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(kind + "\n")
+    except OSError as err:
+        print("could not record that %s ran: %s" % (kind, err), file=sys.stderr)
 
 
 def run_callbacks(kind, value, context):
@@ -197,41 +220,48 @@ def _failed(op, context, spec, exc):
     try_number = spec.get("try_number") or 1
     no_retry = isinstance(exc, (AirflowFailException, AirflowSensorTimeout))
     if not no_retry and try_number <= (op.retries or 0):
+        mark_callbacks_ran("on_retry_callback")
         run_callbacks("on_retry_callback", op.on_retry_callback, context)
     else:
+        mark_callbacks_ran("on_failure_callback")
         run_callbacks("on_failure_callback", op.on_failure_callback, context)
     return FAILED_NO_RETRY if no_retry else FAILED
 
 
 def run_callback_only(spec, dag, module):
     """`callback` in the spec: call that callback (the task's, or the DAG's when task_id is
-    null) with the context plus `exception`; exit 1 only if it raised."""
+    null) with the context plus `reason` and `exception`; exit 1 if one of them raised.
+
+    A DAG's callback gets Airflow 3's DAG-callback context: the template context of the run's
+    last task instance (`callback.task_id`, when the run has one and the DAG still has its
+    task), with `reason` ("success", "task_failure", "timed_out") and, when the run failed,
+    `exception` saying why."""
     callback = spec["airflow"]["callback"]
     kind = callback.get("kind")
-    op = None
+    exception = callback.get("exception")
     if spec.get("task_id"):
         op = prepare_task(spec, dag)
         holder = op
+        context = build_context(spec, dag, op)
+        context["exception"] = exception
+        what = "task %s" % op.task_id
     else:
         holder = dag
-    context = build_context(spec, dag, op)
-    context["exception"] = callback.get("exception")
+        last = callback.get("task_id")
+        task = dag.task_dict.get(last) if last else None
+        context = build_context(dict(spec, task_id=last if task is not None else None), dag, task)
+        if exception is not None:
+            context["exception"] = exception
+        what = "DAG %s" % dag.dag_id
     context["reason"] = callback.get("reason") or kind
     value = getattr(holder, kind, None) if kind else None
     if not callbacks_of(value):
-        print("%s has no %s" % ("task %s" % op.task_id if op is not None else "DAG %s" % dag.dag_id, kind))
+        print("%s has no %s" % (what, kind))
         return 0
     state.context_stack.append(context)
-    for cb in callbacks_of(value):
-        name = getattr(cb, "__name__", repr(cb))
-        print("Running %s %s" % (kind, name))
-        try:
-            cb(context)
-        except Exception:
-            traceback.print_exc()
-            return FAILED
-    print("%s done" % kind)
-    return 0
+    ok = run_callbacks(kind, value, context)
+    print("%s of %s %s" % (kind, what, "done" if ok else "failed"))
+    return 0 if ok else FAILED
 
 
 def set_try_state(extra):

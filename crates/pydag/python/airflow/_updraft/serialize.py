@@ -5,7 +5,9 @@ default_args are already applied to each operator, so every task carries its res
 `depends_on` (full ids). Operators that Updraft runs natively become `empty`, `bash`,
 `sensor`, `email` or `trigger_dag` tasks (task_kind decides); every other one becomes the
 `airflow` kind, run by the Python runner, with the template fields that hold Jinja in
-`fields` for the worker to render.
+`fields` for the worker to render, and the names of its Python callbacks in `callbacks`.
+A DAG with Python callbacks names them in its own `airflow: {callbacks}` block: the
+scheduler runs them through the host's callback mode when a run ends.
 """
 
 import datetime
@@ -58,6 +60,7 @@ PRESETS = {
 }
 
 CALLBACKS = ("on_execute_callback", "on_failure_callback", "on_success_callback", "on_retry_callback")
+DAG_CALLBACKS = ("on_success_callback", "on_failure_callback")
 
 
 # -- values ---------------------------------------------------------------------------------
@@ -280,6 +283,9 @@ def serialize_dag(dag):
         }
     if dag.doc_md:
         doc["doc_md"] = dag.doc_md
+    callbacks = callbacks_set(dag, DAG_CALLBACKS)
+    if callbacks:
+        doc["airflow"] = {"callbacks": callbacks}
     tasks, groups, edges = serialize_groups(dag)
     doc["tasks"] = tasks
     if groups:
@@ -368,8 +374,14 @@ def without_empty(groups):
 # -- tasks ------------------------------------------------------------------------------------
 
 
+def callbacks_set(holder, names):
+    """The names among `names` whose attribute on `holder` holds a callback (or a non-empty
+    list of them)."""
+    return [name for name in names if getattr(holder, name, None)]
+
+
 def has_callbacks(op):
-    return any(getattr(op, name, None) for name in CALLBACKS)
+    return bool(callbacks_set(op, CALLBACKS))
 
 
 def serialize_task(op, short_id):
@@ -631,4 +643,8 @@ def airflow_kind(op):
         if marked:
             fields[name] = encoded
     name = getattr(op, "custom_operator_name", None) if isinstance(op, DecoratedOperator) else None
-    return "airflow", {"operator": name or type(op).__name__, "fields": fields}, {}
+    block = {"operator": name or type(op).__name__, "fields": fields}
+    callbacks = callbacks_set(op, CALLBACKS)
+    if callbacks:
+        block["callbacks"] = callbacks
+    return "airflow", block, {}
