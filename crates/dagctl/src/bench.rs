@@ -136,7 +136,12 @@ async fn run_dag(store: &dyn Store, yaml: &str) -> Result<RunReport> {
 async fn run_synced(store: &dyn Store, dag_id: &str) -> Result<RunReport> {
     store.unpause_dag(dag_id).await?;
     let started = Instant::now();
-    let run = scheduler::trigger(store, dag_id, TriggerRequest::default(), Utc::now()).await?;
+    // Its own run id: the same DAG may be run several times within one second.
+    let request = TriggerRequest {
+        run_id: Some(format!("bench__{}", Utc::now().timestamp_micros())),
+        ..TriggerRequest::default()
+    };
+    let run = scheduler::trigger(store, dag_id, request, Utc::now()).await?;
     let done = engine::wait_for_run(store, run.id).await?;
     Ok(RunReport {
         run: run.id,

@@ -288,18 +288,6 @@ with DAG('cb', schedule=None):
                    on_retry_callback=hang)
 ";
 
-    fn python_available() -> bool {
-        let found = std::process::Command::new("python3")
-            .arg("--version")
-            .output()
-            .is_ok();
-        assert!(
-            found || std::env::var_os("CI").is_none(),
-            "python3 is required under CI=true"
-        );
-        found
-    }
-
     fn run_of(dir: &std::path::Path, kind: PythonCallback, timeout: Duration) -> CallbackRun {
         let doc = json!({"dag_id": "cb", "tasks": [{"id": "t", "airflow": {"operator": "PythonOperator"}}]});
         let fileloc = dir.join("cb.py").display().to_string();
@@ -338,7 +326,7 @@ with DAG('cb', schedule=None):
 
     #[tokio::test]
     async fn a_callback_runs_without_credentials_and_its_secrets_are_masked() {
-        if !python_available() {
+        if !testkit::ci::python3_available() {
             return;
         }
         let dir = tempfile::tempdir().expect("temp dir");
@@ -356,7 +344,7 @@ with DAG('cb', schedule=None):
 
     #[tokio::test]
     async fn a_hanging_callback_is_killed_at_its_bound() {
-        if !python_available() {
+        if !testkit::ci::python3_available() {
             return;
         }
         let dir = tempfile::tempdir().expect("temp dir");

@@ -35,18 +35,6 @@ with DAG('warm', schedule=None):
     PythonOperator(task_id='sleepy', python_callable=sleepy)
 ";
 
-fn python_available() -> bool {
-    let found = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok();
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "python3 is required under CI=true"
-    );
-    found
-}
-
 /// The spec of one try of `task_id` of the DAG that `source`, saved in `dir`, defines; built
 /// as the worker builds it.
 fn spec(dir: &Path, source: &str, task_id: &str) -> RunSpec {
@@ -108,7 +96,7 @@ async fn read_all(mut pipe: tokio::net::unix::pipe::Receiver) -> String {
 
 #[tokio::test]
 async fn tries_fork_from_one_loaded_file_with_their_own_output_and_status() {
-    if !python_available() {
+    if !testkit::ci::python3_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -143,7 +131,7 @@ async fn tries_fork_from_one_loaded_file_with_their_own_output_and_status() {
 
 #[tokio::test]
 async fn a_signal_reaches_the_forked_try() {
-    if !python_available() {
+    if !testkit::ci::python3_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -164,7 +152,7 @@ async fn a_signal_reaches_the_forked_try() {
 
 #[tokio::test]
 async fn a_file_that_does_not_load_is_refused_once_and_remembered() {
-    if !python_available() {
+    if !testkit::ci::python3_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

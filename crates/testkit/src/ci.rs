@@ -17,3 +17,20 @@ pub fn unavailable<T>(what: &str, reason: impl Display) -> Option<T> {
     eprintln!("skipping: {what} unavailable ({reason}); set CI=true to require it");
     None
 }
+
+/// Whether `python3` can be started here, under the same rule: a test that needs it is
+/// skipped on a machine without it, and fails under `CI=true`.
+pub fn python3_available() -> bool {
+    match std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => unavailable::<()>(
+            "python3",
+            format!("`python3 --version` exited {}", out.status),
+        )
+        .is_some(),
+        Err(err) => unavailable::<()>("python3", err).is_some(),
+    }
+}

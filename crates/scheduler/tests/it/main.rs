@@ -377,24 +377,7 @@ async fn a_zombie_try_and_its_failed_run_still_notify(store: Arc<dyn Store>) {
             .with_poll_interval(Duration::from_millis(100))
             .with_zombie_threshold(Duration::from_millis(400)),
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let claimed = store
-            .claim_task_instances(&store::Claim {
-                worker_id: "dead-worker".into(),
-                hostname: "gone".into(),
-                queues: vec!["default".into()],
-                limit: 1,
-                now: Utc::now(),
-            })
-            .await
-            .expect("claim");
-        if !claimed.is_empty() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    claim_as_dead_worker(&*store).await;
     assert_eq!(wait_for_run(&*store, run.id).await, RunState::Failed);
     let task_note = wait_for_file(&task_mark, "the task's on_failure").await;
     assert!(
@@ -408,23 +391,34 @@ async fn a_zombie_try_and_its_failed_run_still_notify(store: Arc<dyn Store>) {
     engine.stop().await;
 }
 
-fn python_available() -> bool {
-    let found = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok();
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "python3 is required under CI=true"
-    );
-    found
+/// Claim the first queued try as a worker that then dies silently (it never heartbeats).
+async fn claim_as_dead_worker(store: &dyn Store) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let claimed = store
+            .claim_task_instances(&store::Claim {
+                worker_id: "dead-worker".into(),
+                hostname: "gone".into(),
+                queues: vec!["default".into()],
+                limit: 1,
+                now: Utc::now(),
+            })
+            .await
+            .expect("claim");
+        if !claimed.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
+        // Polling with a deadline: the scheduler queues the try on its own schedule.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A try of an Airflow task whose worker died never ran its Python on_failure_callback: the
 /// scheduler runs it, once, after failing the try; then the DAG's own on_failure_callback
 /// runs with Airflow's DAG-callback context.
 async fn a_zombie_python_task_and_its_run_get_their_python_callbacks(store: Arc<dyn Store>) {
-    if !python_available() {
+    if !testkit::ci::python3_available() {
         return;
     }
     let marks = tempfile::tempdir().expect("tempdir");
@@ -470,24 +464,7 @@ async fn a_zombie_python_task_and_its_run_get_their_python_callbacks(store: Arc<
             .with_poll_interval(Duration::from_millis(100))
             .with_zombie_threshold(Duration::from_millis(400)),
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let claimed = store
-            .claim_task_instances(&store::Claim {
-                worker_id: "dead-worker".into(),
-                hostname: "gone".into(),
-                queues: vec!["default".into()],
-                limit: 1,
-                now: Utc::now(),
-            })
-            .await
-            .expect("claim");
-        if !claimed.is_empty() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing to claim");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    claim_as_dead_worker(&*store).await;
     assert_eq!(wait_for_run(&*store, run.id).await, RunState::Failed);
     let task_note = wait_for_file(&task_mark, "the task's on_failure_callback").await;
     let run_note = wait_for_file(&run_mark, "the DAG's on_failure_callback").await;
