@@ -464,3 +464,16 @@ fn the_example_python_dags_validate() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_dag_files_top_level_code_never_sees_the_stores_credentials() {
+    let probe = "import os\nfrom airflow import DAG\nfrom airflow.operators.empty import EmptyOperator\n\
+        leaked = sorted(k for k in os.environ if k.startswith('UPDRAFT__') or 'DATABASE_URL' in k)\n\
+        if leaked:\n    raise RuntimeError('credentials visible: %s' % leaked)\n\
+        with DAG('probe', schedule=None):\n    EmptyOperator(task_id='a')\n";
+    let (ok, text) = validate(
+        &[("probe.py", probe)],
+        &[("UPDRAFT__DATABASE__URL", "sqlite:///secret.db")],
+    );
+    assert!(ok, "{text}");
+}

@@ -215,7 +215,8 @@ impl PythonImporter {
 
     fn spawn_host(&self) -> Result<Host, String> {
         let script = package::host_script().map_err(|e| e.to_string())?;
-        let mut child = tokio::process::Command::new(&self.interpreter)
+        let mut command = tokio::process::Command::new(&self.interpreter);
+        command
             .arg("-u")
             .arg(&script)
             .arg("parse")
@@ -223,14 +224,19 @@ impl PythonImporter {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "could not start {} for Python DAG files: {e}",
-                    self.interpreter
-                )
-            })?;
+            .kill_on_drop(true);
+        // A DAG file's top-level code must not see the store's credentials either.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(crate::is_credential_variable) {
+                command.env_remove(&name);
+            }
+        }
+        let mut child = command.spawn().map_err(|e| {
+            format!(
+                "could not start {} for Python DAG files: {e}",
+                self.interpreter
+            )
+        })?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let pending: Pending = Arc::default();

@@ -56,7 +56,7 @@ pub enum ZygoteError {
 }
 
 /// One try to fork: its spec file, working directory and environment (set on top of the
-/// zygote's own, which is the worker's minus what `scrub` removed).
+/// zygote's own, which is the worker's minus its credential variables).
 #[derive(Debug, Clone)]
 pub struct TryRequest {
     pub spec: PathBuf,
@@ -92,8 +92,6 @@ impl Drop for TryGuard {
 /// The zygotes of one worker, keyed by what they loaded.
 pub struct Zygotes {
     settings: PythonSettings,
-    /// Names of inherited environment variables a zygote (and so a task) must not see.
-    scrub: fn(&str) -> bool,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     scratch: tempfile::TempDir,
     next_id: AtomicU64,
@@ -148,11 +146,11 @@ impl std::fmt::Debug for Zygote {
 
 impl Zygotes {
     /// Zygotes started with `settings`' interpreter, their environment cleared of every
-    /// inherited variable `scrub` names.
-    pub fn new(settings: PythonSettings, scrub: fn(&str) -> bool) -> io::Result<Zygotes> {
+    /// inherited variable that may carry the store's credentials
+    /// ([`crate::is_credential_variable`]).
+    pub fn new(settings: PythonSettings) -> io::Result<Zygotes> {
         Ok(Zygotes {
             settings,
-            scrub,
             slots: Mutex::default(),
             scratch: tempfile::Builder::new()
                 .prefix("updraft-zygotes-")
@@ -300,7 +298,7 @@ impl Zygotes {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(self.scrub) {
+            if name.to_str().is_some_and(crate::is_credential_variable) {
                 command.env_remove(&name);
             }
         }

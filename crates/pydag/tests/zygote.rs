@@ -100,7 +100,7 @@ async fn tries_fork_from_one_loaded_file_with_their_own_output_and_status() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let zygotes = Zygotes::new(PythonSettings::default(), |_| false).expect("zygotes");
+    let zygotes = Zygotes::new(PythonSettings::default()).expect("zygotes");
     let spec = spec(dir.path(), DAG, "hello");
     let mut pids = Vec::new();
     for n in 0..3 {
@@ -135,7 +135,7 @@ async fn a_signal_reaches_the_forked_try() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let zygotes = Zygotes::new(PythonSettings::default(), |_| false).expect("zygotes");
+    let zygotes = Zygotes::new(PythonSettings::default()).expect("zygotes");
     let folder = dir.path().join("sleepy");
     let sleepy = spec(dir.path(), DAG, "sleepy");
     let forked = zygotes
@@ -156,7 +156,7 @@ async fn a_file_that_does_not_load_is_refused_once_and_remembered() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let zygotes = Zygotes::new(PythonSettings::default(), |_| false).expect("zygotes");
+    let zygotes = Zygotes::new(PythonSettings::default()).expect("zygotes");
     let broken = spec(
         dir.path(),
         "from airflow import DAG\nraise ValueError('nope')\n",

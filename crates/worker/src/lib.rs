@@ -80,7 +80,7 @@ impl Worker {
         let mut running: JoinSet<()> = JoinSet::new();
         // Warm Python parents for the tasks of Airflow DAG files, kept for this loop's life.
         let zygotes = if config.warm_python {
-            match pydag::Zygotes::new(config.python.clone(), process::is_credential_variable) {
+            match pydag::Zygotes::new(config.python.clone()) {
                 Ok(zygotes) => Some(Arc::new(zygotes)),
                 Err(err) => {
                     tracing::warn!(error = %err, "no warm Python parents: Python tasks start cold");
