@@ -337,30 +337,19 @@ impl RunSpec {
         callback: CallbackRequest,
     ) -> Result<RunSpec, SpecError> {
         let last = (!ctx.task_id.is_empty()).then(|| ctx.task_id.clone());
-        Ok(RunSpec {
-            dag_id: ctx.dag_id.clone(),
-            task_id: None,
-            run_id: ctx.run_id.clone(),
-            try_number: ctx.try_number,
-            map_index: ctx.map_index,
-            context: TryContext::of(ctx),
-            xcoms: SpecXcom::all(ctx),
-            airflow: AirflowBlock {
-                load: Load::of(dag, ctx, &notify.smtp)?,
-                fields: BTreeMap::new(),
-                expand: BTreeMap::new(),
-                downstream: Vec::new(),
-                log_url: if last.is_some() {
-                    log_url(notify, ctx)
-                } else {
-                    String::new()
-                },
-                callback: Some(CallbackRequest {
-                    task_id: last,
-                    ..callback
-                }),
-            },
-        })
+        // The task's spec, then what only a task's try has taken away.
+        let mut spec = RunSpec::task(dag, ctx, notify)?;
+        spec.task_id = None;
+        spec.airflow.expand.clear();
+        spec.airflow.downstream.clear();
+        if last.is_none() {
+            spec.airflow.log_url.clear();
+        }
+        spec.airflow.callback = Some(CallbackRequest {
+            task_id: last,
+            ..callback
+        });
+        Ok(spec)
     }
 
     /// The operator's template fields as the worker rendered them.

@@ -20,8 +20,6 @@ from airflow import DAG
 from airflow.operators.python import PythonOperator
 import os, sys, time
 
-LOADS = os.environ.get('LOAD_MARK', '')
-
 def hello(**context):
     print('hello from', context['ti'].task_id, os.getcwd())
     print('to stderr', file=sys.stderr)
@@ -53,15 +51,10 @@ fn spec(dir: &Path, source: &str, task_id: &str) -> RunSpec {
         logical_date: date,
         data_interval_start: date,
         data_interval_end: date,
-        conf: json!({}),
-        params: Default::default(),
         try_number: 1,
         map_index: -1,
-        xcoms: Vec::new(),
-        extra: Default::default(),
-        variables: Default::default(),
-        connections: Default::default(),
         semantics: dag::model::Semantics::Airflow,
+        ..TemplateContext::default()
     };
     RunSpec::task(&dag, &ctx, &NotifySettings::default()).expect("a Python DAG")
 }

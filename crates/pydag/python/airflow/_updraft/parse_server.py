@@ -13,6 +13,8 @@ import selectors
 import signal
 import sys
 
+from .children import ChildWatch
+
 
 def write_reply(reply):
     sys.stdout.write(json.dumps(reply) + "\n")
@@ -97,27 +99,16 @@ def serve():
     """The server loop (see the module docstring)."""
     warm_package()
     selector = selectors.DefaultSelector()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    watch = ChildWatch()
     stdin = sys.stdin.fileno()
     selector.register(stdin, selectors.EVENT_READ, "stdin")
-    selector.register(wake_r, selectors.EVENT_READ, "wake")
+    selector.register(watch.wake_r, selectors.EVENT_READ, "wake")
     running = {}
     pending = b""
     eof = False
 
     def reap():
-        while running:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            request_id = running.pop(pid, None)
+        for request_id, status in watch.reap(running):
             if os.WIFSIGNALED(status):
                 write_reply({"id": request_id, "signal": os.WTERMSIG(status)})
             else:
@@ -136,19 +127,15 @@ def serve():
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            os.close(wake_r)
-            os.close(wake_w)
+            for fd in watch.fds():
+                os.close(fd)
             child_main(request)
         running[pid] = request.get("id")
 
     while not (eof and not running):
         for key, _ in selector.select():
             if key.data == "wake":
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except (BlockingIOError, InterruptedError):
-                    pass
+                watch.drain()
             elif key.data == "stdin":
                 chunk = os.read(stdin, 65536)
                 if not chunk:

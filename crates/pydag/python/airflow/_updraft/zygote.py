@@ -28,6 +28,8 @@ import socket
 import sys
 import traceback
 
+from .children import ChildWatch
+
 MAX_REQUEST = 1 << 20
 PR_SET_PDEATHSIG = 1
 
@@ -75,16 +77,12 @@ def serve(load_path):
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    watch = ChildWatch()
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "request")
-    selector.register(wake_r, selectors.EVENT_READ, "wake")
+    selector.register(watch.wake_r, selectors.EVENT_READ, "wake")
     zygote_pid = os.getpid()
-    own_fds = [sock.fileno(), reply_fd, wake_r, wake_w]
+    own_fds = [sock.fileno(), reply_fd] + watch.fds()
     running = {}
     reply({"ready": True})
 
@@ -154,25 +152,14 @@ def serve(load_path):
         reply({"id": request_id, "pid": pid})
 
     def reap():
-        while running:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            request_id = running.pop(pid, None)
+        for request_id, status in watch.reap(running):
             reply({"id": request_id, "status": status})
 
     closed = False
     while not (closed and not running):
         for key, _ in selector.select():
             if key.data == "wake":
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except (BlockingIOError, InterruptedError):
-                    pass
+                watch.drain()
             elif not closed:
                 try:
                     message, fds, flags, _ = socket.recv_fds(sock, MAX_REQUEST, 2)
