@@ -66,13 +66,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
 
     let mut config = engine::worker_config(&settings)?.with_concurrency(args.concurrency);
     config = config.with_heartbeat_interval(std::time::Duration::from_secs(5));
-    let engine = Engine::start(
-        store.clone(),
-        engine::scheduler_config(&settings, None)?
-            .without_watch()
-            .without_cron(),
-        Some(config),
-    );
+    let engine = bench_engine(&settings, store.clone(), config)?;
 
     let chain = chain_dag("bench_chain", args.chain);
     let report = run_dag(&*store, &chain).await?;
@@ -117,6 +111,22 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A scheduler (no folder watch, no cron: the bench triggers every run) and a worker with
+/// `worker` settings, on `store`.
+fn bench_engine(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    worker: worker::WorkerConfig,
+) -> Result<Engine> {
+    Ok(Engine::start(
+        store,
+        engine::scheduler_config(settings, None)?
+            .without_watch()
+            .without_cron(),
+        Some(worker),
+    ))
 }
 
 struct RunReport {
@@ -233,13 +243,7 @@ async fn sensors(
     let version = format!("bench-{}", Utc::now().timestamp_micros());
     store.sync_dag(&dag, &version, Utc::now()).await?;
     store.unpause_dag(&dag.dag_id).await?;
-    let engine = Engine::start(
-        store.clone(),
-        engine::scheduler_config(settings, None)?
-            .without_watch()
-            .without_cron(),
-        Some(engine::worker_config(settings)?),
-    );
+    let engine = bench_engine(settings, store.clone(), engine::worker_config(settings)?)?;
     let started = Instant::now();
     let run =
         scheduler::trigger(&*store, &dag.dag_id, TriggerRequest::default(), Utc::now()).await?;

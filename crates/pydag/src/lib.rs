@@ -58,6 +58,42 @@ pub fn is_credential_variable(name: &str) -> bool {
         || upper.contains("SQL_ALCHEMY_CONN")
 }
 
+/// Ask the kernel to SIGKILL the child `command` starts when its parent dies, and make the
+/// start fail if the parent is already gone by then: the rule for a task process and for a
+/// zygote alike, so that nothing a worker started outlives it.
+///
+/// The signal fires when the *thread* that forked the child exits. Children are spawned from
+/// tokio runtime threads, which live as long as the runtime, so in practice this means the
+/// process. (Code sharing that runtime must therefore not use `tokio::task::block_in_place`,
+/// which can retire a runtime thread.) Grandchildren are not covered by the kernel here;
+/// they die with the child's process group when it is ended normally.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub fn die_with_parent(command: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // functions may be called. It calls `prctl` and `getppid` (both plain system calls, which
+    // are async-signal-safe), allocates nothing, takes no locks, and touches no state shared
+    // with other threads: it only reads a copied `u32`.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then the signal would never
+            // come, so give up now rather than run unsupervised.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Without Linux's parent-death signal, nothing is set.
+#[cfg(not(target_os = "linux"))]
+pub fn die_with_parent(_command: &mut tokio::process::Command) {}
+
 /// Airflow's "safe mode" discovery: a `.py` file is a DAG file only if its text mentions both
 /// `airflow` and `dag` (in any case), so helper modules in the folder are not imported.
 pub fn looks_like_dag_file(bytes: &[u8]) -> bool {

@@ -302,7 +302,7 @@ impl Zygotes {
                 command.env_remove(&name);
             }
         }
-        die_with_parent(&mut command);
+        crate::die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|e| {
             format!(
                 "could not start {} for a Python task: {e}",
@@ -446,32 +446,6 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
     Ok(())
 }
-
-/// Ask the kernel to SIGKILL the zygote when the thread that started it exits (a tokio
-/// runtime thread, which lives as long as the worker), and give up if the parent is
-/// already gone.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut tokio::process::Command) {
-    let parent = std::process::id();
-    // SAFETY: runs in the forked child before exec; `prctl` and `getppid` are plain,
-    // async-signal-safe system calls; nothing is allocated or locked, and only a copied
-    // `u32` is read.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut tokio::process::Command) {}
 
 /// Signal a forked try's whole process group (its pid leads it).
 pub fn signal_group(pid: u32, signal: i32) -> io::Result<()> {

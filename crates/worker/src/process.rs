@@ -148,7 +148,9 @@ pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
         }
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         if setpriv.is_none() {
-            die_with_worker(cmd);
+            // A crashed worker must leave no orphaned task behind: it would keep running
+            // while the zombie detector retries it.
+            pydag::die_with_parent(cmd);
         }
     });
     command.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
@@ -219,40 +221,6 @@ fn setpriv() -> Option<&'static Path> {
         })
         .as_deref()
 }
-
-/// Ask the kernel to SIGKILL the child when the worker dies, so a crashed worker leaves no
-/// orphaned task behind (it would keep running while the zombie detector retries it).
-///
-/// The signal fires when the *thread* that forked the child exits. Children are spawned from
-/// tokio runtime threads, which live as long as the runtime, so in practice this means the
-/// worker process. (Code sharing the worker's runtime must therefore not use
-/// `tokio::task::block_in_place`, which can retire a runtime thread.) Grandchildren are not
-/// covered by the kernel here; they die with the group when the worker ends a try normally.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn die_with_worker(cmd: &mut tokio::process::Command) {
-    let worker_pid = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // functions may be called. It calls `prctl` and `getppid` (both plain system calls, which
-    // are async-signal-safe), allocates nothing, takes no locks, and touches no state shared
-    // with other threads: it only reads a copied `u32`.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            // The worker may have died between fork and prctl: then the signal would never
-            // come, so give up now rather than run unsupervised.
-            if u32::try_from(libc::getppid()).ok() != Some(worker_pid) {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_worker(_cmd: &mut tokio::process::Command) {}
 
 impl Running {
     pub(crate) fn pid(&self) -> u32 {

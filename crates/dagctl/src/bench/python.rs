@@ -19,9 +19,9 @@ use chrono::Utc;
 use scheduler::DagFolder;
 use store::Store;
 
-use super::{chain_dag, chain_hops, run_synced, spread};
+use super::{bench_engine, chain_dag, chain_hops, run_synced, spread};
 use crate::cli::PythonBenchArgs;
-use crate::commands::engine::{self, Engine};
+use crate::commands::engine;
 use crate::settings::Settings;
 
 pub(super) async fn run(
@@ -62,13 +62,7 @@ pub(super) async fn run(
         )
         .await?;
 
-    let engine = Engine::start(
-        store.clone(),
-        engine::scheduler_config(settings, None)?
-            .without_watch()
-            .without_cron(),
-        Some(engine::worker_config(settings)?),
-    );
+    let engine = bench_engine(settings, store.clone(), engine::worker_config(settings)?)?;
     let (mut python_hops, mut python_spans, mut python_runs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut bash_py_hops, mut bash_yaml_hops) = (Vec::new(), Vec::new());
     for _ in 0..args.rounds.max(1) {
@@ -112,13 +106,11 @@ pub(super) async fn run(
     engine.stop().await?;
 
     // The same Python chain once more with every try in a fresh interpreter, for comparison.
-    let engine = Engine::start(
+    let engine = bench_engine(
+        settings,
         store.clone(),
-        engine::scheduler_config(settings, None)?
-            .without_watch()
-            .without_cron(),
-        Some(engine::worker_config(settings)?.with_warm_python(false)),
-    );
+        engine::worker_config(settings)?.with_warm_python(false),
+    )?;
     let cold = run_synced(&*store, "bench_python_chain").await?;
     let mut cold_spans: Vec<f64> = store
         .task_instances(cold.run)
