@@ -558,3 +558,78 @@ testkit::backend_tests!(
     roles_decide_what_each_user_may_do,
     runs_marks_clears_logs_and_xcoms_over_http,
 );
+
+/// While Postgres is out of reach, the API answers 503 with `Retry-After` (never 500) and the
+/// health check says the database is unhealthy, promptly; once it is back, requests succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_a_503_with_retry_after() {
+    let Some(database) = testkit::postgres::ScratchDatabase::create().await else {
+        return;
+    };
+    let mut proxy = testkit::outage::OutageProxy::start(database.url()).await;
+    let store: Arc<dyn Store> = Arc::new(
+        store_postgres::PostgresStore::connect(&proxy.url(database.url()))
+            .await
+            .expect("connect through the proxy"),
+    );
+    let server = Server::start(store.clone()).await;
+    sync_dag(store.as_ref(), "outage", &[("only", "true", &[])]).await;
+    let token = server.login_as("op", "Op").await;
+    let trigger = json!({"logical_date": null});
+
+    proxy.cut().await;
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v2/dags/outage/dagRuns",
+            Some(&token),
+            Some(trigger.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let retry = server
+        .http
+        .get(format!("{}/api/v2/dags", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(retry.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        retry
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    let asked = tokio::time::Instant::now();
+    let (status, health) = server
+        .call(Method::GET, "/api/v2/monitor/health", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["metadatabase"]["status"], "unhealthy", "{health}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "the health check answers even when the database does not"
+    );
+
+    proxy.restore().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/api/v2/dags/outage/dagRuns",
+                Some(&token),
+                Some(trigger.clone()),
+            )
+            .await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "still 503: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}

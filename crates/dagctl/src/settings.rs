@@ -289,7 +289,7 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
         zombie_threshold: duration(
             &raw.scheduler.zombie_threshold,
             "scheduler.zombie_threshold",
-            Duration::from_secs(60),
+            Duration::from_secs(10),
         )?,
         max_map_length: raw
             .core
@@ -320,7 +320,7 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
         worker_heartbeat_interval: duration(
             &raw.worker.heartbeat_interval,
             "worker.heartbeat_interval",
-            Duration::from_secs(5),
+            Duration::from_secs(2),
         )?,
         log_level: raw.logging.level.clone().unwrap_or_else(|| "info".into()),
         notify: notify_settings(

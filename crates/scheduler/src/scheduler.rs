@@ -28,7 +28,7 @@ use crate::dag_folder::DagFolder;
 use crate::decide::{Inputs, decide, needs_secrets, needs_xcoms};
 use crate::python_callbacks::{self, CallbackSettings};
 use crate::runs::{GraphCache, new_run};
-use crate::sensors::{SensorConfig, SensorLoop};
+use crate::sensors::{RELOAD_ALL_SENSORS, SensorConfig, SensorLoop};
 
 /// Scheduler settings. Built with [`SchedulerConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone)]
@@ -136,7 +136,7 @@ impl SchedulerConfig {
     }
 }
 
-/// Errors that stop the scheduler.
+/// Why a scheduling pass failed; the loop waits it out (see [`Scheduler::run`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error(transparent)]
@@ -191,6 +191,52 @@ impl Drop for SensorTask {
     }
 }
 
+/// Backoff between tries to reach the database during an outage: doubling from the first to
+/// the last.
+const OUTAGE_BACKOFF_START: Duration = Duration::from_millis(100);
+const OUTAGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The loop's memory between wake-ups: runs to decide and when each chore is next due. It is
+/// all rebuilt from the database after an outage ([`Pass::catch_up`]).
+struct Pass {
+    dirty: BTreeSet<i64>,
+    next_rescan: DateTime<Utc>,
+    next_poll: DateTime<Utc>,
+    next_zombie_check: DateTime<Utc>,
+    next_retry: Option<DateTime<Utc>>,
+    /// This scheduler's name in the heartbeat table: host and process id.
+    identity: String,
+    host: String,
+}
+
+impl Pass {
+    fn new(now: DateTime<Utc>) -> Pass {
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".to_string());
+        Pass {
+            dirty: BTreeSet::new(),
+            next_rescan: now,
+            next_poll: now,
+            next_zombie_check: now,
+            next_retry: None,
+            identity: format!("{host}:{}", std::process::id()),
+            host,
+        }
+    }
+
+    /// After an outage: poll (every unfinished run), rescan and look for due retries now, but
+    /// leave zombies for one threshold, the time a live worker needs to beat again.
+    fn catch_up(&mut self, now: DateTime<Utc>, zombie_threshold: Duration) {
+        self.next_rescan = now;
+        self.next_poll = now;
+        self.next_retry = Some(now);
+        let threshold =
+            chrono::Duration::from_std(zombie_threshold).unwrap_or(chrono::Duration::seconds(60));
+        self.next_zombie_check = self.next_zombie_check.max(now + threshold);
+    }
+}
+
 impl Scheduler {
     pub fn new(config: SchedulerConfig, store: Arc<dyn Store>) -> Self {
         Scheduler {
@@ -204,8 +250,14 @@ impl Scheduler {
     }
 
     /// Run until `shutdown` completes. Resumes from the database alone: every unfinished run
-    /// is re-evaluated at start.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), SchedulerError> {
+    /// is re-evaluated at start, and again after every database outage.
+    ///
+    /// A store error never stops the scheduler. When a pass fails, the scheduler logs it once,
+    /// retries with backoff (100 ms doubling to 5 s) until a read succeeds, then catches up with
+    /// one read of every unfinished run, rescans the folder and reloads the waiting sensors.
+    /// Zombie checks wait one threshold after an outage, so workers that could not beat
+    /// meanwhile are not taken for dead.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let mut events = self.store.subscribe();
         let (sensor_runs, sensor_rx) = mpsc::unbounded_channel();
         let (sensor_stop, sensor_stop_rx) = watch::channel(false);
@@ -230,90 +282,157 @@ impl Scheduler {
         let mut folder = self.config.dags_folder.clone().map(|root| {
             DagFolder::new(root).with_python(self.config.python.clone(), self.config.vault.clone())
         });
-        let mut dirty: BTreeSet<i64> = BTreeSet::new();
-        let mut next_rescan = Utc::now();
-        let mut next_poll = Utc::now();
-        let mut next_zombie_check = Utc::now();
-        let mut next_retry: Option<DateTime<Utc>> = None;
-        let host = hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "unknown".to_string());
-        let identity = format!("{host}:{}", std::process::id());
+        let mut pass = Pass::new(Utc::now());
         tokio::pin!(shutdown);
 
         loop {
+            let served = self
+                .serve(
+                    &mut pass,
+                    folder.as_mut(),
+                    &mut events,
+                    &folder_changed,
+                    shutdown.as_mut(),
+                )
+                .await;
+            let Err(err) = served else { break };
+            if !self.wait_out(err, shutdown.as_mut()).await {
+                break;
+            }
+            // Caught up: what happened meanwhile is in the database, not in events.
             let now = Utc::now();
-            if now >= next_rescan {
-                if let Some(folder) = folder.as_mut() {
+            pass.catch_up(now, self.config.zombie_threshold);
+            if let Some(sensor_runs) = &self.sensor_runs {
+                let _ = sensor_runs.send(RELOAD_ALL_SENSORS);
+            }
+        }
+        debug!("scheduler stopping");
+        sensors.stop().await;
+        while self.notifications.join_next().await.is_some() {}
+    }
+
+    /// The scheduling loop proper, until `shutdown` (`Ok`) or a store error (`Err`).
+    async fn serve(
+        &mut self,
+        pass: &mut Pass,
+        mut folder: Option<&mut DagFolder>,
+        events: &mut broadcast::Receiver<StoreEvent>,
+        folder_changed: &Notify,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), SchedulerError> {
+        loop {
+            let now = Utc::now();
+            if now >= pass.next_rescan {
+                if let Some(folder) = folder.as_deref_mut() {
                     self.process_folder(folder, now).await?;
                 }
-                next_rescan = now + self.config.rescan_interval;
+                pass.next_rescan = now + self.config.rescan_interval;
             }
-            if now >= next_poll {
-                // The health endpoint reads this beat; a failed beat is not worth stopping for.
-                if let Err(err) = self
-                    .store
-                    .record_heartbeat("scheduler", &identity, &host, now)
-                    .await
-                {
-                    tracing::warn!(error = %err, "scheduler heartbeat not recorded");
-                }
+            if now >= pass.next_poll {
+                // The health endpoint reads this beat.
+                self.store
+                    .record_heartbeat("scheduler", &pass.identity, &pass.host, now)
+                    .await?;
                 self.refresh_dags().await?;
-                dirty.extend(self.store.unfinished_runs().await?);
-                next_poll = now + self.config.poll_interval;
+                pass.dirty.extend(self.store.unfinished_runs().await?);
+                pass.next_poll = now + self.config.poll_interval;
             }
             if self.config.cron {
-                dirty.extend(self.create_scheduled_runs(now).await?);
+                let created = self.create_scheduled_runs(now).await?;
+                pass.dirty.extend(created);
             }
-            if now >= next_zombie_check {
+            if now >= pass.next_zombie_check {
                 self.fail_zombies(now).await?;
-                next_zombie_check = now + self.config.zombie_threshold / 4;
+                pass.next_zombie_check = now + self.config.zombie_threshold / 4;
             }
-            if next_retry.is_some_and(|t| t <= now) {
+            if pass.next_retry.is_some_and(|t| t <= now) {
                 self.store.queue_due_retries(now).await?;
             }
 
             // Decide every run something happened to; a decision that ends a run can let a
             // queued run of the same DAG start, so those are decided in the same pass.
-            while let Some(run) = dirty.pop_first() {
-                let outcome = self.schedule(run).await?;
+            while let Some(run) = pass.dirty.pop_first() {
+                let outcome = match self.schedule(run).await {
+                    Ok(outcome) => outcome,
+                    Err(SchedulerError::Store(err)) if err.is_unavailable() => {
+                        pass.dirty.insert(run);
+                        return Err(err.into());
+                    }
+                    // One run that cannot be decided (a corrupt stored row, say) must not
+                    // stop every other run: it is logged and tried again on the next poll.
+                    Err(err) => {
+                        tracing::error!(run, error = %err, "cannot decide run");
+                        continue;
+                    }
+                };
                 if outcome.expanded > 0 {
-                    dirty.insert(run);
+                    pass.dirty.insert(run);
                 }
                 if outcome.run_state.is_some_and(|s| s.is_finished()) {
-                    dirty.extend(self.store.unfinished_runs().await?);
+                    pass.dirty.extend(self.store.unfinished_runs().await?);
                 }
-                drain(&mut events, &mut dirty, &*self.store).await?;
+                drain(events, &mut pass.dirty, &*self.store).await?;
             }
 
-            let mut deadline = next_poll.min(next_zombie_check).min(next_rescan);
+            let mut deadline = pass
+                .next_poll
+                .min(pass.next_zombie_check)
+                .min(pass.next_rescan);
             let next_due = self.dags.values().filter_map(|d| d.next_due).min();
             if let Some(due) = next_due.filter(|_| self.config.cron) {
                 deadline = deadline.min(due);
             }
-            next_retry = self.store.next_retry_at().await?;
-            if let Some(retry) = next_retry {
+            pass.next_retry = self.store.next_retry_at().await?;
+            if let Some(retry) = pass.next_retry {
                 deadline = deadline.min(retry);
             }
             let sleep = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
             while self.notifications.try_join_next().is_some() {}
             tokio::select! {
-                _ = &mut shutdown => {
-                    debug!("scheduler stopping");
-                    sensors.stop().await;
-                    while self.notifications.join_next().await.is_some() {}
-                    return Ok(());
-                }
+                _ = shutdown.as_mut() => return Ok(()),
                 event = events.recv() => {
-                    note_event(event, &mut dirty, &*self.store).await?;
-                    drain(&mut events, &mut dirty, &*self.store).await?;
+                    note_event(event, &mut pass.dirty, &*self.store).await?;
+                    drain(events, &mut pass.dirty, &*self.store).await?;
                 }
                 _ = folder_changed.notified() => {
-                    next_rescan = Utc::now();
+                    pass.next_rescan = Utc::now();
                 }
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+    }
+
+    /// After a failed pass: log it once, then retry a cheap read with backoff until the
+    /// database answers (`true`) or `shutdown` completes (`false`).
+    async fn wait_out(
+        &self,
+        err: SchedulerError,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> bool {
+        let SchedulerError::Store(err) = err;
+        let began = tokio::time::Instant::now();
+        if err.is_unavailable() {
+            warn!(error = %err, "database unavailable: scheduling paused, retrying");
+        } else {
+            tracing::error!(error = %err, "scheduling pass failed; retrying");
+        }
+        let mut backoff = OUTAGE_BACKOFF_START;
+        loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            match self.store.next_retry_at().await {
+                Ok(_) => break,
+                Err(err) => debug!(error = %err, "database still unavailable"),
+            }
+            backoff = (backoff * 2).min(OUTAGE_BACKOFF_MAX);
+        }
+        info!(
+            after_seconds = format!("{:.1}", began.elapsed().as_secs_f64()),
+            "database reachable again: catching up"
+        );
+        true
     }
 
     /// Decide one run inside the store's transaction.
@@ -828,7 +947,7 @@ async fn note_event(
             | StoreEvent::LogAppended { .. },
         ) => {}
         // Missed events: fall back to re-deciding every unfinished run.
-        Err(broadcast::error::RecvError::Lagged(_)) => {
+        Ok(StoreEvent::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
             dirty.extend(store.unfinished_runs().await?);
         }
         Err(broadcast::error::RecvError::Closed) => {

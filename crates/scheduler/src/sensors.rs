@@ -31,6 +31,22 @@ use store::{LogLine, LogStream, Poke, PokeOutcome, Store, StoreError, WaitingSen
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
+/// Sent on the loop's channel instead of a run key: reload every waiting sensor (after a
+/// database outage, when the scheduler catches up).
+pub(crate) const RELOAD_ALL_SENSORS: i64 = -1;
+
+/// How soon a reload that failed is tried again.
+const RELOAD_RETRY: chrono::Duration = chrono::Duration::seconds(1);
+
+/// An outage is the scheduler's to report, once; anything else is worth a warning each time.
+fn log_store_error(err: &StoreError, what: &str) {
+    if err.is_unavailable() {
+        debug!(error = %err, "{what}");
+    } else {
+        warn!(error = %err, "{what}");
+    }
+}
+
 /// Probes in flight at once (HTTP and SQL probes wait on the network).
 const MAX_CONCURRENT_PROBES: usize = 64;
 
@@ -144,15 +160,20 @@ impl SensorLoop {
         loop {
             let now = Utc::now();
             if now >= next_reload {
-                if let Err(e) = self.load(None).await {
-                    warn!(error = %e, "cannot load waiting sensors");
-                }
-                next_reload = now
-                    + chrono::Duration::from_std(self.config.reload_interval)
-                        .unwrap_or(chrono::Duration::seconds(30));
+                next_reload = match self.load(None).await {
+                    Ok(()) => {
+                        now + chrono::Duration::from_std(self.config.reload_interval)
+                            .unwrap_or(chrono::Duration::seconds(30))
+                    }
+                    Err(e) => {
+                        // Soon again: a sensor not loaded is a sensor not poked.
+                        log_store_error(&e, "cannot load waiting sensors; retrying");
+                        now + RELOAD_RETRY
+                    }
+                };
             }
             if let Err(e) = self.poke_due(Utc::now()).await {
-                warn!(error = %e, "sensor pokes could not be written; retrying");
+                log_store_error(&e, "sensor pokes could not be written; retrying");
                 // The entries stay; back off a little so a failing store is not hammered.
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -175,9 +196,15 @@ impl SensorLoop {
                     }
                     changed.sort_unstable();
                     changed.dedup();
+                    if changed.contains(&RELOAD_ALL_SENSORS) {
+                        next_reload = Utc::now();
+                        continue;
+                    }
                     for run in changed {
                         if let Err(e) = self.load(Some(run)).await {
-                            warn!(run, error = %e, "cannot load the run's waiting sensors");
+                            // The whole reload covers this run too.
+                            log_store_error(&e, "cannot load a run's waiting sensors; retrying");
+                            next_reload = next_reload.min(Utc::now() + RELOAD_RETRY);
                         }
                     }
                 }

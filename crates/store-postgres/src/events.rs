@@ -30,14 +30,16 @@ impl Origin {
         Origin(format!("{}.{nanos}.{n}", std::process::id()))
     }
 
-    /// The notification payload for `event`: `<origin> <kind> [<key>]`.
-    pub(crate) fn payload(&self, event: &StoreEvent) -> String {
-        match event {
+    /// The notification payload for `event`: `<origin> <kind> [<key>]`; `None` for an event
+    /// that is only ever local ([`StoreEvent::Missed`], which a listener makes itself).
+    pub(crate) fn payload(&self, event: &StoreEvent) -> Option<String> {
+        Some(match event {
             StoreEvent::RunChanged { run } => format!("{} run {run}", self.0),
             StoreEvent::TasksQueued => format!("{} queued", self.0),
             StoreEvent::RunProgressed { run } => format!("{} progressed {run}", self.0),
             StoreEvent::LogAppended { ti } => format!("{} log {ti}", self.0),
-        }
+            StoreEvent::Missed => return None,
+        })
     }
 }
 
@@ -69,9 +71,10 @@ impl Drop for Listener {
     }
 }
 
-/// How long to back off after the listener's connection failed; `PgListener` reconnects and
-/// listens again by itself on the next `recv`.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Backoff between tries to listen again after the listener's connection failed: doubling
+/// from the first to the last.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Listener {
     pub(crate) async fn start(
@@ -79,27 +82,74 @@ impl Listener {
         origin: Origin,
         events: broadcast::Sender<StoreEvent>,
     ) -> store::Result<Listener> {
-        let mut listener = PgListener::connect_with(pool).await.map_err(db)?;
-        listener.listen(CHANNEL).await.map_err(db)?;
+        let listener = listen(pool).await?;
+        let pool = pool.clone();
         let task = tokio::spawn(async move {
+            let mut listener = listener;
             loop {
-                match listener.recv().await {
-                    Ok(notification) => {
-                        if let Some(event) = parse(&origin, notification.payload()) {
-                            // No subscriber is not an error: nobody is waiting.
-                            let _ = events.send(event);
-                        }
-                    }
-                    Err(err) => {
-                        // Notifications sent while disconnected are lost; the scheduler's and
-                        // workers' slow polling covers that gap.
-                        tracing::warn!(error = %err, "Postgres event listener lost its connection");
-                        tokio::time::sleep(RETRY_AFTER).await;
-                    }
-                }
+                forward(&mut listener, &origin, &events).await;
+                // Notifications sent while disconnected are lost: listen again on a fresh
+                // connection, then tell subscribers to catch up with one read.
+                listener = relisten(&pool).await;
+                let _ = events.send(StoreEvent::Missed);
             }
         });
         Ok(Listener(task))
+    }
+}
+
+/// A connection listening on [`CHANNEL`].
+async fn listen(pool: &PgPool) -> store::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.map_err(db)?;
+    // A lost connection ends `forward`, which then listens again itself.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await.map_err(db)?;
+    Ok(listener)
+}
+
+/// Forward other processes' notifications until the connection is lost.
+async fn forward(
+    listener: &mut PgListener,
+    origin: &Origin,
+    events: &broadcast::Sender<StoreEvent>,
+) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                if let Some(event) = parse(origin, notification.payload()) {
+                    // No subscriber is not an error: nobody is waiting.
+                    let _ = events.send(event);
+                }
+            }
+            Ok(None) => {
+                tracing::warn!("Postgres event listener lost its connection; listening again");
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "Postgres event listener failed; listening again");
+                return;
+            }
+        }
+    }
+}
+
+/// Listen again, with backoff, until the database answers; logs once, when it does.
+async fn relisten(pool: &PgPool) -> PgListener {
+    let began = tokio::time::Instant::now();
+    let mut backoff = RETRY_FIRST;
+    loop {
+        tokio::time::sleep(backoff).await;
+        match listen(pool).await {
+            Ok(listener) => {
+                tracing::info!(
+                    after_seconds = format!("{:.1}", began.elapsed().as_secs_f64()),
+                    "Postgres event listener listening again"
+                );
+                return listener;
+            }
+            Err(err) => tracing::debug!(error = %err, "Postgres event listener cannot listen yet"),
+        }
+        backoff = (backoff * 2).min(RETRY_MAX);
     }
 }
 
@@ -118,7 +168,7 @@ mod tests {
             StoreEvent::RunProgressed { run: 7 },
             StoreEvent::LogAppended { ti: 9 },
         ] {
-            let payload = theirs.payload(&event);
+            let payload = theirs.payload(&event).expect("sent across processes");
             assert_eq!(parse(&mine, &payload), Some(event.clone()));
             assert_eq!(
                 parse(&theirs, &payload),

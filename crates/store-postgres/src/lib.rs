@@ -48,7 +48,9 @@ impl PostgresConfig {
         PostgresConfig {
             url: url.into(),
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(30),
+            // Past this an operation fails as unavailable rather than hanging: during an
+            // outage a server answers 503 and a scheduler backs off, within seconds.
+            acquire_timeout: Duration::from_secs(5),
         }
     }
 
@@ -115,7 +117,9 @@ impl Dialect for Postgres {
         if !events.is_empty() {
             let notify = store_sql::query::<Postgres>("notify")?;
             for event in events {
-                let payload = self.origin.payload(event);
+                let Some(payload) = self.origin.payload(event) else {
+                    continue;
+                };
                 Self::execute(
                     &mut tx,
                     notify,
@@ -173,10 +177,10 @@ impl ConfiguredDialect for Postgres {
             .connect(&config.url)
             .await
             .map_err(db)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|err| StoreError::Database(Box::new(err)))?;
+        MIGRATOR.run(&pool).await.map_err(|err| match err {
+            sqlx::migrate::MigrateError::Execute(err) => db(err),
+            other => StoreError::Database(Box::new(other)),
+        })?;
         let origin = Origin::new();
         let listener = Listener::start(&pool, origin.clone(), events.clone()).await?;
         Ok(Postgres {

@@ -10,9 +10,27 @@ use store_sql::{Arg, Col, Column, SqlRow};
 
 type Result<T> = store::Result<T>;
 
-/// A database failure, keeping its cause for logs.
+/// A database failure, keeping its cause for logs: [`StoreError::Unavailable`] when the server
+/// could not be reached or went away (connection errors, SQLSTATE class 08, a server shutting
+/// down or starting up, too many connections), else [`StoreError::Database`].
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
-    StoreError::Database(Box::new(err))
+    let unavailable = match &err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(Box::new(err))
+    } else {
+        StoreError::Database(Box::new(err))
+    }
 }
 
 /// The query `sql` with `args` bound in Postgres's types.

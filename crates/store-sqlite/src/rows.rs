@@ -13,9 +13,27 @@ use store_sql::{Arg, Col, Column, SqlRow, rows::parse};
 
 type Result<T> = store::Result<T>;
 
-/// A database failure, keeping its cause for logs.
+/// A database failure, keeping its cause for logs: [`StoreError::Unavailable`] when the file
+/// could not be reached or stayed locked past the busy timeout (I/O errors, `SQLITE_BUSY`,
+/// `SQLITE_LOCKED`, no connection in time), else [`StoreError::Database`].
 pub(crate) fn db(err: sqlx::Error) -> StoreError {
-    StoreError::Database(Box::new(err))
+    let unavailable = match &err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // The primary result code is the low byte of the extended one.
+        sqlx::Error::Database(e) => e
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(Box::new(err))
+    } else {
+        StoreError::Database(Box::new(err))
+    }
 }
 
 fn micros(at: DateTime<Utc>) -> i64 {

@@ -11,6 +11,7 @@
 //! `store-sql` over their own dialect. Both pass the same conformance suite (`testkit`).
 
 mod records;
+pub mod outage;
 pub mod runs;
 pub mod secrets;
 
@@ -63,6 +64,18 @@ pub enum StoreError {
     /// The database failed; the text is for logs, never for API clients.
     #[error("database error: {0}")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached just now: the connection was refused or dropped, the
+    /// server is shutting down or starting, or no connection came free in time. Nothing was
+    /// changed; the same operation may succeed later. The text is for logs.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether this is an outage to wait out rather than a failure of the operation itself.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -79,6 +92,9 @@ pub enum StoreEvent {
     RunProgressed { run: i64 },
     /// Lines were appended to the log of task instance `ti`.
     LogAppended { ti: i64 },
+    /// Events from other processes may have been lost (the connection that carries them was
+    /// down and is back): catch up with one read, as after a lagged receiver.
+    Missed,
 }
 
 /// The scheduler's decision for one run, computed from a [`RunSnapshot`] inside the

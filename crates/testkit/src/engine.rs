@@ -49,10 +49,7 @@ impl Engine {
         };
         let stopped = engine.stopped();
         engine.components.push(tokio::spawn(async move {
-            Scheduler::new(config, store)
-                .run(stopped)
-                .await
-                .expect("scheduler runs");
+            Scheduler::new(config, store).run(stopped).await;
         }));
         engine
     }

@@ -131,7 +131,8 @@ impl Worker {
             tokio::select! {
                 () = &mut shutdown => break,
                 event = events.recv(), if events_open => match event {
-                    Ok(StoreEvent::TasksQueued) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(StoreEvent::TasksQueued | StoreEvent::Missed)
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {
                         claim_now = true;
                     }
                     Ok(

@@ -125,7 +125,7 @@ async fn forward(
                     logs.insert(ti);
                 }
                 Received::Event(StoreEvent::TasksQueued) => {}
-                Received::Lagged => resync = true,
+                Received::Event(StoreEvent::Missed) | Received::Lagged => resync = true,
             }
             next = match tokio::time::timeout_at(deadline, receive(&mut events)).await {
                 Ok(Some(event)) => Some(event),

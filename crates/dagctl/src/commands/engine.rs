@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use scheduler::{Scheduler, SchedulerConfig};
 use store::{RunRecord, Store, StoreEvent};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use worker::{Worker, WorkerConfig};
 
 use crate::settings::Settings;
@@ -16,7 +16,7 @@ use crate::settings::Settings;
 /// A scheduler and a worker running as tasks of this process.
 pub struct Engine {
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<Result<()>>>,
+    tasks: JoinSet<&'static str>,
 }
 
 /// A future that completes when `stop` says so.
@@ -31,31 +31,39 @@ impl Engine {
         worker: Option<WorkerConfig>,
     ) -> Engine {
         let (stop, watch_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
+        let mut tasks = JoinSet::new();
         let s = store.clone();
         let rx = watch_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            Scheduler::new(scheduler, s)
-                .run(stopped(rx))
-                .await
-                .map_err(|e| anyhow!("scheduler: {e}"))
-        }));
+        tasks.spawn(async move {
+            Scheduler::new(scheduler, s).run(stopped(rx)).await;
+            "scheduler"
+        });
         if let Some(config) = worker {
             let rx = watch_rx.clone();
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 Worker::new(config).run(store, stopped(rx)).await;
-                Ok(())
-            }));
+                "worker"
+            });
         }
         Engine { stop, tasks }
     }
 
+    /// Completes when a component stops without being asked to (it panicked: neither
+    /// returns on its own otherwise), with an error naming it; never completes while all
+    /// run.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match self.tasks.join_next().await {
+            Some(Ok(name)) => anyhow!("the {name} stopped on its own"),
+            Some(Err(e)) => anyhow!("a component panicked: {e}"),
+            None => std::future::pending().await,
+        }
+    }
+
     /// Ask every component to stop and wait for them.
-    pub async fn stop(self) -> Result<()> {
+    pub async fn stop(mut self) -> Result<()> {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            task.await
-                .map_err(|e| anyhow!("component panicked: {e}"))??;
+        while let Some(joined) = self.tasks.join_next().await {
+            joined.map_err(|e| anyhow!("component panicked: {e}"))?;
         }
         Ok(())
     }

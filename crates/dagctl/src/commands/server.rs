@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -66,7 +66,12 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
         std::fs::create_dir_all(&settings.dags_folder)
             .with_context(|| format!("cannot create {}", settings.dags_folder.display()))?;
     }
-    let store = backend::open(&settings.database_url).await?;
+    let (_stop, stop_rx) = stop_on_signal();
+    let Some(store) =
+        backend::open_waiting(&settings.database_url, stopped(stop_rx.clone())).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let listener = bind(&settings, &args).await?;
     let address = listener.local_addr()?;
     // Before the API serves: what the DAGs need is there by the time anyone triggers them.
@@ -83,8 +88,7 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
         println!("{line}");
     }
     ensure_admin(&*store, Path::new(HOME)).await?;
-    let (_stop, stop_rx) = stop_on_signal();
-    let engine = Engine::start(
+    let mut engine = Engine::start(
         store.clone(),
         engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?,
         Some(engine::worker_config(&settings)?),
@@ -95,10 +99,15 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
         settings.dags_folder.display()
     );
     let state = api_state(&settings, store)?;
-    api::serve(listener, state, stopped(stop_rx))
-        .await
-        .context("API server failed")?;
-    engine.stop().await?;
+    // All or nothing: a component that stops on its own stops standalone, with an error,
+    // rather than leaving the others running as if all were well.
+    let served = tokio::select! {
+        served = api::serve(listener, state, stopped(stop_rx)) => served.context("API server failed"),
+        failed = engine.failed() => Err(failed),
+    };
+    let stopped_engine = engine.stop().await;
+    served?;
+    stopped_engine?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -173,21 +182,29 @@ async fn ensure_admin(store: &dyn store::Admin, home: &Path) -> Result<()> {
 }
 
 pub async fn scheduler(settings: Settings) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
     let (_stop, stop_rx) = stop_on_signal();
+    let Some(store) =
+        backend::open_waiting(&settings.database_url, stopped(stop_rx.clone())).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     info!(dags_folder = %settings.dags_folder.display(), "scheduler starting");
     scheduler::Scheduler::new(
         engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?,
         store,
     )
     .run(stopped(stop_rx))
-    .await
-    .map_err(|e| anyhow!("scheduler: {e}"))?;
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn worker(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
-    let store: Arc<dyn Store> = backend::open(&settings.database_url).await?;
+    let (_stop, stop_rx) = stop_on_signal();
+    let Some(store) =
+        backend::open_waiting(&settings.database_url, stopped(stop_rx.clone())).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let mut config = engine::worker_config(&settings)?;
     if let Some(queues) = args.queues {
         config = config.with_queues(queues);
@@ -195,16 +212,19 @@ pub async fn worker(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
     if let Some(concurrency) = args.concurrency {
         config = config.with_concurrency(concurrency);
     }
-    let (_stop, stop_rx) = stop_on_signal();
     Worker::new(config).run(store, stopped(stop_rx)).await;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn api_server(settings: Settings, args: ServerArgs) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
+    let (_stop, stop_rx) = stop_on_signal();
+    let Some(store) =
+        backend::open_waiting(&settings.database_url, stopped(stop_rx.clone())).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let listener = bind(&settings, &args).await?;
     println!("Updraft API: http://{}", listener.local_addr()?);
-    let (_stop, stop_rx) = stop_on_signal();
     let state = api_state(&settings, store)?;
     api::serve(listener, state, stopped(stop_rx))
         .await

@@ -15,6 +15,7 @@ use testkit::Engine;
 use testkit::engine::scheduler_config;
 use worker::WorkerConfig;
 
+mod outage;
 mod sensors;
 
 /// Scheduler and worker running on `store` until the engine is stopped.
