@@ -15,6 +15,7 @@ use testkit::Engine;
 use testkit::engine::scheduler_config;
 use worker::WorkerConfig;
 
+mod many;
 mod outage;
 mod sensors;
 
