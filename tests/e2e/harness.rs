@@ -340,3 +340,51 @@ pub fn dags_test_examples(dag_id: &str, args: &[&str]) -> (Value, String) {
     let result = serde_json::from_slice(&out.stdout).expect("JSON result");
     (result, stderr)
 }
+
+/// Whether this process's effective user is root (the owner of `/proc/self` is the euid).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// A port free on 127.0.0.1 just now (the OS picks it; the listener is closed again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Send `signal` (a name such as `TERM`) to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Wait up to `timeout` for `child` to exit; its status, or `None` if it still runs.
+pub fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The last `lines` lines of a text file (empty when it cannot be read).
+pub fn tail_lines(path: &Path, lines: usize) -> String {
+    let text = std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

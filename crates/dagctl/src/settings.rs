@@ -68,6 +68,8 @@ pub struct RawWorker {
     pub queues: Option<StringList>,
     pub log_cap_bytes: Option<u64>,
     pub kill_grace: Option<String>,
+    /// How long a worker asked to stop lets running tries finish (default 30s).
+    pub shutdown_grace: Option<String>,
     pub heartbeat_interval: Option<String>,
 }
 
@@ -134,6 +136,7 @@ pub struct Settings {
     pub worker_queues: Vec<String>,
     pub worker_log_cap_bytes: u64,
     pub worker_kill_grace: Duration,
+    pub worker_shutdown_grace: Duration,
     pub worker_heartbeat_interval: Duration,
     pub log_level: String,
     /// `smtp.*` and `api.base_url`: how mails and notifications go out, and where their log
@@ -317,6 +320,11 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
             "worker.kill_grace",
             Duration::from_secs(10),
         )?,
+        worker_shutdown_grace: duration(
+            &raw.worker.shutdown_grace,
+            "worker.shutdown_grace",
+            Duration::from_secs(30),
+        )?,
         worker_heartbeat_interval: duration(
             &raw.worker.heartbeat_interval,
             "worker.heartbeat_interval",
@@ -431,6 +439,7 @@ mod tests {
         assert_eq!(s.api_port, 8080);
         assert_eq!(s.worker_queues, vec!["default"]);
         assert_eq!(s.worker_kill_grace, Duration::from_secs(10));
+        assert_eq!(s.worker_shutdown_grace, Duration::from_secs(30));
         assert_eq!(s.notify.smtp.port, 25);
         assert!(s.notify.smtp.starttls && !s.notify.smtp.ssl);
         assert_eq!(s.notify.base_url, "http://127.0.0.1:8080");
@@ -462,6 +471,20 @@ mod tests {
         raw.worker.kill_grace = Some("soon".into());
         let err = resolve(raw).expect_err("bad duration");
         assert!(err.to_string().contains("worker.kill_grace"), "{err}");
+    }
+
+    #[test]
+    fn worker_shutdown_grace_is_a_duration() {
+        let mut raw = RawConfig::default();
+        raw.worker.shutdown_grace = Some("5s".into());
+        assert_eq!(
+            resolve(raw).expect("resolves").worker_shutdown_grace,
+            Duration::from_secs(5)
+        );
+        let mut raw = RawConfig::default();
+        raw.worker.shutdown_grace = Some("a while".into());
+        let err = resolve(raw).expect_err("bad duration");
+        assert!(err.to_string().contains("worker.shutdown_grace"), "{err}");
     }
 
     #[test]

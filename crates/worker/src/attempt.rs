@@ -1,18 +1,18 @@
 //! One try as the task kinds see it: the [`Attempt`] context (claimed task, its DAG and task,
-//! log, config, store, cancel signal) and the [`Ran`] a kind hands back.
+//! log, config, store, stop signal) and the [`Ran`] a kind hands back.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::WorkerConfig;
+use crate::reporting::Reporting;
+use crate::stop::StopSignal;
+use crate::task_log::TaskLog;
 use chrono::{DateTime, Utc};
 use dag::{Dag, Task};
 use serde_json::Value;
 use store::{ClaimedTask, Store};
-use tokio::sync::watch;
-
-use crate::config::WorkerConfig;
-use crate::task_log::TaskLog;
 
 /// Everything a task kind needs to run one try. The template context is not in here: each
 /// kind decides what it renders (and so which XComs and secrets to load) before loading it.
@@ -25,8 +25,11 @@ pub(crate) struct Attempt<'a> {
     pub task: &'a Task,
     /// The try's log; system lines written here also make the failure message.
     pub log: &'a TaskLog,
-    /// Turns `true` when the worker shuts down: a running try stops and fails.
-    pub cancel: watch::Receiver<bool>,
+    /// Set when the try must stop before its end (the worker's shutdown grace ran out, its
+    /// task instance changed from outside, its log cannot be stored): it stops and fails.
+    pub stop: &'a StopSignal,
+    /// Where the try's store reads wait out an outage.
+    pub reporting: &'a Reporting,
     /// The worker's warm Python parents for `airflow` tasks (none: every try runs cold).
     pub zygotes: Option<&'a pydag::Zygotes>,
 }

@@ -39,9 +39,14 @@ pub(crate) enum CommandError {
         #[source]
         source: std::io::Error,
     },
-    /// The try's temporary folder could not be made.
-    #[error("could not create the try's temporary folder: {0}")]
-    TempFolder(#[source] std::io::Error),
+    /// The try's temporary folder could not be made (a full disk, a read-only or missing
+    /// folder, a file where the folder should be).
+    #[error("cannot create the try's workspace in {}: {source}", .root.display())]
+    Workspace {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A template of the task did not render (`env NAME`, `bash command`, …).
     #[error("template error in {what}: {source}")]
     Template {
@@ -50,7 +55,7 @@ pub(crate) enum CommandError {
         source: dag::template::TemplateError,
     },
     /// A file the process needs could not be written into the temporary folder.
-    #[error("could not write {}: {source}", .path.display())]
+    #[error("cannot write {} in the try's workspace: {source}", .path.display())]
     Write {
         path: PathBuf,
         #[source]
@@ -85,10 +90,15 @@ impl Workspace {
         ctx: &TemplateContext,
     ) -> Result<Workspace, CommandError> {
         let cwd = working_dir(attempt)?;
+        let root = attempt
+            .config
+            .workspace_root
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
         let temp = tempfile::Builder::new()
             .prefix("updraft-try-")
-            .tempdir()
-            .map_err(CommandError::TempFolder)?;
+            .tempdir_in(&root)
+            .map_err(|source| CommandError::Workspace { root, source })?;
         let mut env = Vec::new();
         for (name, value) in &attempt.task.env {
             let value = render_text(value, ctx).map_err(|source| CommandError::Template {
@@ -194,14 +204,20 @@ impl Exited {
     }
 }
 
-/// Spawn `spec` in `workspace`, wait for it within the task's `execution_timeout` (or the
-/// worker's shutdown), and write how it ended into the try's log.
+/// Spawn `spec` in `workspace`, wait for it within the task's `execution_timeout` (or until
+/// the try is stopped), and write how it ended into the try's log.
 pub(crate) async fn run(
     attempt: &Attempt<'_>,
     workspace: &Workspace,
     spec: &ProcessSpec,
 ) -> Exited {
     let log = attempt.log;
+    // Stopped while it was being prepared (its store reads waited out an outage, say): a
+    // process started now would be killed at once, or run beside its retry.
+    if let Some(reason) = attempt.stop.reason() {
+        log.system(reason.outcome_line()).await;
+        return Exited::failed();
+    }
     let running = match process::spawn(spec, log) {
         Ok(running) => running,
         Err(source) => {
@@ -235,11 +251,11 @@ pub(crate) async fn supervise(
         timeout: attempt.timeout(),
         kill_grace: attempt.config.kill_grace,
     };
-    let finished = running.wait(limits, attempt.cancel.clone(), log).await;
+    let finished = running.wait(limits, attempt.stop, log).await;
     if let Some(line) = &finished.last_stderr_line {
         log.note_error(line.clone());
     }
-    let (outcome, line) = match finished.ending {
+    let (outcome, line) = match &finished.ending {
         Ending::Exited(0) => (Outcome::Success, "task exited with code 0".to_string()),
         Ending::Exited(SKIP_EXIT_CODE) => (
             Outcome::Skipped,
@@ -258,17 +274,14 @@ pub(crate) async fn supervise(
             Outcome::Failed,
             format!(
                 "task was killed by {} ({signal})",
-                process::signal_name(signal)
+                process::signal_name(*signal)
             ),
         ),
         Ending::TimedOut => (
             Outcome::Failed,
             "task failed: execution_timeout exceeded".to_string(),
         ),
-        Ending::Cancelled => (
-            Outcome::Failed,
-            "task failed: the worker shut down while it ran".to_string(),
-        ),
+        Ending::Stopped(reason) => (Outcome::Failed, reason.outcome_line()),
     };
     log.system(line).await;
     let exit_code = match finished.ending {

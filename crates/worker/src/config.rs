@@ -1,5 +1,6 @@
 //! The worker's settings, resolved by the caller (dagctl reads the configuration file).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Settings of one worker. Build with [`WorkerConfig::new`] and the `with_*` methods.
@@ -18,8 +19,15 @@ pub struct WorkerConfig {
     pub log_cap_bytes: u64,
     /// Time between SIGTERM and SIGKILL when a try is killed.
     pub kill_grace: Duration,
+    /// How long running tries may go on finishing once the worker is asked to shut down;
+    /// those still running then are killed.
+    pub shutdown_grace: Duration,
     /// How often the worker refreshes the heartbeat of its running tries.
     pub heartbeat_interval: Duration,
+    /// The scheduler's zombie threshold: once no heartbeat reached the store for longer, the
+    /// worker takes its tries for failed as zombies (their retries may run elsewhere) and
+    /// kills them.
+    pub orphan_after: Duration,
     /// How often the worker claims even without a wake-up event: a safety net for missed
     /// events, never the normal path.
     pub poll_interval: Duration,
@@ -34,11 +42,15 @@ pub struct WorkerConfig {
     /// Whether those tasks fork from a warm process per DAG version (the default) rather
     /// than start a fresh interpreter for every try.
     pub warm_python: bool,
+    /// Where each try's temporary folder is made; `None`: the system's temporary directory.
+    pub workspace_root: Option<PathBuf>,
 }
 
 impl WorkerConfig {
     /// Defaults: this machine's hostname, queue `default`, 16 tries at once, 16 MiB of log per
-    /// try, 10 s kill grace (dag-format.md), heartbeat every 5 s, poll every second.
+    /// try, 10 s kill grace (dag-format.md), 30 s shutdown grace, heartbeat every 2 s, tries
+    /// taken for zombies after 10 s without one (the scheduler's default threshold), poll
+    /// every second, try folders in the system's temporary directory.
     pub fn new(worker_id: impl Into<String>) -> Self {
         let hostname = hostname::get()
             .ok()
@@ -51,13 +63,16 @@ impl WorkerConfig {
             concurrency: 16,
             log_cap_bytes: 16 * 1024 * 1024,
             kill_grace: Duration::from_secs(10),
-            heartbeat_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
+            orphan_after: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             vault: std::sync::Arc::new(store::secrets::Vault::clear()),
             env_connections: Vec::new(),
             notify: hooks::notify::NotifySettings::default(),
             python: pydag::PythonSettings::default(),
             warm_python: true,
+            workspace_root: None,
         }
     }
 
@@ -110,6 +125,28 @@ impl WorkerConfig {
 
     pub fn with_kill_grace(mut self, grace: Duration) -> Self {
         self.kill_grace = grace;
+        self
+    }
+
+    /// How long a shutting-down worker lets its running tries finish before it kills them;
+    /// zero kills them at once.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// The scheduler's zombie threshold (`scheduler.zombie_threshold`): a worker whose
+    /// heartbeat has not reached the store for longer kills its running tries. Keep it well
+    /// above the heartbeat interval, as the scheduler's must be.
+    pub fn with_orphan_after(mut self, threshold: Duration) -> Self {
+        self.orphan_after = threshold;
+        self
+    }
+
+    /// Make each try's temporary folder (its XCom file, spec files) in `root` instead of the
+    /// system's temporary directory.
+    pub fn with_workspace_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.workspace_root = Some(root.into());
         self
     }
 

@@ -11,13 +11,14 @@ use chrono::Utc;
 use dag::{Dag, TaskKind};
 use hooks::callbacks::{self, TryMoment};
 use store::{ClaimedTask, Finish, Store};
-use tokio::sync::watch;
 
 use crate::attempt::{Attempt, Outcome, Ran};
 use crate::config::WorkerConfig;
 use crate::finish;
 use crate::kind;
 use crate::notify::{Ended, Sent};
+use crate::reporting::Reporting;
+use crate::stop::{StopReason, StopSignal};
 use crate::task_log::TaskLog;
 
 /// Run one task instance that is already `running` (claimed, or made running by the caller),
@@ -26,9 +27,12 @@ use crate::task_log::TaskLog;
 ///
 /// This is what `dagctl tasks test` needs; the [`crate::Worker`] loop uses the same path.
 pub async fn execute(store: Arc<dyn Store>, claimed: ClaimedTask, config: &WorkerConfig) -> Finish {
-    // Nobody cancels a single direct execution; the sender stays alive so it never fires.
-    let (_never, cancel) = watch::channel(false);
-    run_try(&store, &claimed, config, cancel, None).await.0
+    // Only the try itself may stop a single direct execution (its log failing).
+    let stop = StopSignal::new();
+    let reporting = Arc::new(Reporting::new(config.orphan_after));
+    run_try(&store, &claimed, config, &stop, &reporting, None)
+        .await
+        .0
 }
 
 /// Run one try and say how it ends; the [`Ended`] sends its notifications once the end is
@@ -37,25 +41,61 @@ pub(crate) async fn run_try(
     store: &Arc<dyn Store>,
     claimed: &ClaimedTask,
     config: &WorkerConfig,
-    cancel: watch::Receiver<bool>,
+    stop: &StopSignal,
+    reporting: &Arc<Reporting>,
     zygotes: Option<&pydag::Zygotes>,
 ) -> (Finish, Option<Ended>) {
     let ti = &claimed.ti;
-    let log = TaskLog::start(store.clone(), ti.id, ti.try_number, config.log_cap_bytes);
-    let (dag, ran) = match load(store, claimed, config, &log).await {
+    let log = TaskLog::start(
+        store.clone(),
+        (ti.id, ti.try_number),
+        config.log_cap_bytes,
+        stop.clone(),
+        reporting.clone(),
+    );
+    let (dag, mut ran) = match load(store, claimed, config, reporting, &log).await {
         Ok(dag) => {
-            let ran = dispatch(store, claimed, config, &dag, &log, cancel, zygotes).await;
+            let base = TryBase {
+                store,
+                claimed,
+                config,
+                log: &log,
+                stop,
+                reporting,
+            };
+            let ran = dispatch(&base, &dag, zygotes).await;
             (Some(dag), ran)
         }
         Err(outcome) => (None, Ran::only(outcome)),
     };
+    // Every line so far is stored (through an outage, once the store is back) before the
+    // end is decided: a try whose log could not be stored fails.
+    log.flush().await;
+    if let Some(error) = log.lost() {
+        if !matches!(stop.reason(), Some(StopReason::LogFailed(_))) {
+            log.system(format!(
+                "task failed: its log could not be stored ({error})"
+            ))
+            .await;
+        }
+        if !matches!(ran.outcome, Outcome::Failed | Outcome::FailedForGood) {
+            ran = Ran::only(Outcome::Failed);
+        }
+    }
     let exception = match ran.outcome {
         Outcome::Success | Outcome::Skipped => None,
         _ => Some(log.failure_message()),
     };
     let task = dag.as_ref().and_then(|dag| dag.task(&ti.task_id));
     let end = finish::end(claimed, task, ran.outcome, ran.xcoms, Utc::now());
-    log.system(end.summary).await;
+    match stop.reason() {
+        // Someone else set the instance's state: this try's guarded end will not apply.
+        Some(reason) if reason.keeps_outside_state() => {
+            log.system(format!("not recording the try's end: {reason}"))
+                .await;
+        }
+        _ => log.system(end.summary).await,
+    }
     log.close().await;
     let ended = dag.map(|dag| Ended {
         dag,
@@ -71,6 +111,7 @@ async fn load(
     store: &Arc<dyn Store>,
     claimed: &ClaimedTask,
     config: &WorkerConfig,
+    reporting: &Reporting,
     log: &TaskLog,
 ) -> Result<Arc<Dag>, Outcome> {
     let ti = &claimed.ti;
@@ -91,9 +132,10 @@ async fn load(
         config.worker_id
     ))
     .await;
-    // The store parses each version once and keeps it: versions never change.
-    let dag = match store
-        .get_dag_version(&ti.dag_id, &claimed.run.version)
+    // The store parses each version once and keeps it: versions never change. Through an
+    // outage the try waits for the store rather than fail for want of it.
+    let dag = match reporting
+        .read(|| store.get_dag_version(&ti.dag_id, &claimed.run.version))
         .await
     {
         Ok(Some(dag)) => dag,
@@ -122,16 +164,26 @@ async fn load(
     Ok(dag)
 }
 
+/// What a try has before its DAG is known.
+struct TryBase<'a> {
+    store: &'a Arc<dyn Store>,
+    claimed: &'a ClaimedTask,
+    config: &'a WorkerConfig,
+    log: &'a TaskLog,
+    stop: &'a StopSignal,
+    reporting: &'a Reporting,
+}
+
 /// Send `on_execute`, then run the try by its task's kind.
-async fn dispatch(
-    store: &Arc<dyn Store>,
-    claimed: &ClaimedTask,
-    config: &WorkerConfig,
-    dag: &Dag,
-    log: &TaskLog,
-    cancel: watch::Receiver<bool>,
-    zygotes: Option<&pydag::Zygotes>,
-) -> Ran {
+async fn dispatch(base: &TryBase<'_>, dag: &Dag, zygotes: Option<&pydag::Zygotes>) -> Ran {
+    let TryBase {
+        store,
+        claimed,
+        config,
+        log,
+        stop,
+        reporting,
+    } = *base;
     let Some(task) = dag.task(&claimed.ti.task_id) else {
         return Ran::only(Outcome::FailedForGood);
     };
@@ -152,7 +204,8 @@ async fn dispatch(
         dag,
         task,
         log,
-        cancel,
+        stop,
+        reporting,
         zygotes,
     };
     match &task.kind {

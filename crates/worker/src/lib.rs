@@ -6,15 +6,32 @@
 //! starts within a claim's round trip. Each try is one [`execute`] call, which is also what
 //! `dagctl tasks test` uses to run one task instance without claiming it.
 //!
-//! Shutdown: when the `shutdown` future completes the worker stops claiming, sends SIGTERM to
-//! the process group of every running try (SIGKILL after the kill grace), and finishes those
-//! tries as failed — `up_for_retry` when they have tries left — before returning. Killing
-//! rather than waiting keeps a restart or deploy bounded by the kill grace, and the retry
-//! runs the task again on a live worker.
+//! Shutdown: when the `shutdown` future completes the worker stops claiming at once and lets
+//! its running tries finish within the shutdown grace (`worker.shutdown_grace`), still
+//! heartbeating for them. Those still running then are killed (SIGTERM to the process
+//! group, SIGKILL after the kill grace) and finished as failed — `up_for_retry` when they
+//! have tries left, their log saying the worker was shutting down — and `run` returns once
+//! every end is written. A deploy thus loses no short try, and stays bounded by the two
+//! graces; a killed try runs again on a live worker.
+//!
+//! Stopping one try: every try has its own stop signal (`stop`), with a reason. Besides the
+//! shutdown, a try is stopped (by the same kill path as a timeout, within a second) when its
+//! task instance changes from outside — marked success or failed, cleared, deleted —, seen
+//! on `RunChanged` with one read of the run, and on every heartbeat with one read of the
+//! running instances, for events that never reached this process (`outside`); and when its
+//! log cannot be stored. Its guarded end then changes nothing, as expected.
+//!
+//! Store outages (`StoreError::Unavailable`) neither kill nor lose a try: log lines are held
+//! until the store is back (`task_log`), a try's end is retried until written, keeping its
+//! slot, and each outage is logged once, when it starts and when it ends
+//! (`store::outage::Outage`, shared by the claim loop, the heartbeat and the tries). But a
+//! worker whose heartbeat has not reached the store for longer than the zombie threshold
+//! (`WorkerConfig::orphan_after`) knows the scheduler fails its tries as zombies and retries
+//! them, so it kills them, lest two tries of one task run at once (`heartbeat`).
 //!
 //! How a try is built (each module uses only those below it; none uses the dispatcher):
 //! - `execute` is the dispatcher: it loads the run's DAG version, builds the try's
-//!   `attempt::Attempt` (store, claimed task, DAG and task, log, config, cancel signal),
+//!   `attempt::Attempt` (store, claimed task, DAG and task, log, config, stop signal),
 //!   hands it to the kind's module by `TaskKind`, and turns the kind's `Ran` into the store's
 //!   `Finish` with `finish`; `notify` sends the try's notifications.
 //! - `kind::process` (`bash`, `python`), `kind::operators` (`http`, `sql`, `email`,
@@ -22,6 +39,9 @@
 //! - The pieces kinds share: `render` (the template context with only the XComs and secrets
 //!   the templates read, `expand` bound), `command` (a child process from a command spec, in
 //!   the try's workspace), `process` (spawning and waiting), `task_log`, `xcom`.
+//!
+//! Around the tries, for the loop: `tries` (the running tries and their stop signals),
+//! `heartbeat`, `outside`, `reporting` (the shared outage and the retry backoff).
 //!
 //! To add a kind: a `TaskKind` variant in `dag`, a module `kind/<name>.rs` with
 //! `pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran` built from the shared pieces, and
@@ -32,28 +52,37 @@ mod command;
 mod config;
 mod execute;
 mod finish;
+mod heartbeat;
 mod kind;
 mod notify;
+mod outside;
 mod process;
 mod render;
+mod reporting;
+mod stop;
 mod task_log;
+mod tries;
 pub mod xcom;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use store::{Claim, Finish, Store, StoreEvent};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 pub use command::SKIP_EXIT_CODE;
 pub use config::WorkerConfig;
 pub use execute::execute;
 
-/// Attempts to write a try's end before leaving it to the zombie detector.
+use crate::reporting::{Backoff, Reporting};
+use crate::stop::{StopReason, StopSignal};
+use crate::tries::{Tries, TryKey};
+
+/// Attempts to write a try's end, when the store fails otherwise than by an outage, before
+/// leaving it to the zombie detector.
 const FINISH_ATTEMPTS: u32 = 4;
 
 /// A worker process's main loop. Build with [`Worker::new`], start with [`Worker::run`].
@@ -68,15 +97,30 @@ impl Worker {
     }
 
     /// Claim and run task instances until `shutdown` completes; returns once every running
-    /// try has been killed and finished (see the crate docs). Store errors are logged and
-    /// retried on the next wake-up, never fatal.
+    /// try has finished, or been killed after the shutdown grace, and its end is written (see
+    /// the crate docs). Store errors are logged and retried on the next wake-up, never fatal.
     pub async fn run(self, store: Arc<dyn Store>, shutdown: impl Future<Output = ()>) {
         let config = Arc::new(self.config);
-        // Subscribe before the first claim, so nothing queued in between is missed.
+        // Subscribe before the first claim, so nothing queued or changed in between is missed.
         let mut events = store.subscribe();
         let mut events_open = true;
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let heartbeat = tokio::spawn(heartbeat_loop(store.clone(), config.clone()));
+        let tries = Arc::new(Tries::default());
+        let reporting = Arc::new(Reporting::new(config.orphan_after));
+        let background = [
+            tokio::spawn(heartbeat::beat(
+                store.clone(),
+                config.clone(),
+                tries.clone(),
+                reporting.clone(),
+            )),
+            tokio::spawn(heartbeat::stop_orphans(config.clone(), tries.clone())),
+            tokio::spawn(outside::watch_runs(
+                store.clone(),
+                tries.clone(),
+                reporting.clone(),
+                store.subscribe(),
+            )),
+        ];
         let mut running: JoinSet<()> = JoinSet::new();
         // Warm Python parents for the tasks of Airflow DAG files, kept for this loop's life.
         let zygotes = if config.warm_python {
@@ -104,24 +148,31 @@ impl Worker {
                 if free > 0 {
                     // Claiming fills every free slot or takes everything queued, so there is
                     // no point claiming again before something changes.
-                    for task in claim(store.as_ref(), &config, free).await {
+                    let sent = Instant::now();
+                    for task in claim(store.as_ref(), &config, &reporting, free).await {
+                        let stop = tries.add(&task.ti, sent);
                         let store = store.clone();
                         let config = config.clone();
-                        let cancel = cancel_rx.clone();
+                        let tries = tries.clone();
+                        let reporting = reporting.clone();
                         let zygotes = zygotes.clone();
                         running.spawn(async move {
                             let (finish, ended) = execute::run_try(
                                 &store,
                                 &task,
                                 &config,
-                                cancel,
+                                &stop,
+                                &reporting,
                                 zygotes.as_deref(),
                             )
                             .await;
+                            // Nothing is left to stop: whatever changes from now on, the
+                            // guarded finish settles it.
+                            tries.remove(TryKey::of(&task.ti));
+                            let written =
+                                write_finish(store.as_ref(), &finish, &stop, &reporting).await;
                             // Notifications follow the committed end, and never change it.
-                            if write_finish(store.as_ref(), &finish).await
-                                && let Some(ended) = ended
-                            {
+                            if written && let Some(ended) = ended {
                                 ended.notify(&store, &task, &config, finish.state).await;
                             }
                         });
@@ -129,6 +180,9 @@ impl Worker {
                 }
             }
             tokio::select! {
+                // A shutdown wins over work that is ready at the same moment: nothing is
+                // claimed once it has begun.
+                biased;
                 () = &mut shutdown => break,
                 event = events.recv(), if events_open => match event {
                     Ok(StoreEvent::TasksQueued | StoreEvent::Missed)
@@ -154,25 +208,50 @@ impl Worker {
                 _ = poll.tick() => claim_now = true,
             }
         }
+        drop(events);
 
+        reporting.begin_shutdown();
+        let grace = config.shutdown_grace;
         if !running.is_empty() {
             tracing::info!(
                 running = running.len(),
-                "worker shutting down: killing running tries"
+                grace_secs = grace.as_secs_f64(),
+                "worker shutting down: claiming no more, letting running tries finish"
             );
         }
-        // Receivers that already finished don't matter; the send only fails with none left.
-        let _ = cancel_tx.send(true);
-        while let Some(joined) = running.join_next().await {
-            if let Err(err) = joined {
-                tracing::error!(error = %err, "a task try panicked during shutdown");
+        // The heartbeat and the checks go on meanwhile: the tries still running are alive.
+        let grace_over = tokio::time::sleep(grace);
+        tokio::pin!(grace_over);
+        let mut killing = false;
+        while !running.is_empty() {
+            tokio::select! {
+                Some(joined) = running.join_next() => {
+                    if let Err(err) = joined {
+                        tracing::error!(error = %err, "a task try panicked during shutdown");
+                    }
+                }
+                () = &mut grace_over, if !killing => {
+                    killing = true;
+                    let stopped = tries.stop_all(&StopReason::Shutdown { grace });
+                    tracing::info!(
+                        tries = stopped,
+                        "worker shutting down: the grace is over, killing the tries still running"
+                    );
+                }
             }
         }
-        heartbeat.abort();
+        for task in background {
+            task.abort();
+        }
     }
 }
 
-async fn claim(store: &dyn Store, config: &WorkerConfig, limit: usize) -> Vec<store::ClaimedTask> {
+async fn claim(
+    store: &dyn Store,
+    config: &WorkerConfig,
+    reporting: &Reporting,
+    limit: usize,
+) -> Vec<store::ClaimedTask> {
     let request = Claim {
         worker_id: config.worker_id.clone(),
         hostname: config.hostname.clone(),
@@ -182,6 +261,7 @@ async fn claim(store: &dyn Store, config: &WorkerConfig, limit: usize) -> Vec<st
     };
     match store.claim_task_instances(&request).await {
         Ok(claimed) => {
+            reporting.outage.succeeded();
             // Scheduling latency: queued by the scheduler → taken by a worker.
             for task in &claimed {
                 if let Some(queued) = task.ti.queued_at {
@@ -192,57 +272,73 @@ async fn claim(store: &dyn Store, config: &WorkerConfig, limit: usize) -> Vec<st
             claimed
         }
         Err(err) => {
-            tracing::warn!(error = %err, "claiming task instances failed");
+            if !reporting.outage.failed(&err) {
+                tracing::warn!(error = %err, "claiming task instances failed");
+            }
             Vec::new()
         }
     }
 }
 
-/// Write a try's end, retrying briefly on store errors. If it still fails, the instance stays
-/// `running` and the scheduler's zombie detection fails it once heartbeats stop.
-/// Returns whether this end was written.
-async fn write_finish(store: &dyn Store, finish: &Finish) -> bool {
-    let mut backoff = Duration::from_millis(100);
-    for attempt in 1..=FINISH_ATTEMPTS {
-        match store.finish_task_instance(finish).await {
-            Ok(true) => return true,
+/// Write a try's end. Through an outage it keeps retrying (100 ms, doubling, at most 5 s
+/// apart) until the end is written or refused, however long that takes, unless the worker is
+/// shutting down and the outage outlasts the zombie threshold ([`Reporting::keep_waiting`]).
+/// Other store errors are retried a few times; if the end still cannot be written, the
+/// instance stays `running` and the scheduler's zombie detection fails it once heartbeats
+/// stop. Returns whether this end was written.
+async fn write_finish(
+    store: &dyn Store,
+    finish: &Finish,
+    stop: &StopSignal,
+    reporting: &Reporting,
+) -> bool {
+    let mut backoff = Backoff::new();
+    let mut failures = 0;
+    loop {
+        let err = match store.finish_task_instance(finish).await {
+            Ok(true) => {
+                reporting.outage.succeeded();
+                return true;
+            }
             Ok(false) => {
-                tracing::warn!(
+                reporting.outage.succeeded();
+                match stop.reason() {
+                    // The try was stopped because its instance is no longer its own.
+                    Some(reason) if reason.expects_refused_finish() => tracing::debug!(
+                        ti = finish.ti,
+                        try_number = finish.try_number,
+                        "the try's end was not recorded: {reason}"
+                    ),
+                    _ => tracing::warn!(
+                        ti = finish.ti,
+                        try_number = finish.try_number,
+                        "try was no longer running when it finished (cleared or failed as a zombie)"
+                    ),
+                }
+                return false;
+            }
+            Err(err) => err,
+        };
+        if reporting.outage.failed(&err) {
+            if !reporting.keep_waiting() {
+                tracing::error!(
                     ti = finish.ti,
                     try_number = finish.try_number,
-                    "try was no longer running when it finished (cleared or failed as a zombie)"
+                    error = %err,
+                    "the worker is shutting down and the database stayed unavailable: leaving \
+                     the try's end to the zombie detector"
                 );
                 return false;
             }
-            Err(err) if attempt < FINISH_ATTEMPTS => {
-                tracing::warn!(ti = finish.ti, error = %err, "writing a try's end failed; retrying");
-                // Only on the error path: the store is failing, so back off.
-                tokio::time::sleep(backoff).await;
-                backoff *= 4;
-            }
-            Err(err) => {
+        } else {
+            failures += 1;
+            if failures >= FINISH_ATTEMPTS {
                 tracing::error!(ti = finish.ti, error = %err, "could not write a try's end");
+                return false;
             }
+            tracing::warn!(ti = finish.ti, error = %err, "writing a try's end failed; retrying");
         }
-    }
-    false
-}
-
-async fn heartbeat_loop(store: Arc<dyn Store>, config: Arc<WorkerConfig>) {
-    let mut interval = tokio::time::interval(config.heartbeat_interval);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let now = Utc::now();
-        if let Err(err) = store.heartbeat(&config.worker_id, now).await {
-            tracing::warn!(error = %err, "worker heartbeat failed");
-        }
-        // The health shown in the UI reads this beat; like the scheduler's, not worth stopping for.
-        if let Err(err) = store
-            .record_heartbeat("worker", &config.worker_id, &config.hostname, now)
-            .await
-        {
-            tracing::warn!(error = %err, "worker heartbeat not recorded");
-        }
+        // Only on the error path: the store is failing, so back off.
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }

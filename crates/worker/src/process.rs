@@ -6,9 +6,11 @@
 //! environment is inherited, minus every variable that can carry the store's URL.
 //!
 //! A try owns its process group: once the main process has exited, whatever it left running
-//! in the group is killed, so nothing a try started outlives it or keeps its pipes open.
+//! in the group is killed, so nothing a try started outlives it or keeps its pipes open. And
+//! it dies with its worker (`PR_SET_PDEATHSIG`, see [`setpriv`]): a child left running by a
+//! dead worker would run unsupervised while the scheduler retries its task as a zombie.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -17,10 +19,10 @@ use std::time::Duration;
 
 use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
 use store::LogStream;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::stop::{StopReason, StopSignal};
 use crate::task_log::{TaskLog, TrackLast};
 
 /// How long to keep reading output after the process group is gone. Only a process that left
@@ -58,8 +60,9 @@ pub(crate) enum Ending {
     Signaled(i32),
     /// `execution_timeout` passed and we killed it.
     TimedOut,
-    /// The worker shut down and killed it.
-    Cancelled,
+    /// The try was asked to stop (the worker's shutdown, a change from outside) and we
+    /// killed it.
+    Stopped(StopReason),
 }
 
 /// A spawned try, its output already streaming into the log.
@@ -130,13 +133,20 @@ pub(crate) use pydag::is_credential_variable;
 /// Spawn the process in a new process group, with stdin closed and both output pipes read
 /// into `log`.
 pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
-    let setpriv = setpriv();
-    let program = setpriv.map_or(spec.program.as_os_str(), Path::as_os_str);
-    let mut command = CommandWrap::with_new(program, |cmd| {
-        if setpriv.is_some() {
-            cmd.args(["--pdeathsig", "KILL", "--"]).arg(&spec.program);
-        }
-        cmd.args(&spec.args)
+    spawn_as_child_of(spec, log, setpriv(), std::process::id())
+}
+
+/// [`spawn`] with the `setpriv` to use and the pid the child must find as its parent: the
+/// worker's, except in the test that plays a worker which died before the child started.
+fn spawn_as_child_of(
+    spec: &ProcessSpec,
+    log: &TaskLog,
+    setpriv: Option<&Path>,
+    parent: u32,
+) -> io::Result<Running> {
+    let argv = argv(spec, setpriv, parent);
+    let mut command = CommandWrap::with_new(&argv.program, |cmd| {
+        cmd.args(&argv.args)
             .current_dir(&spec.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -147,9 +157,7 @@ pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
             }
         }
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-        if setpriv.is_none() {
-            // A crashed worker must leave no orphaned task behind: it would keep running
-            // while the zombie detector retries it.
+        if argv.parent_death == ParentDeath::InTheChild {
             pydag::die_with_parent(cmd);
         }
     });
@@ -175,6 +183,74 @@ pub(crate) fn spawn(spec: &ProcessSpec, log: &TaskLog) -> io::Result<Running> {
     })
 }
 
+/// What is executed for a spec, and who sets its parent-death signal.
+#[derive(Debug, PartialEq, Eq)]
+struct Argv {
+    program: OsString,
+    args: Vec<OsString>,
+    parent_death: ParentDeath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParentDeath {
+    /// `setpriv --pdeathsig KILL` sets it before it execs bash, whose script first checks
+    /// that its parent is still the worker.
+    Setpriv,
+    /// The forked child sets it and checks its parent before exec
+    /// (`pydag::die_with_parent`).
+    InTheChild,
+}
+
+/// How `spec` is started when the worker's pid is `parent`. A `bash -c SCRIPT …` goes
+/// through `setpriv` when there is one (a `posix_spawn`, no code between fork and exec), with
+/// SCRIPT prefixed by a check of its parent on the same line, so that its line numbers stay
+/// the same; bash reads `$PPID` at startup, after setpriv's `prctl`. Any other program is
+/// forked and sets the signal itself.
+fn argv(spec: &ProcessSpec, setpriv: Option<&Path>, parent: u32) -> Argv {
+    match (setpriv, bash_script(spec)) {
+        (Some(setpriv), Some(script)) => {
+            let mut args: Vec<OsString> = vec![
+                "--pdeathsig".into(),
+                "KILL".into(),
+                "--".into(),
+                spec.program.clone(),
+            ];
+            args.extend(spec.args.iter().enumerate().map(|(index, arg)| {
+                if index == script {
+                    parent_checked(arg, parent)
+                } else {
+                    arg.clone()
+                }
+            }));
+            Argv {
+                program: setpriv.into(),
+                args,
+                parent_death: ParentDeath::Setpriv,
+            }
+        }
+        _ => Argv {
+            program: spec.program.clone(),
+            args: spec.args.clone(),
+            parent_death: ParentDeath::InTheChild,
+        },
+    }
+}
+
+/// The index of SCRIPT in a `bash -c SCRIPT …` spec (also the outer shell of a merged-stderr
+/// spec, which then checks for the command it execs).
+fn bash_script(spec: &ProcessSpec) -> Option<usize> {
+    let bash = Path::new(&spec.program).file_name() == Some(OsStr::new("bash"));
+    (bash && spec.args.len() >= 2 && spec.args[0] == "-c").then_some(1)
+}
+
+/// `script` run only if the shell's parent is `parent`: otherwise the worker died before the
+/// parent-death signal was set, and the shell exits as if that signal had come (137).
+fn parent_checked(script: &OsStr, parent: u32) -> OsString {
+    let mut checked = OsString::from(format!("[ \"$PPID\" = \"{parent}\" ] || exit 137; "));
+    checked.push(script);
+    checked
+}
+
 /// A try forked by a Python zygote, supervised like a spawned one: its output read into
 /// `log`, its process group signalled on timeout or shutdown.
 pub(crate) fn adopt(forked: pydag::ForkedTry, log: &TaskLog) -> Running {
@@ -198,16 +274,19 @@ pub(crate) fn adopt(forked: pydag::ForkedTry, log: &TaskLog) -> Running {
     }
 }
 
-/// util-linux's `setpriv`, when the machine has it: the child is then started as `setpriv
-/// --pdeathsig KILL -- program …`, which sets the parent-death signal and execs the program.
+/// util-linux's `setpriv`, when the machine has it: a `bash -c` child is then started as
+/// `setpriv --pdeathsig KILL -- bash -c SCRIPT …`, which sets the parent-death signal and
+/// execs bash.
 ///
 /// Why: setting it ourselves needs code between fork and exec, which forces a real `fork` of
 /// this multi-threaded process (copying its page tables and flushing TLBs on every core),
 /// while without such code the standard library uses `posix_spawn`. One extra small exec is
-/// far cheaper: a fan-out of 1,000 no-op tasks went from 163 to 252 tasks/s. The cost is a
-/// window of a few microseconds, between spawn and setpriv's `prctl`, in which a dying worker
-/// would leave the child orphaned. Without setpriv, [`die_with_worker`] sets the signal in the
-/// forked child itself, with no such window.
+/// far cheaper: a fan-out of 1,000 no-op tasks went from 163 to 252 tasks/s. It leaves a
+/// window, between spawn and setpriv's `prctl`, in which a dying worker would leave the child
+/// orphaned (its parent then PID 1 or a subreaper); SCRIPT's first command closes it by
+/// checking `$PPID` against the worker's pid ([`argv`]). Other programs cannot be made to
+/// check, so they, and every child when there is no setpriv, are forked and set the signal
+/// themselves with the same check (`pydag::die_with_parent`).
 fn setpriv() -> Option<&'static Path> {
     static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
     SETPRIV
@@ -227,36 +306,36 @@ impl Running {
         self.pid
     }
 
-    /// Wait for the process to end, killing its group on timeout or when `cancel` turns true.
+    /// Wait for the process to end, killing its group on timeout or when `stop` is set.
     /// Writes the timeout and kill lines to `log`; the caller writes the exit status.
     pub(crate) async fn wait(
         mut self,
         limits: Limits,
-        mut cancel: watch::Receiver<bool>,
+        stop: &StopSignal,
         log: &TaskLog,
     ) -> Finished {
         let deadline = limits.timeout.map(|t| self.started + t);
         let first = tokio::select! {
-            status = self.child.wait() => Some(status),
-            () = sleep_until(deadline) => None,
-            () = cancelled(&mut cancel) => None,
+            status = self.child.wait() => Ok(status),
+            () = sleep_until(deadline) => Err(Ending::TimedOut),
+            reason = stop.stopped() => Err(Ending::Stopped(reason)),
         };
         let (status, forced) = match first {
-            Some(status) => (status, None),
-            None => {
-                let forced = if deadline.is_some_and(|d| Instant::now() >= d) {
-                    let secs = limits.timeout.map(|t| t.as_secs_f64()).unwrap_or_default();
-                    log.system(format!(
-                        "execution_timeout of {}s exceeded; sent SIGTERM to the process group",
-                        format_secs(secs)
-                    ))
-                    .await;
-                    Ending::TimedOut
-                } else {
-                    log.system("worker is shutting down; sent SIGTERM to the process group")
-                        .await;
-                    Ending::Cancelled
+            Ok(status) => (status, None),
+            Err(forced) => {
+                let line = match &forced {
+                    Ending::Stopped(reason) => {
+                        format!("{reason}; stopping the try: sent SIGTERM to the process group")
+                    }
+                    _ => {
+                        let secs = limits.timeout.map(|t| t.as_secs_f64()).unwrap_or_default();
+                        format!(
+                            "execution_timeout of {}s exceeded; sent SIGTERM to the process group",
+                            format_secs(secs)
+                        )
+                    }
                 };
+                log.system(line).await;
                 self.signal_group(libc::SIGTERM);
                 (
                     self.wait_with_grace(limits.kill_grace, log).await,
@@ -357,13 +436,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Completes when `cancel` becomes true; never, if its sender is gone without cancelling.
-pub(crate) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    if cancel.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// The name of a signal number, for the log (`SIGKILL`), or `signal N` when unusual.
 pub(crate) fn signal_name(signal: i32) -> String {
     let name = match signal {
@@ -412,6 +484,8 @@ pub(crate) fn loggable(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -419,6 +493,126 @@ mod tests {
         assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
         assert_eq!(signal_name(libc::SIGTERM), "SIGTERM");
         assert_eq!(signal_name(64), "signal 64");
+    }
+
+    fn bash(script: &str) -> ProcessSpec {
+        ProcessSpec {
+            program: "bash".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: Vec::new(),
+            track_last_stdout: TrackLast::No,
+        }
+    }
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    const GUARD: &str = "[ \"$PPID\" = \"4242\" ] || exit 137; ";
+
+    #[test]
+    fn bash_through_setpriv_checks_its_parent_on_the_scripts_first_line() {
+        let setpriv = Path::new("/usr/bin/setpriv");
+        let started = argv(&bash("echo $LINENO\nexit 3"), Some(setpriv), 4242);
+        assert_eq!(started.program, "/usr/bin/setpriv");
+        assert_eq!(started.parent_death, ParentDeath::Setpriv);
+        assert_eq!(
+            strings(&started.args),
+            [
+                "--pdeathsig",
+                "KILL",
+                "--",
+                "bash",
+                "-c",
+                &format!("{GUARD}echo $LINENO\nexit 3"),
+            ]
+        );
+
+        // The merged-stderr wrapper: its outer shell checks, then execs the command as is.
+        let mut merged = bash("exec 2>&1 && exec \"$0\" \"$@\"");
+        merged
+            .args
+            .extend(["bash".into(), "-c".into(), "echo hi".into()]);
+        let merged = argv(&merged, Some(setpriv), 4242);
+        assert_eq!(
+            strings(&merged.args[4..]),
+            [
+                "-c",
+                &format!("{GUARD}exec 2>&1 && exec \"$0\" \"$@\""),
+                "bash",
+                "-c",
+                "echo hi",
+            ]
+        );
+    }
+
+    #[test]
+    fn other_programs_and_machines_without_setpriv_fork_and_check_in_the_child() {
+        let python = ProcessSpec {
+            program: "python3".into(),
+            args: vec!["-u".into(), "runner.py".into()],
+            ..bash("")
+        };
+        let setpriv = Path::new("/usr/bin/setpriv");
+        for (spec, setpriv) in [
+            (python.clone(), Some(setpriv)),
+            (python, None),
+            (bash("echo hi"), None),
+            // Not a `-c` script: nothing to prefix.
+            (
+                ProcessSpec {
+                    args: vec!["script.sh".into()],
+                    ..bash("")
+                },
+                Some(setpriv),
+            ),
+        ] {
+            let started = argv(&spec, setpriv, 4242);
+            assert_eq!(started.parent_death, ParentDeath::InTheChild, "{spec:?}");
+            assert_eq!(started.program, spec.program);
+            assert_eq!(started.args, spec.args);
+        }
+    }
+
+    /// Spawn `script` as a child of `parent` (the worker's pid, or a wrong one: a worker that
+    /// died before the child started) and say how it ended.
+    async fn run_as_child_of(script: &str, parent: u32) -> Ending {
+        let memory = Arc::new(crate::task_log::MemoryLog::default());
+        let stop = StopSignal::new();
+        let reporting = Arc::new(crate::reporting::Reporting::new(Duration::from_secs(10)));
+        let log = TaskLog::start(memory, (1, 1), 1 << 20, stop.clone(), reporting);
+        let running = spawn_as_child_of(&bash(script), &log, setpriv(), parent).expect("spawn");
+        let limits = Limits {
+            timeout: Some(Duration::from_secs(30)),
+            kill_grace: Duration::from_secs(1),
+        };
+        let finished = running.wait(limits, &stop, &log).await;
+        log.close().await;
+        finished.ending
+    }
+
+    #[tokio::test]
+    async fn a_bash_child_whose_worker_died_before_it_started_never_runs_the_command() {
+        if setpriv().is_none() {
+            eprintln!("skipped: no setpriv on PATH, so children are forked and check before exec");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ran = dir.path().join("ran");
+        let script = format!("touch '{}'", ran.display());
+        // PID 1 never spawns a worker's tasks: as if the worker had died and the child were
+        // adopted before bash started.
+        assert_eq!(run_as_child_of(&script, 1).await, Ending::Exited(137));
+        assert!(!ran.exists(), "the command ran without its worker");
+        // With the right parent the same spec runs the command.
+        assert_eq!(
+            run_as_child_of(&script, std::process::id()).await,
+            Ending::Exited(0)
+        );
+        assert!(ran.exists());
     }
 
     #[test]

@@ -45,9 +45,10 @@ pub(crate) async fn context(
     let ti = &attempt.claimed.ti;
     let run = &attempt.claimed.run;
     let xcoms = if reads.xcoms {
+        // Through an outage the try waits for the store rather than fail for want of it.
         attempt
-            .store
-            .list_xcoms(run.id, None)
+            .reporting
+            .read(|| attempt.store.list_xcoms(run.id, None))
             .await
             .map_err(ContextError::Xcoms)?
     } else {

@@ -7,15 +7,26 @@
 //! milliseconds, while a flooding task gets a few large batches instead of one statement per
 //! line. Once the budget is spent the readers keep draining the pipes without storing
 //! anything, so a child never blocks on a full pipe.
+//!
+//! When the store is unavailable the writer keeps taking lines and holds them, in order, until
+//! it is back (retrying with a backoff), so an outage neither blocks the child nor loses its
+//! output; what it holds is bounded by the try's log cap. A batch that fails for any other
+//! reason is retried a few times, then given up: the try's log is then incomplete, so the try
+//! is stopped and fails, saying why.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::Utc;
-use store::{LogLine, LogStream, LogsAndXcoms};
+use store::{LogLine, LogStream, LogsAndXcoms, StoreError};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::reporting::{Backoff, Reporting};
+use crate::stop::{StopReason, StopSignal};
 
 /// Lines longer than this are split: a child printing megabytes without a newline must not
 /// make the worker hold them in memory.
@@ -33,10 +44,29 @@ const CHANNEL_MESSAGES: usize = 8;
 const MAX_BATCH_LINES: usize = 10_000;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
+/// Tries of one batch that fails with an error other than an outage, before it is given up.
+const BATCH_ATTEMPTS: u32 = 3;
+
+/// What a held line costs in memory besides its text (the `LogLine` and its allocation), so
+/// that a flood of tiny lines held through an outage is bounded by memory, not by bytes.
+const HELD_LINE_OVERHEAD: usize = 64;
+
+/// Least memory a try's writer may hold through an outage, whatever its log cap.
+const MIN_HELD_BYTES: usize = 1024 * 1024;
+
+/// What the readers and the try send the writer.
+enum Message {
+    Lines(Vec<LogLine>),
+    /// Answer once every line sent before this one is stored (or given up).
+    Flush(oneshot::Sender<()>),
+}
+
 /// The log of one try: a sender for lines and the task writing them to the store.
 pub(crate) struct TaskLog {
-    sender: mpsc::Sender<Vec<LogLine>>,
+    sender: mpsc::Sender<Message>,
     writer: JoinHandle<()>,
+    /// Why lines were lost: the first error a batch was given up on.
+    lost: Arc<std::sync::Mutex<Option<String>>>,
     budget: Arc<LogBudget>,
     /// Secret values replaced by `***` in every line written from now on.
     masks: Masks,
@@ -51,25 +81,44 @@ type Masks = Arc<std::sync::RwLock<Vec<String>>>;
 
 impl TaskLog {
     /// Start the writer for try `try_number` of task instance `ti`. `cap_bytes` bounds the
-    /// stored process output (system lines are not counted).
+    /// stored process output (system lines are not counted), and what the writer holds
+    /// through an outage. A batch the store refuses for good stops the try through `stop`.
     pub(crate) fn start(
         store: Arc<dyn LogsAndXcoms>,
-        ti: i64,
-        try_number: u32,
+        (ti, try_number): (i64, u32),
         cap_bytes: u64,
+        stop: StopSignal,
+        reporting: Arc<Reporting>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(CHANNEL_MESSAGES);
         let masks = Masks::default();
-        let writer = tokio::spawn(write_batches(
+        let lost = Arc::new(std::sync::Mutex::new(None));
+        let writer = Writer {
             store,
             ti,
             try_number,
-            receiver,
-            masks.clone(),
-        ));
+            masks: masks.clone(),
+            reporting,
+            stop,
+            lost: lost.clone(),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            hold_limit: usize::try_from(cap_bytes)
+                .unwrap_or(usize::MAX)
+                .max(MIN_HELD_BYTES),
+            failing: false,
+            dropping: false,
+            abandoned: false,
+            backoff: Backoff::new(),
+            failures: 0,
+            retry_at: None,
+            flushes: Vec::new(),
+        };
+        let writer = tokio::spawn(writer.run(receiver));
         TaskLog {
             sender,
             writer,
+            lost,
             budget: Arc::new(LogBudget::new(cap_bytes)),
             masks,
             last_system: std::sync::Mutex::new(None),
@@ -136,7 +185,22 @@ impl TaskLog {
         }
         // The writer only stops when every sender is gone, so a failed send cannot happen
         // while `self` is alive; nothing useful could be done about it anyway.
-        let _ = self.sender.send(vec![line]).await;
+        let _ = self.sender.send(Message::Lines(vec![line])).await;
+    }
+
+    /// Wait until every line sent so far is stored, or given up on: through an outage, until
+    /// the store is back.
+    pub(crate) async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).await.is_ok() {
+            // The writer answers every flush it takes before it ends.
+            let _ = flushed.await;
+        }
+    }
+
+    /// Why some of the try's lines could not be stored, if any could not.
+    pub(crate) fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|lost| lost.clone())
     }
 
     /// Start reading one pipe of the child into this log. The returned task yields the last
@@ -234,7 +298,7 @@ impl LogBudget {
 async fn read_lines<R>(
     mut pipe: R,
     stream: LogStream,
-    sender: mpsc::Sender<Vec<LogLine>>,
+    sender: mpsc::Sender<Message>,
     budget: Arc<LogBudget>,
     track_last: TrackLast,
 ) -> Option<String>
@@ -268,7 +332,7 @@ where
             |line: &[u8]| collect_line(line, stream, &budget, track_last, &mut last, &mut lines);
         splitter.feed(&buf[..n], &mut collect);
         if !lines.is_empty() && !writer_gone {
-            writer_gone = sender.send(lines).await.is_err();
+            writer_gone = sender.send(Message::Lines(lines)).await.is_err();
         }
     }
     let mut lines = Vec::new();
@@ -276,7 +340,7 @@ where
         collect_line(line, stream, &budget, track_last, &mut last, &mut lines)
     });
     if !lines.is_empty() && !writer_gone {
-        let _ = sender.send(lines).await;
+        let _ = sender.send(Message::Lines(lines)).await;
     }
     last.map(|line| String::from_utf8_lossy(&line).trim_end().to_string())
 }
@@ -409,39 +473,266 @@ impl LineSplitter {
     }
 }
 
-/// Append whatever has arrived as one batch as soon as the channel runs dry.
-async fn write_batches(
+/// The task appending a try's lines to the store, and what it holds meanwhile.
+struct Writer {
     store: Arc<dyn LogsAndXcoms>,
     ti: i64,
     try_number: u32,
-    mut receiver: mpsc::Receiver<Vec<LogLine>>,
     masks: Masks,
-) {
-    while let Some(mut batch) = receiver.recv().await {
-        let mut bytes: usize = batch.iter().map(|l| l.line.len()).sum();
-        while batch.len() < MAX_BATCH_LINES && bytes < MAX_BATCH_BYTES {
-            match receiver.try_recv() {
-                Ok(more) => {
-                    bytes += more.iter().map(|l| l.line.len()).sum::<usize>();
-                    batch.extend(more);
+    reporting: Arc<Reporting>,
+    stop: StopSignal,
+    lost: Arc<std::sync::Mutex<Option<String>>>,
+    /// Lines taken but not stored yet, in order, already masked.
+    held: VecDeque<LogLine>,
+    /// What `held` costs in memory, counted as text plus [`HELD_LINE_OVERHEAD`] per line.
+    held_bytes: usize,
+    hold_limit: usize,
+    /// The last write failed: until one works, lines pile up in `held` (otherwise the
+    /// channel holds the readers back), so `hold_limit` applies.
+    failing: bool,
+    /// Output is being dropped because `held` is full (the notice of it is held already).
+    dropping: bool,
+    /// The store stayed unavailable past the point of waiting (see
+    /// [`Reporting::keep_waiting`]): every line from then on is discarded.
+    abandoned: bool,
+    backoff: Backoff,
+    /// Failures of the batch at the head of `held` that were not outages.
+    failures: u32,
+    /// When to try the store again after a failure.
+    retry_at: Option<Instant>,
+    /// Flushes to answer once `held` is empty.
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Writer {
+    /// Append whatever has arrived as one batch as soon as the channel runs dry; after a
+    /// failure, keep taking lines until the next attempt is due.
+    async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+        let mut open = true;
+        loop {
+            if self.held.is_empty() {
+                for flush in self.flushes.drain(..) {
+                    let _ = flush.send(());
                 }
-                Err(_) => break,
+                if !open {
+                    return;
+                }
+                match receiver.recv().await {
+                    Some(message) => self.take(message),
+                    None => open = false,
+                }
+                continue;
+            }
+            if let Some(at) = self.retry_at {
+                tokio::select! {
+                    message = receiver.recv(), if open => match message {
+                        Some(message) => self.take(message),
+                        None => open = false,
+                    },
+                    () = tokio::time::sleep_until(at) => self.retry_at = None,
+                }
+                continue;
+            }
+            while self.held.len() < MAX_BATCH_LINES && self.held_bytes < MAX_BATCH_BYTES {
+                match receiver.try_recv() {
+                    Ok(message) => self.take(message),
+                    Err(_) => break,
+                }
+            }
+            self.write_head().await;
+        }
+    }
+
+    /// Hold the lines of a message, masked; or note a flush to answer.
+    fn take(&mut self, message: Message) {
+        let lines = match message {
+            Message::Lines(lines) => lines,
+            Message::Flush(done) => {
+                self.flushes.push(done);
+                return;
+            }
+        };
+        if self.abandoned {
+            return;
+        }
+        let masks = self.masks.read().map(|m| m.clone()).unwrap_or_default();
+        for mut line in lines {
+            for secret in &masks {
+                if line.line.contains(secret.as_str()) {
+                    line.line = line.line.replace(secret.as_str(), "***");
+                }
+            }
+            let cost = line.line.len() + HELD_LINE_OVERHEAD;
+            // Updraft's own lines are few and say how the try went: always held.
+            if self.failing
+                && line.stream != LogStream::System
+                && self.held_bytes + cost > self.hold_limit
+            {
+                if !self.dropping {
+                    self.dropping = true;
+                    self.hold(LogLine {
+                        timestamp: Utc::now(),
+                        stream: LogStream::System,
+                        line: format!(
+                            "the database was unavailable for longer than {} bytes of output \
+                             could wait: further output dropped until it is back",
+                            self.hold_limit
+                        ),
+                    });
+                }
+                continue;
+            }
+            self.hold(line);
+        }
+    }
+
+    fn hold(&mut self, line: LogLine) {
+        self.held_bytes += line.line.len() + HELD_LINE_OVERHEAD;
+        self.held.push_back(line);
+    }
+
+    /// Try to store the first batch of what is held.
+    async fn write_head(&mut self) {
+        let mut count = 0;
+        let mut bytes = 0;
+        for line in &self.held {
+            if count == MAX_BATCH_LINES || (count > 0 && bytes + line.line.len() > MAX_BATCH_BYTES)
+            {
+                break;
+            }
+            count += 1;
+            bytes += line.line.len();
+        }
+        let batch: Vec<LogLine> = self.held.range(..count).cloned().collect();
+        let result = self
+            .store
+            .append_log(self.ti, self.try_number, &batch)
+            .await;
+        match result {
+            Ok(()) => {
+                self.reporting.outage.succeeded();
+                self.release(count);
+                self.backoff.reset();
+                self.failures = 0;
+                self.failing = false;
+                self.dropping = false;
+            }
+            Err(err) if err.is_unavailable() => {
+                self.reporting.outage.failed(&err);
+                if self.reporting.keep_waiting() {
+                    self.retry_later();
+                } else {
+                    tracing::warn!(
+                        ti = self.ti,
+                        try_number = self.try_number,
+                        lines = self.held.len(),
+                        "the worker is shutting down and the database stayed unavailable: \
+                         discarding the try's log lines not stored"
+                    );
+                    self.abandoned = true;
+                    self.release(self.held.len());
+                }
+            }
+            Err(err) => {
+                self.failures += 1;
+                if self.failures < BATCH_ATTEMPTS {
+                    self.retry_later();
+                } else {
+                    self.give_up(count, &err);
+                }
             }
         }
-        if let Ok(masks) = masks.read() {
-            for line in &mut batch {
-                for secret in masks.iter() {
-                    if line.line.contains(secret.as_str()) {
-                        line.line = line.line.replace(secret.as_str(), "***");
-                    }
-                }
-            }
+    }
+
+    fn retry_later(&mut self) {
+        self.failing = true;
+        self.retry_at = Some(Instant::now() + self.backoff.next_pause());
+    }
+
+    /// Drop the batch at the head for good, and stop the try: its log is incomplete.
+    fn give_up(&mut self, count: usize, err: &StoreError) {
+        tracing::warn!(
+            ti = self.ti,
+            try_number = self.try_number,
+            lines = count,
+            error = %err,
+            "could not store task log lines; stopping the try"
+        );
+        if let Ok(mut lost) = self.lost.lock() {
+            lost.get_or_insert_with(|| err.to_string());
         }
-        if let Err(err) = store.append_log(ti, try_number, &batch).await {
-            // A lost log batch must not fail the task: the try's outcome does not depend on
-            // its log, and the next batch may well succeed.
-            tracing::warn!(ti, try_number, lines = batch.len(), error = %err, "could not store task log lines");
+        self.stop.stop(StopReason::LogFailed(err.to_string()));
+        self.release(count);
+        self.failures = 0;
+        self.backoff.reset();
+    }
+
+    /// Forget the first `count` held lines (stored, or given up).
+    fn release(&mut self, count: usize) {
+        for line in self.held.drain(..count) {
+            self.held_bytes -= line.line.len() + HELD_LINE_OVERHEAD;
         }
+    }
+}
+
+/// A log store for tests: lines kept in memory. While `down` is set every append is refused
+/// as an outage, and an append holding a line that contains `refused` fails with a database
+/// error.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct MemoryLog {
+    pub lines: std::sync::Mutex<Vec<LogLine>>,
+    pub down: AtomicBool,
+    pub refused: Option<String>,
+    /// Appends attempted, stored or not.
+    pub attempts: AtomicU64,
+}
+
+#[cfg(test)]
+impl MemoryLog {
+    pub(crate) fn texts(&self) -> Vec<String> {
+        let lines = self.lines.lock().expect("lines");
+        lines.iter().map(|l| l.line.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+#[async_trait::async_trait]
+impl LogsAndXcoms for MemoryLog {
+    async fn append_log(&self, _ti: i64, _try: u32, lines: &[LogLine]) -> store::Result<()> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        if self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        if let Some(refused) = &self.refused
+            && lines.iter().any(|l| l.line.contains(refused.as_str()))
+        {
+            return Err(StoreError::Database("invalid byte sequence".into()));
+        }
+        self.lines.lock().expect("lines").extend_from_slice(lines);
+        Ok(())
+    }
+
+    async fn read_log(
+        &self,
+        _ti: i64,
+        _try_number: u32,
+        _after: i64,
+        _limit: usize,
+    ) -> store::Result<Vec<store::LogRecord>> {
+        Ok(Vec::new())
+    }
+
+    async fn get_xcom(&self, _key: &store::XcomKey) -> store::Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+
+    async fn list_xcoms(
+        &self,
+        _run: i64,
+        _task_id: Option<&str>,
+    ) -> store::Result<Vec<store::XcomRecord>> {
+        Ok(Vec::new())
     }
 }
 
@@ -563,6 +854,119 @@ mod tests {
             }
             assert_eq!(read_last(chunks, TrackLast::No, 1 << 20).await, None);
         }
+    }
+
+    fn started(memory: &Arc<MemoryLog>, cap: u64) -> (TaskLog, StopSignal) {
+        let stop = StopSignal::new();
+        let reporting = Arc::new(Reporting::new(std::time::Duration::from_secs(10)));
+        let log = TaskLog::start(memory.clone(), (1, 1), cap, stop.clone(), reporting);
+        (log, stop)
+    }
+
+    /// Wait (polling, with a deadline) until the store has seen `n` appends.
+    async fn attempted(memory: &MemoryLog, n: u64) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while memory.attempts.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never tried the store"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_holds_lines_in_order_until_the_store_is_back() {
+        let memory = Arc::new(MemoryLog::default());
+        memory.down.store(true, Ordering::Relaxed);
+        let (log, stop) = started(&memory, 1 << 20);
+        for line in ["a", "b", "c"] {
+            log.system(line).await;
+        }
+        // Refused at least twice: the lines were kept through a retry.
+        attempted(&memory, 2).await;
+        log.system("d").await;
+        assert!(memory.texts().is_empty());
+        memory.down.store(false, Ordering::Relaxed);
+        log.flush().await;
+        assert_eq!(memory.texts(), ["a", "b", "c", "d"]);
+        assert_eq!(log.lost(), None);
+        assert_eq!(stop.reason(), None);
+        log.system("e").await;
+        log.close().await;
+        assert_eq!(memory.texts(), ["a", "b", "c", "d", "e"]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_refused_for_good_is_given_up_and_stops_the_try() {
+        let memory = Arc::new(MemoryLog {
+            refused: Some("NUL".into()),
+            ..MemoryLog::default()
+        });
+        let (log, stop) = started(&memory, 1 << 20);
+        log.system("before").await;
+        log.flush().await;
+        log.system("a NUL byte").await;
+        log.flush().await;
+        assert_eq!(
+            memory.attempts.load(Ordering::Relaxed),
+            1 + u64::from(BATCH_ATTEMPTS),
+            "the refused batch was tried {BATCH_ATTEMPTS} times"
+        );
+        log.system("after").await;
+        log.flush().await;
+        assert_eq!(memory.texts(), ["before", "after"]);
+        let error = "database error: invalid byte sequence".to_string();
+        assert_eq!(log.lost(), Some(error.clone()));
+        assert_eq!(stop.reason(), Some(StopReason::LogFailed(error)));
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn output_held_through_an_outage_is_bounded_with_one_notice() {
+        let memory = Arc::new(MemoryLog::default());
+        memory.down.store(true, Ordering::Relaxed);
+        let cap = MIN_HELD_BYTES as u64;
+        let (log, _stop) = started(&memory, cap);
+        let (mut child, pipe) = tokio::io::duplex(64 * 1024);
+        let reader = log.read_pipe(pipe, LogStream::Stdout, TrackLast::No);
+        // 30,000 lines of 100 bytes: past the log cap, and what the cap lets through costs more
+        // than the cap to hold, counting each line's overhead.
+        let line = "x".repeat(99);
+        let feed = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for n in 0..30_000 {
+                let text = format!("{n:05}{line}\n");
+                child.write_all(text.as_bytes()).await.expect("write");
+            }
+        });
+        feed.await.expect("the child was never blocked");
+        reader.await.expect("reader");
+        memory.down.store(false, Ordering::Relaxed);
+        log.close().await;
+        let texts = memory.texts();
+        let notices: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.contains("further output dropped"))
+            .collect();
+        assert_eq!(notices.len(), 1, "one notice");
+        let kept: Vec<usize> = texts
+            .iter()
+            .filter_map(|t| t.get(..5)?.parse().ok())
+            .collect();
+        assert!(
+            !kept.is_empty() && kept.len() < 30_000,
+            "kept {}",
+            kept.len()
+        );
+        assert_eq!(
+            kept,
+            (0..kept.len()).collect::<Vec<_>>(),
+            "a prefix, in order"
+        );
+        let held: usize = texts.iter().map(|t| t.len() + HELD_LINE_OVERHEAD).sum();
+        // Updraft's own notices are held past the limit: two of them here.
+        assert!(held <= MIN_HELD_BYTES + 512, "held {held} bytes");
     }
 
     #[test]

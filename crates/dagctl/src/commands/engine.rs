@@ -94,7 +94,9 @@ pub fn worker_config(settings: &Settings) -> Result<WorkerConfig> {
         .with_concurrency(settings.worker_concurrency)
         .with_log_cap_bytes(settings.worker_log_cap_bytes)
         .with_kill_grace(settings.worker_kill_grace)
+        .with_shutdown_grace(settings.worker_shutdown_grace)
         .with_heartbeat_interval(settings.worker_heartbeat_interval)
+        .with_orphan_after(settings.zombie_threshold)
         .with_python(settings.python.clone()))
 }
 

@@ -52,6 +52,11 @@ pub(crate) async fn run(attempt: &Attempt<'_>, spec: &AirflowTask) -> Ran {
             return Ran::only(Outcome::Failed);
         }
     };
+    // Stopped while it was being prepared: fork nothing (the cold path checks as well).
+    if let Some(reason) = attempt.stop.reason() {
+        log.system(reason.outcome_line()).await;
+        return Ran::only(Outcome::Failed);
+    }
     let exited = match fork_warm(attempt, &process).await {
         Some(running) => command::supervise(attempt, &workspace, running).await,
         None => {

@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 
 use crate::attempt::{Attempt, Outcome, Ran};
 use crate::render::{self, ContextError, render_json};
+use crate::stop::StopReason;
 use crate::xcom::{self, RETURN_VALUE};
 
 /// The bound on one request or statement run when the task sets no `execution_timeout`.
@@ -114,9 +115,9 @@ enum OperatorError {
     /// `execution_timeout` passed.
     #[error("task failed: execution_timeout exceeded")]
     TimedOut,
-    /// The worker shut down.
-    #[error("task failed: the worker shut down while it ran")]
-    Shutdown,
+    /// The try was asked to stop (the worker's shutdown, a change from outside).
+    #[error("{}", .0.outcome_line())]
+    Stopped(StopReason),
 }
 
 type Result<T> = std::result::Result<T, OperatorError>;
@@ -125,7 +126,6 @@ type Result<T> = std::result::Result<T, OperatorError>;
 pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
     let log = attempt.log;
     let timeout = attempt.timeout();
-    let mut cancel = attempt.cancel.clone();
     let work = operate(attempt, timeout);
     let deadline = async {
         match timeout {
@@ -136,7 +136,7 @@ pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran {
     let result = tokio::select! {
         result = work => result,
         () = deadline => Err(OperatorError::TimedOut),
-        _ = cancel.wait_for(|stop| *stop) => Err(OperatorError::Shutdown),
+        reason = attempt.stop.stopped() => Err(OperatorError::Stopped(reason)),
     };
     match result {
         Ok(value) => {

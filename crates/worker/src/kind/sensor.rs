@@ -32,7 +32,6 @@ enum ProbeError {
 pub(crate) async fn run(attempt: &Attempt<'_>, sensor: &Sensor) -> Ran {
     let log = attempt.log;
     let ti = &attempt.claimed.ti;
-    let mut cancel = attempt.cancel.clone();
     // Reschedule mode: one poke, measured against the first poke of the try (stored).
     let reschedule = sensor.mode == SensorMode::Reschedule && sensor.probe.needs_worker();
     let (mut pokes, first) = if reschedule {
@@ -113,19 +112,15 @@ pub(crate) async fn run(attempt: &Attempt<'_>, sensor: &Sensor) -> Ran {
                 if reschedule {
                     return Ran::only(Outcome::Reschedule(next));
                 }
-                // Poke mode: hold the slot and sleep; a worker shutdown ends the try.
+                // Poke mode: hold the slot and sleep; a stop (the worker's shutdown, a change
+                // from outside) ends the try.
                 let pause = Duration::from_secs_f64(delay);
-                let (cancelled, nobody_cancels) = tokio::select! {
-                    _ = tokio::time::sleep(pause) => (false, false),
-                    stopped = cancel.wait_for(|c| *c) => (stopped.is_ok(), stopped.is_err()),
-                };
-                if nobody_cancels {
-                    tokio::time::sleep(pause).await;
-                }
-                if cancelled {
-                    log.system("task failed: the worker shut down while it waited")
-                        .await;
-                    return Ran::only(Outcome::Failed);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    reason = attempt.stop.stopped() => {
+                        log.system(reason.outcome_line()).await;
+                        return Ran::only(Outcome::Failed);
+                    }
                 }
             }
         }

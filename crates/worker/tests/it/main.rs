@@ -2,6 +2,13 @@
 //!
 //! Nothing here sleeps to wait for a state: tests wait on store events or poll with a
 //! deadline.
+//!
+//! `stopping`: shutdown and changes from outside; `faults`: a store that fails on demand, for
+//! `outages` (database outages, refused logs, unusable workspaces).
+
+mod faults;
+mod outages;
+mod stopping;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -337,6 +344,18 @@ async fn an_airflow_files_bash_without_xcom_push_or_failing_pushes_nothing() {
         .run_airflow_task(&one_task(r#"{id: t, bash: "echo x; exit 99"}"#))
         .await;
     out.assert_state(TaskState::Skipped);
+}
+
+#[tokio::test]
+async fn a_bash_commands_line_numbers_are_its_own() {
+    let h = Harness::new().await;
+    // The worker prefixes the command with a check of its parent on the same line; the
+    // command's second line is still line 2, also inside an Airflow file's merged-output shell.
+    let dag = one_task(r#"{id: t, bash: "true\necho line $LINENO"}"#);
+    for out in [h.run_task(&dag).await, h.run_airflow_task(&dag).await] {
+        out.assert_state(TaskState::Success);
+        assert_eq!(out.return_value(), Some(&json!("line 2")), "{}", out.text());
+    }
 }
 
 #[tokio::test]
@@ -866,6 +885,81 @@ async fn wait_for_run(store: &dyn Store, run: i64, done: impl Fn(TaskState) -> b
     }
 }
 
+/// A [`Worker`] loop running in the background until [`WorkerLoop::shut_down`].
+struct WorkerLoop {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerLoop {
+    fn start(config: WorkerConfig, store: Arc<dyn Store>) -> WorkerLoop {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(Worker::new(config).run(store, async {
+            let _ = stopped.await;
+        }));
+        WorkerLoop {
+            stop: Some(stop),
+            handle,
+        }
+    }
+
+    /// Complete the worker's shutdown future (as SIGTERM does for `dagctl worker`).
+    fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shut down (if not begun yet) and wait for `run` to return.
+    async fn shut_down(mut self) {
+        self.begin_shutdown();
+        tokio::time::timeout(DEADLINE, self.handle)
+            .await
+            .expect("the worker returns")
+            .expect("worker task");
+    }
+}
+
+/// Wait until the only task instance of `run` is running with its process started (its pid
+/// recorded) and `line` in its log. Claims announce nothing, so this polls.
+async fn wait_started(h: &Harness, run: i64, line: &str) -> (store::TaskInstanceRecord, u32) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let ti = h.store.task_instances(run).await.expect("tis")[0].clone();
+        if ti.state == TaskState::Running
+            && let Some(pid) = ti.pid
+            && h.log(ti.id, ti.try_number)
+                .await
+                .iter()
+                .any(|l| l.line == line)
+        {
+            return (ti, pid);
+        }
+        assert!(Instant::now() < deadline, "the task never started: {ti:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Wait until the log of try `try_number` of `ti` has a line containing `needle`.
+async fn wait_for_line(h: &Harness, ti: i64, try_number: u32, needle: &str) -> Vec<LogRecord> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let log = h.log(ti, try_number).await;
+        if log.iter().any(|l| l.line.contains(needle)) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "'{needle}' never appeared in the log: {log:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn has(log: &[LogRecord], needle: &str) -> bool {
+    log.iter().any(|l| l.line.contains(needle))
+}
+
 #[tokio::test]
 async fn the_worker_loop_claims_runs_and_finishes() {
     let h = Harness::new().await;
@@ -905,56 +999,6 @@ async fn the_worker_loop_claims_runs_and_finishes() {
         .await
         .expect("worker stops")
         .expect("worker task");
-}
-
-#[tokio::test]
-async fn shutdown_kills_running_tries_and_retries_them() {
-    let h = Harness::new().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = h.config.clone().with_kill_grace(Duration::from_millis(300));
-    let worker = tokio::spawn(Worker::new(config).run(h.store.clone(), async {
-        let _ = stopped.await;
-    }));
-    let run = h
-        .create_run(&one_task(
-            r#"{id: t, bash: "echo working; sleep 60", retries: 1}"#,
-        ))
-        .await;
-    h.queue_all(run.id).await;
-    // Wait until the process runs (its first line is stored), then stop the worker. Claims
-    // announce nothing, so this polls.
-    let deadline = Instant::now() + DEADLINE;
-    let ti = loop {
-        let ti = h.store.task_instances(run.id).await.expect("tis")[0].clone();
-        if ti.state == TaskState::Running
-            && h.log(ti.id, ti.try_number)
-                .await
-                .iter()
-                .any(|l| l.line == "working")
-        {
-            break ti;
-        }
-        assert!(Instant::now() < deadline, "the task never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let _ = stop.send(());
-    tokio::time::timeout(DEADLINE, worker)
-        .await
-        .expect("worker stops")
-        .expect("worker task");
-    let after = h
-        .store
-        .get_task_instance(ti.id)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(after.state, TaskState::UpForRetry);
-    let log = h.log(ti.id, ti.try_number).await;
-    assert!(
-        log.iter()
-            .any(|l| l.line.contains("worker is shutting down; sent SIGTERM")),
-        "{log:?}"
-    );
 }
 
 #[test]
