@@ -69,7 +69,7 @@ function clearDialog({ title, intro, options, dryRun, apply }) {
         const instances = await dryRun();
         if (mine !== generation) return;
         if (!instances.length) {
-          replace(list, h('p.muted.nothing', 'Nothing to clear with these options: running and queued task instances are left to finish, and tasks that never ran have nothing to clear.'));
+          replace(list, h('p.muted.nothing', 'Nothing to clear with these options: tasks that never ran have nothing to clear.'));
           confirm.textContent = 'Clear';
         } else {
           replace(list,

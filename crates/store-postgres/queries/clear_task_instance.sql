@@ -1,4 +1,5 @@
--- Back to "no status" so the scheduler runs it again; a running or queued try is left alone.
+-- Back to "no status" so the scheduler runs it again. A running try's worker sees the change
+-- and stops its process; the finish's guard (state and try number) then refuses its end.
 UPDATE task_instances SET
     state = 'none',
     max_tries = $3,
@@ -10,5 +11,5 @@ UPDATE task_instances SET
     pid = NULL,
     worker_id = NULL,
     heartbeat_at = NULL
-WHERE id = $1 AND run = $2 AND state NOT IN ('running', 'queued')
+WHERE id = $1 AND run = $2 AND state <> 'none'
 RETURNING *

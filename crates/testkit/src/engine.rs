@@ -26,12 +26,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// A scheduler and a worker on `store`.
+    /// A scheduler and a worker on `store`. Stopping it kills running tries at once (no
+    /// shutdown grace), so a test that ends mid-try does not wait for it.
     pub fn start(
         store: Arc<dyn Store>,
         scheduler: SchedulerConfig,
         worker: WorkerConfig,
     ) -> Engine {
+        let worker = worker.with_shutdown_grace(Duration::ZERO);
         let mut engine = Engine::scheduler_only(store.clone(), scheduler);
         let stopped = engine.stopped();
         engine.components.push(tokio::spawn(async move {

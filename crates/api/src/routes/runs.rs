@@ -448,12 +448,10 @@ pub async fn clear_run(
     Ok(Json(ResponseClearDagRun::Run(Box::new(run_response(&run)))))
 }
 
-/// States a clear resets (running and queued tries are left to finish).
+/// States a clear resets: all but "no status" (nothing to clear). A running try is stopped by
+/// its worker within a second, as in Airflow.
 pub fn clearable(state: TaskState) -> bool {
-    !matches!(
-        state,
-        TaskState::Running | TaskState::Queued | TaskState::None
-    )
+    state != TaskState::None
 }
 
 /// What to clear, with each instance's tries from now on (Airflow: try number + retries).

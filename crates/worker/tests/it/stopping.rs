@@ -225,13 +225,21 @@ async fn a_running_try_cleared_from_outside_is_stopped_and_its_next_try_runs() {
         .await;
     h.queue_all(run.id).await;
     let (first, pid) = wait_started(&h, run.id, "working").await;
-    // A clear of a running instance, as its row sees it: back to `none`, then queued again by
-    // the scheduler (`clear_task_instances` itself leaves running instances alone today).
+    // The operator's clear (back to `none`), then the scheduler's queueing of the next try.
     let cleared = Instant::now();
-    h.store
-        .set_task_instance_state(first.id, TaskState::None, Utc::now())
+    let reset = h
+        .store
+        .clear_task_instances(
+            run.id,
+            &[store::ClearTaskInstance {
+                ti: first.id,
+                max_tries: first.max_tries,
+            }],
+            Utc::now(),
+        )
         .await
         .expect("clear");
+    assert_eq!(reset.len(), 1, "a running instance is cleared");
     h.queue_all(run.id).await;
     dead_within(pid, cleared, Duration::from_secs(1), "clear").await;
     // The old try left its slot, so the only slot runs the next try.
