@@ -126,3 +126,55 @@ fn bench_python_runs_on_sqlite() {
     assert!(stdout.contains("fresh interpreter per try"), "{stdout}");
     assert!(stdout.contains("the same bash chain in YAML"), "{stdout}");
 }
+
+/// `dagctl bench clean` with a small history: it loads, counts, deletes all but the newest run
+/// while the heartbeat keeps beating, and prints the figures.
+fn bench_clean(sandbox: &Sandbox, backend: &str) {
+    let out = sandbox.run(&[
+        "bench",
+        "clean",
+        "--backend",
+        backend,
+        "--runs",
+        "2000",
+        "--batch-size",
+        "500",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
+    assert!(
+        stdout.contains("loaded 2000 runs, 6000 task instances, 18000 log lines, 6000 XComs"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dry run: 31984 rows"), "{stdout}");
+    assert!(
+        stdout.contains("clean, batches of 500: 31984 rows") && stdout.contains("4 batches"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("record_heartbeat during the clean") && stdout.contains("p99"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("runs left: 1"), "{stdout}");
+}
+
+#[test]
+fn bench_clean_runs_on_sqlite() {
+    bench_clean(&Sandbox::new(), "sqlite");
+}
+
+#[test]
+fn bench_clean_runs_on_postgres() {
+    // The benchmark makes (and drops) its own scratch database on this server.
+    let Some(admin) = testkit::postgres::reachable_server_blocking() else {
+        return;
+    };
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
+    bench_clean(&sandbox, "postgres");
+}

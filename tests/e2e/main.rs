@@ -16,6 +16,7 @@ mod pools;
 mod postgres;
 mod python_clients;
 mod python_dags;
+mod retention;
 mod secrets;
 mod smtp;
 mod standalone;

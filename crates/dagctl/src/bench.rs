@@ -2,8 +2,9 @@
 //! tasks, and throughput of a wide fan-out, through the real scheduler, worker and store;
 //! `dagctl bench sensors`: many file sensors waiting at once (memory, CPU per poke round,
 //! time to release them all); `dagctl bench python`: Airflow Python DAG files (see
-//! [`python`]).
+//! [`python`]); `dagctl bench clean`: retention on a big history (see [`clean`]).
 
+mod clean;
 mod python;
 
 use std::process::ExitCode;
@@ -51,6 +52,9 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         }
         Some(crate::cli::BenchWhat::Python(python_args)) => {
             Some(python::run(&settings, store.clone(), python_args).await)
+        }
+        Some(crate::cli::BenchWhat::Clean(clean_args)) => {
+            Some(clean::run(store.clone(), clean_args).await)
         }
         None => None,
     };

@@ -1,8 +1,10 @@
 //! The command line: every subcommand of `dagctl` and its flags, as clap parses them. The
 //! commands take these values; nothing here runs anything.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::client;
@@ -41,7 +43,7 @@ pub enum Command {
     Worker(WorkerArgs),
     /// The REST API (and, later, the web UI).
     ApiServer(ServerArgs),
-    /// Database schema.
+    /// Database schema and retention.
     #[command(subcommand)]
     Db(DbCommand),
     /// DAGs: list, validate, test, trigger, pause, runs.
@@ -101,6 +103,29 @@ pub enum DbCommand {
     Migrate,
     /// Check that the database is reachable and migrated.
     Check,
+    /// Retention: delete finished runs that ended before a date, with their task instances,
+    /// logs and XComs, and stale component heartbeats. Each DAG's newest scheduled run, its
+    /// newest run and every unfinished run stay.
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Delete what ended before this: RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD (midnight
+    /// UTC).
+    #[arg(long, value_name = "DATE", value_parser = crate::commands::parse_date)]
+    pub before: DateTime<Utc>,
+    /// Count what would be deleted, in the same batches; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Runs deleted per transaction: each batch is one short transaction.
+    #[arg(long, value_name = "N", default_value_t = store::CleanHistory::DEFAULT_BATCH_SIZE)]
+    pub batch_size: NonZeroUsize,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -379,6 +404,25 @@ pub enum BenchWhat {
     /// Airflow Python DAG files: parse and list many files from cold, a PythonOperator chain
     /// passing XComs, and a BashOperator chain from a `.py` file against the same in YAML.
     Python(PythonBenchArgs),
+    /// Retention: load a big finished history in bulk, then `db clean` it while a scheduler-like
+    /// write keeps going, measuring the batches and that write's latency.
+    Clean(CleanBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanBenchArgs {
+    /// Finished runs loaded, all older than the cutoff (one DAG's newest stays).
+    #[arg(long, default_value_t = 100_000)]
+    pub runs: usize,
+    /// Task instances per run.
+    #[arg(long, default_value_t = 3)]
+    pub tasks: usize,
+    /// Log lines per task instance (each also pushed one XCom).
+    #[arg(long, default_value_t = 3)]
+    pub log_lines: usize,
+    /// Runs deleted per transaction.
+    #[arg(long, value_name = "N", default_value_t = store::CleanHistory::DEFAULT_BATCH_SIZE)]
+    pub batch_size: NonZeroUsize,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod client;
 mod commands;
 mod credentials;
+mod history;
 mod output;
 mod settings;
 
@@ -47,6 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ApiServer(args) => server::api_server(settings, args).await,
         Command::Db(DbCommand::Migrate) => db::migrate(settings).await,
         Command::Db(DbCommand::Check) => db::check(settings).await,
+        Command::Db(DbCommand::Clean(args)) => db::clean(settings, args).await,
         Command::Dags(command) => dags::run(settings, &cli.server, command).await,
         Command::Tasks(command) => tasks::run(settings, &cli.server, command).await,
         Command::Users(command) => users::run(settings, command).await,

@@ -27,6 +27,7 @@
 //! scope on a concrete type; so `SqlStore` derefs to `dyn Store`, and a caller holding a
 //! concrete store with only `Store` imported reaches every method as before the split.
 
+mod history;
 mod operations;
 pub mod rows;
 mod transitions;
@@ -53,6 +54,15 @@ const EVENT_CAPACITY: usize = 1024;
 pub const QUERIES: &[&str] = &[
     "append_log",
     "claim_task_instances",
+    "clean_history_candidates",
+    "clean_history_count",
+    "clean_history_count_jobs",
+    "clean_history_delete_jobs",
+    "clean_history_delete_logs",
+    "clean_history_delete_runs",
+    "clean_history_delete_task_instances",
+    "clean_history_delete_xcoms",
+    "clean_history_lock_runs",
     "clear_import_error",
     "clear_retry_xcoms",
     "clear_task_instance",
@@ -83,6 +93,10 @@ pub const QUERIES: &[&str] = &[
     "get_variable",
     "get_xcom",
     "heartbeat",
+    "import_history_logs",
+    "import_history_runs",
+    "import_history_task_instances",
+    "import_history_xcoms",
     "insert_dag_version",
     "insert_mapped_instances",
     "insert_run",

@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use dag::{Dag, RunState, TaskState};
 use serde_json::Value;
 use store::{
-    Admin, Catalog, Claim, ClaimedTask, ClearTaskInstance, ConnectionRecord, DagRecord, Decide,
-    Finish, ImportErrorRecord, LogLine, LogRecord, LogsAndXcoms, NewRun, NewUser, Poke,
-    PokeOutcome, PoolRecord, PoolStats, RunFilter, RunQueue, RunRecord, RunSnapshot,
-    ScheduleOutcome, SensorProgress, SnapshotXcoms, StateCounts, StoreError, StoreEvent,
-    TaskInstanceFilter, TaskInstanceRecord, UserRecord, VariableRecord, WaitingSensor, XcomKey,
-    XcomRecord,
+    Admin, Catalog, Claim, ClaimedTask, CleanHistory, CleanReport, ClearTaskInstance,
+    ConnectionRecord, DagRecord, Decide, Finish, HistoricRun, HistoryRows, ImportErrorRecord,
+    LogLine, LogRecord, LogsAndXcoms, NewRun, NewUser, Poke, PokeOutcome, PoolRecord, PoolStats,
+    RunFilter, RunQueue, RunRecord, RunSnapshot, ScheduleOutcome, SensorProgress, SnapshotXcoms,
+    StateCounts, StoreError, StoreEvent, TaskInstanceFilter, TaskInstanceRecord, UserRecord,
+    VariableRecord, WaitingSensor, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -1269,5 +1269,13 @@ impl<D: Dialect> Admin for SqlStore<D> {
 
     async fn delete_user(&self, username: &str) -> Result<()> {
         self.delete_one("delete_user", username, "user").await
+    }
+
+    async fn clean_history(&self, request: &CleanHistory) -> Result<CleanReport> {
+        self.clean(request).await
+    }
+
+    async fn import_history(&self, runs: &[HistoricRun]) -> Result<HistoryRows> {
+        self.import(runs).await
     }
 }

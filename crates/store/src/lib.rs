@@ -359,4 +359,37 @@ pub trait Admin: Send + Sync + 'static {
 
     /// Delete a user; a missing one is `NotFound`.
     async fn delete_user(&self, username: &str) -> Result<()>;
+
+    /// Retention: delete finished runs (`success`, `failed`) that ended before
+    /// `request.before`, with everything keyed by them (task instances, their log lines,
+    /// XComs), and component heartbeats older than it; in a dry run, count the same in the
+    /// same batches and delete nothing.
+    ///
+    /// A run's age is its `end_date`, and `queued_at` (when the row was made) for a finished
+    /// run without one. Not the logical date: a backfill made today for 2020 is today's
+    /// history, and deleting it by its logical date would take it away the day it ran. Not
+    /// `start_date` either: it is empty for a run marked finished before it started.
+    ///
+    /// Never deleted: an unfinished run; each DAG's newest scheduled run (where its cron
+    /// schedule stands, [`RunQueue::last_scheduled_logical_date`]); each DAG's newest run by
+    /// logical date, and the run just before each unfinished run by logical date (the
+    /// "previous run" that `depends_on_past` and `wait_for_downstream` read). Component
+    /// heartbeats keep each component's newest row, so health still says when it last beat.
+    /// Import errors stay: there is one per broken file, replaced on every parse and cleared
+    /// when the file is fixed or removed, so they never grow old, and deleting one would hide
+    /// a broken file until it changes again. DAG versions stay too: they grow with edits, not
+    /// with time, and runs name the version they ran.
+    ///
+    /// Runs go `batch_size` at a time, each batch its own short transaction whose conditions
+    /// are checked again inside it (on Postgres with the runs' row locks), so a run reopened
+    /// meanwhile is kept. Emits no events.
+    async fn clean_history(&self, request: &CleanHistory) -> Result<CleanReport>;
+
+    /// Write finished runs as they happened, with their task instances, log lines and XComs,
+    /// in one transaction, in bulk (one statement per table): to load a big history. A run
+    /// whose `(dag_id, run_id)` is stored already is skipped with everything of it. An
+    /// unfinished run or task instance, or a run or task instance given twice, is a
+    /// `Conflict`, and nothing is written. Returns the rows written per table. Emits no
+    /// events: finished runs need no decision.
+    async fn import_history(&self, runs: &[HistoricRun]) -> Result<HistoryRows>;
 }

@@ -1,6 +1,8 @@
 //! The rows the store reads and writes, as plain structs shared by every backend.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use dag::{Dag, RunState, RunType, TaskState};
@@ -508,4 +510,154 @@ pub enum PokeOutcome {
     /// The poke runs on a worker (a `command` sensor): queued, keeping its try number. Not
     /// counted as a poke here; the worker's finish counts it.
     Queue,
+}
+
+// --- retention and bulk history ---
+
+/// Whether [`Admin::clean_history`](crate::Admin::clean_history) deletes, or only counts
+/// what it would delete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanMode {
+    #[default]
+    Delete,
+    /// Count, in the same batches, and delete nothing.
+    DryRun,
+}
+
+/// What [`Admin::clean_history`](crate::Admin::clean_history) removes: finished history that
+/// ended before `before`, `batch_size` runs per transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanHistory {
+    /// The cutoff: finished runs that ended before it go (see `clean_history` for which are
+    /// kept anyway), and component heartbeats older than it.
+    pub before: DateTime<Utc>,
+    /// Runs deleted per transaction. Each batch is one short transaction, so no writer waits
+    /// for the whole clean (SQLite's one write lock, Postgres's row locks).
+    pub batch_size: NonZeroUsize,
+    pub mode: CleanMode,
+}
+
+impl CleanHistory {
+    /// Runs per transaction unless told otherwise: a few thousand rows per table, a few tens of
+    /// milliseconds of lock on either backend.
+    pub const DEFAULT_BATCH_SIZE: NonZeroUsize = NonZeroUsize::new(1000).expect("1000 is not 0");
+
+    /// Delete what ended before `before`, in batches of the default size.
+    pub fn new(before: DateTime<Utc>) -> CleanHistory {
+        CleanHistory {
+            before,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            mode: CleanMode::Delete,
+        }
+    }
+
+    pub fn with_batch_size(mut self, batch_size: NonZeroUsize) -> CleanHistory {
+        self.batch_size = batch_size;
+        self
+    }
+
+    pub fn with_mode(mut self, mode: CleanMode) -> CleanHistory {
+        self.mode = mode;
+        self
+    }
+}
+
+/// Rows per table of the run history (and the `jobs` heartbeats), as deleted by a clean or
+/// written by an import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRows {
+    pub dag_runs: u64,
+    pub task_instances: u64,
+    pub task_logs: u64,
+    pub xcom: u64,
+    pub jobs: u64,
+}
+
+impl HistoryRows {
+    /// (table name, rows), in the order a clean deletes them (children first).
+    pub fn tables(&self) -> [(&'static str, u64); 5] {
+        [
+            ("task_logs", self.task_logs),
+            ("xcom", self.xcom),
+            ("task_instances", self.task_instances),
+            ("dag_runs", self.dag_runs),
+            ("jobs", self.jobs),
+        ]
+    }
+
+    /// Every row of every table.
+    pub fn total(&self) -> u64 {
+        self.tables().iter().map(|(_, rows)| rows).sum()
+    }
+}
+
+impl std::ops::AddAssign for HistoryRows {
+    fn add_assign(&mut self, other: HistoryRows) {
+        self.dag_runs += other.dag_runs;
+        self.task_instances += other.task_instances;
+        self.task_logs += other.task_logs;
+        self.xcom += other.xcom;
+        self.jobs += other.jobs;
+    }
+}
+
+/// What a clean did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanReport {
+    pub mode: CleanMode,
+    /// Rows deleted per table (in a dry run: that would be deleted).
+    pub rows: HistoryRows,
+    /// Transactions that deleted (or counted) something.
+    pub batches: usize,
+    /// How long the longest batch held its transaction, from its first statement to its
+    /// commit: what a writer waiting behind it waited at most.
+    pub longest_batch: Duration,
+    /// The whole clean, batches and the reads choosing them.
+    pub elapsed: Duration,
+}
+
+/// A finished run as it happened, with its task instances and what they left behind, for
+/// [`Admin::import_history`](crate::Admin::import_history).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoricRun {
+    pub dag_id: String,
+    pub run_id: String,
+    pub run_type: RunType,
+    /// `success` or `failed`: history is finished.
+    pub state: RunState,
+    pub logical_date: DateTime<Utc>,
+    pub data_interval_start: DateTime<Utc>,
+    pub data_interval_end: DateTime<Utc>,
+    pub conf: Value,
+    /// The DAG version (file hash) it ran; a stored version, for the run's pages to show.
+    pub version: String,
+    pub queued_at: DateTime<Utc>,
+    pub start_date: DateTime<Utc>,
+    pub end_date: DateTime<Utc>,
+    pub task_instances: Vec<HistoricTaskInstance>,
+}
+
+/// One finished task instance of a [`HistoricRun`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoricTaskInstance {
+    pub task_id: String,
+    /// −1 when unmapped.
+    pub map_index: i32,
+    pub try_number: u32,
+    pub max_tries: u32,
+    /// A finished state (success, failed, skipped, upstream_failed, removed).
+    pub state: TaskState,
+    pub queue: String,
+    pub pool: String,
+    pub pool_slots: u32,
+    pub priority_weight: i64,
+    pub operator: String,
+    pub queued_at: DateTime<Utc>,
+    pub start_date: DateTime<Utc>,
+    pub end_date: DateTime<Utc>,
+    /// The log of its try `try_number`, numbered from 1 in this order.
+    pub log: Vec<LogLine>,
+    /// XComs it pushed (key, value), stamped with its end date.
+    pub xcoms: Vec<(String, Value)>,
 }

@@ -5,7 +5,7 @@
 //! every case into its own `#[tokio::test]` on a fresh store of that backend. DAGs are built
 //! here in Rust, not parsed, so the suite depends only on the model.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +53,9 @@ macro_rules! store_conformance {
             sensors_wait_poke_and_settle_guarded,
             sensors_queue_for_a_worker_and_reschedule_on_finish,
             concurrent_pokers_apply_each_poke_once,
+            clean_history_deletes_old_finished_runs_in_batches,
+            clean_history_keeps_runs_cleared_meanwhile,
+            import_history_writes_finished_runs,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
@@ -1781,7 +1784,8 @@ pub async fn clear_task_instances_resets_and_requeues_run(store: Arc<dyn Store>)
         "a cleared finished run runs again"
     );
 
-    // A running instance is left alone.
+    // A running instance is cleared too: its worker stops the process on seeing the change,
+    // and the old try's end is refused.
     let (run2, ti2) = running_task(store.as_ref(), "clear_running", "w2").await;
     let cleared = store
         .clear_task_instances(
@@ -1794,13 +1798,20 @@ pub async fn clear_task_instances_resets_and_requeues_run(store: Arc<dyn Store>)
         )
         .await
         .expect("clear");
-    assert!(cleared.is_empty());
-    let running = store
+    assert_eq!(cleared.len(), 1);
+    let reset = store
         .get_task_instance(ti2)
         .await
         .expect("get")
         .expect("ti");
-    assert_eq!(running.state, TaskState::Running);
+    assert_eq!((reset.state, reset.worker_id), (TaskState::None, None));
+    assert!(
+        !store
+            .finish_task_instance(&finish(ti2, 1, TaskState::Success, at(6)))
+            .await
+            .expect("finish"),
+        "the cleared try's end is refused"
+    );
 }
 
 pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
@@ -2203,4 +2214,503 @@ pub async fn concurrent_pokers_apply_each_poke_once(store: Arc<dyn Store>) {
             1
         );
     }
+}
+
+// --- retention and bulk history ---------------------------------------------------------------
+
+const DAY: i64 = 86_400;
+
+/// A finished run of every task of `dag`, as [`store::Admin::import_history`] takes it: each
+/// task instance succeeded with three log lines and one XCom, the run ending an hour after its
+/// logical date.
+fn historic_run(
+    dag: &Dag,
+    run_id: &str,
+    run_type: RunType,
+    logical_date: DateTime<Utc>,
+) -> store::HistoricRun {
+    let end = logical_date + chrono::Duration::hours(1);
+    store::HistoricRun {
+        dag_id: dag.dag_id.clone(),
+        run_id: run_id.to_string(),
+        run_type,
+        state: RunState::Success,
+        logical_date,
+        data_interval_start: logical_date,
+        data_interval_end: logical_date,
+        conf: json!({"source": "history"}),
+        version: "v1".to_string(),
+        queued_at: logical_date,
+        start_date: logical_date + chrono::Duration::seconds(1),
+        end_date: end,
+        task_instances: dag
+            .tasks
+            .iter()
+            .map(|t| store::HistoricTaskInstance {
+                task_id: t.task_id.clone(),
+                map_index: -1,
+                try_number: 1,
+                max_tries: 0,
+                state: TaskState::Success,
+                queue: t.queue.clone(),
+                pool: t.pool.clone(),
+                pool_slots: 1,
+                priority_weight: 1,
+                operator: "BashOperator".to_string(),
+                queued_at: logical_date + chrono::Duration::seconds(1),
+                start_date: logical_date + chrono::Duration::seconds(2),
+                end_date: end,
+                log: (1..=3)
+                    .map(|i| LogLine {
+                        timestamp: logical_date + chrono::Duration::seconds(2 + i),
+                        stream: LogStream::Stdout,
+                        line: format!("{run_id} {} line {i}", t.task_id),
+                    })
+                    .collect(),
+                xcoms: vec![("return_value".to_string(), json!({"run": run_id}))],
+            })
+            .collect(),
+    }
+}
+
+/// Every run with its task instances, log lines and XComs counted, and the heartbeats health
+/// reads: what a dry run must leave as it was.
+async fn census(store: &dyn Store) -> Vec<(String, String, RunState, usize, usize, usize)> {
+    let mut seen = Vec::new();
+    for run in store.list_runs(&RunFilter::default()).await.expect("runs") {
+        let tis = store.task_instances(run.id).await.expect("tis");
+        let mut lines = 0;
+        for ti in &tis {
+            lines += store
+                .read_log(ti.id, ti.try_number.max(1), 0, 1000)
+                .await
+                .expect("log")
+                .len();
+        }
+        let xcoms = store.list_xcoms(run.id, None).await.expect("xcoms").len();
+        seen.push((run.dag_id, run.run_id, run.state, tis.len(), lines, xcoms));
+    }
+    seen.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    seen
+}
+
+/// `clean_history`: old finished runs go with their task instances, logs and XComs, in
+/// batches smaller than the work; unfinished and recent runs stay, and so do each DAG's
+/// newest scheduled run, its newest run and the run before an unfinished one; stale
+/// heartbeats go but each component's newest. A dry run reports the same and changes nothing.
+pub async fn clean_history_deletes_old_finished_runs_in_batches(store: Arc<dyn Store>) {
+    let dag = chain_dag("kept_history", &["a", "b"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let lonely = chain_dag("lonely", &["only"]);
+    store
+        .sync_dag(&lonely, "v1", at(0))
+        .await
+        .expect("sync_dag");
+    // s0..s4: daily scheduled runs, long finished; r: a manual run that ended recently.
+    let mut history: Vec<store::HistoricRun> = (0..5)
+        .map(|i| historic_run(&dag, &format!("s{i}"), RunType::Scheduled, at(i * DAY)))
+        .collect();
+    let mut recent = historic_run(&dag, "r", RunType::Manual, at(3 * DAY + 30));
+    recent.end_date = at(40 * DAY);
+    history.push(recent);
+    history.push(historic_run(&lonely, "l0", RunType::Scheduled, at(0)));
+    let written = store.import_history(&history).await.expect("import");
+    assert_eq!(
+        (
+            written.dag_runs,
+            written.task_instances,
+            written.task_logs,
+            written.xcom
+        ),
+        (7, 13, 39, 13)
+    );
+
+    // u: an old run that never finished, just after s2 by logical date.
+    let mut unfinished = new_run(&dag, "u", at(2 * DAY + 60));
+    unfinished.run_type = RunType::Manual;
+    store
+        .create_run(&unfinished)
+        .await
+        .expect("create_run")
+        .expect("run");
+    // m: an old manual run made the ordinary way: claimed, one try finished with an XCom and a
+    // log, then marked success.
+    let m = store
+        .create_run(&new_run(&dag, "m", at(DAY + 30)))
+        .await
+        .expect("create_run")
+        .expect("run");
+    queue_all(store.as_ref(), m.id, at(DAY + 31)).await;
+    let claimed = store
+        .claim_task_instances(&claim("w1", &["default"], 10, at(DAY + 32)))
+        .await
+        .expect("claim");
+    let a = claimed
+        .iter()
+        .find(|c| c.run.id == m.id && c.ti.task_id == "a")
+        .expect("m's task a claimed")
+        .ti
+        .id;
+    let line = LogLine {
+        timestamp: at(DAY + 33),
+        stream: LogStream::Stdout,
+        line: "hello".to_string(),
+    };
+    store
+        .append_log(a, 1, &[line.clone(), line])
+        .await
+        .expect("append");
+    let mut done = finish(a, 1, TaskState::Success, at(DAY + 34));
+    done.xcoms = vec![("return_value".to_string(), json!(1))];
+    assert!(store.finish_task_instance(&done).await.expect("finish"));
+    store
+        .set_run_state(m.id, RunState::Success, at(DAY + 35))
+        .await
+        .expect("mark success");
+
+    for (component, id, beat) in [
+        ("worker", "w1", at(DAY)),
+        ("worker", "w2", at(2 * DAY)),
+        ("scheduler", "s1", at(40 * DAY)),
+    ] {
+        store
+            .record_heartbeat(component, id, "host", beat)
+            .await
+            .expect("beat");
+    }
+
+    let cutoff = at(30 * DAY);
+    let batch = std::num::NonZeroUsize::new(2).expect("2 is not 0");
+    let before = census(store.as_ref()).await;
+    let dry = store
+        .clean_history(
+            &store::CleanHistory::new(cutoff)
+                .with_batch_size(batch)
+                .with_mode(store::CleanMode::DryRun),
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(
+        census(store.as_ref()).await,
+        before,
+        "a dry run changes nothing"
+    );
+    assert_eq!(
+        store.latest_heartbeat("worker").await.expect("hb"),
+        Some(at(2 * DAY))
+    );
+    // s0, s1, s3 and m go: 8 task instances, 3 * 2 * 3 + 2 log lines, 3 * 2 + 1 XComs; w1.
+    let expected = store::HistoryRows {
+        dag_runs: 4,
+        task_instances: 8,
+        task_logs: 20,
+        xcom: 7,
+        jobs: 1,
+    };
+    assert_eq!(dry.rows, expected);
+    assert_eq!(dry.mode, store::CleanMode::DryRun);
+    assert_eq!(
+        dry.batches, 4,
+        "a batch reads the next two old finished runs: (s0, s1), (s2, s3) and (m) delete, \
+         (s4, l0) are both kept and take no transaction; and the heartbeats"
+    );
+
+    let ids: HashMap<String, i64> = store
+        .list_runs(&RunFilter::default())
+        .await
+        .expect("runs")
+        .into_iter()
+        .map(|r| (r.run_id, r.id))
+        .collect();
+    let gone_tis: Vec<i64> = store
+        .task_instances(ids["s0"])
+        .await
+        .expect("tis")
+        .iter()
+        .map(|ti| ti.id)
+        .collect();
+
+    let report = store
+        .clean_history(&store::CleanHistory::new(cutoff).with_batch_size(batch))
+        .await
+        .expect("clean");
+    assert_eq!(
+        report.rows, dry.rows,
+        "the clean deletes what the dry run counted"
+    );
+    assert_eq!(report.batches, dry.batches);
+    assert_eq!(report.mode, store::CleanMode::Delete);
+    assert!(report.longest_batch <= report.elapsed);
+
+    let left = census(store.as_ref()).await;
+    let names: Vec<(&str, &str)> = left
+        .iter()
+        .map(|(dag, run, ..)| (dag.as_str(), run.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("kept_history", "r"),
+            ("kept_history", "s2"),
+            ("kept_history", "s4"),
+            ("kept_history", "u"),
+            ("lonely", "l0"),
+        ],
+        "recent, unfinished, newest scheduled and before-unfinished runs stay"
+    );
+    for (dag_id, run_id, _, tis, lines, xcoms) in &left {
+        let kept = before
+            .iter()
+            .find(|(d, r, ..)| d == dag_id && r == run_id)
+            .expect("a kept run was there before");
+        assert_eq!((*tis, *lines, *xcoms), (kept.3, kept.4, kept.5), "{run_id}");
+    }
+    assert_eq!(
+        store
+            .last_scheduled_logical_date("kept_history")
+            .await
+            .expect("last"),
+        Some(at(4 * DAY)),
+        "the cron position stays"
+    );
+    for key in ["s0", "s1", "s3", "m"] {
+        assert!(
+            store.get_run_by_key(ids[key]).await.expect("get").is_none(),
+            "{key} is gone"
+        );
+        assert!(
+            store
+                .task_instances(ids[key])
+                .await
+                .expect("tis")
+                .is_empty()
+        );
+        assert!(
+            store
+                .list_xcoms(ids[key], None)
+                .await
+                .expect("x")
+                .is_empty()
+        );
+    }
+    for ti in gone_tis {
+        assert!(store.get_task_instance(ti).await.expect("get").is_none());
+        assert!(store.read_log(ti, 1, 0, 100).await.expect("log").is_empty());
+    }
+    assert_eq!(
+        store.latest_heartbeat("worker").await.expect("hb"),
+        Some(at(2 * DAY)),
+        "each component's newest heartbeat stays"
+    );
+    assert_eq!(
+        store.latest_heartbeat("scheduler").await.expect("hb"),
+        Some(at(40 * DAY))
+    );
+
+    let again = store
+        .clean_history(&store::CleanHistory::new(cutoff))
+        .await
+        .expect("clean again");
+    assert_eq!(
+        again.rows,
+        store::HistoryRows::default(),
+        "nothing is left to go"
+    );
+    assert_eq!(again.batches, 0);
+}
+
+/// A clean racing operators who clear old runs: a run cleared (so unfinished again) keeps its
+/// task instances; every other old run goes.
+pub async fn clean_history_keeps_runs_cleared_meanwhile(store: Arc<dyn Store>) {
+    let dag = chain_dag("raced", &["only"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let history: Vec<store::HistoricRun> = (0..40)
+        .map(|i| historic_run(&dag, &format!("s{i:02}"), RunType::Scheduled, at(i * 3600)))
+        .collect();
+    store.import_history(&history).await.expect("import");
+    let mut runs = store.list_runs(&RunFilter::default()).await.expect("runs");
+    runs.sort_by_key(|r| r.id);
+    let mut targets = Vec::new();
+    for run in &runs {
+        let ti = store.task_instances(run.id).await.expect("tis")[0].id;
+        targets.push((run.id, ti));
+    }
+    let request = store::CleanHistory::new(at(30 * DAY))
+        .with_batch_size(std::num::NonZeroUsize::new(1).expect("1 is not 0"));
+    let cleaner = {
+        let store = store.clone();
+        tokio::spawn(async move { store.clean_history(&request).await })
+    };
+    // Newest first, towards the cleaner coming from the oldest.
+    let mut cleared = HashSet::new();
+    for (run, ti) in targets.iter().rev().step_by(2) {
+        let done = store
+            .clear_task_instances(
+                *run,
+                &[store::ClearTaskInstance {
+                    ti: *ti,
+                    max_tries: 1,
+                }],
+                at(31 * DAY),
+            )
+            .await
+            .expect("clear");
+        if !done.is_empty() {
+            cleared.insert(*run);
+        }
+    }
+    let report = cleaner.await.expect("join").expect("clean");
+    for (at, (run, _)) in targets.iter().enumerate() {
+        let record = store.get_run_by_key(*run).await.expect("get");
+        if cleared.contains(run) {
+            let record = record.expect("a cleared run is kept");
+            assert_eq!(record.state, RunState::Queued);
+            assert_eq!(store.task_instances(*run).await.expect("tis").len(), 1);
+        } else if let Some(record) = record {
+            assert_eq!(record.state, RunState::Success);
+            let newest = at + 1 == targets.len();
+            let before_cleared = targets
+                .get(at + 1)
+                .is_some_and(|(next, _)| cleared.contains(next));
+            assert!(
+                newest || before_cleared,
+                "{} stays only as the newest run or the one before a cleared run",
+                record.run_id
+            );
+        }
+    }
+    let left = store
+        .list_runs(&RunFilter::default())
+        .await
+        .expect("runs")
+        .len() as u64;
+    assert_eq!(
+        report.rows.dag_runs + left,
+        40,
+        "every run is kept or counted"
+    );
+    assert_eq!(report.rows.task_instances, report.rows.dag_runs);
+}
+
+/// `import_history` writes finished runs as given, in one go, skips runs stored already, and
+/// refuses unfinished or repeated ones whole.
+pub async fn import_history_writes_finished_runs(store: Arc<dyn Store>) {
+    let dag = chain_dag("imported", &["a", "b"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    let first = historic_run(&dag, "h1", RunType::Scheduled, at(DAY));
+    let mut second = historic_run(&dag, "h2", RunType::Backfill, at(2 * DAY));
+    second.state = RunState::Failed;
+    second.task_instances[1].state = TaskState::UpstreamFailed;
+    second.task_instances[1].log.clear();
+    second.task_instances[1].xcoms.clear();
+    let written = store
+        .import_history(&[first.clone(), second.clone()])
+        .await
+        .expect("import");
+    assert_eq!(
+        written,
+        store::HistoryRows {
+            dag_runs: 2,
+            task_instances: 4,
+            task_logs: 9,
+            xcom: 3,
+            jobs: 0,
+        }
+    );
+
+    let run = store
+        .get_run("imported", "h1")
+        .await
+        .expect("get")
+        .expect("h1");
+    assert_eq!(run.state, RunState::Success);
+    assert_eq!(run.run_type, RunType::Scheduled);
+    assert_eq!(run.logical_date, Some(at(DAY)));
+    assert_eq!(run.start_date, Some(first.start_date));
+    assert_eq!(run.end_date, Some(first.end_date));
+    assert_eq!(run.conf, json!({"source": "history"}));
+    let tis = store.task_instances(run.id).await.expect("tis");
+    assert_eq!(
+        tis.iter()
+            .map(|t| (t.task_id.as_str(), t.state, t.try_number, t.end_date))
+            .collect::<Vec<_>>(),
+        [
+            ("a", TaskState::Success, 1, Some(first.end_date)),
+            ("b", TaskState::Success, 1, Some(first.end_date)),
+        ]
+    );
+    let log = store.read_log(tis[1].id, 1, 0, 100).await.expect("log");
+    assert_eq!(
+        log.iter()
+            .map(|l| (l.seq, l.line.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "h1 b line 1"), (2, "h1 b line 2"), (3, "h1 b line 3")]
+    );
+    let xcom = store
+        .get_xcom(&XcomKey {
+            run: run.id,
+            task_id: "b".to_string(),
+            map_index: -1,
+            key: "return_value".to_string(),
+        })
+        .await
+        .expect("xcom");
+    assert_eq!(xcom, Some(json!({"run": "h1"})));
+    let failed = store
+        .get_run("imported", "h2")
+        .await
+        .expect("get")
+        .expect("h2");
+    assert_eq!(failed.state, RunState::Failed);
+    assert_eq!(failed.run_type, RunType::Backfill);
+    assert!(
+        store
+            .unfinished_runs()
+            .await
+            .expect("unfinished")
+            .is_empty(),
+        "history needs no decision"
+    );
+
+    // Stored already: skipped with everything of it; a new one beside it still goes in.
+    let third = historic_run(&dag, "h3", RunType::Manual, at(3 * DAY));
+    let again = store
+        .import_history(&[first.clone(), third])
+        .await
+        .expect("import again");
+    assert_eq!(
+        (again.dag_runs, again.task_instances, again.task_logs),
+        (1, 2, 6)
+    );
+    assert_eq!(store.task_instances(run.id).await.expect("tis").len(), 2);
+
+    let mut running = historic_run(&dag, "h4", RunType::Manual, at(4 * DAY));
+    running.state = RunState::Running;
+    let fifth = historic_run(&dag, "h5", RunType::Manual, at(5 * DAY));
+    assert!(matches!(
+        store.import_history(&[fifth.clone(), running]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut half = historic_run(&dag, "h6", RunType::Manual, at(6 * DAY));
+    half.task_instances[0].state = TaskState::Queued;
+    assert!(matches!(
+        store.import_history(&[half]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.import_history(&[fifth.clone(), fifth]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .get_run("imported", "h5")
+            .await
+            .expect("get")
+            .is_none(),
+        "a refused import writes nothing"
+    );
+    assert_eq!(
+        store.import_history(&[]).await.expect("import nothing"),
+        store::HistoryRows::default()
+    );
 }

@@ -1,0 +1,1 @@
+DELETE FROM dag_runs WHERE id = ANY($1)

@@ -1,0 +1,1 @@
+DELETE FROM task_instances WHERE run = ANY($1)

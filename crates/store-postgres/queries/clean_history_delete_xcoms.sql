@@ -1,0 +1,1 @@
+DELETE FROM xcom WHERE run = ANY($1)

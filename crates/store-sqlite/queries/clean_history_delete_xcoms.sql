@@ -1,0 +1,1 @@
+DELETE FROM xcom WHERE run IN (SELECT value FROM json_each(?1))
