@@ -10,8 +10,8 @@
 //! Backends: `store-sqlite` (embedded, default) and `store-postgres`, both the one SQL core of
 //! `store-sql` over their own dialect. Both pass the same conformance suite (`testkit`).
 
-mod records;
 pub mod outage;
+mod records;
 pub mod runs;
 pub mod secrets;
 
