@@ -12,9 +12,9 @@ use store::{
     Admin, Catalog, Claim, ClaimedTask, CleanHistory, CleanReport, ClearTaskInstance,
     ConnectionRecord, DagRecord, Decide, Finish, HistoricRun, HistoryRows, ImportErrorRecord,
     LogLine, LogRecord, LogsAndXcoms, NewRun, NewUser, Poke, PokeOutcome, PoolRecord, PoolStats,
-    RunFilter, RunQueue, RunRecord, RunSnapshot, ScheduleOutcome, SensorProgress, SnapshotXcoms,
-    StateCounts, StoreError, StoreEvent, TaskInstanceFilter, TaskInstanceRecord, UserRecord,
-    VariableRecord, WaitingSensor, XcomKey, XcomRecord,
+    RunFilter, RunQueue, RunRecord, RunSnapshot, RunningTry, ScheduleOutcome, SensorProgress,
+    SnapshotXcoms, StateCounts, StoreError, StoreEvent, TaskInstanceFilter, TaskInstanceRecord,
+    UserRecord, VariableRecord, WaitingSensor, XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
@@ -687,10 +687,16 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
         Ok(())
     }
 
-    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.write_one("heartbeat", &[Arg::Text(worker_id), Arg::Time(now)])
-            .await?;
-        Ok(())
+    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<Vec<RunningTry>> {
+        let mut tx = self.dialect.write().await?;
+        let rows = fetch_all::<D>(
+            &mut tx,
+            "heartbeat",
+            &[Arg::Text(worker_id), Arg::Time(now)],
+        )
+        .await?;
+        self.commit(tx, &[]).await?;
+        rows.iter().map(rows::running_try).collect()
     }
 
     async fn finish_task_instance(&self, finish: &Finish) -> Result<bool> {

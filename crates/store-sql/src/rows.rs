@@ -15,6 +15,14 @@ fn count(row: &impl SqlRow, column: &'static str) -> Result<u32> {
         .map_err(|_| StoreError::Corrupt(format!("{column} {value} is out of range")))
 }
 
+/// A `(id, try_number)` row.
+pub fn running_try(row: &impl SqlRow) -> Result<store::RunningTry> {
+    Ok(store::RunningTry {
+        ti: row.int("id")?,
+        try_number: count(row, "try_number")?,
+    })
+}
+
 /// A state or type name, parsed.
 pub fn parse<T: std::str::FromStr>(text: &str, what: &str) -> Result<T> {
     text.parse()

@@ -208,8 +208,10 @@ pub trait RunQueue: Send + Sync + 'static {
     /// Record the process id of a running try.
     async fn set_task_pid(&self, ti: i64, try_number: u32, pid: u32) -> Result<()>;
 
-    /// Refresh the heartbeat of every running task instance of this worker.
-    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Refresh the heartbeat of every running task instance of this worker; returns those
+    /// tries, which are what the store still has this worker running (an instance marked,
+    /// cleared or failed as a zombie meanwhile is not among them).
+    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<Vec<RunningTry>>;
 
     /// End a running try: guarded by `running` and the try number, so a late or duplicate
     /// finish changes nothing (returns false). XComs are written in the same transaction.

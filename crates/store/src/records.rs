@@ -292,6 +292,13 @@ pub struct Claim {
     pub now: DateTime<Utc>,
 }
 
+/// One try a worker runs: its task instance and try number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunningTry {
+    pub ti: i64,
+    pub try_number: u32,
+}
+
 /// A claimed task instance, now `running`, with the run it belongs to.
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {

@@ -1122,8 +1122,21 @@ pub async fn heartbeat_and_zombies(store: Arc<dyn Store>) {
     let (_, alive) = running_task(store.as_ref(), "r1", "alive").await;
     let (_, dead) = running_task(store.as_ref(), "r2", "dead").await;
     // Both claimed at at(2).
-    store.heartbeat("alive", at(100)).await.expect("heartbeat");
-    store.heartbeat("nobody", at(100)).await.expect("heartbeat");
+    assert_eq!(
+        store.heartbeat("alive", at(100)).await.expect("heartbeat"),
+        [store::RunningTry {
+            ti: alive,
+            try_number: 1
+        }],
+        "a beat returns the tries it refreshed"
+    );
+    assert!(
+        store
+            .heartbeat("nobody", at(100))
+            .await
+            .expect("heartbeat")
+            .is_empty()
+    );
     assert_eq!(
         store
             .get_task_instance(alive)

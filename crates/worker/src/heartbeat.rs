@@ -35,16 +35,16 @@ pub(crate) async fn beat(
         let sent = Instant::now();
         let now = Utc::now();
         let beaten = match store.heartbeat(&config.worker_id, now).await {
-            Ok(()) => {
+            Ok(running) => {
                 reporting.outage.succeeded();
                 tries.beat(sent);
-                true
+                Some(running)
             }
             Err(err) => {
                 if !reporting.outage.failed(&err) {
                     tracing::warn!(error = %err, "worker heartbeat failed");
                 }
-                false
+                None
             }
         };
         // The health shown in the UI reads this beat; like the scheduler's, not worth
@@ -56,8 +56,8 @@ pub(crate) async fn beat(
         {
             tracing::warn!(error = %err, "worker heartbeat not recorded");
         }
-        if beaten {
-            outside::check_all(store.as_ref(), &tries, &reporting).await;
+        if let Some(running) = beaten {
+            outside::check_all(store.as_ref(), &tries, &reporting, &running).await;
         }
     }
 }

@@ -4,15 +4,15 @@
 //! number is stopped, by the same kill path as a timeout.
 //!
 //! Event-driven: on `RunChanged` for a run with tries here, one read of that run's task
-//! instances. The heartbeat calls [`check_all`] as a safety net, for changes whose event did
-//! not reach this process (SQLite across processes, a lagging subscriber).
+//! instances. The heartbeat calls [`check_all`] with the tries it refreshed, as a safety net
+//! for changes whose event did not reach this process (SQLite across processes, a lagging
+//! subscriber).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::Utc;
 use dag::TaskState;
-use store::{Store, StoreEvent, TaskInstanceRecord};
+use store::{RunningTry, Store, StoreEvent, TaskInstanceRecord};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use crate::reporting::Reporting;
@@ -35,7 +35,7 @@ pub(crate) fn verdict(ours: TryKey, found: Option<&TaskInstanceRecord>) -> Optio
 
 /// Check the tries of every run that `events` says changed, until the events end. Whatever
 /// has piled up meanwhile is handled in one pass, one read per run with tries here; after
-/// lost events (a lagging receiver, `Missed`), every try, as the heartbeat does.
+/// lost events (a lagging receiver, `Missed`), every run with tries here.
 pub(crate) async fn watch_runs(
     store: Arc<dyn Store>,
     tries: Arc<Tries>,
@@ -57,11 +57,10 @@ pub(crate) async fn watch_runs(
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
-        if everything {
-            check_all(store.as_ref(), &tries, &reporting).await;
-            continue;
-        }
         let ours = tries.runs();
+        if everything {
+            changed = ours.clone();
+        }
         for run in changed.intersection(&ours) {
             check_run(store.as_ref(), &tries, &reporting, *run).await;
         }
@@ -108,33 +107,30 @@ async fn check_run(store: &dyn Store, tries: &Tries, reporting: &Reporting, run:
     }
 }
 
-/// Stop every try here whose task instance changed. One read of the running task instances
-/// when nothing changed, which is the common case; then one more per try that did change,
-/// to say how.
-pub(crate) async fn check_all(store: &dyn Store, tries: &Tries, reporting: &Reporting) {
+/// Stop every try here whose task instance changed. `running` is what the store still has
+/// this worker running, as the heartbeat returns it; each try not among them is read again to
+/// say how it changed (and to rule out a try claimed after that list was made).
+pub(crate) async fn check_all(
+    store: &dyn Store,
+    tries: &Tries,
+    reporting: &Reporting,
+    running: &[RunningTry],
+) {
     let keys = tries.all();
     if keys.is_empty() {
         return;
     }
-    // The store has no read of task instances by id; its zombie query with a cutoff in the
-    // future is "every running task instance" (each has a heartbeat: the claim sets one),
-    // one indexed read the size of the running work.
-    let cutoff = Utc::now() + chrono::Duration::days(1);
-    let running = match store.zombies(cutoff).await {
-        Ok(running) => running,
-        Err(err) => {
-            if !reporting.outage.failed(&err) {
-                tracing::warn!(error = %err, "could not check the running tries");
-            }
-            return;
-        }
-    };
-    let running: HashMap<i64, &TaskInstanceRecord> = running.iter().map(|t| (t.id, t)).collect();
+    let running: HashSet<TryKey> = running
+        .iter()
+        .map(|t| TryKey {
+            ti: t.ti,
+            try_number: t.try_number,
+        })
+        .collect();
     for key in keys {
-        if verdict(key, running.get(&key.ti).copied()).is_none() {
+        if running.contains(&key) {
             continue;
         }
-        // Read it again to say what happened to it (and to see it was not a race).
         match store.get_task_instance(key.ti).await {
             Ok(found) => {
                 if let Some(reason) = verdict(key, found.as_ref()) {

@@ -253,7 +253,7 @@ impl RunQueue for FaultyStore {
         self.inner.set_task_pid(ti, try_number, pid).await
     }
 
-    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<()> {
+    async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<Vec<RunningTry>> {
         self.check(Op::Heartbeat)?;
         self.inner.heartbeat(worker_id, now).await
     }
