@@ -219,6 +219,14 @@ fn schedulers_workers_and_the_api_survive_being_killed_and_a_postgres_restart() 
     if verdict.problems.is_empty() {
         eprintln!("{figures}");
     }
+    // Also where `.ci/run` shows them after the tests, which capture a passing test's output.
+    let saved = repo_root().join("target").join("chaos-figures.txt");
+    if let Err(err) = std::fs::write(&saved, &figures) {
+        eprintln!(
+            "[chaos] could not save the figures in {}: {err}",
+            saved.display()
+        );
+    }
     // The components' logs and the side effects are kept for a failure, or when asked.
     let keep = !verdict.problems.is_empty() || std::env::var_os("CHAOS_KEEP").is_some();
     root.disable_cleanup(keep);
