@@ -6,34 +6,14 @@ use std::time::{Duration, Instant};
 
 use store::{CleanHistory, CleanMode, CleanReport, HistoricRun, HistoryRows, StoreError};
 
-use crate::{Arg, Col, Column, Dialect, Result, SqlRow, SqlStore, query};
-
-/// Run the statement `name` on `conn`; how many rows it changed.
-async fn execute<D: Dialect>(
-    conn: &mut D::Conn,
-    name: &'static str,
-    args: &[Arg<'_>],
-) -> Result<u64> {
-    D::execute(conn, query::<D>(name)?, args).await
-}
-
-/// Run the query `name` on `conn`; every row.
-async fn fetch_all<D: Dialect>(
-    conn: &mut D::Conn,
-    name: &'static str,
-    args: &[Arg<'_>],
-) -> Result<Vec<D::Row>> {
-    D::fetch_all(conn, query::<D>(name)?, args).await
-}
+use crate::{
+    Arg, Col, Column, Dialect, Result, SqlRow, SqlStore, execute, fetch_all, to_json_text,
+};
 
 /// A `COUNT(*)` column as a row count.
 fn rows_of(row: &impl SqlRow, col: impl Into<Col>) -> Result<u64> {
     let value = row.int(col)?;
     u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("a count of {value} rows")))
-}
-
-fn json_text(value: &serde_json::Value) -> Result<String> {
-    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
 }
 
 impl<D: Dialect> SqlStore<D> {
@@ -194,7 +174,7 @@ impl<D: Dialect> SqlStore<D> {
         }
         let confs = runs
             .iter()
-            .map(|run| json_text(&run.conf))
+            .map(|run| to_json_text(&run.conf))
             .collect::<Result<Vec<String>>>()?;
         let run_table = Arg::Table(vec![
             Column::Texts(runs.iter().map(|r| r.dag_id.as_str()).collect()),
@@ -312,7 +292,7 @@ impl<D: Dialect> SqlStore<D> {
             .flat_map(|(run, _, ti)| {
                 ti.xcoms
                     .iter()
-                    .map(move |(key, value)| Ok((*run, *ti, key.as_str(), json_text(value)?)))
+                    .map(move |(key, value)| Ok((*run, *ti, key.as_str(), to_json_text(value)?)))
             })
             .collect::<Result<_>>()?;
         if !xcoms.is_empty() {

@@ -311,6 +311,37 @@ pub trait ConfiguredDialect: Dialect {
     ) -> impl Future<Output = Result<Self>> + Send;
 }
 
+/// Run the statement `name` on `conn`; how many rows it changed.
+pub(crate) async fn execute<D: Dialect>(
+    conn: &mut D::Conn,
+    name: &'static str,
+    args: &[Arg<'_>],
+) -> Result<u64> {
+    D::execute(conn, query::<D>(name)?, args).await
+}
+
+/// Run the query `name` on `conn`; every row.
+pub(crate) async fn fetch_all<D: Dialect>(
+    conn: &mut D::Conn,
+    name: &'static str,
+    args: &[Arg<'_>],
+) -> Result<Vec<D::Row>> {
+    D::fetch_all(conn, query::<D>(name)?, args).await
+}
+
+/// Run the query `name` on `conn`; its first row, if any.
+pub(crate) async fn fetch_optional<D: Dialect>(
+    conn: &mut D::Conn,
+    name: &'static str,
+    args: &[Arg<'_>],
+) -> Result<Option<D::Row>> {
+    D::fetch_optional(conn, query::<D>(name)?, args).await
+}
+
+pub(crate) fn to_json_text(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
+}
+
 /// A query named by its file was not found in the backend: a build without that file.
 #[derive(Debug, thiserror::Error)]
 #[error("this backend has no query `{0}`")]

@@ -19,38 +19,10 @@ use store::{
 use tokio::sync::broadcast;
 
 use crate::transitions::{RunChange, TaskChange};
-use crate::{Arg, Col, Column, Dialect, Result, SqlRow, SqlStore, query, rows};
-
-/// Run the statement `name` on `conn`; how many rows it changed.
-async fn execute<D: Dialect>(
-    conn: &mut D::Conn,
-    name: &'static str,
-    args: &[Arg<'_>],
-) -> Result<u64> {
-    D::execute(conn, query::<D>(name)?, args).await
-}
-
-/// Run the query `name` on `conn`; every row.
-async fn fetch_all<D: Dialect>(
-    conn: &mut D::Conn,
-    name: &'static str,
-    args: &[Arg<'_>],
-) -> Result<Vec<D::Row>> {
-    D::fetch_all(conn, query::<D>(name)?, args).await
-}
-
-/// Run the query `name` on `conn`; its first row, if any.
-async fn fetch_optional<D: Dialect>(
-    conn: &mut D::Conn,
-    name: &'static str,
-    args: &[Arg<'_>],
-) -> Result<Option<D::Row>> {
-    D::fetch_optional(conn, query::<D>(name)?, args).await
-}
-
-fn to_json_text(value: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|err| StoreError::Corrupt(err.to_string()))
-}
+use crate::{
+    Arg, Col, Column, Dialect, Result, SqlRow, SqlStore, execute, fetch_all, fetch_optional, rows,
+    to_json_text,
+};
 
 impl<D: Dialect> SqlStore<D> {
     /// Every row of the read query `name`.
