@@ -85,7 +85,12 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
     );
 
     let fan = fan_out_dag(args.fan_out);
+    let (statements, cpu) = (store_sql::statements_sent(), cpu_seconds());
     let report = run_dag(&*store, &fan).await?;
+    let (statements, cpu) = (
+        store_sql::statements_sent() - statements,
+        cpu_seconds() - cpu,
+    );
     let tis = store.task_instances(report.run).await?;
     let leaves: Vec<_> = tis
         .iter()
@@ -105,6 +110,14 @@ pub async fn run(settings: Settings, args: BenchArgs) -> Result<ExitCode> {
         leaves.len() as f64 / span,
         span,
         args.concurrency,
+    );
+    // Where a task's time goes, in this process (scheduler, worker and store together; the
+    // task processes themselves are not counted).
+    let tasks = tis.len().max(1) as f64;
+    println!(
+        "fan-out per task: {:.1} store statements, {:.2} ms CPU in this process",
+        statements as f64 / tasks,
+        cpu * 1000.0 / tasks,
     );
     engine.stop().await?;
     drop(store);

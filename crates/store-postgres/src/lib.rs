@@ -120,6 +120,7 @@ impl Dialect for Postgres {
                 let Some(payload) = self.origin.payload(event) else {
                     continue;
                 };
+                store_sql::note_statement();
                 Self::execute(
                     &mut tx,
                     notify,

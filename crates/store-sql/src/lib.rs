@@ -311,12 +311,27 @@ pub trait ConfiguredDialect: Dialect {
     ) -> impl Future<Output = Result<Self>> + Send;
 }
 
+/// Named statements sent by every store of this process, for benchmarks (statements per
+/// task); transaction control (`BEGIN`, `COMMIT`) is not counted.
+static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Count a statement a dialect sends itself (Postgres's notifications).
+pub fn note_statement() {
+    STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many named statements the stores of this process have sent so far.
+pub fn statements_sent() -> u64 {
+    STATEMENTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Run the statement `name` on `conn`; how many rows it changed.
 pub(crate) async fn execute<D: Dialect>(
     conn: &mut D::Conn,
     name: &'static str,
     args: &[Arg<'_>],
 ) -> Result<u64> {
+    STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     D::execute(conn, query::<D>(name)?, args).await
 }
 
@@ -326,6 +341,7 @@ pub(crate) async fn fetch_all<D: Dialect>(
     name: &'static str,
     args: &[Arg<'_>],
 ) -> Result<Vec<D::Row>> {
+    STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     D::fetch_all(conn, query::<D>(name)?, args).await
 }
 
@@ -335,6 +351,7 @@ pub(crate) async fn fetch_optional<D: Dialect>(
     name: &'static str,
     args: &[Arg<'_>],
 ) -> Result<Option<D::Row>> {
+    STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     D::fetch_optional(conn, query::<D>(name)?, args).await
 }
 

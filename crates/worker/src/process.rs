@@ -10,11 +10,12 @@
 //! it dies with its worker (`PR_SET_PDEATHSIG`, see [`setpriv`]): a child left running by a
 //! dead worker would run unsupervised while the scheduler retries its task as a zombie.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use process_wrap::tokio::{ChildWrapper, CommandWrap, KillOnDrop, ProcessGroup};
@@ -213,7 +214,7 @@ fn argv(spec: &ProcessSpec, setpriv: Option<&Path>, parent: u32) -> Argv {
                 "--pdeathsig".into(),
                 "KILL".into(),
                 "--".into(),
-                spec.program.clone(),
+                on_path(spec),
             ];
             args.extend(spec.args.iter().enumerate().map(|(index, arg)| {
                 if index == script {
@@ -234,6 +235,34 @@ fn argv(spec: &ProcessSpec, setpriv: Option<&Path>, parent: u32) -> Argv {
             parent_death: ParentDeath::InTheChild,
         },
     }
+}
+
+/// The spec's program as the absolute path found on the worker's `PATH`, looked up once per
+/// name: setpriv's `execvp` otherwise tries every `PATH` entry before the one that has it, on
+/// every try (eight failed execs per bash task on a typical machine). As given when it names
+/// a path, is not found, or the try sets its own `PATH`.
+fn on_path(spec: &ProcessSpec) -> OsString {
+    static FOUND: OnceLock<Mutex<HashMap<OsString, Option<PathBuf>>>> = OnceLock::new();
+    let program = &spec.program;
+    if Path::new(program).components().count() != 1 || spec.env.iter().any(|(k, _)| k == "PATH") {
+        return program.clone();
+    }
+    let mut found = FOUND
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    found
+        .entry(program.clone())
+        .or_insert_with(|| {
+            std::env::var_os("PATH")
+                .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+        .as_ref()
+        .map_or_else(|| program.clone(), |path| path.clone().into_os_string())
 }
 
 /// The index of SCRIPT in a `bash -c SCRIPT …` spec (also the outer shell of a merged-stderr
@@ -519,13 +548,19 @@ mod tests {
         let started = argv(&bash("echo $LINENO\nexit 3"), Some(setpriv), 4242);
         assert_eq!(started.program, "/usr/bin/setpriv");
         assert_eq!(started.parent_death, ParentDeath::Setpriv);
+        // bash by its absolute path, found once, so setpriv tries no other PATH entry.
+        let bash_path = on_path(&bash(""));
+        assert!(
+            Path::new(&bash_path).is_absolute() && Path::new(&bash_path).ends_with("bash"),
+            "{bash_path:?}"
+        );
         assert_eq!(
             strings(&started.args),
             [
                 "--pdeathsig",
                 "KILL",
                 "--",
-                "bash",
+                &bash_path.to_string_lossy(),
                 "-c",
                 &format!("{GUARD}echo $LINENO\nexit 3"),
             ]
