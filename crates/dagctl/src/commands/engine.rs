@@ -100,7 +100,8 @@ pub fn worker_config(settings: &Settings) -> Result<WorkerConfig> {
         .with_python(settings.python.clone()))
 }
 
-/// Wait until the run is finished, woken by store events (with a slow poll as safety net).
+/// Wait until the run is finished, woken by its own `RunChanged`/`RunProgressed` events (a
+/// slow poll as safety net): one read per change of the run, not one per event of any kind.
 pub async fn wait_for_run(store: &dyn Store, run: i64) -> Result<RunRecord> {
     let mut events = store.subscribe();
     loop {
@@ -111,13 +112,25 @@ pub async fn wait_for_run(store: &dyn Store, run: i64) -> Result<RunRecord> {
         if record.state.is_finished() {
             return Ok(record);
         }
-        tokio::select! {
-            event = events.recv() => {
-                if let Ok(StoreEvent::TasksQueued) = event {
-                    continue;
-                }
+        let poll = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(
+                        StoreEvent::RunChanged { run: changed }
+                        | StoreEvent::RunProgressed { run: changed },
+                    ) if changed == run => break,
+                    Ok(StoreEvent::Missed)
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        (&mut poll).await;
+                        break;
+                    }
+                },
+                () = &mut poll => break,
             }
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
 }
