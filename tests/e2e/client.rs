@@ -64,7 +64,7 @@ fn dags_runs_tasks_and_logs_through_the_api() {
     )
     .expect("token file is JSON");
     assert!(
-        tokens[format!("http://{}", server.address)].is_string(),
+        tokens["tokens"][format!("http://{}", server.address)].is_string(),
         "{tokens}"
     );
     // $UPDRAFT_TOKEN wins over the saved token: a bad one is refused.
@@ -277,7 +277,9 @@ fn variables_connections_and_pools_round_trip_through_the_api() {
         "--conn-uri",
         "postgres://ana:pw@db:5432/sales?sslmode=require",
     ]);
-    // Adding again replaces it.
+    // Adding again is refused, as in Airflow: delete, then add.
+    one_error_line(&sandbox.run(&["connections", "add", "warehouse", "--conn-type", "postgres"]));
+    sandbox.ok(&["connections", "delete", "warehouse"]);
     sandbox.ok(&[
         "connections",
         "add",

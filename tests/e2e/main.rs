@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `dagctl` binary, real child processes, real databases.
 
+mod airflow_habits;
 mod backfill;
 mod bench;
 mod browser;
@@ -11,6 +12,7 @@ mod examples;
 mod harness;
 mod http_server;
 mod operators;
+mod pausing;
 mod pg_cluster;
 mod pools;
 mod postgres;

@@ -402,3 +402,46 @@ fn first_start_keeps_what_the_user_already_has() {
     assert!(mine.is_file());
     assert!(!sandbox.path().join(".updraft/sqlite_default.db").exists());
 }
+
+/// Written to a file, the server's log is plain text (no colour codes), and an import error's
+/// line says what is wrong and where, not only which file.
+#[test]
+fn a_log_file_is_plain_text_and_import_errors_say_why() {
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let sandbox = Sandbox::new();
+    sandbox.write_dag(
+        "typo.yaml",
+        "schedul: '@daily'\ntasks:\n  - {id: a, bash: 'true'}\n",
+    );
+    let log = sandbox.path().join("standalone.log");
+    let child = sandbox
+        .command(&["standalone", "--port", "0"])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("standalone starts");
+    let _server = Killed(child);
+    let text = wait_for("the import error logged", Duration::from_secs(30), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("DAG file has import errors").then_some(text)
+    });
+    let line = text
+        .lines()
+        .find(|l| l.contains("DAG file has import errors"))
+        .expect("the line");
+    assert!(
+        line.contains("typo.yaml:1:1") && line.contains("schedul"),
+        "the line names the problem and its place: {line}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no escape codes in a log file: {text}"
+    );
+}

@@ -24,30 +24,57 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-/// Parse a JSON body, turning serde's message into a located 422.
+/// Parse a JSON body, turning serde's message into a 422 located as Airflow's (pydantic's)
+/// are: `["body", field, …]`, down to the field whose value is wrong.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| {
-        let message = err.to_string();
-        let (field, kind) = if let Some(name) = quoted_after(&message, "unknown field `") {
-            (Some(name), "extra_forbidden")
-        } else if let Some(name) = quoted_after(&message, "missing field `") {
-            (Some(name), "missing")
-        } else if err.is_syntax() || err.is_eof() {
-            (None, "json_invalid")
-        } else {
-            (None, "value_error")
-        };
-        let mut loc = vec!["body"];
-        if let Some(field) = field.as_deref() {
-            loc.push(field);
-        }
-        let msg = match kind {
-            "extra_forbidden" => "Extra inputs are not permitted".to_string(),
-            "missing" => "Field required".to_string(),
-            _ => message.clone(),
-        };
-        ApiError::invalid(&loc, msg, kind)
-    })
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path: Vec<String> = err
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                serde_path_to_error::Segment::Enum { .. }
+                | serde_path_to_error::Segment::Unknown => None,
+            })
+            .collect();
+        body_rejection(&path, &err.into_inner())
+    })?;
+    // Trailing characters after the value are an error, as in `serde_json::from_slice`.
+    de.end().map_err(|err| body_rejection(&[], &err))?;
+    Ok(value)
+}
+
+/// The 422 for a body that did not parse, at `path` (the fields down to the error).
+fn body_rejection(path: &[String], err: &serde_json::Error) -> ApiError {
+    let message = err.to_string();
+    let (field, kind) = if let Some(name) = quoted_after(&message, "unknown field `") {
+        (Some(name), "extra_forbidden")
+    } else if let Some(name) = quoted_after(&message, "missing field `") {
+        (Some(name), "missing")
+    } else if err.is_syntax() || err.is_eof() {
+        (None, "json_invalid")
+    } else if message.contains("expected a map") {
+        (None, "dict_type")
+    } else {
+        (None, "value_error")
+    };
+    let mut loc = vec!["body"];
+    loc.extend(path.iter().map(String::as_str));
+    // An unknown field's path may already end with it; a missing one's is its parent's.
+    if let Some(field) = field.as_deref()
+        && loc.last() != Some(&field)
+    {
+        loc.push(field);
+    }
+    let msg = match kind {
+        "extra_forbidden" => "Extra inputs are not permitted".to_string(),
+        "missing" => "Field required".to_string(),
+        "dict_type" => "Input should be a valid dictionary".to_string(),
+        _ => message.clone(),
+    };
+    ApiError::invalid(&loc, msg, kind)
 }
 
 fn quoted_after(message: &str, prefix: &str) -> Option<String> {
@@ -303,5 +330,52 @@ mod tests {
         assert_eq!(err.detail[0]["type"], "missing");
         let err = parse_body::<Patch>(b"{not json").expect_err("rejected");
         assert_eq!(err.detail[0]["type"], "json_invalid");
+        let err = parse_body::<Patch>(br#"{"is_paused": true} x"#).expect_err("trailing");
+        assert_eq!(err.detail[0]["type"], "json_invalid");
+    }
+
+    #[test]
+    fn a_wrong_value_is_located_at_its_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Inner {
+            n: u32,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Trigger {
+            conf: Option<serde_json::Map<String, serde_json::Value>>,
+            inner: Option<Inner>,
+            list: Option<Vec<Inner>>,
+        }
+        let loc = |body: &str| {
+            let err = parse_body::<Trigger>(body.as_bytes()).expect_err("rejected");
+            (err.detail[0]["loc"].clone(), err.detail[0]["type"].clone())
+        };
+        assert_eq!(
+            loc(r#"{"conf": "x"}"#),
+            (
+                serde_json::json!(["body", "conf"]),
+                serde_json::json!("dict_type")
+            )
+        );
+        assert_eq!(
+            loc(r#"{"inner": {"n": "x"}}"#).0,
+            serde_json::json!(["body", "inner", "n"])
+        );
+        assert_eq!(
+            loc(r#"{"inner": {"n": 1, "m": 2}}"#).0,
+            serde_json::json!(["body", "inner", "m"])
+        );
+        assert_eq!(
+            loc(r#"{"inner": {}}"#).0,
+            serde_json::json!(["body", "inner", "n"])
+        );
+        assert_eq!(
+            loc(r#"{"list": [{"n": 1}, {"n": -1}]}"#).0,
+            serde_json::json!(["body", "list", "1", "n"])
+        );
     }
 }

@@ -137,8 +137,23 @@ fn schedule_summary(dag: &Dag) -> Option<String> {
     }
 }
 
-pub fn dag_response(record: &DagRecord, has_import_errors: bool) -> DAGResponse {
+/// A DAG as the API shows it at `now`: `next_dagrun_*` are the scheduled run the scheduler
+/// makes next, from the schedule and the DAG's newest scheduled run.
+pub fn dag_response(
+    record: &DagRecord,
+    has_import_errors: bool,
+    now: DateTime<Utc>,
+) -> DAGResponse {
     let dag = &record.dag;
+    let next = match dag::schedule::next_run(dag, record.last_scheduled_logical_date, now) {
+        Ok(next) => next,
+        // A DAG's schedule was checked when its file was parsed; one that cannot be evaluated
+        // now (a time zone gone from the database, say) has no next run to show.
+        Err(err) => {
+            tracing::debug!(dag_id = %record.dag_id, error = %err, "no next run");
+            None
+        }
+    };
     DAGResponse {
         dag_id: record.dag_id.clone(),
         dag_display_name: record.dag_id.clone(),
@@ -170,10 +185,10 @@ pub fn dag_response(record: &DagRecord, has_import_errors: bool) -> DAGResponse 
         max_consecutive_failed_dag_runs: 0,
         has_task_concurrency_limits: false,
         has_import_errors,
-        next_dagrun_logical_date: None,
-        next_dagrun_data_interval_start: None,
-        next_dagrun_data_interval_end: None,
-        next_dagrun_run_after: None,
+        next_dagrun_logical_date: next.map(|n| n.interval.logical_date),
+        next_dagrun_data_interval_start: next.map(|n| n.interval.start),
+        next_dagrun_data_interval_end: next.map(|n| n.interval.end),
+        next_dagrun_run_after: next.map(|n| n.run_after),
         owners: vec![dag.owner.clone()],
         file_token: record.version.clone(),
         is_backfillable: !matches!(dag.schedule, Schedule::None),
@@ -185,17 +200,18 @@ pub fn dag_details(
     record: &DagRecord,
     has_import_errors: bool,
     active_runs: i64,
+    now: DateTime<Utc>,
 ) -> DAGDetailsResponse {
     let dag = &record.dag;
     DAGDetailsResponse {
-        dag: dag_response(record, has_import_errors),
+        dag: dag_response(record, has_import_errors, now),
         catchup: dag.catchup,
         dag_run_timeout: dag.dagrun_timeout.map(iso_duration),
         asset_expression: None,
         doc_md: dag.doc_md.clone(),
         start_date: dag.start_date,
         end_date: dag.end_date,
-        is_paused_upon_creation: Some(dag.is_paused_upon_creation),
+        is_paused_upon_creation: dag.is_paused_upon_creation,
         params: Some(
             dag.params
                 .iter()
@@ -418,7 +434,7 @@ pub fn run_response(run: &RunRecord) -> DAGRunResponse {
             }
             .to_string(),
         ),
-        triggering_user_name: None,
+        triggering_user_name: run.triggering_user_name.clone(),
         conf,
         note: None,
         dag_versions: vec![DagVersionResponse {

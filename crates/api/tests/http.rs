@@ -258,6 +258,149 @@ async fn tokens_are_checked_and_bad_input_is_a_4xx() {
     server.stop().await;
 }
 
+/// What Airflow users expect of runs and DAGs: manual run ids to the microsecond (two
+/// triggers in one second both succeed), the triggering user kept with the run, a bad `conf`
+/// located at its field, and the next scheduled run in the DAG's answer.
+async fn runs_and_dags_answer_as_airflow_does(store: Arc<dyn Store>) {
+    let server = Server::start(store.clone()).await;
+    let token = server.login_as("ops", "Op").await;
+    let dag = testkit::conformance::chain_dag("daily", &["only"]);
+    store.sync_dag(&dag, "v1", Utc::now()).await.expect("sync");
+
+    let trigger = || async {
+        server
+            .call(
+                Method::POST,
+                "/api/v2/dags/daily/dagRuns",
+                Some(&token),
+                Some(json!({"logical_date": null})),
+            )
+            .await
+    };
+    let (first_status, first) = trigger().await;
+    let (second_status, second) = trigger().await;
+    assert_eq!(
+        (first_status, second_status),
+        (StatusCode::OK, StatusCode::OK),
+        "{first} {second}"
+    );
+    let ids = [&first, &second].map(|run| run["dag_run_id"].as_str().expect("id").to_string());
+    assert_ne!(ids[0], ids[1], "two triggers in one second are two runs");
+    for (id, run) in ids.iter().zip([&first, &second]) {
+        let logical: chrono::DateTime<Utc> =
+            serde_json::from_value(run["logical_date"].clone()).expect("logical date");
+        assert_eq!(
+            *id,
+            dag::schedule::run_id(dag::RunType::Manual, logical),
+            "the id is the logical date to the microsecond"
+        );
+        assert!(id.starts_with("manual__2"), "{id}");
+        assert_eq!(run["triggering_user_name"], "ops", "{run}");
+    }
+    let read = server
+        .get(&format!("/api/v2/dags/daily/dagRuns/{}", ids[0]), &token)
+        .await;
+    assert_eq!(read["triggering_user_name"], "ops", "{read}");
+
+    // A conf that is not an object: a 422 at the field.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v2/dags/daily/dagRuns",
+            Some(&token),
+            Some(json!({"logical_date": null, "conf": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"][0]["loc"], json!(["body", "conf"]), "{body}");
+
+    // A backfill's runs carry the user who asked for it.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/v2/backfills",
+            Some(&token),
+            Some(
+                json!({"dag_id": "daily", "from_date": "2026-01-02T00:00:00Z",
+                        "to_date": "2026-01-02T00:00:00Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let backfilled = body["dag_run_ids"][0].as_str().expect("a backfill run");
+    let read = server
+        .get(&format!("/api/v2/dags/daily/dagRuns/{backfilled}"), &token)
+        .await;
+    assert_eq!(read["triggering_user_name"], "ops", "{read}");
+
+    // The next scheduled run: daily at midnight with data intervals and no catchup, none run
+    // yet, so the interval that ended last midnight, due then.
+    let midnight = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let day = chrono::Duration::days(1);
+    let next = |answer: &Value| {
+        [
+            "next_dagrun_logical_date",
+            "next_dagrun_data_interval_start",
+            "next_dagrun_data_interval_end",
+            "next_dagrun_run_after",
+        ]
+        .map(|field| {
+            serde_json::from_value::<Option<chrono::DateTime<Utc>>>(answer[field].clone())
+                .unwrap_or_else(|e| panic!("{field}: {e} in {answer}"))
+        })
+    };
+    let dag_answer = server.get("/api/v2/dags/daily", &token).await;
+    assert_eq!(
+        next(&dag_answer),
+        [
+            Some(midnight - day),
+            Some(midnight - day),
+            Some(midnight),
+            Some(midnight)
+        ],
+        "{dag_answer}"
+    );
+    // Once that run is made, the next one follows it; the listing and details agree.
+    let mut made = testkit::conformance::new_run(&dag, "scheduled__made", Utc::now());
+    made.run_type = dag::RunType::Scheduled;
+    made.logical_date = Some(midnight - day);
+    store.create_run(&made).await.expect("create").expect("new");
+    let expected = [
+        Some(midnight),
+        Some(midnight),
+        Some(midnight + day),
+        Some(midnight + day),
+    ];
+    assert_eq!(
+        next(&server.get("/api/v2/dags/daily", &token).await),
+        expected
+    );
+    assert_eq!(
+        next(&server.get("/api/v2/dags/daily/details", &token).await),
+        expected
+    );
+    let listed = server.get("/api/v2/dags", &token).await;
+    let listed = listed["dags"]
+        .as_array()
+        .expect("dags")
+        .iter()
+        .find(|d| d["dag_id"] == "daily")
+        .expect("listed")
+        .clone();
+    assert_eq!(next(&listed), expected);
+    // A DAG without a schedule has no next run.
+    sync_dag(store.as_ref(), "manual_only", &[("only", "true", &[])]).await;
+    assert_eq!(
+        next(&server.get("/api/v2/dags/manual_only", &token).await),
+        [None; 4]
+    );
+    server.stop().await;
+}
+
 async fn runs_marks_clears_logs_and_xcoms_over_http(store: Arc<dyn Store>) {
     let server = Server::with_engine(store.clone()).await;
     sync_dag(
@@ -557,6 +700,7 @@ testkit::backend_tests!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     roles_decide_what_each_user_may_do,
     runs_marks_clears_logs_and_xcoms_over_http,
+    runs_and_dags_answer_as_airflow_does,
 );
 
 /// While Postgres is out of reach, the API answers 503 with `Retry-After` (never 500) and the

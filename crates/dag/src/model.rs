@@ -30,7 +30,11 @@ pub struct Dag {
     pub dagrun_timeout: Option<f64>,
     pub max_active_runs: u32,
     pub max_active_tasks: u32,
-    pub is_paused_upon_creation: bool,
+    /// Whether the DAG starts paused when it is first stored; `None` when the file does not
+    /// say, and the scheduler's `core.dags_are_paused_at_creation` decides (Airflow's
+    /// default: paused). A DAG already stored keeps its paused flag.
+    #[serde(default)]
+    pub is_paused_upon_creation: Option<bool>,
     pub tags: Vec<String>,
     pub owner: String,
     pub params: BTreeMap<String, Param>,

@@ -330,11 +330,70 @@ pub fn manual_interval(at: DateTime<Utc>) -> DataInterval {
     }
 }
 
-/// `scheduled__2024-01-01T00:00:00+00:00`, `manual__…`, `backfill__…`, as Airflow writes them.
+/// `scheduled__2024-01-01T00:00:00+00:00`, `manual__2026-12-01T21:53:46.123456+00:00`,
+/// `backfill__…`, as Airflow 3 writes them (`DagRun.generate_run_id`): the type, then the
+/// instant as Python's `isoformat` prints it, with microseconds when they are not zero. So a
+/// cron tick's id has whole seconds and two manual triggers within one second differ.
+/// Anything below a microsecond is dropped, as the store keeps microseconds.
 pub fn run_id(run_type: RunType, logical_date: DateTime<Utc>) -> String {
+    let format = if logical_date.timestamp_subsec_micros() == 0 {
+        SecondsFormat::Secs
+    } else {
+        SecondsFormat::Micros
+    };
     format!(
         "{}__{}",
         run_type.as_str(),
-        logical_date.to_rfc3339_opts(SecondsFormat::Secs, false)
+        logical_date.to_rfc3339_opts(format, false)
     )
+}
+
+/// The run a schedule makes next: its dates and when it becomes due (Airflow's
+/// `next_dagrun_*` fields: logical date, data interval and `run_after`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextRun {
+    pub interval: DataInterval,
+    /// When the run is due: its tick, or with data intervals the interval's end.
+    pub run_after: DateTime<Utc>,
+}
+
+/// The scheduled run the scheduler makes next, given the logical date of the DAG's newest
+/// scheduled run: a run already due at `now` (the oldest missed one with `catchup`, else
+/// the latest due tick), or else the first one after `last_logical`. `None` for a DAG
+/// without (more) scheduled runs.
+pub fn next_run(
+    dag: &Dag,
+    last_logical: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<NextRun>, ScheduleError> {
+    let run_after = |interval: DataInterval| {
+        if dag.data_intervals && dag.schedule != Schedule::Once {
+            interval.end
+        } else {
+            interval.logical_date
+        }
+    };
+    if let Some(interval) = due_runs(dag, last_logical, now, 1)?.into_iter().next() {
+        return Ok(Some(NextRun {
+            interval,
+            run_after: run_after(interval),
+        }));
+    }
+    let next = match &dag.schedule {
+        Schedule::None => None,
+        Schedule::Once => match (dag.start_date, last_logical) {
+            (Some(start), None) if dag.end_date.is_none_or(|end| start <= end) => Some(Candidate {
+                interval: manual_interval(start),
+                due: start,
+            }),
+            _ => None,
+        },
+        Schedule::Cron(expr) => first_after(dag, &Ticks::new(expr, &dag.timezone)?, last_logical)?,
+    };
+    // Nothing is due now, so a candidate in the past is a tick the schedule skipped (no
+    // catchup past `end_date`): there is no next run.
+    Ok(next.filter(|c| c.due > now).map(|c| NextRun {
+        interval: c.interval,
+        run_after: c.due,
+    }))
 }

@@ -1,13 +1,17 @@
-//! The command line: every subcommand of `dagctl` and its flags, as clap parses them. The
-//! commands take these values; nothing here runs anything.
+//! The command line: every subcommand of `dagctl` and its flags, as clap parses them, named
+//! and shaped after Airflow's CLI (`airflow dags trigger -c … -r …` works as `dagctl dags
+//! trigger -c … -r …`). The commands take these values; nothing here runs anything.
+//!
+//! `--server` belongs to the client commands only (each has a `RemoteArgs`), so the local
+//! ones neither show nor take it; a `--server` before the subcommand is still read, hidden,
+//! for scripts written that way.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::client;
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -20,15 +24,15 @@ pub struct Cli {
     /// Configuration file (else $UPDRAFT_CONFIG, else ./updraft.toml if present).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// The server the client commands talk to.
+    /// The server of a client command, given before the subcommand (the subcommand's own
+    /// --server wins).
     #[arg(
-        long,
-        global = true,
+        long = "server",
+        id = "server_before_command",
         value_name = "URL",
-        env = "UPDRAFT_SERVER",
-        default_value = client::DEFAULT_SERVER
+        hide = true
     )]
-    pub server: String,
+    pub server: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,18 +45,18 @@ pub enum Command {
     Scheduler,
     /// Take queued task instances and run them.
     Worker(WorkerArgs),
-    /// The REST API (and, later, the web UI).
+    /// The REST API and the web UI.
     ApiServer(ServerArgs),
-    /// Database schema and retention.
+    /// Database schema and retention. Local: works on the configured database.
     #[command(subcommand)]
     Db(DbCommand),
-    /// DAGs: list, validate, test, trigger, pause, runs.
+    /// DAGs: list, show, trigger, pause, runs; validate and test locally.
     #[command(subcommand)]
     Dags(DagsCommand),
-    /// Task instances: test one, read logs, states.
+    /// Tasks and task instances: list, states, logs, XComs, clear; test one locally.
     #[command(subcommand)]
     Tasks(TasksCommand),
-    /// Users of the API and UI.
+    /// Users of the API and UI. Local: works on the configured database.
     #[command(subcommand)]
     Users(UsersCommand),
     /// Variables (values templates read as `var.value.KEY` / `var.json.KEY`).
@@ -64,43 +68,82 @@ pub enum Command {
     /// Pools: how many slots running tasks of a pool may take at once.
     #[command(subcommand)]
     Pools(PoolsCommand),
-    /// Configuration.
+    /// The configuration. Local: reads the configuration file and environment.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Log in to the server and keep its token for the client commands.
-    Login {
-        #[arg(long)]
-        username: Option<String>,
-        /// Read the password from standard input (else it is asked for on the terminal).
-        #[arg(long)]
-        password_stdin: bool,
-    },
+    /// Log in to a server, keep its token, and make it the default server of later commands.
+    Login(LoginArgs),
+    /// Print dagctl's version.
+    Version,
+    /// Version, configuration, system and tools, for a bug report. Local.
+    Info(InfoArgs),
     /// Measure per-hop latency and throughput on a throw-away database.
     Bench(BenchArgs),
 }
 
+/// Where a client command sends its requests.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RemoteArgs {
+    /// The server's base URL (default: $UPDRAFT_SERVER, else the last login's, else
+    /// http://127.0.0.1:8080).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+impl RemoteArgs {
+    /// This command's `--server`, else the one given before the subcommand.
+    pub fn or<'a>(&'a self, before_command: Option<&'a str>) -> Option<&'a str> {
+        self.server.as_deref().or(before_command)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user to log in as (asked for on a terminal when not given).
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Read the password from standard input (else it is asked for on the terminal).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Write the home directory in paths as `~`, for sharing the output.
+    #[arg(long)]
+    pub anonymize: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    #[arg(long)]
+    /// Address to listen on (default: api.host, 127.0.0.1).
+    #[arg(short = 'H', long)]
     pub host: Option<String>,
-    #[arg(long)]
+    /// Port to listen on; 0 picks a free one (default: api.port, 8080).
+    #[arg(short = 'p', long)]
     pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Comma-separated queues to take work from.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(short = 'q', long, value_delimiter = ',')]
     pub queues: Option<Vec<String>>,
     /// Task instances run at once.
-    #[arg(long)]
+    #[arg(short = 'c', long)]
     pub concurrency: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Apply pending migrations.
+    /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// The same as `db migrate` (Airflow's older, deprecated name for it).
+    Init,
     /// Check that the database is reachable and migrated.
     Check,
     /// Retention: delete finished runs that ended before a date, with their task instances,
@@ -113,7 +156,12 @@ pub enum DbCommand {
 pub struct CleanArgs {
     /// Delete what ended before this: RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD (midnight
     /// UTC).
-    #[arg(long, value_name = "DATE", value_parser = crate::commands::parse_date)]
+    #[arg(
+        long,
+        visible_alias = "clean-before-timestamp",
+        value_name = "DATE",
+        value_parser = crate::commands::parse_date
+    )]
     pub before: DateTime<Utc>,
     /// Count what would be deleted, in the same batches; delete nothing.
     #[arg(long)]
@@ -131,77 +179,169 @@ pub struct CleanArgs {
 #[derive(Debug, Subcommand)]
 pub enum DagsCommand {
     /// DAGs the server knows.
-    List(OutputArgs),
-    /// One DAG's details and its tasks.
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// One DAG's main details, then its tasks in graph order (upstream first).
     Show {
+        /// The DAG's id.
         dag_id: String,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Every detail of a DAG, as the API's DAG details.
+    Details {
+        /// The DAG's id.
+        dag_id: String,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Parse and validate DAG files (default: the DAGs folder); prints file:line:col errors.
     /// Local: needs no server.
     Validate {
+        /// Files or folders to check (default: the DAGs folder).
         paths: Vec<PathBuf>,
     },
     /// Import errors of the DAGs folder.
-    ListImportErrors(OutputArgs),
+    ListImportErrors {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Run a whole DAG in-process on a throw-away database. Local: needs no server.
     Test {
+        /// The DAG's id.
         dag_id: String,
         /// Logical date (RFC 3339 or YYYY-MM-DD); default now.
         logical_date: Option<String>,
         /// Run configuration, a JSON object.
-        #[arg(long)]
+        #[arg(short = 'c', long)]
         conf: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
     /// Trigger a run; prints its run id.
     Trigger {
+        /// The DAG's id.
         dag_id: String,
         /// Run configuration, a JSON object.
-        #[arg(long)]
+        #[arg(short = 'c', long)]
         conf: Option<String>,
         /// RFC 3339 or YYYY-MM-DD; default: the run takes the trigger time.
-        #[arg(long)]
+        #[arg(short = 'l', long)]
         logical_date: Option<String>,
-        #[arg(long)]
+        /// The new run's id (default: manual__ and its logical date).
+        #[arg(short = 'r', long)]
         run_id: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Runs for every tick of the schedule in [start, end], oldest first.
     Backfill {
+        /// The DAG's id.
         dag_id: String,
-        #[arg(long)]
+        /// The first logical date to cover (RFC 3339 or YYYY-MM-DD).
+        #[arg(short = 's', long)]
         start_date: String,
-        #[arg(long)]
+        /// The last logical date to cover (RFC 3339 or YYYY-MM-DD).
+        #[arg(short = 'e', long)]
         end_date: String,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
-    Pause {
-        dag_id: String,
-    },
-    Unpause {
-        dag_id: String,
-    },
+    /// Pause a DAG (or, with --treat-dag-id-as-regex, every DAG whose id matches): no new
+    /// scheduled runs, no new tasks.
+    Pause(PauseArgs),
+    /// Unpause a DAG (or, with --treat-dag-id-as-regex, every DAG whose id matches).
+    Unpause(PauseArgs),
     /// Delete a DAG with its runs and task instances (its file stays).
     Delete {
+        /// The DAG's id.
         dag_id: String,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Runs of a DAG, newest first.
+    #[command(group(ArgGroup::new("dag").required(true).args(["dag_id", "dag_id_flag"])))]
     ListRuns {
-        dag_id: String,
+        /// The DAG's id.
+        dag_id: Option<String>,
+        /// The DAG's id, as Airflow 2 took it.
+        #[arg(
+            short = 'd',
+            long = "dag-id",
+            id = "dag_id_flag",
+            value_name = "DAG_ID"
+        )]
+        dag_id_flag: Option<String>,
         /// Only runs in this state (queued, running, success, failed).
         #[arg(long)]
         state: Option<String>,
+        /// Leave out backfill runs.
+        #[arg(long)]
+        no_backfill: bool,
+        /// Only runs whose logical date is at or after this (RFC 3339 or YYYY-MM-DD).
+        #[arg(short = 's', long)]
+        start_date: Option<String>,
+        /// Only runs whose logical date is at or before this (RFC 3339 or YYYY-MM-DD).
+        #[arg(short = 'e', long)]
+        end_date: Option<String>,
+        /// Only the newest N runs.
+        #[arg(long, value_name = "N")]
+        limit: Option<NonZeroUsize>,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+    /// The state of a run (and its conf, if it has one), or None if there is no such run.
+    State {
+        /// The DAG's id.
+        dag_id: String,
+        /// The run's id, or its logical date (RFC 3339 or YYYY-MM-DD).
+        logical_date_or_run_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// The logical date of the DAG's next scheduled run, or None if it has none.
+    NextExecution {
+        /// The DAG's id.
+        dag_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// `dags pause` and `dags unpause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The DAG's id (a regular expression with --treat-dag-id-as-regex).
+    pub dag_id: String,
+    /// Treat the DAG id as a regular expression and act on every DAG it matches.
+    #[arg(long)]
+    pub treat_dag_id_as_regex: bool,
+    /// Do not ask for confirmation (asked only with --treat-dag-id-as-regex).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,140 +349,269 @@ pub enum TasksCommand {
     /// Run one task in-process on a throw-away database, ignoring its upstream. Local:
     /// needs no server.
     Test {
+        /// The DAG's id.
         dag_id: String,
+        /// The task's id.
         task_id: String,
+        /// Logical date (RFC 3339 or YYYY-MM-DD); default now.
         logical_date: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Tasks of a DAG.
+    /// Tasks of a DAG, by task id.
     List {
+        /// The DAG's id.
         dag_id: String,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// States of every task instance of a run.
     StatesForDagRun {
+        /// The DAG's id.
         dag_id: String,
-        run_id: String,
+        /// The run's id, or its logical date (RFC 3339 or YYYY-MM-DD).
+        logical_date_or_run_id: String,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
-    /// XComs of a task in a run.
-    Xcom {
+    /// The state of one task instance, or None if it has none yet.
+    State {
+        /// The DAG's id.
         dag_id: String,
+        /// The task's id.
+        task_id: String,
+        /// The run's id, or its logical date (RFC 3339 or YYYY-MM-DD).
+        logical_date_or_run_id: String,
+        /// The mapped instance (-1: the task is not mapped).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// XComs of a task in a run, values as JSON.
+    Xcom {
+        /// The DAG's id.
+        dag_id: String,
+        /// The run's id, or its logical date (RFC 3339 or YYYY-MM-DD).
         run_id: String,
+        /// The task's id.
         task_id: String,
         /// Only this key (default: every key).
         #[arg(long)]
         key: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// A task instance's log.
     Logs {
+        /// The DAG's id.
         dag_id: String,
+        /// The run's id, or its logical date (RFC 3339 or YYYY-MM-DD).
         run_id: String,
+        /// The task's id.
         task_id: String,
         /// Try number (default: the latest).
         #[arg(long = "try")]
         try_number: Option<u32>,
-        #[arg(long, default_value_t = -1)]
+        /// The mapped instance (-1: the task is not mapped).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
         map_index: i64,
         /// Keep printing new lines until the try ends.
         #[arg(long)]
         follow: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
-    /// Clear task instances of a run so that they run again.
+    /// Clear task instances so that they run again: of one run (--run-id), of the runs in a
+    /// range of logical dates (-s/-e), or of every run. Shows them and asks first.
     Clear {
+        /// The DAG's id.
         dag_id: String,
+        /// Only this run.
         #[arg(long)]
-        run_id: String,
+        run_id: Option<String>,
+        /// Only runs whose logical date is at or after this (RFC 3339 or YYYY-MM-DD).
+        #[arg(short = 's', long)]
+        start_date: Option<String>,
+        /// Only runs whose logical date is at or before this (RFC 3339 or YYYY-MM-DD).
+        #[arg(short = 'e', long)]
+        end_date: Option<String>,
         /// Only tasks whose id matches this regular expression (default: every task).
-        #[arg(long)]
+        #[arg(short = 't', long)]
         task_regex: Option<String>,
+        /// Also their upstream tasks.
+        #[arg(short = 'u', long)]
+        upstream: bool,
         /// Also their downstream tasks.
-        #[arg(long)]
+        #[arg(short = 'd', long)]
         downstream: bool,
         /// Only failed (and upstream-failed) task instances.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         only_failed: bool,
+        /// Only running task instances.
+        #[arg(short = 'r', long, conflicts_with = "only_failed")]
+        only_running: bool,
         /// Do not show what would be cleared and ask first.
         #[arg(long, short = 'y')]
         yes: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
+    /// Create a user. The password comes from --password, --password-stdin or
+    /// --use-random-password, else it is asked for twice on a terminal (without one, generated).
+    #[command(group(ArgGroup::new("password_source").args(["password", "password_stdin", "use_random_password"])))]
     Create {
-        #[arg(long)]
+        /// The new user's name, to log in with.
+        #[arg(short = 'u', long)]
         username: String,
         /// Admin, Op, User or Viewer.
-        #[arg(long)]
+        #[arg(short = 'r', long)]
         role: String,
-        /// Read the password from standard input (else one is generated and printed).
+        /// First name (checked; not stored: users have a username, a role and a password).
+        #[arg(short = 'f', long)]
+        firstname: Option<String>,
+        /// Last name (checked; not stored).
+        #[arg(short = 'l', long)]
+        lastname: Option<String>,
+        /// Email address (checked; not stored).
+        #[arg(short = 'e', long)]
+        email: Option<String>,
+        /// The password (it shows in the shell's history: prefer the prompt or
+        /// --password-stdin).
+        #[arg(short = 'p', long)]
+        password: Option<String>,
+        /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
-    },
-    List(OutputArgs),
-    Delete {
+        /// Generate a random password and print it.
         #[arg(long)]
+        use_random_password: bool,
+    },
+    /// Users with their roles.
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Delete a user.
+    Delete {
+        /// The user's name.
+        #[arg(short = 'u', long)]
         username: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum VariablesCommand {
-    List(OutputArgs),
+    /// Variables with their values (secret ones masked by the server).
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Print a variable's value.
     Get {
+        /// The variable's key.
         key: String,
         /// Parse the value as JSON and pretty-print it.
-        #[arg(long)]
+        #[arg(short = 'j', long)]
         json: bool,
+        /// Print this if the variable does not exist (instead of failing).
+        #[arg(short = 'd', long, value_name = "VALUE")]
+        default: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+    /// Create a variable or replace its value.
     Set {
+        /// The variable's key.
         key: String,
+        /// The value, stored as text.
         value: String,
+        /// A description (an existing variable keeps its own when not given).
         #[arg(long)]
         description: Option<String>,
+        /// Refuse a value that is not valid JSON.
+        #[arg(short = 'j', long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+    /// Delete a variable.
     Delete {
+        /// The variable's key.
         key: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Set every variable of a JSON object file (`{"key": value}`).
     Import {
+        /// The JSON file to read.
         file: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
-    /// Write every variable to a JSON object file.
+    /// Write every variable to a JSON object file (secret ones are left out).
     Export {
+        /// The JSON file to write.
         file: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectionsCommand {
-    List(OutputArgs),
+    /// Connections (passwords never leave the server).
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Show one connection (password hidden).
     Get {
+        /// The connection's id.
         conn_id: String,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
-    /// Add or replace a connection, from --conn-uri or --conn-* flags.
-    Add(AddConnection),
+    /// Add a connection, from --conn-uri or --conn-* flags; an existing id is refused.
+    Add {
+        #[command(flatten)]
+        connection: AddConnection,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Delete a connection.
     Delete {
+        /// The connection's id.
         conn_id: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Add every connection of a JSON object file (`{"id": URI or {conn_type, host, …}}`).
     /// Local: writes the configured database.
     Import {
+        /// The JSON file to read.
         file: PathBuf,
     },
     /// Write every stored connection to a JSON object file (passwords in the clear).
     /// Local: reads the configured database, since the API never hands out passwords.
     Export {
+        /// The JSON file to write.
         file: PathBuf,
     },
 }
@@ -350,28 +619,62 @@ pub enum ConnectionsCommand {
 #[derive(Debug, Subcommand)]
 pub enum PoolsCommand {
     /// Pools with their running and queued slots.
-    List(OutputArgs),
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// One pool with its slots.
+    Get {
+        /// The pool's name.
+        name: String,
+        #[command(flatten)]
+        output: OutputArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Create or resize a pool.
     Set {
+        /// The pool's name.
         name: String,
+        /// How many slots its running tasks may take at once.
         slots: i64,
+        /// A description, as Airflow takes it (after the slots).
+        #[arg(value_name = "DESCRIPTION", conflicts_with = "description")]
+        description_arg: Option<String>,
+        /// A description (an existing pool keeps its own when not given).
         #[arg(long)]
         description: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
+    /// Delete a pool.
     Delete {
+        /// The pool's name.
         name: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// The effective configuration, secrets masked.
+    #[command(visible_alias = "list")]
     Show,
+    /// Print one effective value, e.g. `config get-value core dags_folder` (secrets masked).
+    GetValue {
+        /// The section, e.g. core, database, api, scheduler, worker, smtp, logging.
+        section: String,
+        /// The option within the section, e.g. dags_folder.
+        option: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// table, json or yaml.
+    /// Output format: table, json, yaml, or plain (the same as table).
     #[arg(short = 'o', long = "output", default_value = "table")]
     pub format: Format,
 }
@@ -381,6 +684,7 @@ pub struct BenchArgs {
     /// sqlite or postgres (Postgres URL from --database-url or $UPDRAFT_BENCH_POSTGRES_URL).
     #[arg(long, default_value = "sqlite", global = true)]
     pub backend: String,
+    /// The Postgres URL of the postgres backend (else $UPDRAFT_BENCH_POSTGRES_URL).
     #[arg(long, global = true)]
     pub database_url: Option<String>,
     /// Another benchmark instead of the chain and fan-out.
@@ -457,25 +761,279 @@ pub struct SensorBenchArgs {
 /// Flags of `connections add`, after Airflow's.
 #[derive(Debug, clap::Args)]
 pub struct AddConnection {
+    /// The connection's id.
     pub conn_id: String,
     /// The whole connection as a URI: `type://login:password@host:port/schema?extra=…`.
     #[arg(long)]
     pub conn_uri: Option<String>,
+    /// The connection's type (postgres, sqlite, http, …), when not given by --conn-uri.
     #[arg(long)]
     pub conn_type: Option<String>,
+    /// Host name or address.
     #[arg(long)]
     pub conn_host: Option<String>,
+    /// Login (user name).
     #[arg(long)]
     pub conn_login: Option<String>,
+    /// Password (stored encrypted; the API never returns it).
     #[arg(long)]
     pub conn_password: Option<String>,
+    /// Schema (for a database, its name).
     #[arg(long)]
     pub conn_schema: Option<String>,
+    /// Port.
     #[arg(long)]
     pub conn_port: Option<i32>,
-    /// JSON object.
+    /// Extra settings, a JSON object.
     #[arg(long)]
     pub conn_extra: Option<String>,
+    /// A description.
     #[arg(long)]
     pub conn_description: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["dagctl"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Every subcommand and every argument says in one line what it is for.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() != "help"
+                    && sub
+                        .get_about()
+                        .is_none_or(|a| a.to_string().trim().is_empty())
+                {
+                    missing.push(name.clone());
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "dagctl", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    #[test]
+    fn the_server_is_an_option_of_the_client_commands_only() {
+        let cli = Cli::command();
+        let find = |path: &[&str]| {
+            let mut command = &cli;
+            for name in path {
+                command = command
+                    .find_subcommand(name)
+                    .unwrap_or_else(|| panic!("no {name}"));
+            }
+            command
+                .get_arguments()
+                .find(|a| a.get_long() == Some("server"))
+                .map(|a| (a.is_required_set(), a.is_hide_set()))
+        };
+        for local in [
+            &["dags", "validate"][..],
+            &["dags", "test"],
+            &["tasks", "test"],
+            &["connections", "import"],
+            &["users", "create"],
+            &["db", "migrate"],
+            &["config", "get-value"],
+            &["standalone"],
+            &["info"],
+        ] {
+            assert_eq!(find(local), None, "{local:?} takes --server");
+        }
+        for client in [
+            &["dags", "list"][..],
+            &["dags", "trigger"],
+            &["tasks", "clear"],
+            &["variables", "get"],
+            &["connections", "add"],
+            &["pools", "get"],
+            &["login"],
+        ] {
+            assert_eq!(find(client), Some((false, false)), "{client:?}");
+        }
+        // Still read before the subcommand, and the subcommand's own wins.
+        let cli = parse(&["--server", "http://a:1", "dags", "list"]);
+        let Command::Dags(DagsCommand::List { remote, .. }) = cli.command else {
+            panic!("dags list");
+        };
+        assert_eq!(remote.or(cli.server.as_deref()), Some("http://a:1"));
+        let cli = parse(&[
+            "--server",
+            "http://a:1",
+            "dags",
+            "list",
+            "--server",
+            "http://b:2",
+        ]);
+        let Command::Dags(DagsCommand::List { remote, .. }) = cli.command else {
+            panic!("dags list");
+        };
+        assert_eq!(remote.or(cli.server.as_deref()), Some("http://b:2"));
+    }
+
+    #[test]
+    fn airflow_short_flags_parse() {
+        let cli = parse(&[
+            "dags",
+            "trigger",
+            "hello",
+            "-c",
+            "{}",
+            "-r",
+            "r1",
+            "-l",
+            "2024-01-01",
+            "-o",
+            "json",
+        ]);
+        let Command::Dags(DagsCommand::Trigger {
+            conf,
+            run_id,
+            logical_date,
+            output,
+            ..
+        }) = cli.command
+        else {
+            panic!("dags trigger");
+        };
+        assert_eq!(conf.as_deref(), Some("{}"));
+        assert_eq!(run_id.as_deref(), Some("r1"));
+        assert_eq!(logical_date.as_deref(), Some("2024-01-01"));
+        assert_eq!(output.format, Format::Json);
+
+        for args in [
+            &["dags", "list-runs", "hello"][..],
+            &["dags", "list-runs", "-d", "hello"],
+        ] {
+            let Command::Dags(DagsCommand::ListRuns {
+                dag_id,
+                dag_id_flag,
+                ..
+            }) = parse(args).command
+            else {
+                panic!("list-runs");
+            };
+            assert_eq!(dag_id.or(dag_id_flag).as_deref(), Some("hello"), "{args:?}");
+        }
+        let missing = Cli::try_parse_from(["dagctl", "dags", "list-runs"]).expect_err("no DAG");
+        assert!(missing.to_string().contains("DAG_ID"), "{missing}");
+
+        let Command::Users(UsersCommand::Create {
+            username,
+            role,
+            firstname,
+            lastname,
+            email,
+            password,
+            ..
+        }) = parse(&[
+            "users",
+            "create",
+            "-u",
+            "ana",
+            "-r",
+            "Op",
+            "-f",
+            "Ana",
+            "-l",
+            "Lima",
+            "-e",
+            "ana@example.org",
+            "-p",
+            "pw",
+        ])
+        .command
+        else {
+            panic!("users create");
+        };
+        assert_eq!(
+            (username, role, firstname, lastname, email, password),
+            (
+                "ana".to_string(),
+                "Op".to_string(),
+                Some("Ana".to_string()),
+                Some("Lima".to_string()),
+                Some("ana@example.org".to_string()),
+                Some("pw".to_string())
+            )
+        );
+        let both = Cli::try_parse_from([
+            "dagctl",
+            "users",
+            "create",
+            "-u",
+            "a",
+            "-r",
+            "Op",
+            "-p",
+            "x",
+            "--use-random-password",
+        ]);
+        assert!(both.is_err(), "one password source only");
+
+        let Command::Tasks(TasksCommand::Clear {
+            task_regex,
+            downstream,
+            upstream,
+            only_failed,
+            yes,
+            start_date,
+            ..
+        }) = parse(&[
+            "tasks",
+            "clear",
+            "hello",
+            "-t",
+            "^w",
+            "-d",
+            "-u",
+            "-f",
+            "-y",
+            "-s",
+            "2024-01-01",
+        ])
+        .command
+        else {
+            panic!("tasks clear");
+        };
+        assert_eq!(task_regex.as_deref(), Some("^w"));
+        assert!(downstream && upstream && only_failed && yes);
+        assert_eq!(start_date.as_deref(), Some("2024-01-01"));
+
+        for args in [&["db", "init"][..], &["version"], &["config", "list"]] {
+            parse(args);
+        }
+        let Command::Pools(PoolsCommand::Set {
+            description_arg, ..
+        }) = parse(&["pools", "set", "etl", "4", "ETL slots"]).command
+        else {
+            panic!("pools set");
+        };
+        assert_eq!(description_arg.as_deref(), Some("ETL slots"));
+    }
 }

@@ -76,9 +76,9 @@ impl Client {
         Ok(Client { http, base, token })
     }
 
-    /// The server's base URL as the user gave it (no trailing slash), the key of its token.
+    /// The server's base URL as the user gave it (no trailing slash, no `/api/v2`).
     pub fn server(&self) -> String {
-        server_key(&self.base)
+        server_text(&self.base)
     }
 
     /// The URL of a path given as segments, each percent-encoded on its own (run ids hold
@@ -209,7 +209,16 @@ impl Client {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let detail = detail_text(status, &text);
+        let mut detail = detail_text(status, &text);
+        if status == StatusCode::NOT_FOUND && detail == "Not Found" {
+            // No handler answered at all (the API names what it did not find): the path is
+            // wrong, most likely because the server URL is not the server's base.
+            detail = format!(
+                "Not Found: {} has no such API endpoint; give --server the base URL of an \
+                 Updraft server, e.g. http://127.0.0.1:8080, without /api/v2",
+                self.server()
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Unauthorized {
                 server: self.server(),
@@ -266,28 +275,49 @@ async fn decode<T: DeserializeOwned>(url: Url, response: reqwest::Response) -> C
     })
 }
 
-/// The server URL as given, checked: http(s) only, no query or fragment.
+/// The server URL as given, checked: http(s) only, no query or fragment. A URL that ends in
+/// `/api/v2` (copied from the API's own address) is taken as the base it is under, since the
+/// client adds that part itself; a bare `host:port` is refused with the URL it should be.
 pub fn parse_server(server: &str) -> ClientResult<Url> {
-    let bad = |reason: &str| ClientError::BadUrl {
+    let text = server.trim();
+    let bad = |reason: String| ClientError::BadUrl {
         url: server.to_string(),
-        reason: reason.to_string(),
+        reason,
     };
-    let url = Url::parse(server.trim()).map_err(|e| bad(&e.to_string()))?;
+    // `127.0.0.1:8080` and `localhost:8080` lack only the scheme: say what to write.
+    let suggestion = || {
+        let with_scheme = format!("http://{text}");
+        let usable =
+            !text.contains("://") && Url::parse(&with_scheme).is_ok_and(|u| u.host_str().is_some());
+        if usable {
+            format!("; did you mean {with_scheme}?")
+        } else {
+            String::new()
+        }
+    };
+    let mut url = Url::parse(text).map_err(|e| bad(format!("{e}{}", suggestion())))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("use http:// or https://"));
+        return Err(bad(format!("use http:// or https://{}", suggestion())));
     }
     if url.cannot_be_a_base() || url.host_str().is_none() {
-        return Err(bad("no host"));
+        return Err(bad("no host".to_string()));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("a server URL takes no query or fragment"));
+        return Err(bad("a server URL takes no query or fragment".to_string()));
+    }
+    let path = url.path().trim_end_matches('/');
+    if let Some(base) = path.strip_suffix(API_PATH) {
+        let base = base.to_string();
+        url.set_path(&base);
     }
     Ok(url)
 }
 
-/// The form of a server URL tokens are kept under: no trailing slash, so that
-/// `http://h:8080` and `http://h:8080/` share one token.
-pub fn server_key(url: &Url) -> String {
+/// What the client puts after the server's base URL.
+const API_PATH: &str = "/api/v2";
+
+/// A server URL as it is shown: no trailing slash.
+pub fn server_text(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_string()
 }
 
@@ -408,24 +438,37 @@ mod tests {
     }
 
     #[test]
-    fn server_urls_are_checked_and_keyed_without_a_trailing_slash() {
-        for (given, key) in [
+    fn server_urls_are_checked_and_shown_without_a_trailing_slash_or_the_api_path() {
+        for (given, shown) in [
             ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
             (
                 "https://updraft.example/base/",
                 "https://updraft.example/base",
             ),
+            ("http://127.0.0.1:8080/api/v2", "http://127.0.0.1:8080"),
+            ("http://127.0.0.1:8080/api/v2/", "http://127.0.0.1:8080"),
+            ("https://h/base/api/v2", "https://h/base"),
+            ("http://h/api/v2x", "http://h/api/v2x"),
         ] {
             let url = parse_server(given).expect(given);
-            assert_eq!(server_key(&url), key);
+            assert_eq!(server_text(&url), shown);
         }
-        for bad in ["127.0.0.1:8080", "ftp://h", "http://h/?x=1", "not a url"] {
+        for (bad, reason) in [
+            (
+                "127.0.0.1:18181",
+                "relative URL without a base; did you mean http://127.0.0.1:18181?",
+            ),
+            (
+                "localhost:8080",
+                "use http:// or https://; did you mean http://localhost:8080?",
+            ),
+            ("ftp://h", "use http:// or https://"),
+            ("http://h/?x=1", "a server URL takes no query or fragment"),
+            ("not a url", "relative URL without a base"),
+        ] {
             let error = parse_server(bad).expect_err(bad).to_string();
-            assert!(
-                error.starts_with(&format!("invalid server URL '{bad}'")),
-                "{error}"
-            );
+            assert_eq!(error, format!("invalid server URL '{bad}': {reason}"));
         }
     }
 

@@ -5,8 +5,10 @@ mod bench;
 mod cli;
 mod client;
 mod commands;
+mod configuration;
 mod credentials;
 mod history;
+mod info;
 mod output;
 mod settings;
 
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, ConfigCommand, DbCommand};
+use crate::cli::{Cli, Command, DbCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,31 +43,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = settings::load(cli.config.as_deref())?;
     commands::init_tracing(&settings);
     use commands::*;
+    // A `--server` given before the subcommand, for the client commands.
+    let before = cli.server.as_deref();
     match cli.command {
         Command::Standalone(args) => server::standalone(settings, args).await,
         Command::Scheduler => server::scheduler(settings).await,
         Command::Worker(args) => server::worker(settings, args).await,
         Command::ApiServer(args) => server::api_server(settings, args).await,
         Command::Db(DbCommand::Migrate) => db::migrate(settings).await,
+        Command::Db(DbCommand::Init) => db::init(settings).await,
         Command::Db(DbCommand::Check) => db::check(settings).await,
         Command::Db(DbCommand::Clean(args)) => db::clean(settings, args).await,
-        Command::Dags(command) => dags::run(settings, &cli.server, command).await,
-        Command::Tasks(command) => tasks::run(settings, &cli.server, command).await,
+        Command::Dags(command) => dags::run(settings, before, command).await,
+        Command::Tasks(command) => tasks::run(settings, before, command).await,
         Command::Users(command) => users::run(settings, command).await,
-        Command::Variables(command) => secrets::variables(&cli.server, command).await,
-        Command::Connections(command) => secrets::connections(settings, &cli.server, command).await,
-        Command::Pools(command) => pools::run(&cli.server, command).await,
-        Command::Login {
-            username,
-            password_stdin,
-        } => {
-            credentials::login(&cli.server, username, password_stdin).await?;
+        Command::Variables(command) => secrets::variables(before, command).await,
+        Command::Connections(command) => secrets::connections(settings, before, command).await,
+        Command::Pools(command) => pools::run(before, command).await,
+        Command::Login(args) => {
+            credentials::login(args.remote.or(before), args.username, args.password_stdin).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config(ConfigCommand::Show) => {
-            print!("{}", settings::show(&settings)?);
+        Command::Config(command) => configuration::run(&settings, command),
+        Command::Version => {
+            println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Info(args) => info::run(&settings, args).await,
         Command::Bench(args) => bench::run(settings, args).await,
     }
 }

@@ -5,7 +5,8 @@ use std::str::FromStr;
 use anyhow::Result;
 use serde_json::Value;
 
-/// `-o table|json|yaml`.
+/// `-o table|json|yaml` (Airflow's `plain` is read as `table`, whose form it is: columns
+/// without borders).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Table,
@@ -17,11 +18,11 @@ impl FromStr for Format {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "table" => Ok(Format::Table),
+            "table" | "plain" => Ok(Format::Table),
             "json" => Ok(Format::Json),
             "yaml" => Ok(Format::Yaml),
             other => Err(format!(
-                "unknown output format '{other}': use table, json or yaml"
+                "unknown output format '{other}': use table, json, yaml or plain"
             )),
         }
     }

@@ -30,6 +30,9 @@ pub struct RawCore {
     pub python: Option<String>,
     /// Longest one Python DAG file's import may take (default 30s).
     pub dagbag_import_timeout: Option<String>,
+    /// Whether a DAG first seen in the folder starts paused when its file does not say
+    /// (`is_paused_upon_creation`); Airflow's default, `true`.
+    pub dags_are_paused_at_creation: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -130,6 +133,9 @@ pub struct Settings {
     pub scheduler_poll_interval: Duration,
     pub zombie_threshold: Duration,
     pub max_map_length: usize,
+    /// `core.dags_are_paused_at_creation` (default false, as dag-format.md's
+    /// `is_paused_upon_creation`; true is Airflow's: new DAGs start paused).
+    pub new_dags: scheduler::NewDags,
     /// `core.python` and `core.dagbag_import_timeout`.
     pub python: pydag::PythonSettings,
     pub worker_concurrency: usize,
@@ -300,6 +306,10 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
             .map_or(dag::mapping::DEFAULT_MAX_MAP_LENGTH, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
+        new_dags: match raw.core.dags_are_paused_at_creation {
+            Some(true) => scheduler::NewDags::Paused,
+            Some(false) | None => scheduler::NewDags::Unpaused,
+        },
         python: pydag::PythonSettings {
             interpreter: raw
                 .core
@@ -443,6 +453,21 @@ mod tests {
         assert_eq!(s.notify.smtp.port, 25);
         assert!(s.notify.smtp.starttls && !s.notify.smtp.ssl);
         assert_eq!(s.notify.base_url, "http://127.0.0.1:8080");
+        assert_eq!(
+            s.new_dags,
+            scheduler::NewDags::Unpaused,
+            "dag-format.md's default"
+        );
+    }
+
+    #[test]
+    fn new_dags_may_start_paused_as_in_airflow() {
+        let mut raw = RawConfig::default();
+        raw.core.dags_are_paused_at_creation = Some(true);
+        assert_eq!(
+            resolve(raw).expect("resolves").new_dags,
+            scheduler::NewDags::Paused
+        );
     }
 
     #[test]

@@ -1,26 +1,97 @@
 //! The DAG file processor: finds DAG files, re-parses only the ones whose hash changed, and
 //! keeps the store's DAGs and import errors in step with the folder.
+//!
+//! A file caught while it is being written (an editor saving, a copy in progress) may not
+//! parse yet. Such a file is not reported as an import error: a file that fails while it
+//! still changes (modified within [`SETTLE`], or changed between its read and its parse) is
+//! left for the next pass, which the folder watcher's event for the rest of the write brings,
+//! or the re-check time the pass reports ([`ProcessReport::recheck_at`]) if no event comes.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use dag::Dag;
 use dag::parse::MAX_FILE_BYTES;
 use pydag::{PythonImporter, PythonSettings};
 use sha2::{Digest, Sha256};
 use store::secrets::Vault;
 use store::{Admin, Store, StoreError};
 
+/// How long after its last change a file that does not parse counts as still being written.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// What one pass over the folder did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProcessReport {
     /// DAG ids synced because their file is new or changed.
     pub synced: Vec<String>,
-    /// Files that failed to parse or validate in this pass.
-    pub errors: Vec<String>,
+    /// Files that failed to parse or validate in this pass, recorded as import errors.
+    pub errors: Vec<ImportFailure>,
     /// DAG ids deactivated because their file is gone (or no longer defines them).
     pub deactivated: Vec<String>,
+    /// Files that did not parse while they were still changing: no import error was
+    /// recorded, and the next pass reads them again.
+    pub unsettled: Vec<String>,
+    /// When to look at the unsettled files again if no folder event comes first.
+    pub recheck_at: Option<DateTime<Utc>>,
+}
+
+/// A file that failed to parse or validate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportFailure {
+    pub file: String,
+    /// Every problem, one per line, each `file:line:col: message`.
+    pub message: String,
+}
+
+impl ImportFailure {
+    /// The first problem, `file:line:col: message`.
+    pub fn first_problem(&self) -> &str {
+        self.message.lines().next().unwrap_or(&self.file)
+    }
+
+    /// How many problems the file has.
+    pub fn problems(&self) -> usize {
+        self.message.lines().count().max(1)
+    }
+}
+
+impl std::fmt::Display for ImportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.problems() {
+            1 => write!(f, "{}", self.first_problem()),
+            n => write!(f, "{} (and {} more)", self.first_problem(), n - 1),
+        }
+    }
+}
+
+/// Whether a DAG stored for the first time starts paused when its file does not say
+/// (`is_paused_upon_creation`): `core.dags_are_paused_at_creation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NewDags {
+    /// Airflow's default: a new DAG waits for someone to unpause it.
+    Paused,
+    /// dag-format.md's default (`is_paused_upon_creation: false`): a new DAG runs at once.
+    #[default]
+    Unpaused,
+}
+
+impl NewDags {
+    /// The DAG to store: one whose file does not say gets `is_paused_upon_creation` from
+    /// this setting, which the store applies if the DAG is new.
+    fn applied_to(self, dag: &Dag) -> Cow<'_, Dag> {
+        match dag.is_paused_upon_creation {
+            Some(_) => Cow::Borrowed(dag),
+            None => Cow::Owned(Dag {
+                is_paused_upon_creation: Some(self == NewDags::Paused),
+                ..dag.clone()
+            }),
+        }
+    }
 }
 
 /// What is known of one file from the last pass.
@@ -38,6 +109,7 @@ pub struct DagFolder {
     files: BTreeMap<PathBuf, FileState>,
     first_pass_done: bool,
     python: PythonLoader,
+    new_dags: NewDags,
 }
 
 /// What importing Python DAG files needs: the importer (started on the first `.py` file),
@@ -55,6 +127,33 @@ struct Changed {
     name: String,
     bytes: Vec<u8>,
     hash: String,
+    /// The file's size and modification time when it was read.
+    stamp: Stamp,
+}
+
+/// A file's size and modification time, to tell a file that is still being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+
+    /// When a file with this stamp has settled, if it has not yet: within [`SETTLE`] of its
+    /// modification. A time far in the future is a skewed clock, not a write in progress.
+    fn settles_at(&self, now: SystemTime) -> Option<SystemTime> {
+        let modified = self.modified?;
+        let settled = modified + SETTLE;
+        (settled > now && modified <= now + SETTLE).then_some(settled)
+    }
 }
 
 impl DagFolder {
@@ -64,7 +163,14 @@ impl DagFolder {
             files: BTreeMap::new(),
             first_pass_done: false,
             python: PythonLoader::new(PythonSettings::default(), Arc::new(Vault::clear())),
+            new_dags: NewDags::default(),
         }
+    }
+
+    /// Whether DAGs stored for the first time start paused when their file does not say.
+    pub fn with_new_dags(mut self, new_dags: NewDags) -> Self {
+        self.new_dags = new_dags;
+        self
     }
 
     /// Import Python DAG files with these settings, opening variables with `vault`.
@@ -114,16 +220,24 @@ impl DagFolder {
             let name = display(&path);
             let read = {
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || read_dag_file(&path)).await
+                tokio::task::spawn_blocking(move || {
+                    let stamp = Stamp::of(&path);
+                    read_dag_file(&path).map(|(bytes, hash)| (bytes, hash, stamp))
+                })
+                .await
             };
             match read.unwrap_or_else(|e| Err(format!("{name}:1:1: {e}"))) {
-                Ok((bytes, hash)) => {
+                Ok((bytes, hash, stamp)) => {
                     if self.files.get(&path).is_none_or(|s| s.hash != hash) {
                         changed.push(Changed {
                             path,
                             name,
                             bytes,
                             hash,
+                            stamp: stamp.unwrap_or(Stamp {
+                                len: 0,
+                                modified: None,
+                            }),
                         });
                     }
                 }
@@ -133,7 +247,10 @@ impl DagFolder {
                     let hash = format!("unreadable: {message}");
                     if self.files.get(&path).is_none_or(|s| s.hash != hash) {
                         store.record_import_error(&name, &message, now).await?;
-                        report.errors.push(name);
+                        report.errors.push(ImportFailure {
+                            file: name,
+                            message,
+                        });
                         self.keep_last_good(path, hash);
                     }
                 }
@@ -150,7 +267,11 @@ impl DagFolder {
 
         for (file, parsed) in changed.into_iter().zip(parsed) {
             let Changed {
-                path, name, hash, ..
+                path,
+                name,
+                hash,
+                stamp,
+                ..
             } = file;
             let parsed = parsed.and_then(|dags| {
                 for dag in &dags {
@@ -190,7 +311,9 @@ impl DagFolder {
                         report.deactivated.push(old);
                     }
                     for dag in &dags {
-                        store.sync_dag(dag, &hash, now).await?;
+                        store
+                            .sync_dag(&self.new_dags.applied_to(dag), &hash, now)
+                            .await?;
                         owners.insert(dag.dag_id.clone(), path.clone());
                         report.synced.push(dag.dag_id.clone());
                     }
@@ -198,10 +321,21 @@ impl DagFolder {
                     self.files.insert(path, FileState { hash, dag_ids: ids });
                 }
                 Err(message) => {
+                    if let Some(settles) = still_changing(&path, stamp) {
+                        // Caught mid-write: not an error yet. Its state stays as it was, so
+                        // the next pass reads it again.
+                        let at = DateTime::<Utc>::from(settles).max(now);
+                        report.recheck_at = Some(report.recheck_at.map_or(at, |t| t.min(at)));
+                        report.unsettled.push(name);
+                        continue;
+                    }
                     // The DAG keeps its last good version, as in Airflow: a typo in a file
                     // shows as an import error and does not stop the DAG's schedule.
                     store.record_import_error(&name, &message, now).await?;
-                    report.errors.push(name);
+                    report.errors.push(ImportFailure {
+                        file: name,
+                        message,
+                    });
                     self.keep_last_good(path, hash);
                 }
             }
@@ -334,6 +468,18 @@ pub async fn parse_dag_file(
         Ok(dags)
     } else {
         Err(errors.join("\n"))
+    }
+}
+
+/// When a file read with `stamp` will have settled, if it is still being written: it changed
+/// since it was read, or it was modified within [`SETTLE`].
+fn still_changing(path: &Path, stamp: Stamp) -> Option<SystemTime> {
+    let now = SystemTime::now();
+    match Stamp::of(path) {
+        // Gone meanwhile: the next pass deactivates it, nothing to report.
+        None => Some(now),
+        Some(current) if current != stamp => Some(current.settles_at(now).unwrap_or(now)),
+        Some(current) => current.settles_at(now),
     }
 }
 

@@ -368,6 +368,7 @@ mod tests {
             queued_at: now,
             start_date: Some(now),
             end_date: None,
+            triggering_user_name: None,
         };
         let task_instances = graph
             .dag()

@@ -9,6 +9,8 @@ pub mod runs;
 mod scheduler;
 mod sensors;
 
-pub use dag_folder::{DagFolder, ProcessReport};
-pub use runs::{BackfillError, GraphCache, TriggerError, TriggerRequest, backfill, trigger};
+pub use dag_folder::{DagFolder, ImportFailure, NewDags, ProcessReport};
+pub use runs::{
+    BackfillError, GraphCache, TriggerError, TriggerRequest, backfill, trigger, trigger_by,
+};
 pub use scheduler::{Scheduler, SchedulerConfig, SchedulerError};

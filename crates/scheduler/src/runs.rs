@@ -10,7 +10,9 @@ use dag::{DagGraph, RunType};
 use serde_json::Value;
 use store::{Catalog, RunRecord, Store, StoreError};
 
-pub use store::runs::{TriggerError, TriggerRequest, new_run, priority_weights, trigger};
+pub use store::runs::{
+    TriggerError, TriggerRequest, new_run, priority_weights, trigger, trigger_by,
+};
 
 /// Parsed DAG versions with their graphs, shared across the scheduler. Versions never change,
 /// so entries never go stale.
@@ -62,12 +64,15 @@ pub enum BackfillError {
 
 /// Create a `backfill` run for every tick of the DAG's schedule in [start, end], oldest
 /// first, leaving out logical dates that already have a run. The runs start queued, so the
-/// scheduler starts them in order within `max_active_runs`.
+/// scheduler starts them in order within `max_active_runs` (and, as every run, only while
+/// the DAG is not paused). `user`, the user who asked for the backfill, is recorded with
+/// each run.
 pub async fn backfill(
     store: &dyn Store,
     dag_id: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
+    user: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Vec<RunRecord>, BackfillError> {
     let record = store
@@ -104,7 +109,11 @@ pub async fn backfill(
             None,
             now,
         );
-        if let Some(run) = store.create_run(&run).await? {
+        let made = match user {
+            Some(user) => store.create_run_triggered_by(&run, user).await?,
+            None => store.create_run(&run).await?,
+        };
+        if let Some(run) = made {
             created.push(run);
         }
     }

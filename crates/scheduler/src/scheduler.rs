@@ -24,7 +24,7 @@ use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::dag_folder::DagFolder;
+use crate::dag_folder::{DagFolder, NewDags};
 use crate::decide::{Inputs, decide, needs_secrets, needs_xcoms};
 use crate::python_callbacks::{self, CallbackSettings};
 use crate::runs::{GraphCache, new_run};
@@ -59,6 +59,9 @@ pub struct SchedulerConfig {
     pub notify: NotifySettings,
     /// How the folder's Python DAG files are imported.
     pub python: PythonSettings,
+    /// Whether DAGs first seen in the folder start paused when their file does not say
+    /// (`core.dags_are_paused_at_creation`; Airflow's default: paused).
+    pub new_dags: NewDags,
 }
 
 impl SchedulerConfig {
@@ -76,7 +79,13 @@ impl SchedulerConfig {
             env_connections: Vec::new(),
             notify: NotifySettings::default(),
             python: PythonSettings::default(),
+            new_dags: NewDags::default(),
         }
+    }
+
+    pub fn with_new_dags(mut self, new_dags: NewDags) -> Self {
+        self.new_dags = new_dags;
+        self
     }
 
     pub fn with_python(mut self, python: PythonSettings) -> Self {
@@ -280,7 +289,9 @@ impl Scheduler {
             _ => None,
         };
         let mut folder = self.config.dags_folder.clone().map(|root| {
-            DagFolder::new(root).with_python(self.config.python.clone(), self.config.vault.clone())
+            DagFolder::new(root)
+                .with_python(self.config.python.clone(), self.config.vault.clone())
+                .with_new_dags(self.config.new_dags)
         });
         let mut pass = Pass::new(Utc::now());
         tokio::pin!(shutdown);
@@ -323,10 +334,14 @@ impl Scheduler {
         loop {
             let now = Utc::now();
             if now >= pass.next_rescan {
-                if let Some(folder) = folder.as_deref_mut() {
-                    self.process_folder(folder, now).await?;
-                }
                 pass.next_rescan = now + self.config.rescan_interval;
+                if let Some(folder) = folder.as_deref_mut()
+                    && let Some(recheck) = self.process_folder(folder, now).await?
+                {
+                    // A file caught mid-write is looked at again once it has settled, even
+                    // if no folder event comes.
+                    pass.next_rescan = pass.next_rescan.min(recheck);
+                }
             }
             if now >= pass.next_poll {
                 // The health endpoint reads this beat.
@@ -443,9 +458,6 @@ impl Scheduler {
         if record.state.is_finished() {
             return Ok(ScheduleOutcome::default());
         }
-        if self.dags.get(&record.dag_id).is_some_and(|d| d.paused) {
-            return Ok(ScheduleOutcome::default());
-        }
         let Some(graph) = self
             .graphs
             .get(&*self.store, &record.dag_id, &record.version)
@@ -499,6 +511,12 @@ impl Scheduler {
                 )
             })
             .await?;
+        // A paused DAG's run waits (the store read the flag in the decision's transaction,
+        // so a pause or unpause is never missed); its unpause names it in an event.
+        if outcome.paused {
+            debug!(dag_id = %record.dag_id, run_id = %record.run_id, "run waits: its DAG is paused");
+            return Ok(outcome);
+        }
         if let Some(state) = outcome.run_state {
             debug!(dag_id = %record.dag_id, run_id = %record.run_id, %state, "run state");
             if state.is_finished() {
@@ -622,20 +640,30 @@ impl Scheduler {
         Ok(Some(states))
     }
 
+    /// One pass over the DAG folder; returns when to look again at files that were still
+    /// being written, if any.
     async fn process_folder(
         &mut self,
         folder: &mut DagFolder,
         now: DateTime<Utc>,
-    ) -> Result<(), SchedulerError> {
+    ) -> Result<Option<DateTime<Utc>>, SchedulerError> {
         let report = folder.process(&*self.store, now).await?;
-        for file in &report.errors {
-            warn!(file = %file, "DAG file has import errors");
+        for failure in &report.errors {
+            warn!(
+                file = %failure.file,
+                problems = failure.problems(),
+                error = %failure.first_problem(),
+                "DAG file has import errors"
+            );
+        }
+        if !report.unsettled.is_empty() {
+            debug!(files = ?report.unsettled, "DAG files still being written; looking again");
         }
         if !report.synced.is_empty() || !report.deactivated.is_empty() {
             info!(synced = ?report.synced, deactivated = ?report.deactivated, "DAG folder processed");
             self.refresh_dags().await?;
         }
-        Ok(())
+        Ok(report.recheck_at)
     }
 
     /// Re-read every DAG's flags (another process may have paused one) and recompute when its

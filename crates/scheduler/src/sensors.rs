@@ -14,9 +14,14 @@
 //! scheduler tells it which runs to reload, and a periodic full reload finds sensors other
 //! schedulers set waiting. Several loops on one Postgres may poke the same sensor; the guard
 //! on its poke count lets exactly one poke apply.
+//!
+//! A paused DAG's sensors are not poked (Airflow queues nothing of a paused DAG): the loop
+//! *parks* their runs, as it does the runs of pokes the store refused (the DAG was paused
+//! meanwhile, the instance cleared, or another scheduler poked first), and reloads a parked
+//! run when a `RunChanged` event names it, which an unpause sends for every unfinished run.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +32,8 @@ use dag::{TaskKind, TaskState};
 use futures::StreamExt;
 use sensor::{Connections, PokeResult, Probes, Rendered};
 use store::secrets::{Connection, Vault, load_template_secrets};
-use store::{LogLine, LogStream, Poke, PokeOutcome, Store, StoreError, WaitingSensor};
-use tokio::sync::{mpsc, watch};
+use store::{LogLine, LogStream, Poke, PokeOutcome, Store, StoreError, StoreEvent, WaitingSensor};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, warn};
 
 /// Sent on the loop's channel instead of a run key: reload every waiting sensor (after a
@@ -101,6 +106,9 @@ pub(crate) struct SensorLoop {
     render_errors: HashMap<i64, String>,
     /// The sensors of each DAG version seen, by task id (versions never change).
     versions: HashMap<(String, String), Arc<VersionSensors>>,
+    /// Runs with sensors not poked for now: their DAG is paused, or a poke of theirs was
+    /// refused. Reloaded when an event says the run changed.
+    parked: BTreeSet<i64>,
 }
 
 /// The sensor tasks of one DAG version, for finding thousands of instances' specs at once.
@@ -146,6 +154,7 @@ impl SensorLoop {
             heap: BinaryHeap::new(),
             render_errors: HashMap::new(),
             versions: HashMap::new(),
+            parked: BTreeSet::new(),
         }
     }
 
@@ -156,6 +165,7 @@ impl SensorLoop {
         mut runs: mpsc::UnboundedReceiver<i64>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut events = self.store.subscribe();
         let mut next_reload = Utc::now();
         loop {
             let now = Utc::now();
@@ -208,6 +218,36 @@ impl SensorLoop {
                         }
                     }
                 }
+                event = events.recv() => {
+                    let mut woken = Vec::new();
+                    let mut event = event;
+                    loop {
+                        match event {
+                            Ok(StoreEvent::RunChanged { run }) if self.parked.remove(&run) => {
+                                woken.push(run);
+                            }
+                            // Events lost: a full reload finds what they would have said.
+                            Err(broadcast::error::RecvError::Lagged(_))
+                            | Ok(StoreEvent::Missed) => next_reload = Utc::now(),
+                            Ok(_) => {}
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        }
+                        event = match events.try_recv() {
+                            Ok(next) => Ok(next),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                Err(broadcast::error::RecvError::Lagged(n))
+                            }
+                            Err(_) => break,
+                        };
+                    }
+                    for run in woken {
+                        if let Err(e) = self.load(Some(run)).await {
+                            log_store_error(&e, "cannot load a run's waiting sensors; retrying");
+                            self.parked.insert(run);
+                            next_reload = next_reload.min(Utc::now() + RELOAD_RETRY);
+                        }
+                    }
+                }
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
@@ -216,7 +256,20 @@ impl SensorLoop {
     /// (Re)load waiting sensors of one run, or of all; entries whose instance moved on are
     /// dropped when their run is reloaded.
     async fn load(&mut self, run: Option<i64>) -> Result<(), StoreError> {
-        let waiting = self.store.waiting_sensors(run).await?;
+        let mut waiting = self.store.waiting_sensors(run).await?;
+        match run {
+            Some(run) => {
+                self.parked.remove(&run);
+            }
+            None => self.parked.clear(),
+        }
+        // A paused DAG's sensors wait unpoked, their runs parked until an event names them.
+        waiting.retain(|w| {
+            if w.dag_paused {
+                self.parked.insert(w.ti.run);
+            }
+            !w.dag_paused
+        });
         let fresh: std::collections::HashSet<i64> = waiting.iter().map(|w| w.ti.id).collect();
         self.entries.retain(|ti, entry| {
             run.is_some_and(|r| entry.waiting.ti.run != r) || fresh.contains(ti)
@@ -320,9 +373,14 @@ impl SensorLoop {
                     }
                 }
                 _ => {
-                    // Settled, handed to a worker, or changed by someone else: either way
-                    // not waiting here any more (a reload brings it back if it waits).
-                    self.entries.remove(&ti);
+                    // Settled, handed to a worker, or refused (changed by someone else, or
+                    // its DAG paused): either way not waiting here any more. A refused poke's
+                    // run is parked, so the next event about it (an unpause's) reloads it.
+                    if let Some(entry) = self.entries.remove(&ti)
+                        && !applied
+                    {
+                        self.parked.insert(entry.waiting.ti.run);
+                    }
                     self.render_errors.remove(&ti);
                 }
             }

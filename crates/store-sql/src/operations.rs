@@ -102,17 +102,88 @@ impl<D: Dialect> SqlStore<D> {
             version: row.version,
             last_parsed_at: row.last_parsed_at,
             dag,
+            last_scheduled_logical_date: row.last_scheduled_logical_date,
         })
     }
 
+    /// Set a DAG's paused flag. Unpausing also names the DAG's unfinished runs in
+    /// `RunChanged` events (read in the same transaction), so the runs that waited are decided
+    /// at once rather than on the next poll.
     async fn set_paused(&self, dag_id: &str, paused: bool) -> Result<()> {
-        let changed = self
-            .write_one("set_dag_paused", &[Arg::Text(dag_id), Arg::Bool(paused)])
-            .await?;
+        let mut tx = self.dialect.write().await?;
+        let changed = execute::<D>(
+            &mut tx,
+            "set_dag_paused",
+            &[Arg::Text(dag_id), Arg::Bool(paused)],
+        )
+        .await?;
         if changed == 0 {
             return Err(StoreError::NotFound(format!("DAG '{dag_id}'")));
         }
-        Ok(())
+        let mut events = Vec::new();
+        if !paused {
+            for row in
+                fetch_all::<D>(&mut tx, "unfinished_runs_of_dag", &[Arg::Text(dag_id)]).await?
+            {
+                events.push(StoreEvent::RunChanged {
+                    run: row.int(Col::First)?,
+                });
+            }
+        }
+        self.commit(tx, &events).await
+    }
+
+    /// Insert a run with its task instances, recording who triggered it if a user did.
+    async fn insert_run(&self, new: &NewRun, user: Option<&str>) -> Result<Option<RunRecord>> {
+        let tasks = &new.tasks;
+        // One column per field, so all task instances go in with one statement.
+        let tasks = Arg::Table(vec![
+            Column::Texts(tasks.iter().map(|t| t.task_id.as_str()).collect()),
+            Column::Int32s(tasks.iter().map(|t| t.map_index).collect()),
+            Column::Ints(tasks.iter().map(|t| i64::from(t.max_tries)).collect()),
+            Column::Texts(tasks.iter().map(|t| t.queue.as_str()).collect()),
+            Column::Texts(tasks.iter().map(|t| t.pool.as_str()).collect()),
+            Column::Ints(tasks.iter().map(|t| i64::from(t.pool_slots)).collect()),
+            Column::Ints(tasks.iter().map(|t| t.priority_weight).collect()),
+            Column::Texts(tasks.iter().map(|t| t.operator.as_str()).collect()),
+        ]);
+        let mut tx = self.dialect.write().await?;
+        let inserted = fetch_optional::<D>(
+            &mut tx,
+            "insert_run",
+            &[
+                Arg::Text(&new.dag_id),
+                Arg::Text(&new.run_id),
+                Arg::Text(new.run_type.as_str()),
+                Arg::OptTime(new.logical_date),
+                Arg::OptTime(new.data_interval_start),
+                Arg::OptTime(new.data_interval_end),
+                Arg::Json(&new.conf),
+                Arg::Text(&new.version),
+                Arg::Time(new.now),
+                Arg::OptText(user),
+            ],
+        )
+        .await?;
+        let Some(row) = inserted else {
+            // A run with this run_id exists: nothing was written.
+            return Ok(None);
+        };
+        let run = rows::run(&row)?;
+        execute::<D>(
+            &mut tx,
+            "insert_task_instances",
+            &[
+                Arg::Int(run.id),
+                Arg::Text(&run.dag_id),
+                Arg::Text(&run.run_id),
+                tasks,
+            ],
+        )
+        .await?;
+        self.commit(tx, &[StoreEvent::RunChanged { run: run.id }])
+            .await?;
+        Ok(Some(run))
     }
 
     /// The runs of these keys, by key.
@@ -143,7 +214,8 @@ impl<D: Dialect> Catalog for SqlStore<D> {
             &[
                 Arg::Text(&dag.dag_id),
                 Arg::Text(&dag.fileloc),
-                Arg::Bool(dag.is_paused_upon_creation),
+                // The DAG folder puts the setting in for files that do not say.
+                Arg::Bool(dag.is_paused_upon_creation.unwrap_or(false)),
                 Arg::Text(version),
                 Arg::Time(now),
             ],
@@ -241,17 +313,34 @@ impl<D: Dialect> Catalog for SqlStore<D> {
     }
 }
 
+/// What `schedule_run` reads of a run before deciding it.
+enum Snapshot {
+    /// The run is gone.
+    Missing,
+    /// The run's DAG is paused: the run is not decided, and is in this state.
+    Paused(RunState),
+    Ready(Box<RunSnapshot>),
+}
+
 /// A run with its task instances and the count of running runs of its DAG, read on `conn`
-/// (a write transaction when the decision is to be applied).
+/// (a write transaction when the decision is to be applied); or only that its DAG is paused.
 async fn snapshot<D: Dialect>(
     conn: &mut D::Conn,
     run: i64,
     xcoms: SnapshotXcoms,
-) -> Result<Option<RunSnapshot>> {
+) -> Result<Snapshot> {
     let Some(row) = fetch_optional::<D>(conn, "lock_run", &[Arg::Int(run)]).await? else {
-        return Ok(None);
+        return Ok(Snapshot::Missing);
     };
     let record = rows::run(&row)?;
+    let paused = fetch_optional::<D>(conn, "dag_paused", &[Arg::Text(&record.dag_id)])
+        .await?
+        .map(|row| row.boolean(Col::First))
+        .transpose()?
+        .unwrap_or(false);
+    if paused {
+        return Ok(Snapshot::Paused(record.state));
+    }
     let task_instances = D::snapshot_task_instances(conn, run).await?;
     let running = fetch_optional::<D>(conn, "count_running_runs", &[Arg::Text(&record.dag_id)])
         .await?
@@ -269,12 +358,12 @@ async fn snapshot<D: Dialect>(
                 .collect::<Result<Vec<_>>>()?
         }
     };
-    Ok(Some(RunSnapshot {
+    Ok(Snapshot::Ready(Box::new(RunSnapshot {
         run: record,
         task_instances,
         running_runs_of_dag: usize::try_from(running).unwrap_or(0),
         xcoms,
-    }))
+    })))
 }
 
 /// Append lines to a try's log inside a write transaction, numbering them after the last.
@@ -327,54 +416,11 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
     }
 
     async fn create_run(&self, new: &NewRun) -> Result<Option<RunRecord>> {
-        let tasks = &new.tasks;
-        // One column per field, so all task instances go in with one statement.
-        let tasks = Arg::Table(vec![
-            Column::Texts(tasks.iter().map(|t| t.task_id.as_str()).collect()),
-            Column::Int32s(tasks.iter().map(|t| t.map_index).collect()),
-            Column::Ints(tasks.iter().map(|t| i64::from(t.max_tries)).collect()),
-            Column::Texts(tasks.iter().map(|t| t.queue.as_str()).collect()),
-            Column::Texts(tasks.iter().map(|t| t.pool.as_str()).collect()),
-            Column::Ints(tasks.iter().map(|t| i64::from(t.pool_slots)).collect()),
-            Column::Ints(tasks.iter().map(|t| t.priority_weight).collect()),
-            Column::Texts(tasks.iter().map(|t| t.operator.as_str()).collect()),
-        ]);
-        let mut tx = self.dialect.write().await?;
-        let inserted = fetch_optional::<D>(
-            &mut tx,
-            "insert_run",
-            &[
-                Arg::Text(&new.dag_id),
-                Arg::Text(&new.run_id),
-                Arg::Text(new.run_type.as_str()),
-                Arg::OptTime(new.logical_date),
-                Arg::OptTime(new.data_interval_start),
-                Arg::OptTime(new.data_interval_end),
-                Arg::Json(&new.conf),
-                Arg::Text(&new.version),
-                Arg::Time(new.now),
-            ],
-        )
-        .await?;
-        let Some(row) = inserted else {
-            // A run with this run_id exists: nothing was written.
-            return Ok(None);
-        };
-        let run = rows::run(&row)?;
-        execute::<D>(
-            &mut tx,
-            "insert_task_instances",
-            &[
-                Arg::Int(run.id),
-                Arg::Text(&run.dag_id),
-                Arg::Text(&run.run_id),
-                tasks,
-            ],
-        )
-        .await?;
-        self.commit(tx, &[StoreEvent::RunChanged { run: run.id }])
-            .await?;
-        Ok(Some(run))
+        self.insert_run(new, None).await
+    }
+
+    async fn create_run_triggered_by(&self, new: &NewRun, user: &str) -> Result<Option<RunRecord>> {
+        self.insert_run(new, Some(user)).await
     }
 
     async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRecord>> {
@@ -444,8 +490,10 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
             // that every worker's log and finish writes wait on. Only a non-empty decision is
             // taken again inside the write transaction, from a fresh snapshot.
             let mut conn = self.dialect.read().await?;
-            let Some(snapshot) = snapshot::<D>(&mut conn, run, xcoms).await? else {
-                return Err(StoreError::NotFound(format!("run {run}")));
+            let snapshot = match snapshot::<D>(&mut conn, run, xcoms).await? {
+                Snapshot::Missing => return Err(StoreError::NotFound(format!("run {run}"))),
+                Snapshot::Paused(state) => return Ok(ScheduleOutcome::paused(state)),
+                Snapshot::Ready(snapshot) => *snapshot,
             };
             let decision = decide(&snapshot);
             if decision.is_empty() {
@@ -456,9 +504,14 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
             }
         }
         let mut tx = self.dialect.write().await?;
-        let snapshot = snapshot::<D>(&mut tx, run, xcoms)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("run {run}")))?;
+        let snapshot = match snapshot::<D>(&mut tx, run, xcoms).await? {
+            Snapshot::Missing => return Err(StoreError::NotFound(format!("run {run}"))),
+            Snapshot::Paused(state) => {
+                self.commit(tx, &[]).await?;
+                return Ok(ScheduleOutcome::paused(state));
+            }
+            Snapshot::Ready(snapshot) => *snapshot,
+        };
         let decision = decide(&snapshot);
 
         let mut outcome = ScheduleOutcome {
@@ -907,15 +960,24 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
         let found = fetch_all::<D>(&mut conn, "waiting_sensors", &[Arg::OptInt(run)]).await?;
         let mut waiting = Vec::with_capacity(found.len());
         for row in &found {
-            waiting.push((rows::task_instance(row)?, rows::sensor_progress(row)?));
+            waiting.push((
+                rows::task_instance(row)?,
+                rows::sensor_progress(row)?,
+                row.boolean("dag_paused")?,
+            ));
         }
         let runs =
-            Self::runs_by_keys(&mut conn, waiting.iter().map(|(ti, _)| ti.run).collect()).await?;
+            Self::runs_by_keys(&mut conn, waiting.iter().map(|(ti, ..)| ti.run).collect()).await?;
         Ok(waiting
             .into_iter()
-            .filter_map(|(ti, progress)| {
+            .filter_map(|(ti, progress, dag_paused)| {
                 let run = runs.get(&ti.run)?.clone();
-                Some(WaitingSensor { ti, run, progress })
+                Some(WaitingSensor {
+                    ti,
+                    run,
+                    progress,
+                    dag_paused,
+                })
             })
             .collect())
     }

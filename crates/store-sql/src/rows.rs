@@ -44,6 +44,7 @@ pub fn run(row: &impl SqlRow) -> Result<RunRecord> {
         queued_at: row.time("queued_at")?,
         start_date: row.opt_time("start_date")?,
         end_date: row.opt_time("end_date")?,
+        triggering_user_name: row.opt_text("triggering_user_name")?,
     })
 }
 
@@ -125,6 +126,7 @@ pub(crate) struct DagRow {
     pub is_active: bool,
     pub version: String,
     pub last_parsed_at: DateTime<Utc>,
+    pub last_scheduled_logical_date: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn dag_row(row: &impl SqlRow) -> Result<DagRow> {
@@ -135,6 +137,7 @@ pub(crate) fn dag_row(row: &impl SqlRow) -> Result<DagRow> {
         is_active: row.boolean("is_active")?,
         version: row.text("version")?,
         last_parsed_at: row.time("last_parsed_at")?,
+        last_scheduled_logical_date: row.opt_time("last_scheduled_logical_date")?,
     })
 }
 

@@ -113,8 +113,11 @@ impl<T: Catalog + RunQueue + LogsAndXcoms + Admin + ?Sized> Store for T {}
 #[async_trait]
 pub trait Catalog: Send + Sync + 'static {
     /// Insert or update a DAG from a parsed file: marks it active, records `version` (the
-    /// file hash) with its definition if new. A new DAG is paused if the DAG says
-    /// `is_paused_upon_creation`; an existing DAG keeps its paused flag.
+    /// file hash) with its definition if new. A new DAG is paused if it says
+    /// `is_paused_upon_creation: true`; the DAG folder puts `core.dags_are_paused_at_creation`
+    /// (Airflow's default: paused) in for files that do not say, so a DAG synced otherwise
+    /// (tests, benchmarks, `dags test`) starts unpaused. A DAG already stored keeps its
+    /// paused flag.
     async fn sync_dag(&self, dag: &Dag, version: &str, now: DateTime<Utc>) -> Result<()>;
 
     /// Mark DAGs inactive (their file is gone); their history stays.
@@ -129,8 +132,12 @@ pub trait Catalog: Send + Sync + 'static {
     /// (versions never change), so callers need no cache of their own.
     async fn get_dag_version(&self, dag_id: &str, version: &str) -> Result<Option<Arc<Dag>>>;
 
+    /// Pause a DAG: no run of it is decided until it is unpaused ([`RunQueue::schedule_run`]),
+    /// so its runs wait and its running tries finish, as in Airflow.
     async fn pause_dag(&self, dag_id: &str) -> Result<()>;
 
+    /// Unpause a DAG, emitting `RunChanged` for each of its unfinished runs, so the runs that
+    /// waited start at once.
     async fn unpause_dag(&self, dag_id: &str) -> Result<()>;
 
     /// Delete a DAG with its versions, runs, task instances, XComs and logs; a missing DAG is
@@ -163,6 +170,14 @@ pub trait RunQueue: Send + Sync + 'static {
     /// Returns `None`, changing nothing, if the DAG already has a run with this `run_id`.
     async fn create_run(&self, run: &NewRun) -> Result<Option<RunRecord>>;
 
+    /// [`RunQueue::create_run`] for a run a user triggered, recording their name with it in
+    /// the same transaction (Airflow's `triggering_user_name`). The default, for stores that
+    /// wrap another in tests, creates the run without it.
+    async fn create_run_triggered_by(&self, run: &NewRun, user: &str) -> Result<Option<RunRecord>> {
+        let _ = user;
+        self.create_run(run).await
+    }
+
     async fn get_run(&self, dag_id: &str, run_id: &str) -> Result<Option<RunRecord>>;
 
     async fn get_run_by_key(&self, run: i64) -> Result<Option<RunRecord>>;
@@ -173,13 +188,17 @@ pub trait RunQueue: Send + Sync + 'static {
     /// The newest logical date among the DAG's scheduled runs, for cron catch-up.
     async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>>;
 
-    /// Keys of runs not yet finished (queued or running), oldest first.
+    /// Keys of runs not yet finished (queued or running) whose DAG is not paused, oldest
+    /// first: the runs a scheduler has to decide. A paused DAG's runs come back when it is
+    /// unpaused ([`Catalog::unpause_dag`] names them in events).
     async fn unfinished_runs(&self) -> Result<Vec<i64>>;
 
     /// Atomically: lock the run, read it with its task instances, call `decide`, and apply
     /// the decision, each transition guarded by the state `decide` saw. Returns what changed.
     /// Emits `TasksQueued` if it queued anything, but never `RunChanged`: the decision is
     /// meant to be the run's fixpoint, so deciding again would change nothing.
+    /// A run whose DAG is paused is not decided: `decide` is not called, nothing changes,
+    /// and the outcome says `paused` (the flag is read in the same transaction).
     /// With `SnapshotXcoms::Included` the snapshot carries the run's XComs, read in the same
     /// transaction, for decisions that read a branch's choice or render `expand`.
     async fn schedule_run(
@@ -220,11 +239,11 @@ pub trait RunQueue: Send + Sync + 'static {
     /// Running task instances whose heartbeat is older than `stale_before`.
     async fn zombies(&self, stale_before: DateTime<Utc>) -> Result<Vec<TaskInstanceRecord>>;
 
-    /// Queue every `up_for_retry` instance whose delay has passed (try number + 1).
-    /// Returns the runs touched.
+    /// Queue every `up_for_retry` instance whose delay has passed (try number + 1), except
+    /// those of paused DAGs, which wait until the DAG is unpaused. Returns the runs touched.
     async fn queue_due_retries(&self, now: DateTime<Utc>) -> Result<Vec<i64>>;
 
-    /// The earliest pending retry, to sleep until it.
+    /// The earliest pending retry of a DAG that is not paused, to sleep until it.
     async fn next_retry_at(&self) -> Result<Option<DateTime<Utc>>>;
 
     /// Delete a run with its task instances, XComs and logs; a missing run is `NotFound`.
@@ -263,12 +282,12 @@ pub trait RunQueue: Send + Sync + 'static {
     ) -> Result<Vec<TaskInstanceRecord>>;
 
     /// Sensor instances waiting between pokes (`up_for_reschedule`) with their runs, of one
-    /// run or of all, soonest poke first.
+    /// run or of all, soonest poke first; those of paused DAGs say so (`dag_paused`).
     async fn waiting_sensors(&self, run: Option<i64>) -> Result<Vec<WaitingSensor>>;
 
-    /// Apply pokes, each guarded by `up_for_reschedule`, its try number and poke count, all in
-    /// one transaction; a poke whose guard failed changes nothing (another scheduler poked
-    /// first, or the instance was cleared). Returns, per poke, whether it applied. Emits
+    /// Apply pokes, each guarded by `up_for_reschedule`, its try number and poke count, and
+    /// its DAG not being paused, all in one transaction; a poke whose guard failed changes
+    /// nothing (another scheduler poked first, the instance was cleared, or the DAG paused). Returns, per poke, whether it applied. Emits
     /// `RunChanged` for runs whose sensors settled and `TasksQueued` if any was queued.
     async fn record_pokes(&self, pokes: &[Poke]) -> Result<Vec<bool>>;
 

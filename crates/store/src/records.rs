@@ -21,6 +21,9 @@ pub struct DagRecord {
     pub version: String,
     pub last_parsed_at: DateTime<Utc>,
     pub dag: Arc<Dag>,
+    /// The logical date of the DAG's newest scheduled run: where its schedule stands, from
+    /// which the next scheduled run follows (`dag::schedule::next_run`).
+    pub last_scheduled_logical_date: Option<DateTime<Utc>>,
 }
 
 /// A file that failed to parse or validate.
@@ -98,6 +101,10 @@ pub struct RunRecord {
     pub queued_at: DateTime<Utc>,
     pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
+    /// Who triggered the run, when a user did (through the API): Airflow's
+    /// `triggering_user_name`. `None` for scheduled runs and runs other runs triggered.
+    #[serde(default)]
+    pub triggering_user_name: Option<String>,
 }
 
 impl RunRecord {
@@ -280,6 +287,20 @@ pub struct ScheduleOutcome {
     pub run_state: Option<RunState>,
     /// Mapped tasks expanded: their new instances want deciding at once.
     pub expanded: usize,
+    /// The run's DAG is paused: the run was not decided and nothing changed. It waits, as in
+    /// Airflow, until the DAG is unpaused (its running tries finish meanwhile).
+    pub paused: bool,
+}
+
+impl ScheduleOutcome {
+    /// A run of a paused DAG, left as it is (in `state`).
+    pub fn paused(state: RunState) -> ScheduleOutcome {
+        ScheduleOutcome {
+            run_state: Some(state),
+            paused: true,
+            ..ScheduleOutcome::default()
+        }
+    }
 }
 
 /// A worker's request for work.
@@ -491,6 +512,9 @@ pub struct WaitingSensor {
     pub ti: TaskInstanceRecord,
     pub run: RunRecord,
     pub progress: SensorProgress,
+    /// Its DAG is paused: it is not poked (a poke would be refused) until the unpause, whose
+    /// `RunChanged` names its run.
+    pub dag_paused: bool,
 }
 
 /// One poke of a waiting sensor, applied only if the instance is still waiting at this try

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use dag::schedule::{self, DataInterval};
 use dag::{DagGraph, RunType};
 use serde_json::Value;
@@ -35,7 +35,7 @@ pub struct TriggerRequest {
     /// Defaults to the trigger time.
     pub logical_date: Option<DateTime<Utc>>,
     pub conf: Option<Value>,
-    /// Defaults to `manual__<logical date>`.
+    /// Defaults to `manual__<logical date>`, with microseconds ([`schedule::run_id`]).
     pub run_id: Option<String>,
 }
 
@@ -87,11 +87,23 @@ pub fn new_run(
     }
 }
 
-/// Trigger a manual run of the DAG's current version.
+/// Trigger a manual run of the DAG's current version. A run of a paused DAG is made all the
+/// same and waits, `queued`, until the DAG is unpaused.
 pub async fn trigger(
     store: &dyn Store,
     dag_id: &str,
     request: TriggerRequest,
+    now: DateTime<Utc>,
+) -> Result<RunRecord, TriggerError> {
+    trigger_by(store, dag_id, request, None, now).await
+}
+
+/// [`trigger`], recording the user who triggered the run, if a user did.
+pub async fn trigger_by(
+    store: &dyn Store,
+    dag_id: &str,
+    request: TriggerRequest,
+    user: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<RunRecord, TriggerError> {
     let record = store
@@ -114,7 +126,9 @@ pub async fn trigger(
             }
         })?;
     }
-    let interval = schedule::manual_interval(request.logical_date.unwrap_or(now));
+    // The store keeps microseconds: the run id is made from the logical date as stored.
+    let logical_date = request.logical_date.unwrap_or(now).trunc_subsecs(6);
+    let interval = schedule::manual_interval(logical_date);
     let graph = DagGraph::new(record.dag.clone());
     let run = new_run(
         &graph,
@@ -126,11 +140,12 @@ pub async fn trigger(
         now,
     );
     let run_id = run.run_id.clone();
-    store
-        .create_run(&run)
-        .await?
-        .ok_or_else(|| TriggerError::DuplicateRunId {
-            dag_id: dag_id.to_string(),
-            run_id,
-        })
+    let created = match user {
+        Some(user) => store.create_run_triggered_by(&run, user).await?,
+        None => store.create_run(&run).await?,
+    };
+    created.ok_or_else(|| TriggerError::DuplicateRunId {
+        dag_id: dag_id.to_string(),
+        run_id,
+    })
 }

@@ -28,6 +28,9 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@cases $backend;
             dags_sync_list_get,
             dag_paused_upon_creation_and_pause,
+            paused_dag_runs_wait_and_unpause_names_them,
+            paused_dag_retries_and_sensors_wait,
+            runs_keep_who_triggered_them,
             dag_deactivate,
             import_errors_record_replace_clear,
             create_run_and_duplicate,
@@ -141,7 +144,7 @@ pub fn chain_dag(dag_id: &str, tasks: &[&str]) -> Dag {
         dagrun_timeout: None,
         max_active_runs: 16,
         max_active_tasks: 16,
-        is_paused_upon_creation: false,
+        is_paused_upon_creation: None,
         tags: vec!["conformance".to_string()],
         owner: "airflow".to_string(),
         params: BTreeMap::new(),
@@ -315,8 +318,16 @@ pub async fn dags_sync_list_get(store: Arc<dyn Store>) {
 }
 
 pub async fn dag_paused_upon_creation_and_pause(store: Arc<dyn Store>) {
+    // A DAG that does not say starts unpaused here: the DAG folder, not the store, applies
+    // `core.dags_are_paused_at_creation` (Airflow's default, paused) to files that do not say.
+    let unsaid = chain_dag("unsaid", &["only"]);
+    assert_eq!(unsaid.is_paused_upon_creation, None);
+    store.sync_dag(&unsaid, "v1", at(0)).await.expect("sync");
+    let got = store.get_dag("unsaid").await.expect("get").expect("exists");
+    assert!(!got.is_paused);
+
     let mut dag = chain_dag("careful", &["only"]);
-    dag.is_paused_upon_creation = true;
+    dag.is_paused_upon_creation = Some(true);
     store.sync_dag(&dag, "v1", at(0)).await.expect("sync");
     let got = store
         .get_dag("careful")
@@ -356,7 +367,7 @@ pub async fn dag_paused_upon_creation_and_pause(store: Arc<dyn Store>) {
             .is_paused
     );
     let mut relaxed = dag.clone();
-    relaxed.is_paused_upon_creation = false;
+    relaxed.is_paused_upon_creation = Some(false);
     store
         .sync_dag(&relaxed, "v3", at(2))
         .await
@@ -374,6 +385,296 @@ pub async fn dag_paused_upon_creation_and_pause(store: Arc<dyn Store>) {
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "pausing a missing DAG: {missing:?}"
+    );
+}
+
+/// A decision that queues every task instance in `none` and starts the run.
+fn queue_everything(snapshot: &RunSnapshot) -> RunDecision {
+    RunDecision {
+        run_state: Some(RunState::Running),
+        transitions: snapshot
+            .task_instances
+            .iter()
+            .filter(|ti| ti.state == TaskState::None)
+            .map(|ti| Transition {
+                ti: ti.id,
+                from: TaskState::None,
+                to: TaskState::Queued,
+            })
+            .collect(),
+        ..RunDecision::default()
+    }
+}
+
+pub async fn paused_dag_runs_wait_and_unpause_names_them(store: Arc<dyn Store>) {
+    let dag = chain_dag("held", &["first", "second"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync");
+    let waiting = store
+        .create_run(&new_run(&dag, "waiting", at(1)))
+        .await
+        .expect("create")
+        .expect("new");
+    let done = store
+        .create_run(&new_run(&dag, "done", at(2)))
+        .await
+        .expect("create")
+        .expect("new");
+    store
+        .set_run_state(done.id, RunState::Success, at(3))
+        .await
+        .expect("mark done");
+    store.pause_dag("held").await.expect("pause");
+
+    // Not decided while paused: decide is not even called, and nothing changes.
+    let called = std::sync::atomic::AtomicBool::new(false);
+    let decide = |snapshot: &RunSnapshot| {
+        called.store(true, std::sync::atomic::Ordering::SeqCst);
+        queue_everything(snapshot)
+    };
+    let outcome = store
+        .schedule_run(waiting.id, at(4), SnapshotXcoms::Omitted, &decide)
+        .await
+        .expect("schedule_run");
+    assert!(outcome.paused, "{outcome:?}");
+    assert_eq!((outcome.applied, outcome.queued), (0, 0));
+    assert_eq!(outcome.run_state, Some(RunState::Queued));
+    assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
+    let run = store
+        .get_run_by_key(waiting.id)
+        .await
+        .expect("get")
+        .expect("run");
+    assert_eq!(run.state, RunState::Queued, "the run waits, queued");
+    assert!(
+        store
+            .task_instances(waiting.id)
+            .await
+            .expect("tis")
+            .iter()
+            .all(|ti| ti.state == TaskState::None)
+    );
+    assert!(
+        !store
+            .unfinished_runs()
+            .await
+            .expect("unfinished")
+            .contains(&waiting.id),
+        "a scheduler's poll does not pick a paused DAG's runs"
+    );
+
+    // Unpausing names the unfinished runs (not the finished one) in events, after commit.
+    let mut events = store.subscribe();
+    store.unpause_dag("held").await.expect("unpause");
+    assert_eq!(
+        next_event(&mut events).await,
+        StoreEvent::RunChanged { run: waiting.id }
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "only the unfinished run is named"
+    );
+    assert!(
+        !store
+            .get_dag("held")
+            .await
+            .expect("get")
+            .expect("dag")
+            .is_paused
+    );
+    assert!(
+        store
+            .unfinished_runs()
+            .await
+            .expect("unfinished")
+            .contains(&waiting.id)
+    );
+    let outcome = store
+        .schedule_run(waiting.id, at(5), SnapshotXcoms::Omitted, &queue_everything)
+        .await
+        .expect("schedule_run");
+    assert!(!outcome.paused);
+    assert_eq!(outcome.queued, 2);
+
+    // Pausing a running run's DAG holds its next decision too: the claimed try may finish,
+    // but nothing new is queued.
+    let claimed = store
+        .claim_task_instances(&claim("w1", &["default"], 1, at(6)))
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    store.pause_dag("held").await.expect("pause again");
+    let ti = claimed[0].ti.id;
+    assert!(
+        store
+            .finish_task_instance(&finish(ti, 1, TaskState::Success, at(7)))
+            .await
+            .expect("finish"),
+        "a running try finishes while its DAG is paused"
+    );
+    let outcome = store
+        .schedule_run(waiting.id, at(8), SnapshotXcoms::Omitted, &decide)
+        .await
+        .expect("schedule_run");
+    assert!(outcome.paused);
+    assert_eq!(outcome.run_state, Some(RunState::Running));
+
+    // Pause and unpause of a missing DAG are NotFound.
+    for missing in [
+        store.pause_dag("ghost").await,
+        store.unpause_dag("ghost").await,
+    ] {
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
+        );
+    }
+}
+
+pub async fn paused_dag_retries_and_sensors_wait(store: Arc<dyn Store>) {
+    // A retry that falls due while its DAG is paused waits for the unpause.
+    let (run, ti) = running_task(store.as_ref(), "retried", "w1").await;
+    let mut retry = finish(ti, 1, TaskState::UpForRetry, at(10));
+    retry.next_retry_at = Some(at(20));
+    assert!(store.finish_task_instance(&retry).await.expect("finish"));
+    store.pause_dag("single").await.expect("pause");
+    assert_eq!(
+        store.next_retry_at().await.expect("next"),
+        None,
+        "nothing to wake for"
+    );
+    assert!(
+        store
+            .queue_due_retries(at(30))
+            .await
+            .expect("queue")
+            .is_empty()
+    );
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!((got.state, got.try_number), (TaskState::UpForRetry, 1));
+    store.unpause_dag("single").await.expect("unpause");
+    assert_eq!(store.next_retry_at().await.expect("next"), Some(at(20)));
+    assert_eq!(store.queue_due_retries(at(30)).await.expect("queue"), [run]);
+    let got = store.get_task_instance(ti).await.expect("get").expect("ti");
+    assert_eq!((got.state, got.try_number), (TaskState::Queued, 2));
+
+    // A waiting sensor of a paused DAG is listed as such, and a poke in flight is refused.
+    let (_, sensor) = waiting_sensor(&*store, "sensed", at(10)).await;
+    store.pause_dag("sensing").await.expect("pause");
+    let paused = |waiting: Vec<store::WaitingSensor>| {
+        waiting
+            .into_iter()
+            .find(|w| w.ti.id == sensor)
+            .map(|w| w.dag_paused)
+    };
+    assert_eq!(
+        paused(store.waiting_sensors(None).await.expect("waiting")),
+        Some(true)
+    );
+    let refused = store
+        .record_pokes(&[poke(
+            sensor,
+            1,
+            0,
+            at(11),
+            PokeOutcome::Settle(TaskState::Success),
+        )])
+        .await
+        .expect("poke");
+    assert_eq!(refused, [false]);
+    let got = store
+        .get_task_instance(sensor)
+        .await
+        .expect("get")
+        .expect("ti");
+    assert_eq!(got.state, TaskState::UpForReschedule);
+    store.unpause_dag("sensing").await.expect("unpause");
+    assert_eq!(
+        paused(store.waiting_sensors(None).await.expect("waiting")),
+        Some(false)
+    );
+    let applied = store
+        .record_pokes(&[poke(
+            sensor,
+            1,
+            0,
+            at(12),
+            PokeOutcome::Settle(TaskState::Success),
+        )])
+        .await
+        .expect("poke");
+    assert_eq!(applied, [true]);
+}
+
+pub async fn runs_keep_who_triggered_them(store: Arc<dyn Store>) {
+    let dag = chain_dag("asked", &["only"]);
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync");
+    let by_ana = store
+        .create_run_triggered_by(&new_run(&dag, "by_ana", at(1)), "ana")
+        .await
+        .expect("create")
+        .expect("new");
+    assert_eq!(by_ana.triggering_user_name.as_deref(), Some("ana"));
+    let unasked = store
+        .create_run(&new_run(&dag, "scheduled", at(2)))
+        .await
+        .expect("create")
+        .expect("new");
+    assert_eq!(unasked.triggering_user_name, None);
+    let read = store
+        .get_run("asked", "by_ana")
+        .await
+        .expect("get")
+        .expect("run");
+    assert_eq!(read.triggering_user_name.as_deref(), Some("ana"));
+    // A duplicate run id is refused whoever asks.
+    assert!(
+        store
+            .create_run_triggered_by(&new_run(&dag, "by_ana", at(3)), "bo")
+            .await
+            .expect("create")
+            .is_none()
+    );
+
+    // Where the DAG's schedule stands: its newest scheduled run's logical date.
+    assert_eq!(
+        store
+            .get_dag("asked")
+            .await
+            .expect("get")
+            .expect("dag")
+            .last_scheduled_logical_date,
+        None,
+        "manual runs do not move the schedule"
+    );
+    for (run_id, day) in [
+        ("scheduled__a", 10),
+        ("scheduled__b", 30),
+        ("scheduled__c", 20),
+    ] {
+        let mut scheduled = new_run(&dag, run_id, at(day));
+        scheduled.run_type = RunType::Scheduled;
+        store
+            .create_run(&scheduled)
+            .await
+            .expect("create")
+            .expect("new");
+    }
+    assert_eq!(
+        store
+            .get_dag("asked")
+            .await
+            .expect("get")
+            .expect("dag")
+            .last_scheduled_logical_date,
+        Some(at(30))
+    );
+    let listed = store.list_dags().await.expect("list");
+    assert_eq!(
+        listed
+            .iter()
+            .find(|d| d.dag_id == "asked")
+            .and_then(|d| d.last_scheduled_logical_date),
+        Some(at(30))
     );
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use chrono::Utc;
 use dag::RunState;
 use store::RunFilter;
 
@@ -128,7 +129,7 @@ pub async fn list_dags(
         dags: page
             .apply(dags)
             .iter()
-            .map(|d| dag_response(d, broken.contains(&d.fileloc)))
+            .map(|d| dag_response(d, broken.contains(&d.fileloc), Utc::now()))
             .collect(),
         total_entries: total,
     }))
@@ -149,6 +150,7 @@ pub async fn get_dag(
     Ok(Json(dag_response(
         &record,
         broken.contains(&record.fileloc),
+        Utc::now(),
     )))
 }
 
@@ -180,6 +182,7 @@ pub async fn get_dag_details(
         &record,
         broken.contains(&record.fileloc),
         active,
+        Utc::now(),
     )))
 }
 
@@ -213,6 +216,7 @@ pub async fn patch_dag(
     Ok(Json(dag_response(
         &record,
         broken.contains(&record.fileloc),
+        Utc::now(),
     )))
 }
 

@@ -327,16 +327,22 @@ pub async fn trigger_run(
         conf: body.conf.map(serde_json::Value::Object),
         run_id: body.dag_run_id,
     };
-    let run = scheduler::runs::trigger(state.store.as_ref(), &dag_id, request, Utc::now())
-        .await
-        .map_err(|err| match err {
-            TriggerError::DagNotFound(_) => {
-                ApiError::not_found(format!("DAG with dag_id: '{dag_id}' not found"))
-            }
-            TriggerError::DuplicateRunId { .. } => ApiError::conflict(err.to_string()),
-            TriggerError::Store(store) => ApiError::from(store),
-            other => ApiError::bad_request(other.to_string()),
-        })?;
+    let run = scheduler::runs::trigger_by(
+        state.store.as_ref(),
+        &dag_id,
+        request,
+        Some(&caller.username),
+        Utc::now(),
+    )
+    .await
+    .map_err(|err| match err {
+        TriggerError::DagNotFound(_) => {
+            ApiError::not_found(format!("DAG with dag_id: '{dag_id}' not found"))
+        }
+        TriggerError::DuplicateRunId { .. } => ApiError::conflict(err.to_string()),
+        TriggerError::Store(store) => ApiError::from(store),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
     Ok(Json(run_response(&run)))
 }
 
@@ -489,6 +495,7 @@ pub async fn create_backfill(
         &body.dag_id,
         body.from_date,
         body.to_date,
+        Some(&caller.username),
         now,
     )
     .await

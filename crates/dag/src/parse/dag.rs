@@ -148,7 +148,8 @@ pub(crate) fn build(p: &mut Problems, path: &str, root: &Node) -> Option<Dag> {
     };
     let catchup = flag(p, "catchup");
     let data_intervals = flag(p, "data_intervals");
-    let is_paused_upon_creation = flag(p, "is_paused_upon_creation");
+    let is_paused_upon_creation = get("is_paused_upon_creation")
+        .and_then(|v| check::boolean(p, v, &what("is_paused_upon_creation")));
     let dagrun_timeout =
         get("dagrun_timeout").and_then(|v| check::opt_duration(p, v, &what("dagrun_timeout")));
     let max_active_runs = get("max_active_runs")

@@ -82,6 +82,26 @@ edges:
 "#;
 
 #[test]
+fn is_paused_upon_creation_is_kept_only_when_the_file_says_it() {
+    let with = |line: &str| {
+        ok(
+            "dags/p.yaml",
+            &format!("{line}\ntasks:\n  - {{id: a, bash: 'true'}}\n"),
+        )
+        .is_paused_upon_creation
+    };
+    assert_eq!(with("is_paused_upon_creation: false"), Some(false));
+    assert_eq!(with("is_paused_upon_creation: true"), Some(true));
+    assert_eq!(with("description: unsaid"), None);
+    let err = parse_dag_str(
+        "dags/p.yaml",
+        "is_paused_upon_creation: maybe\ntasks:\n  - {id: a, bash: 'true'}\n",
+    )
+    .expect_err("not a bool");
+    assert!(err.to_string().contains("is_paused_upon_creation"), "{err}");
+}
+
+#[test]
 fn the_contract_example_parses_with_defaults() {
     let dag = ok("dags/daily_sales.yaml", EXAMPLE);
     assert_eq!(dag.dag_id, "daily_sales");
@@ -95,7 +115,11 @@ fn the_contract_example_parses_with_defaults() {
     assert_eq!(dag.tags, ["sales", "etl", "daily"]);
     assert_eq!(dag.owner, "data-team");
     assert_eq!((dag.max_active_runs, dag.max_active_tasks), (16, 16));
-    assert!(!dag.catchup && !dag.data_intervals && !dag.is_paused_upon_creation);
+    assert!(!dag.catchup && !dag.data_intervals);
+    assert_eq!(
+        dag.is_paused_upon_creation, None,
+        "unsaid: the scheduler's setting decides"
+    );
     assert_eq!(dag.tasks.len(), 9);
 
     let join = dag.task("join").expect("join");

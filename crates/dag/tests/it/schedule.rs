@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use dag::parse::parse_dag_str;
 use dag::schedule::{
-    DataInterval, due_runs, intervals_between, manual_interval, next_due_at, run_id, validate_cron,
+    DataInterval, due_runs, intervals_between, manual_interval, next_due_at, next_run, run_id,
+    validate_cron,
 };
 use dag::{Dag, RunType};
 
@@ -232,6 +233,66 @@ fn next_due() {
 }
 
 #[test]
+fn next_run_is_what_the_scheduler_makes_next() {
+    // (top-level keys, newest scheduled logical date, now) → "logical start end | run_after"
+    let check = |top: &str, last: Option<&str>, now: &str, expected: Option<&str>| {
+        let d = dag(top);
+        let got = next_run(&d, last.map(t), t(now)).unwrap_or_else(|e| panic!("{e}"));
+        let f = |d: DateTime<Utc>| d.format("%m-%dT%H:%M").to_string();
+        let shown = got.map(|n| format!("{} | {}", show(&[n.interval])[0], f(n.run_after)));
+        assert_eq!(shown.as_deref(), expected, "{top} last={last:?} now={now}");
+    };
+    let daily = "schedule: '0 2 * * *'\nstart_date: 2024-01-01";
+    // Due but not made yet: without catchup, the latest due tick.
+    check(
+        daily,
+        None,
+        "2024-03-05T10:00:00Z",
+        Some("03-05T02:00 03-05T02:00 03-05T02:00 | 03-05T02:00"),
+    );
+    // Made: the next tick.
+    check(
+        daily,
+        Some("2024-03-05T02:00:00Z"),
+        "2024-03-05T10:00:00Z",
+        Some("03-06T02:00 03-06T02:00 03-06T02:00 | 03-06T02:00"),
+    );
+    // With catchup, the oldest missed one.
+    check(
+        "schedule: '@daily'\nstart_date: 2024-01-01\ncatchup: true",
+        None,
+        "2024-01-03T10:00:00Z",
+        Some("01-01T00:00 01-01T00:00 01-01T00:00 | 01-01T00:00"),
+    );
+    // Data intervals: due at the interval's end.
+    check(
+        "schedule: '@daily'\nstart_date: 2024-01-01\ndata_intervals: true",
+        Some("2024-03-04T00:00:00Z"),
+        "2024-03-05T10:00:00Z",
+        Some("03-05T00:00 03-05T00:00 03-06T00:00 | 03-06T00:00"),
+    );
+    check(
+        "schedule: '@once'\nstart_date: 2024-01-01",
+        None,
+        "2023-12-01T00:00:00Z",
+        Some("01-01T00:00 01-01T00:00 01-01T00:00 | 01-01T00:00"),
+    );
+    check(
+        "schedule: '@once'\nstart_date: 2024-01-01",
+        Some("2024-01-01T00:00:00Z"),
+        "2024-02-01T00:00:00Z",
+        None,
+    );
+    check(
+        "schedule: '@daily'\nstart_date: 2024-01-01\nend_date: 2024-01-02",
+        Some("2024-01-02T00:00:00Z"),
+        "2024-02-01T00:00:00Z",
+        None,
+    );
+    check("schedule: null", None, "2024-02-01T00:00:00Z", None);
+}
+
+#[test]
 fn backfill_ticks() {
     let d = dag("schedule: '0 */6 * * *'\nstart_date: 2024-01-01");
     let runs =
@@ -334,7 +395,18 @@ fn run_ids() {
     );
     assert_eq!(
         run_id(RunType::Manual, t("2024-06-30T12:34:56.789Z")),
-        "manual__2024-06-30T12:34:56+00:00"
+        "manual__2024-06-30T12:34:56.789000+00:00",
+        "microseconds, as Python's isoformat prints them"
+    );
+    assert_eq!(
+        run_id(RunType::Manual, t("2026-12-01T21:53:46.123456789Z")),
+        "manual__2026-12-01T21:53:46.123456+00:00",
+        "below a microsecond is dropped"
+    );
+    assert_eq!(
+        run_id(RunType::Manual, t("2024-06-30T12:34:56Z")),
+        "manual__2024-06-30T12:34:56+00:00",
+        "whole seconds print none"
     );
     assert_eq!(
         run_id(RunType::Backfill, at),

@@ -1,21 +1,22 @@
-//! `dagctl dags …`: DAGs and their runs through the server's REST API (list, show, import
-//! errors, trigger, pause, delete, runs, backfill); `validate` and `test` run locally.
+//! `dagctl dags …`: DAGs and their runs through the server's REST API (list, show, details,
+//! import errors, trigger, pause, delete, runs, a run's state, the next run, backfill);
+//! `validate` and `test` run locally.
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use api::models::{
     BackfillPostBody, BackfillResponse, DAGCollectionResponse, DAGDetailsResponse, DAGPatchBody,
     DAGResponse, DAGRunCollectionResponse, DAGRunResponse, DagTagResponse,
-    ImportErrorCollectionResponse, TaskResponse, TriggerDAGRunPostBody,
+    ImportErrorCollectionResponse, TriggerDAGRunPostBody,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::dag_tasks::{TASK_COLUMNS, tasks_of};
+use super::dag_tasks::{TASK_COLUMNS, find_run, graph_order, task_rows, tasks_of};
 use super::{confirm, local_run, parse_conf, parse_date, rfc3339, rows};
-use crate::cli::DagsCommand;
+use crate::cli::{DagsCommand, PauseArgs, RemoteArgs};
 use crate::client::Client;
 use crate::credentials;
 use crate::output::{Format, print_object, print_rows};
@@ -32,7 +33,12 @@ pub const RUN_COLUMNS: &[&str] = &[
     "end_date",
 ];
 
-pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Result<ExitCode> {
+pub async fn run(
+    settings: Settings,
+    server_before: Option<&str>,
+    command: DagsCommand,
+) -> Result<ExitCode> {
+    let connect = |remote: &RemoteArgs| credentials::connect(remote.or(server_before));
     match command {
         DagsCommand::Validate { paths } => return local_run::validate(&settings, paths).await,
         DagsCommand::Test {
@@ -50,15 +56,8 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
             )
             .await;
         }
-        _ => {}
-    }
-    let client = credentials::connect(server)?;
-    match command {
-        DagsCommand::Validate { .. } | DagsCommand::Test { .. } => {
-            unreachable!("local commands returned above")
-        }
-        DagsCommand::List(output) => {
-            let dags = client
+        DagsCommand::List { output, remote } => {
+            let dags = connect(&remote)?
                 .list_all::<DAGCollectionResponse>(&["api", "v2", "dags"], &[])
                 .await?;
             print_rows(
@@ -74,9 +73,23 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
                 &rows(&dags)?,
             )?;
         }
-        DagsCommand::Show { dag_id, output } => show(&client, &dag_id, output.format).await?,
-        DagsCommand::ListImportErrors(output) => {
-            let errors = client
+        DagsCommand::Show {
+            dag_id,
+            output,
+            remote,
+        } => show(&connect(&remote)?, &dag_id, output.format).await?,
+        DagsCommand::Details {
+            dag_id,
+            output,
+            remote,
+        } => {
+            let details: DAGDetailsResponse = connect(&remote)?
+                .get(&["api", "v2", "dags", &dag_id, "details"], &[])
+                .await?;
+            print_object(output.format, &serde_json::to_value(&details)?)?;
+        }
+        DagsCommand::ListImportErrors { output, remote } => {
+            let errors = connect(&remote)?
                 .list_all::<ImportErrorCollectionResponse>(&["api", "v2", "importErrors"], &[])
                 .await?;
             print_rows(
@@ -91,6 +104,7 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
             logical_date,
             run_id,
             output,
+            remote,
         } => {
             let body = TriggerDAGRunPostBody {
                 dag_run_id: run_id,
@@ -105,7 +119,7 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
                 note: None,
                 partition_key: None,
             };
-            let run: DAGRunResponse = client
+            let run: DAGRunResponse = connect(&remote)?
                 .post(&["api", "v2", "dags", &dag_id, "dagRuns"], &body)
                 .await?;
             match output.format {
@@ -113,15 +127,14 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
                 format => print_object(format, &serde_json::to_value(&run)?)?,
             }
         }
-        DagsCommand::Pause { dag_id } => {
-            set_paused(&client, &dag_id, true).await?;
-            println!("DAG '{dag_id}' paused");
-        }
-        DagsCommand::Unpause { dag_id } => {
-            set_paused(&client, &dag_id, false).await?;
-            println!("DAG '{dag_id}' unpaused");
-        }
-        DagsCommand::Delete { dag_id, yes } => {
+        DagsCommand::Pause(args) => return pause(&connect(&args.remote)?, &args, true).await,
+        DagsCommand::Unpause(args) => return pause(&connect(&args.remote)?, &args, false).await,
+        DagsCommand::Delete {
+            dag_id,
+            yes,
+            remote,
+        } => {
+            let client = connect(&remote)?;
             if !yes {
                 // Ask only about a DAG that exists, so a typo fails before the question.
                 let _: DAGResponse = client.get(&["api", "v2", "dags", &dag_id], &[]).await?;
@@ -137,27 +150,78 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
         }
         DagsCommand::ListRuns {
             dag_id,
+            dag_id_flag,
             state,
+            no_backfill,
+            start_date,
+            end_date,
+            limit,
             output,
+            remote,
         } => {
+            let Some(dag_id) = dag_id.or(dag_id_flag) else {
+                bail!("give the DAG's id");
+            };
             let mut query = vec![("order_by", "-run_after".to_string())];
             if let Some(state) = state {
                 query.push(("state", state));
             }
-            let runs = client
+            if let Some(start) = start_date {
+                query.push(("logical_date_gte", rfc3339(parse_date(&start)?)));
+            }
+            if let Some(end) = end_date {
+                query.push(("logical_date_lte", rfc3339(parse_date(&end)?)));
+            }
+            let mut runs = connect(&remote)?
                 .list_all::<DAGRunCollectionResponse>(
                     &["api", "v2", "dags", &dag_id, "dagRuns"],
                     &query,
                 )
                 .await?;
+            if no_backfill {
+                runs.retain(|run| run.run_type != "backfill");
+            }
+            if let Some(limit) = limit {
+                runs.truncate(limit.get());
+            }
             print_rows(output.format, RUN_COLUMNS, &rows(&runs)?)?;
+        }
+        DagsCommand::State {
+            dag_id,
+            logical_date_or_run_id,
+            remote,
+        } => {
+            let run = find_run(&connect(&remote)?, &dag_id, &logical_date_or_run_id).await?;
+            println!("{}", run_state_line(run.as_ref()));
+        }
+        DagsCommand::NextExecution { dag_id, remote } => {
+            // The server works the next run out from the schedule and the newest scheduled
+            // run, as the scheduler does.
+            let dag: DAGResponse = connect(&remote)?
+                .get(&["api", "v2", "dags", &dag_id], &[])
+                .await?;
+            if dag.is_paused {
+                eprintln!("note: DAG '{dag_id}' is paused: its next run waits for `dags unpause`");
+            }
+            match dag.next_dagrun_logical_date {
+                Some(at) => println!("{}", at.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
+                None => {
+                    eprintln!(
+                        "note: DAG '{dag_id}' has no next scheduled run (schedule: {})",
+                        dag.timetable_summary.as_deref().unwrap_or("none")
+                    );
+                    println!("None");
+                }
+            }
         }
         DagsCommand::Backfill {
             dag_id,
             start_date,
             end_date,
             output,
+            remote,
         } => {
+            let client = connect(&remote)?;
             let from = parse_date(&start_date)?;
             let to = parse_date(&end_date)?;
             if from > to {
@@ -202,6 +266,90 @@ pub async fn run(settings: Settings, server: &str, command: DagsCommand) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `dags state` prints, as Airflow does: the state, then the conf as JSON if the run has
+/// one (spaced as Python's `json.dumps` spaces it); `None` without a run.
+fn run_state_line(run: Option<&DAGRunResponse>) -> String {
+    match run {
+        None => "None".to_string(),
+        Some(run) => match run.conf.as_ref().filter(|conf| !conf.is_empty()) {
+            Some(conf) => {
+                let conf = Value::Object(conf.clone().into_iter().collect());
+                format!("{}, {}", run.state, python_json(&conf))
+            }
+            None => run.state.clone(),
+        },
+    }
+}
+
+/// JSON as Python's `json.dumps` writes it by default: `{"k": 1, "l": [1, 2]}`.
+fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_json).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .collect();
+            format!("{{{}}}", entries.join(", "))
+        }
+        scalar => scalar.to_string(),
+    }
+}
+
+/// `dags pause` / `dags unpause`: one DAG, or with `--treat-dag-id-as-regex` every DAG whose id
+/// matches, after showing them and asking (unless `--yes`).
+async fn pause(client: &Client, args: &PauseArgs, paused: bool) -> Result<ExitCode> {
+    let verb = if paused { "pause" } else { "unpause" };
+    let dag_ids: Vec<String> = if args.treat_dag_id_as_regex {
+        let regex = regex::Regex::new(&args.dag_id)
+            .with_context(|| format!("'{}' is not a valid regular expression", args.dag_id))?;
+        let matching: Vec<String> = client
+            .list_all::<DAGCollectionResponse>(&["api", "v2", "dags"], &[])
+            .await?
+            .into_iter()
+            .map(|dag| dag.dag_id)
+            .filter(|id| regex.is_match(id))
+            .collect();
+        if matching.is_empty() {
+            bail!("no DAG's id matches '{}'", args.dag_id);
+        }
+        if !args.yes {
+            for id in &matching {
+                eprintln!("{id}");
+            }
+            let question = format!("{verb} these {} DAG(s)?", matching.len());
+            let question = format!("{}{}", question[..1].to_uppercase(), &question[1..]);
+            if !confirm(&question)? {
+                eprintln!("nothing changed");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        matching
+    } else {
+        vec![args.dag_id.clone()]
+    };
+    let mut changed = Vec::new();
+    for dag_id in &dag_ids {
+        let body = DAGPatchBody { is_paused: paused };
+        let dag: DAGResponse = client
+            .patch(&["api", "v2", "dags", dag_id], &[], &body)
+            .await?;
+        changed.push(serde_json::json!({"dag_id": dag.dag_id, "is_paused": dag.is_paused}));
+    }
+    match args.output.format {
+        Format::Table => {
+            for dag_id in &dag_ids {
+                println!("DAG '{dag_id}' {verb}d");
+            }
+        }
+        format => print_rows(format, &["dag_id", "is_paused"], &changed)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `dags backfill -o json|yaml`: the backfill, then the runs it made.
 #[derive(Serialize)]
 struct BackfillShown<'a> {
@@ -214,7 +362,7 @@ struct BackfillShown<'a> {
 struct DagShown<'a> {
     #[serde(flatten)]
     details: &'a DAGDetailsResponse,
-    tasks: &'a [TaskResponse],
+    tasks: Vec<Value>,
 }
 
 /// The details `dags show` puts in its table, in this order.
@@ -258,12 +406,12 @@ impl<'a> DagTable<'a> {
     }
 }
 
-/// `dags show`: the details, then the tasks.
+/// `dags show`: the details, then the tasks in graph order.
 async fn show(client: &Client, dag_id: &str, format: Format) -> Result<()> {
     let details: DAGDetailsResponse = client
         .get(&["api", "v2", "dags", dag_id, "details"], &[])
         .await?;
-    let tasks = tasks_of(client, dag_id).await?;
+    let tasks = graph_order(tasks_of(client, dag_id).await?);
     match format {
         Format::Table => {
             print_object(
@@ -271,24 +419,16 @@ async fn show(client: &Client, dag_id: &str, format: Format) -> Result<()> {
                 &serde_json::to_value(DagTable::of(&details))?,
             )?;
             println!();
-            print_rows(Format::Table, TASK_COLUMNS, &rows(&tasks)?)?;
+            print_rows(Format::Table, TASK_COLUMNS, &task_rows(&tasks)?)?;
         }
         format => {
             let shown = DagShown {
                 details: &details,
-                tasks: &tasks,
+                tasks: task_rows(&tasks)?,
             };
             print_object(format, &serde_json::to_value(shown)?)?;
         }
     }
-    Ok(())
-}
-
-async fn set_paused(client: &Client, dag_id: &str, paused: bool) -> Result<()> {
-    let body = DAGPatchBody { is_paused: paused };
-    let _: DAGResponse = client
-        .patch(&["api", "v2", "dags", dag_id], &[], &body)
-        .await?;
     Ok(())
 }
 
@@ -316,4 +456,20 @@ async fn backfill_runs(
         .collect();
     runs.sort_by_key(|run| run.logical_date);
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_runs_conf_prints_as_airflow_prints_it() {
+        assert_eq!(
+            python_json(&json!({"k": 1, "l": [1, "a"], "o": {"x": null}})),
+            r#"{"k": 1, "l": [1, "a"], "o": {"x": null}}"#
+        );
+        assert_eq!(run_state_line(None), "None");
+    }
 }

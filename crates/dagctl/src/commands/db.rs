@@ -1,6 +1,6 @@
-//! `dagctl db migrate`, `db check` and `db clean` (retention).
+//! `dagctl db migrate` (also `db init`, Airflow's older name), `db check` and `db clean`
+//! (retention).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -11,6 +11,12 @@ use crate::backend;
 use crate::cli::CleanArgs;
 use crate::output::{self, Format};
 use crate::settings::Settings;
+
+/// `db init`: Airflow deprecated it for `db migrate`, which it is here.
+pub async fn init(settings: Settings) -> Result<ExitCode> {
+    eprintln!("note: `db init` is `db migrate` (Airflow's newer name for it)");
+    migrate(settings).await
+}
 
 /// Opening a store applies pending migrations, so migrate is an open.
 pub async fn migrate(settings: Settings) -> Result<ExitCode> {
@@ -47,7 +53,7 @@ pub async fn clean(settings: Settings, args: CleanArgs) -> Result<ExitCode> {
              (--dry-run shows what would go).",
             crate::settings::mask_url(&settings.database_url)
         );
-        if !ask(&question)? {
+        if !super::confirm(&question)? {
             eprintln!("not confirmed: nothing deleted");
             return Ok(ExitCode::FAILURE);
         }
@@ -69,18 +75,6 @@ pub async fn clean(settings: Settings, args: CleanArgs) -> Result<ExitCode> {
         .context("cleaning the history failed (batches already committed stay deleted)")?;
     print_report(args.output.format, &report, &before, args.batch_size.get())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ask a yes/no question (default no): on a terminal, of whoever types; otherwise the answer
-/// is the first line of standard input, so a script can pipe `y` in (end of input is no).
-fn ask(question: &str) -> Result<bool> {
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush().ok();
-    let mut answer = String::new();
-    let read = std::io::stdin()
-        .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    Ok(read > 0 && matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 fn print_report(

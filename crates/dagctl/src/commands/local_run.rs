@@ -136,7 +136,8 @@ pub async fn find_dag(settings: &Settings, dag_id: &str) -> Result<(Dag, String)
     )
 }
 
-/// A throw-away database holding just this DAG, unpaused, with the configured database's
+/// A throw-away database holding just this DAG, unpaused whatever its file says (`dags test`
+/// ignores the pause, as Airflow's does), with the configured database's
 /// variables, connections (still sealed) and pools, as a run there would see them.
 pub async fn scratch_store(settings: &Settings, dag: &Dag, hash: &str) -> Result<Arc<dyn Store>> {
     let store = backend::temporary().await?;

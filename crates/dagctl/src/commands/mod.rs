@@ -20,13 +20,17 @@ use serde::Serialize;
 
 use crate::settings::Settings;
 
-/// Logs go to stderr; `RUST_LOG` overrides `logging.level`.
+/// Logs go to stderr; `RUST_LOG` overrides `logging.level`. Coloured only for a terminal,
+/// and never with `NO_COLOR` set (no-color.org): a log written to a file or a pipe carries
+/// no escape codes.
 pub fn init_tracing(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log_level));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .try_init();
 }
 
@@ -77,17 +81,34 @@ pub fn rows<T: Serialize>(items: &[T]) -> Result<Vec<serde_json::Value>> {
         .collect()
 }
 
-/// Ask a yes/no question on the terminal (default no). Without a terminal there is no one
-/// to ask: that is an error telling to pass `--yes`.
+/// Ask a yes/no question (default no), as Airflow does: on a terminal, of whoever types;
+/// otherwise the answer is the first line of standard input, so that a script can pipe it in
+/// (`yes | dagctl dags delete x`). `y` or `yes` in any case is yes, anything else no. Input
+/// that ends before an answer is an error saying to pass `--yes`, which callers check before
+/// asking.
 pub fn confirm(question: &str) -> Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!("{question} Not asking without a terminal: pass --yes to go ahead");
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprint!("{question} [y/N] ");
+        std::io::stderr().flush().ok();
     }
-    eprint!("{question} [y/N] ");
-    std::io::stderr().flush().ok();
     let mut answer = String::new();
-    std::io::stdin()
+    let read = std::io::stdin()
         .read_line(&mut answer)
-        .context("cannot read the answer")?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+        .context("cannot read the answer from standard input")?;
+    if read == 0 {
+        if interactive {
+            eprintln!();
+        }
+        bail!(
+            "{question} No answer: standard input ended; pipe one in (`yes | dagctl …`) or \
+             pass --yes (-y)"
+        );
+    }
+    let answer = answer.trim();
+    if !interactive {
+        // The question and its piped answer, so that the output reads as the dialogue it was.
+        eprintln!("{question} [y/N] {answer}");
+    }
+    Ok(answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes"))
 }

@@ -1,4 +1,4 @@
-//! `dagctl pools list/set/delete` through the server's REST API.
+//! `dagctl pools list/get/set/delete` through the server's REST API.
 
 use std::process::ExitCode;
 
@@ -10,31 +10,43 @@ use crate::cli::PoolsCommand;
 use crate::credentials;
 use crate::output::print_rows;
 
-pub async fn run(server: &str, command: PoolsCommand) -> Result<ExitCode> {
-    let client = credentials::connect(server)?;
+/// Columns of a pool in a table.
+const POOL_COLUMNS: &[&str] = &[
+    "name",
+    "slots",
+    "running_slots",
+    "queued_slots",
+    "open_slots",
+    "description",
+];
+
+pub async fn run(server_before: Option<&str>, command: PoolsCommand) -> Result<ExitCode> {
     match command {
-        PoolsCommand::List(output) => {
-            let pools = client
+        PoolsCommand::List { output, remote } => {
+            let pools = credentials::connect(remote.or(server_before))?
                 .list_all::<PoolCollectionResponse>(&["api", "v2", "pools"], &[])
                 .await?;
-            print_rows(
-                output.format,
-                &[
-                    "name",
-                    "slots",
-                    "running_slots",
-                    "queued_slots",
-                    "open_slots",
-                    "description",
-                ],
-                &rows(&pools)?,
-            )?;
+            print_rows(output.format, POOL_COLUMNS, &rows(&pools)?)?;
+        }
+        PoolsCommand::Get {
+            name,
+            output,
+            remote,
+        } => {
+            let pool: PoolResponse = credentials::connect(remote.or(server_before))?
+                .get(&["api", "v2", "pools", &name], &[])
+                .await?;
+            print_rows(output.format, POOL_COLUMNS, &rows(&[pool])?)?;
         }
         PoolsCommand::Set {
             name,
             slots,
+            description_arg,
             description,
+            remote,
         } => {
+            let client = credentials::connect(remote.or(server_before))?;
+            let description = description.or(description_arg);
             if slots < 0 {
                 bail!("a pool's slots cannot be negative, got {slots}");
             }
@@ -64,8 +76,10 @@ pub async fn run(server: &str, command: PoolsCommand) -> Result<ExitCode> {
             }
             println!("pool '{name}' set to {slots} slots");
         }
-        PoolsCommand::Delete { name } => {
-            client.delete(&["api", "v2", "pools", &name]).await?;
+        PoolsCommand::Delete { name, remote } => {
+            credentials::connect(remote.or(server_before))?
+                .delete(&["api", "v2", "pools", &name])
+                .await?;
             println!("pool '{name}' deleted");
         }
     }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use store::secrets::Connection;
 
 use super::rows;
-use crate::cli::{AddConnection, ConnectionsCommand, VariablesCommand};
+use crate::cli::{AddConnection, ConnectionsCommand, RemoteArgs, VariablesCommand};
 use crate::client::Client;
 use crate::output::{print_object, print_rows};
 use crate::settings::Settings;
@@ -26,11 +26,11 @@ use crate::{backend, credentials};
 /// What the server answers in place of a secret.
 const MASKED: &str = "***";
 
-pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCode> {
-    let client = credentials::connect(server)?;
+pub async fn variables(server_before: Option<&str>, command: VariablesCommand) -> Result<ExitCode> {
+    let connect = |remote: &RemoteArgs| credentials::connect(remote.or(server_before));
     match command {
-        VariablesCommand::List(output) => {
-            let variables = client
+        VariablesCommand::List { output, remote } => {
+            let variables = connect(&remote)?
                 .list_all::<VariableCollectionResponse>(&["api", "v2", "variables"], &[])
                 .await?;
             print_rows(
@@ -39,11 +39,40 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
                 &rows(&variables)?,
             )?;
         }
-        VariablesCommand::Get { key, json } => {
-            let variable: VariableResponse =
-                client.get(&["api", "v2", "variables", &key], &[]).await?;
-            let value = variable.value;
-            if json {
+        VariablesCommand::Get {
+            key,
+            json,
+            default,
+            remote,
+        } => {
+            let client = connect(&remote)?;
+            let value = match client
+                .get_optional::<VariableResponse>(&["api", "v2", "variables", &key])
+                .await?
+            {
+                Some(variable) => variable.value,
+                None => match default {
+                    Some(default) => {
+                        println!("{default}");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    None => bail!(
+                        "variable '{key}' does not exist (--default VALUE prints one instead)"
+                    ),
+                },
+            };
+            if value == MASKED && store::secrets::is_secret_variable(&key) {
+                // The API never sends a secret variable's value, to anyone: say so rather than
+                // let `***` pass for it.
+                if json {
+                    bail!(
+                        "variable '{key}' is a secret, masked by the server as ***, so it cannot \
+                         be read as JSON; tasks read it as {{{{ var.json.{key} }}}}"
+                    );
+                }
+                eprintln!("{}", masked_note(&key));
+                println!("{value}");
+            } else if json {
                 let parsed: Value = serde_json::from_str(&value)
                     .with_context(|| format!("variable '{key}' is not valid JSON"))?;
                 println!("{}", serde_json::to_string_pretty(&parsed)?);
@@ -55,15 +84,24 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
             key,
             value,
             description,
+            json,
+            remote,
         } => {
-            set_variable(&client, &key, &value, description.as_deref()).await?;
+            if json {
+                serde_json::from_str::<Value>(&value)
+                    .with_context(|| format!("--json: the value of '{key}' is not valid JSON"))?;
+            }
+            set_variable(&connect(&remote)?, &key, &value, description.as_deref()).await?;
             println!("variable '{key}' set");
         }
-        VariablesCommand::Delete { key } => {
-            client.delete(&["api", "v2", "variables", &key]).await?;
+        VariablesCommand::Delete { key, remote } => {
+            connect(&remote)?
+                .delete(&["api", "v2", "variables", &key])
+                .await?;
             println!("variable '{key}' deleted");
         }
-        VariablesCommand::Import { file } => {
+        VariablesCommand::Import { file, remote } => {
+            let client = connect(&remote)?;
             let text = read(&file)?;
             let entries: BTreeMap<String, Value> =
                 serde_json::from_str(&text).with_context(|| {
@@ -85,10 +123,10 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
                 file.display()
             );
         }
-        VariablesCommand::Export { file } => {
+        VariablesCommand::Export { file, remote } => {
             let mut entries = serde_json::Map::new();
             let mut masked = Vec::new();
-            for variable in client
+            for variable in connect(&remote)?
                 .list_all::<VariableCollectionResponse>(&["api", "v2", "variables"], &[])
                 .await?
             {
@@ -115,6 +153,16 @@ pub async fn variables(server: &str, command: VariablesCommand) -> Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `variables get` of a secret variable prints `***`, and how its value is still used.
+fn masked_note(key: &str) -> String {
+    format!(
+        "note: variable '{key}' is a secret (its key names a password, secret, token or API key), \
+         so the server masks its value as *** in every answer, as Airflow's API does; tasks \
+         still read the real value as {{{{ var.value.{key} }}}}, masked in their logs. To \
+         change it, `dagctl variables set {key} VALUE`."
+    )
 }
 
 /// Create a variable, or replace the value (and description, if given) of one that exists.
@@ -150,21 +198,15 @@ async fn set_variable(
 
 pub async fn connections(
     settings: Settings,
-    server: &str,
+    server_before: Option<&str>,
     command: ConnectionsCommand,
 ) -> Result<ExitCode> {
+    let connect = |remote: &RemoteArgs| credentials::connect(remote.or(server_before));
     match command {
         ConnectionsCommand::Import { file } => return import_connections(&settings, &file).await,
         ConnectionsCommand::Export { file } => return export_connections(&settings, &file).await,
-        _ => {}
-    }
-    let client = credentials::connect(server)?;
-    match command {
-        ConnectionsCommand::Import { .. } | ConnectionsCommand::Export { .. } => {
-            unreachable!("local commands returned above")
-        }
-        ConnectionsCommand::List(output) => {
-            let connections = client
+        ConnectionsCommand::List { output, remote } => {
+            let connections = connect(&remote)?
                 .list_all::<ConnectionCollectionResponse>(&["api", "v2", "connections"], &[])
                 .await?;
             print_rows(
@@ -181,35 +223,35 @@ pub async fn connections(
                 &rows(&connections)?,
             )?;
         }
-        ConnectionsCommand::Get { conn_id, output } => {
-            let connection: ConnectionResponse = client
+        ConnectionsCommand::Get {
+            conn_id,
+            output,
+            remote,
+        } => {
+            let connection: ConnectionResponse = connect(&remote)?
                 .get(&["api", "v2", "connections", &conn_id], &[])
                 .await?;
             print_object(output.format, &serde_json::to_value(&connection)?)?;
         }
-        ConnectionsCommand::Add(args) => {
-            let connection = args.connection()?;
+        ConnectionsCommand::Add { connection, remote } => {
+            let connection = connection.connection()?;
             let body = connection_body(&connection);
-            match client
+            let id = &connection.conn_id;
+            // As Airflow's `connections add`: an id that exists is refused, never replaced.
+            match connect(&remote)?
                 .post::<ConnectionResponse>(&["api", "v2", "connections"], &body)
                 .await
             {
-                Ok(_) => println!("connection '{}' added", connection.conn_id),
-                Err(e) if e.status() == Some(StatusCode::CONFLICT) => {
-                    let _: ConnectionResponse = client
-                        .patch(
-                            &["api", "v2", "connections", &connection.conn_id],
-                            &[],
-                            &body,
-                        )
-                        .await?;
-                    println!("connection '{}' replaced", connection.conn_id);
-                }
+                Ok(_) => println!("connection '{id}' added"),
+                Err(e) if e.status() == Some(StatusCode::CONFLICT) => bail!(
+                    "connection '{id}' already exists, and `connections add` does not replace \
+                     one: `dagctl connections delete {id}` first to add it anew"
+                ),
                 Err(e) => return Err(e.into()),
             }
         }
-        ConnectionsCommand::Delete { conn_id } => {
-            client
+        ConnectionsCommand::Delete { conn_id, remote } => {
+            connect(&remote)?
                 .delete(&["api", "v2", "connections", &conn_id])
                 .await?;
             println!("connection '{conn_id}' deleted");
@@ -218,8 +260,7 @@ pub async fn connections(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The API's `ConnectionBody` of a connection: every field, unset ones as null, so that a
-/// replace clears what the new definition leaves out.
+/// The API's `ConnectionBody` of a connection: every field, unset ones as null.
 fn connection_body(connection: &Connection) -> ConnectionBody {
     ConnectionBody {
         connection_id: connection.conn_id.clone(),

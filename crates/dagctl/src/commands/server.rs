@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use scheduler::NewDags;
 use store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -87,12 +88,19 @@ pub async fn standalone(mut settings: Settings, args: ServerArgs) -> Result<Exit
     {
         println!("{line}");
     }
-    ensure_admin(&*store, Path::new(HOME)).await?;
+    let admin = ensure_admin(&*store, Path::new(HOME)).await?;
     let mut engine = Engine::start(
         store.clone(),
-        engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?,
+        engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?
+            .with_new_dags(settings.new_dags),
         Some(engine::worker_config(&settings)?),
     );
+    if admin == Admin::Created && settings.new_dags == NewDags::Paused {
+        // As Airflow's: a DAG's runs, triggered or scheduled, wait until it is unpaused.
+        println!(
+            "new DAGs start paused (core.dags_are_paused_at_creation): unpause one with              `dagctl dags unpause DAG_ID`, or with its toggle in the UI"
+        );
+    }
     println!(
         "Updraft standalone: http://{address} (database {}, DAGs in {})",
         crate::settings::mask_url(&settings.database_url),
@@ -134,22 +142,44 @@ fn api_state(settings: &Settings, store: Arc<dyn Store>) -> Result<api::AppState
     Ok(state)
 }
 
+/// Whether a secret file may replace one already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// A key is made once: another process may have made it first.
+    Refuse,
+    /// The admin password is rewritten when the admin user is made again.
+    Replace,
+}
+
 /// Write a new key file readable by its owner only.
 fn save_new_key(path: &str, key: &str) -> Result<String> {
+    write_private(Path::new(path), key, Existing::Refuse)?;
+    Ok(key.to_string())
+}
+
+/// Write `text` and a newline to a file readable by its owner only (0600), as the secret
+/// files beside the database are. A replaced file is made private before it is written.
+fn write_private(path: &Path, text: &str, existing: Existing) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = Path::new(path).parent() {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    match existing {
+        Existing::Refuse => options.create_new(true),
+        Existing::Replace => options.create(true).truncate(true),
+    };
+    let mut file = options
         .open(path)
-        .with_context(|| format!("cannot create {path}"))?;
-    writeln!(file, "{key}").with_context(|| format!("cannot write {path}"))?;
-    Ok(key.to_string())
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // The mode applies only to a file this call created.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))?;
+    writeln!(file, "{text}").with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// Standalone's first start without `core.fernet_key` generates one and keeps it beside the
@@ -160,25 +190,32 @@ fn save_new_fernet_key() -> Result<String> {
     Ok(key)
 }
 
+/// Whether standalone's `admin` user was there or made on this (first) start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admin {
+    Existing,
+    Created,
+}
+
 /// Standalone's first start makes an `admin` user with a random password, prints it and
-/// saves it beside the database, as Airflow's standalone does.
-async fn ensure_admin(store: &dyn store::Admin, home: &Path) -> Result<()> {
+/// saves it beside the database (readable by its owner only, as the key files), as Airflow's
+/// standalone does.
+async fn ensure_admin(store: &dyn store::Admin, home: &Path) -> Result<Admin> {
     let file = home.join("standalone_admin_password.txt");
     if store.get_user("admin").await?.is_some() {
         if file.exists() {
             println!("admin user 'admin': password in {}", file.display());
         }
-        return Ok(());
+        return Ok(Admin::Existing);
     }
     let password = random_password();
     create_user(store, "admin", "Admin", &password).await?;
-    std::fs::write(&file, format!("{password}\n"))
-        .with_context(|| format!("cannot write {}", file.display()))?;
+    write_private(&file, &password, Existing::Replace)?;
     println!(
         "admin user 'admin' created, password: {password} (saved in {})",
         file.display()
     );
-    Ok(())
+    Ok(Admin::Created)
 }
 
 pub async fn scheduler(settings: Settings) -> Result<ExitCode> {
@@ -190,7 +227,8 @@ pub async fn scheduler(settings: Settings) -> Result<ExitCode> {
     };
     info!(dags_folder = %settings.dags_folder.display(), "scheduler starting");
     scheduler::Scheduler::new(
-        engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?,
+        engine::scheduler_config(&settings, Some(settings.dags_folder.clone()))?
+            .with_new_dags(settings.new_dags),
         store,
     )
     .run(stopped(stop_rx))

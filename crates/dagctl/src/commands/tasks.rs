@@ -1,5 +1,6 @@
 //! `dagctl tasks …`: tasks and task instances through the server's REST API (list, states
-//! of a run, XComs, logs with `--follow`, clear); `tasks test` runs locally.
+//! of a run, one instance's state, XComs, logs with `--follow`, clear); `tasks test` runs
+//! locally. A run is named by its id or its logical date, as in Airflow.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,14 +8,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use api::models::{
     ClearTaskInstancesBody, StructuredLogMessage, TaskIdSpec, TaskInstanceCollectionResponse,
-    TaskInstanceResponse, TaskInstancesLogResponse, XComCollectionResponse, XComResponseNative,
+    TaskInstanceResponse, TaskInstancesLogResponse, TaskResponse, XComCollectionResponse,
+    XComResponseNative,
 };
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::dag_tasks::{TASK_COLUMNS, tasks_of};
-use super::{confirm, local_run, rfc3339, rows};
-use crate::cli::TasksCommand;
+use super::dag_tasks::{TASK_COLUMNS, require_run, task_rows, tasks_of};
+use super::{confirm, local_run, parse_date, rfc3339, rows};
+use crate::cli::{RemoteArgs, TasksCommand};
 use crate::client::Client;
 use crate::credentials;
 use crate::output::{Format, print_rows};
@@ -34,35 +37,45 @@ const TI_COLUMNS: &[&str] = &[
 /// How often `tasks logs --follow` asks for new lines while the try runs.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(300);
 
-pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Result<ExitCode> {
-    if let TasksCommand::Test {
-        dag_id,
-        task_id,
-        logical_date,
-        output,
-    } = command
-    {
-        return local_run::tasks_test(
-            &settings,
-            &dag_id,
-            &task_id,
-            logical_date.as_deref(),
-            output.format,
-        )
-        .await;
-    }
-    let client = credentials::connect(server)?;
+pub async fn run(
+    settings: Settings,
+    server_before: Option<&str>,
+    command: TasksCommand,
+) -> Result<ExitCode> {
+    let connect = |remote: &RemoteArgs| credentials::connect(remote.or(server_before));
     match command {
-        TasksCommand::Test { .. } => unreachable!("local command returned above"),
-        TasksCommand::List { dag_id, output } => {
-            let tasks = tasks_of(&client, &dag_id).await?;
-            print_rows(output.format, TASK_COLUMNS, &rows(&tasks)?)?;
+        TasksCommand::Test {
+            dag_id,
+            task_id,
+            logical_date,
+            output,
+        } => {
+            return local_run::tasks_test(
+                &settings,
+                &dag_id,
+                &task_id,
+                logical_date.as_deref(),
+                output.format,
+            )
+            .await;
+        }
+        TasksCommand::List {
+            dag_id,
+            output,
+            remote,
+        } => {
+            // By task id, as Airflow's `tasks list`; `dags show` has them in graph order.
+            let tasks = tasks_of(&connect(&remote)?, &dag_id).await?;
+            print_rows(output.format, TASK_COLUMNS, &task_rows(&tasks)?)?;
         }
         TasksCommand::StatesForDagRun {
             dag_id,
-            run_id,
+            logical_date_or_run_id,
             output,
+            remote,
         } => {
+            let client = connect(&remote)?;
+            let run = require_run(&client, &dag_id, &logical_date_or_run_id).await?;
             let tis = client
                 .list_all::<TaskInstanceCollectionResponse>(
                     &[
@@ -71,7 +84,7 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
                         "dags",
                         &dag_id,
                         "dagRuns",
-                        &run_id,
+                        &run.dag_run_id,
                         "taskInstances",
                     ],
                     &[],
@@ -79,19 +92,52 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
                 .await?;
             print_rows(output.format, TI_COLUMNS, &rows(&tis)?)?;
         }
+        TasksCommand::State {
+            dag_id,
+            task_id,
+            logical_date_or_run_id,
+            map_index,
+            remote,
+        } => {
+            let client = connect(&remote)?;
+            let run = require_run(&client, &dag_id, &logical_date_or_run_id).await?;
+            let instance = Instance {
+                dag_id: &dag_id,
+                run_id: &run.dag_run_id,
+                task_id: &task_id,
+                map_index,
+            };
+            println!("{}", instance.state(&client).await?);
+        }
         TasksCommand::Xcom {
             dag_id,
             run_id,
             task_id,
             key,
             output,
+            remote,
         } => {
-            let xcoms = xcoms(&client, &dag_id, &run_id, &task_id, key.as_deref()).await?;
-            print_rows(
-                output.format,
-                &["task_id", "map_index", "key", "value"],
-                &rows(&xcoms)?,
-            )?;
+            let client = connect(&remote)?;
+            let run = require_run(&client, &dag_id, &run_id).await?;
+            let xcoms = xcoms(&client, &dag_id, &run.dag_run_id, &task_id, key.as_deref()).await?;
+            let columns = ["task_id", "map_index", "key", "value"];
+            match output.format {
+                // A table cell shows a value as JSON (a list with its brackets, a string as
+                // it is), not as the comma-joined cells a list of names gets.
+                Format::Table => {
+                    let table: Vec<Value> = xcoms
+                        .iter()
+                        .map(|x| {
+                            serde_json::json!({
+                                "task_id": x.task_id, "map_index": x.map_index,
+                                "key": x.key, "value": json_text(&x.value),
+                            })
+                        })
+                        .collect();
+                    print_rows(Format::Table, &columns, &table)?;
+                }
+                format => print_rows(format, &columns, &rows(&xcoms)?)?,
+            }
         }
         TasksCommand::Logs {
             dag_id,
@@ -100,10 +146,13 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
             try_number,
             map_index,
             follow,
+            remote,
         } => {
+            let client = connect(&remote)?;
+            let run = require_run(&client, &dag_id, &run_id).await?;
             let instance = Instance {
                 dag_id: &dag_id,
-                run_id: &run_id,
+                run_id: &run.dag_run_id,
                 task_id: &task_id,
                 map_index,
             };
@@ -112,24 +161,38 @@ pub async fn run(settings: Settings, server: &str, command: TasksCommand) -> Res
         TasksCommand::Clear {
             dag_id,
             run_id,
+            start_date,
+            end_date,
             task_regex,
+            upstream,
             downstream,
             only_failed,
+            only_running,
             yes,
+            remote,
         } => {
-            return clear(
-                &client,
-                &dag_id,
-                &run_id,
-                task_regex.as_deref(),
+            let selection = Selection {
+                run_id,
+                start_date: start_date.as_deref().map(parse_date).transpose()?,
+                end_date: end_date.as_deref().map(parse_date).transpose()?,
+                task_regex,
+                upstream,
                 downstream,
                 only_failed,
-                yes,
-            )
-            .await;
+                only_running,
+            };
+            return clear(&connect(&remote)?, &dag_id, &selection, yes).await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A value as a table shows it: a string as it is, anything else as compact JSON.
+fn json_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// One task instance, as the API paths name it.
@@ -159,6 +222,31 @@ impl Instance<'_> {
         }
         Ok(client.get(&path, &[]).await?)
     }
+
+    /// The instance's state as `tasks state` prints it: `None` (as Airflow) for one that has
+    /// no state yet or does not exist in the run; a task the DAG lacks is an error.
+    async fn state(&self, client: &Client) -> Result<String> {
+        match self.get(client).await {
+            Ok(ti) => Ok(ti.state.unwrap_or_else(|| "None".to_string())),
+            Err(e) if is_not_found(&e) => {
+                let _: TaskResponse = client
+                    .get(
+                        &["api", "v2", "dags", self.dag_id, "tasks", self.task_id],
+                        &[],
+                    )
+                    .await?;
+                Ok("None".to_string())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn is_not_found(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<crate::client::ClientError>()
+        .and_then(crate::client::ClientError::status)
+        == Some(reqwest::StatusCode::NOT_FOUND)
 }
 
 /// Print a try's log; with `follow`, keep printing new lines until the try has ended.
@@ -288,17 +376,27 @@ async fn xcoms(
     Ok(rows)
 }
 
+/// Which task instances `tasks clear` clears.
+struct Selection {
+    /// One run; without it, every run (in the range of logical dates, if given).
+    run_id: Option<String>,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    task_regex: Option<String>,
+    upstream: bool,
+    downstream: bool,
+    only_failed: bool,
+    only_running: bool,
+}
+
 /// `tasks clear`: show what a clear would touch (a dry run), ask, then clear.
 async fn clear(
     client: &Client,
     dag_id: &str,
-    run_id: &str,
-    task_regex: Option<&str>,
-    downstream: bool,
-    only_failed: bool,
+    selection: &Selection,
     yes: bool,
 ) -> Result<ExitCode> {
-    let task_ids = match task_regex {
+    let task_ids = match &selection.task_regex {
         None => None,
         Some(pattern) => {
             let regex = regex::Regex::new(pattern)
@@ -319,15 +417,15 @@ async fn clear(
     // in particular defaults to true there.
     let mut body = ClearTaskInstancesBody {
         dry_run: true,
-        start_date: None,
-        end_date: None,
-        only_failed,
-        only_running: false,
+        start_date: selection.start_date,
+        end_date: selection.end_date,
+        only_failed: selection.only_failed,
+        only_running: selection.only_running,
         reset_dag_runs: false,
         task_ids,
-        dag_run_id: Some(run_id.to_string()),
-        include_upstream: false,
-        include_downstream: downstream,
+        dag_run_id: selection.run_id.clone(),
+        include_upstream: selection.upstream,
+        include_downstream: selection.downstream,
         include_future: false,
         include_past: false,
         run_on_latest_version: None,
@@ -335,14 +433,20 @@ async fn clear(
         prevent_running_task: None,
     };
     let path = ["api", "v2", "dags", dag_id, "clearTaskInstances"];
+    let runs = match &selection.run_id {
+        Some(run_id) => format!("run '{run_id}'"),
+        None => format!("the runs of DAG '{dag_id}'"),
+    };
     if !yes {
         let preview: TaskInstanceCollectionResponse = client.post(&path, &body).await?;
         let tis = preview.task_instances;
         if tis.is_empty() {
-            eprintln!("nothing to clear in run '{run_id}'");
+            eprintln!("nothing to clear in {runs}");
             return Ok(ExitCode::SUCCESS);
         }
-        print_rows(Format::Table, TI_COLUMNS, &rows(&tis)?)?;
+        let mut columns = vec!["dag_run_id"];
+        columns.extend_from_slice(TI_COLUMNS);
+        print_rows(Format::Table, &columns, &rows(&tis)?)?;
         if !confirm(&format!(
             "Clear these {} task instance(s) so they run again?",
             tis.len()
@@ -361,7 +465,7 @@ async fn clear(
             println!("{}", ti.task_id);
         }
     }
-    eprintln!("{} task instance(s) of run '{run_id}' cleared", tis.len());
+    eprintln!("{} task instance(s) of {runs} cleared", tis.len());
     Ok(ExitCode::SUCCESS)
 }
 

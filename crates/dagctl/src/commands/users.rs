@@ -1,7 +1,7 @@
 //! `dagctl users create/list/delete`: the users of the API and UI, administered on the
-//! database itself (no server needed).
+//! database itself (no server needed), with Airflow's flags.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -18,32 +18,46 @@ use crate::settings::Settings;
 pub const ROLES: [&str; 4] = ["Admin", "Op", "User", "Viewer"];
 
 pub async fn run(settings: Settings, command: UsersCommand) -> Result<ExitCode> {
-    let store = backend::open(&settings.database_url).await?;
     match command {
         UsersCommand::Create {
             username,
             role,
+            firstname,
+            lastname,
+            email,
+            password,
             password_stdin,
+            use_random_password,
         } => {
-            let password = if password_stdin {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("cannot read the password from standard input")?;
-                let password = text.trim_end_matches(['\r', '\n']).to_string();
-                if password.is_empty() {
-                    bail!("the password read from standard input is empty");
-                }
-                password
-            } else {
-                let password = random_password();
-                println!("password for '{username}': {password}");
-                password
+            check_role(&role)?;
+            let profile = Profile {
+                firstname,
+                lastname,
+                email,
             };
+            profile.check()?;
+            let source = if let Some(password) = password {
+                PasswordSource::Given(password)
+            } else if password_stdin {
+                PasswordSource::Stdin
+            } else if use_random_password {
+                PasswordSource::Random
+            } else {
+                PasswordSource::Prompt
+            };
+            let password = source.read(&username)?;
+            let store = backend::open(&settings.database_url).await?;
             create_user(&*store, &username, &role, &password).await?;
             println!("user '{username}' created with role {role}");
+            if profile.is_given() {
+                eprintln!(
+                    "note: first name, last name and email were checked but not stored: an \
+                     Updraft user has a username, a role and a password"
+                );
+            }
         }
-        UsersCommand::List(output) => {
+        UsersCommand::List { output } => {
+            let store = backend::open(&settings.database_url).await?;
             let rows: Vec<_> = store
                 .list_users()
                 .await?
@@ -53,11 +67,122 @@ pub async fn run(settings: Settings, command: UsersCommand) -> Result<ExitCode> 
             print_rows(output.format, &["username", "role", "created_at"], &rows)?;
         }
         UsersCommand::Delete { username } => {
+            let store = backend::open(&settings.database_url).await?;
             store.delete_user(&username).await?;
             println!("user '{username}' deleted");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `users create` takes the password from, after Airflow's flags.
+enum PasswordSource {
+    /// `--password`.
+    Given(String),
+    /// `--password-stdin`.
+    Stdin,
+    /// `--use-random-password`: generated, then printed.
+    Random,
+    /// None of those: asked twice on the terminal; without one, generated as with `Random`.
+    Prompt,
+}
+
+impl PasswordSource {
+    fn read(self, username: &str) -> Result<String> {
+        let password = match self {
+            PasswordSource::Given(password) => password,
+            PasswordSource::Stdin => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read the password from standard input")?;
+                text.trim_end_matches(['\r', '\n']).to_string()
+            }
+            PasswordSource::Random => {
+                let password = random_password();
+                println!("password for '{username}': {password}");
+                password
+            }
+            PasswordSource::Prompt if !std::io::stdin().is_terminal() => {
+                // No one to ask: a generated password, printed, as before these flags (and
+                // as `--use-random-password`).
+                eprintln!(
+                    "note: no terminal to ask for a password on: one is generated (pass \
+                     --password, --password-stdin or --use-random-password to choose)"
+                );
+                return PasswordSource::Random.read(username);
+            }
+            PasswordSource::Prompt => {
+                let password = rpassword::prompt_password(format!("Password for '{username}': "))
+                    .context("cannot read the password")?;
+                let again = rpassword::prompt_password("Repeat for confirmation: ")
+                    .context("cannot read the password")?;
+                if password != again {
+                    bail!("the passwords did not match: no user created");
+                }
+                password
+            }
+        };
+        if password.is_empty() {
+            bail!("the password is empty");
+        }
+        Ok(password)
+    }
+}
+
+/// What Airflow's `users create` also takes. Updraft's users table has no columns for them,
+/// so they are checked (a mistyped email fails here, as it would in Airflow) but not kept.
+struct Profile {
+    firstname: Option<String>,
+    lastname: Option<String>,
+    email: Option<String>,
+}
+
+impl Profile {
+    fn is_given(&self) -> bool {
+        self.firstname.is_some() || self.lastname.is_some() || self.email.is_some()
+    }
+
+    fn check(&self) -> Result<()> {
+        for (flag, value) in [
+            ("--firstname", &self.firstname),
+            ("--lastname", &self.lastname),
+        ] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                bail!("{flag} is empty");
+            }
+        }
+        if let Some(email) = &self.email {
+            check_email(email)?;
+        }
+        Ok(())
+    }
+}
+
+/// An address of the form `local@domain`, with no spaces.
+fn check_email(email: &str) -> Result<()> {
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if !valid {
+        bail!("--email '{email}' is not an email address (expected name@domain)");
+    }
+    Ok(())
+}
+
+fn check_role(role: &str) -> Result<()> {
+    if !ROLES.contains(&role) {
+        bail!("unknown role '{role}': use one of {}", ROLES.join(", "));
+    }
+    Ok(())
 }
 
 /// Create a user after checking the role; the password is hashed off the async threads.
@@ -67,9 +192,7 @@ pub async fn create_user(
     role: &str,
     password: &str,
 ) -> Result<()> {
-    if !ROLES.contains(&role) {
-        bail!("unknown role '{role}': use one of {}", ROLES.join(", "));
-    }
+    check_role(role)?;
     if username.trim().is_empty() {
         bail!("the username is empty");
     }
@@ -96,4 +219,37 @@ pub fn random_password() -> String {
     (0..16)
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_names_are_checked() {
+        for good in ["ana@example.org", "a@localhost", "a.b+c@d.e"] {
+            check_email(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "ana",
+            "@example.org",
+            "ana@",
+            "a@b@c",
+            "an a@b.c",
+            "a@.b",
+            "a@b.",
+        ] {
+            let error = check_email(bad).expect_err(bad).to_string();
+            assert!(error.contains("is not an email address"), "{error}");
+        }
+        let profile = Profile {
+            firstname: Some(" ".into()),
+            lastname: None,
+            email: None,
+        };
+        assert_eq!(
+            profile.check().expect_err("empty").to_string(),
+            "--firstname is empty"
+        );
+    }
 }

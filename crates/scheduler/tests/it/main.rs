@@ -15,8 +15,10 @@ use testkit::Engine;
 use testkit::engine::scheduler_config;
 use worker::WorkerConfig;
 
+mod folder;
 mod many;
 mod outage;
+mod pausing;
 mod sensors;
 
 /// Scheduler and worker running on `store` until the engine is stopped.
