@@ -60,7 +60,7 @@ pub struct SchedulerConfig {
     /// How the folder's Python DAG files are imported.
     pub python: PythonSettings,
     /// Whether DAGs first seen in the folder start paused when their file does not say
-    /// (`core.dags_are_paused_at_creation`; Airflow's default: paused).
+    /// (`core.dags_are_paused_at_creation`; unpaused by default, paused is Airflow's).
     pub new_dags: NewDags,
 }
 

@@ -1,6 +1,6 @@
-//! The DAG folder as users meet it: new DAGs start paused unless the file or the setting
-//! says otherwise (and a stored DAG keeps its flag), and a file caught in the middle of being
-//! written is not reported as an import error.
+//! The DAG folder as users meet it: new DAGs start unpaused (dag-format.md), or paused with
+//! Airflow's setting, unless the file says otherwise (and a stored DAG keeps its flag), and a
+//! file caught in the middle of being written is not reported as an import error.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -54,7 +54,8 @@ async fn new_dags_start_paused_unless_the_file_or_the_setting_says(store: Arc<dy
          with DAG('py_plain', schedule=None):\n\
          \x20   BashOperator(task_id='a', bash_command='true')\n",
     );
-    let mut folder = DagFolder::new(dir.path());
+    // `core.dags_are_paused_at_creation = true`, Airflow's default.
+    let mut folder = DagFolder::new(dir.path()).with_new_dags(NewDags::Paused);
     let report = folder.process(&*store, Utc::now()).await.expect("process");
     assert_eq!(report.synced.len(), 4, "{report:?}");
     assert!(paused(&*store, "plain").await, "Airflow's default: paused");
@@ -80,8 +81,9 @@ async fn new_dags_start_paused_unless_the_file_or_the_setting_says(store: Arc<dy
     assert!(!paused(&*store, "plain").await);
     assert!(paused(&*store, "eager").await);
 
-    // `core.dags_are_paused_at_creation = false`: DAGs that do not say start unpaused; one
-    // that says `true` still starts paused.
+    // Updraft's default (`core.dags_are_paused_at_creation = false`, as dag-format.md's
+    // `is_paused_upon_creation`): DAGs that do not say start unpaused; one that says `true`
+    // still starts paused.
     let other = tempfile::tempdir().expect("tempdir");
     write(other.path(), "relaxed.yaml", PLAIN);
     write(
@@ -89,7 +91,7 @@ async fn new_dags_start_paused_unless_the_file_or_the_setting_says(store: Arc<dy
         "careful.yaml",
         &format!("is_paused_upon_creation: true\n{PLAIN}"),
     );
-    let mut folder = DagFolder::new(other.path()).with_new_dags(NewDags::Unpaused);
+    let mut folder = DagFolder::new(other.path());
     folder.process(&*store, Utc::now()).await.expect("process");
     assert!(!paused(&*store, "relaxed").await);
     assert!(paused(&*store, "careful").await);
