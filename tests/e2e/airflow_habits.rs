@@ -4,39 +4,11 @@
 //! with the API's path, float counts, list XComs, a connection added twice), each against a
 //! real `standalone`.
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Sandbox, Server, wait_for};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// A failed command's stderr, which must be exactly one `error: …` line.
-fn one_error_line(out: &Output) -> String {
-    assert!(!out.status.success(), "should fail: {}", stderr(out));
-    let text = stderr(out);
-    assert!(
-        text.starts_with("error: ") && text.trim_end().lines().count() == 1,
-        "not one error line: {text:?}"
-    );
-    text.trim_end().to_string()
-}
-
-fn ids(list: &Value, key: &str) -> Vec<String> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .filter_map(|item| item[key].as_str().map(str::to_string))
-        .collect()
-}
+use crate::harness::{Sandbox, Server, ids, one_error_line, stderr, stdout, wait_for};
 
 /// A sandbox holding `files` as DAGs, with a standalone the client commands are logged in to.
 fn standalone_with(files: &[(&str, &str)]) -> (Sandbox, Server) {

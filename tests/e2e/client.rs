@@ -2,35 +2,11 @@
 //! instances, logs and clearing through the REST API, listings as table/JSON/YAML, and the
 //! one-line errors of a missing DAG, a missing login and an unreachable server.
 
-use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Sandbox, wait_for};
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-/// A failed command's stderr, which must be exactly one `error: …` line.
-fn one_error_line(out: &Output) -> String {
-    assert!(!out.status.success(), "should fail: {}", stderr(out));
-    let text = stderr(out);
-    assert!(
-        text.starts_with("error: ") && text.trim_end().lines().count() == 1,
-        "not one error line: {text:?}"
-    );
-    text.trim_end().to_string()
-}
-
-fn ids(list: &Value, key: &str) -> Vec<String> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .filter_map(|item| item[key].as_str().map(str::to_string))
-        .collect()
-}
+use crate::harness::{Sandbox, ids, one_error_line, wait_for};
 
 #[test]
 fn dags_runs_tasks_and_logs_through_the_api() {

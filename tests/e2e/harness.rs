@@ -275,6 +275,36 @@ impl Drop for Server {
     }
 }
 
+/// A command's stdout, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A command's stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// A failed command's stderr, which must be exactly one `error: …` line.
+pub fn one_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "should fail: {}", stderr(out));
+    let text = stderr(out);
+    assert!(
+        text.starts_with("error: ") && text.trim_end().lines().count() == 1,
+        "not one error line: {text:?}"
+    );
+    text.trim_end().to_string()
+}
+
+/// The `key` field of every item of a JSON list.
+pub fn ids(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .filter_map(|item| item[key].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Poll `check` until it returns `Some`, or panic with `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
