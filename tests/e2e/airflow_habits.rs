@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{Sandbox, Server, ids, one_error_line, stderr, stdout, wait_for};
 
@@ -66,7 +66,7 @@ fn the_cookbook_runs_with_dagctl_in_place_of_airflow() {
     assert!(init.status.success(), "{}", stderr(&init));
     assert!(stdout(&init).contains("up to date"), "{}", stdout(&init));
     sandbox.ok(&["db", "migrate"]);
-    let created = sandbox.ok(&[
+    let created = sandbox.run(&[
         "users",
         "create",
         "--username",
@@ -82,7 +82,17 @@ fn the_cookbook_runs_with_dagctl_in_place_of_airflow() {
         "--password",
         "with-great-power",
     ]);
-    assert!(created.contains("user 'peter' created"), "{created}");
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(
+        stdout(&created).contains("user 'peter' created"),
+        "{}",
+        stdout(&created)
+    );
+    assert!(
+        !stderr(&created).contains("not stored"),
+        "{}",
+        stderr(&created)
+    );
     let random = sandbox.ok(&[
         "users",
         "create",
@@ -110,6 +120,96 @@ fn the_cookbook_runs_with_dagctl_in_place_of_airflow() {
     let mut users = ids(&sandbox.json(&["users", "list", "-o", "json"]), "username");
     users.sort();
     assert_eq!(users, ["bot", "mj", "peter"]);
+    // Names and email are kept, and listed in Airflow's columns.
+    let listed = sandbox.json(&["users", "list", "-o", "json"]);
+    let user = |name: &str| {
+        listed
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|u| u["username"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {listed}"))
+            .clone()
+    };
+    let peter = user("peter");
+    assert_eq!(
+        [
+            &peter["email"],
+            &peter["first_name"],
+            &peter["last_name"],
+            &peter["roles"]
+        ],
+        [
+            &json!("spiderman@superhero.org"),
+            &json!("Peter"),
+            &json!("Parker"),
+            &json!(["Admin"])
+        ],
+        "{peter}"
+    );
+    assert!(peter["id"].is_i64(), "{peter}");
+    assert_eq!(user("bot")["email"], "", "no email given");
+    let table = sandbox.ok(&["users", "list"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "roles",
+            "created_at"
+        ],
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("mj@example.org") && l.contains("Mary") && l.contains("Watson")),
+        "{table}"
+    );
+    // An email is one user's, whatever its case; the refused user is not created.
+    let taken = one_error_line(&sandbox.run(&[
+        "users",
+        "create",
+        "-u",
+        "peter2",
+        "-r",
+        "Viewer",
+        "-e",
+        "SpiderMan@SuperHero.org",
+        "-p",
+        "pw",
+    ]));
+    assert_eq!(
+        taken,
+        "error: a user with email 'SpiderMan@SuperHero.org' already exists"
+    );
+    let bad = one_error_line(&sandbox.run(&[
+        "users",
+        "create",
+        "-u",
+        "x",
+        "-r",
+        "Viewer",
+        "-e",
+        "not-an-address",
+        "-p",
+        "pw",
+    ]));
+    assert!(bad.contains("is not an email address"), "{bad}");
+    assert_eq!(
+        ids(&sandbox.json(&["users", "list", "-o", "json"]), "username").len(),
+        3,
+        "nothing created"
+    );
 
     // Local, no server needed.
     let tested = sandbox.json(&["dags", "test", "hello", "2024-03-01", "-o", "json"]);
@@ -189,8 +289,24 @@ fn the_cookbook_runs_with_dagctl_in_place_of_airflow() {
     }
 
     let next = sandbox.ok(&["dags", "next-execution", "hello"]);
-    chrono::DateTime::parse_from_rfc3339(next.trim())
+    let next = chrono::DateTime::parse_from_rfc3339(next.trim())
         .unwrap_or_else(|e| panic!("next-execution printed {next:?}: {e}"));
+    // `-n 3`: that one and the two daily ticks after it (a scheduled run made meanwhile
+    // moves them on by a day).
+    let three: Vec<_> = sandbox
+        .ok(&["dags", "next-execution", "hello", "-n", "3"])
+        .lines()
+        .map(|line| {
+            chrono::DateTime::parse_from_rfc3339(line)
+                .unwrap_or_else(|e| panic!("next-execution -n 3 printed {line:?}: {e}"))
+        })
+        .collect();
+    let day = chrono::Duration::days(1);
+    assert!(
+        three.len() == 3 && three[0] >= next,
+        "{three:?} after {next}"
+    );
+    assert_eq!(three, [three[0], three[0] + day, three[0] + day + day]);
     let details = sandbox.json(&["dags", "details", "hello", "-o", "json"]);
     assert_eq!(details["dag_id"], "hello");
     assert_eq!(details["timetable_summary"], "@daily");
@@ -223,6 +339,19 @@ fn the_cookbook_runs_with_dagctl_in_place_of_airflow() {
     );
     let deleted = sandbox.ok(&["dags", "delete", "hello", "-y"]);
     assert!(deleted.contains("deleted"), "{deleted}");
+
+    // A user is deleted by email as well as by username.
+    let gone = sandbox.ok(&["users", "delete", "-e", "MJ@example.org"]);
+    assert_eq!(gone.trim(), "user 'mj' deleted");
+    let missing = one_error_line(&sandbox.run(&["users", "delete", "-e", "mj@example.org"]));
+    assert_eq!(missing, "error: no user has the email 'mj@example.org'");
+    let mut users = ids(&sandbox.json(&["users", "list", "-o", "json"]), "username");
+    users.sort();
+    assert_eq!(
+        users,
+        ["admin", "bot", "peter"],
+        "standalone made its admin"
+    );
 }
 
 /// Confirmations read `y`/`n` from standard input when it is no terminal, as Airflow's do
@@ -514,4 +643,288 @@ fn help_has_a_line_for_every_command_and_names_the_server_only_where_it_applies(
     );
     assert!(help.contains("--server <URL>"), "{help}");
     assert!(!help.contains("[default: http"), "{help}");
+}
+
+const MAPPED: &str = "tasks:\n  - id: per_region\n    expand:\n      region: [eu, us]\n      tier: [gold, silver]\n    bash: 'echo \"{{ region }}-{{ tier }}-$STAGE-$LITERAL\"'\n  - id: plain\n    env: {STAGE: own}\n    bash: 'echo \"$STAGE\"'\n";
+
+/// `tasks test --map-index N` runs that one mapped instance (with the names it binds), and
+/// `--env-vars` reaches the task's process, literally, behind the task's own `env`; a mapped
+/// task without an index, an index on an unmapped task or out of range, and bad variables are
+/// refused before anything runs.
+#[test]
+fn tasks_test_runs_one_mapped_instance_with_the_env_vars_given() {
+    let sandbox = Sandbox::new();
+    sandbox.write_dag("mapped.yaml", MAPPED);
+    let env = r#"{"STAGE": "test", "LITERAL": "{{ ds }}"}"#;
+    let ran = sandbox.json(&[
+        "tasks",
+        "test",
+        "mapped",
+        "per_region",
+        "2024-03-01",
+        "--map-index",
+        "3",
+        "--env-vars",
+        env,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(ran["state"], "success", "{ran}");
+    assert_eq!(ran["map_index"], 3, "{ran}");
+    // Index 3 of eu/us × gold/silver, the last key varying fastest.
+    assert_eq!(
+        ran["xcom"]["return_value"], "us-silver-test-{{ ds }}",
+        "{ran}"
+    );
+    let table = sandbox.ok(&["tasks", "test", "mapped", "per_region", "--map-index", "0"]);
+    assert_eq!(
+        table.lines().last(),
+        Some("per_region[0] success"),
+        "{table}"
+    );
+    let own = sandbox.json(&[
+        "tasks",
+        "test",
+        "mapped",
+        "plain",
+        "--env-vars",
+        env,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        own["xcom"]["return_value"], "own",
+        "the task's env wins: {own}"
+    );
+
+    for (args, expected) in [
+        (
+            &["tasks", "test", "mapped", "per_region"][..],
+            "error: task 'per_region' is mapped: give the instance to run with --map-index N (0 for the first)",
+        ),
+        (
+            &["tasks", "test", "mapped", "per_region", "--map-index", "4"],
+            "error: --map-index 4 is out of range: task 'per_region' expands to 4 instance(s) (0 to 3)",
+        ),
+        (
+            &["tasks", "test", "mapped", "plain", "--map-index", "0"],
+            "error: task 'plain' is not mapped: leave out --map-index (or give -1)",
+        ),
+        (
+            &["tasks", "test", "mapped", "plain", "--env-vars", "[1]"],
+            r#"error: --env-vars must be a JSON object, e.g. '{"STAGE": "test"}'"#,
+        ),
+        (
+            &[
+                "tasks",
+                "test",
+                "mapped",
+                "plain",
+                "--env-vars",
+                r#"{"UPDRAFT__DATABASE__URL": "x"}"#,
+            ],
+            "error: --env-vars: UPDRAFT__DATABASE__URL is never passed to a task process: database settings and credentials stay out of tasks",
+        ),
+        (
+            &[
+                "tasks",
+                "test",
+                "mapped",
+                "plain",
+                "--env-vars",
+                r#"{"A": [1]}"#,
+            ],
+            "error: --env-vars: the value of A must be a string, got [1]",
+        ),
+    ] {
+        assert_eq!(one_error_line(&sandbox.run(args)), expected, "{args:?}");
+    }
+}
+
+/// `dags test` in Airflow's words: a logical date, `-c CONF`, `--mark-success-pattern` (the
+/// matching tasks, here a sensor that would wait an hour, succeed without running) and
+/// `-f/--dagfile-path` for a file outside the DAGs folder.
+#[test]
+fn dags_test_marks_matching_tasks_successful_and_reads_a_given_file() {
+    let sandbox = Sandbox::new();
+    sandbox.write_dag(
+        "waits.yaml",
+        "tasks:\n  - id: wait_for_file\n    sensor: {file: '/nonexistent/updraft-e2e/{{ ds }}.csv'}\n    poke_interval: 1s\n    timeout: 1h\n  - {id: load, depends_on: [wait_for_file], bash: 'echo \"rows {{ params.rows }}\"'}\n",
+    );
+    let tested = sandbox.run(&[
+        "dags",
+        "test",
+        "waits",
+        "2024-03-01",
+        "-c",
+        r#"{"rows": 5}"#,
+        "--mark-success-pattern",
+        "^wait_",
+        "-o",
+        "json",
+    ]);
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    let result: Value = serde_json::from_str(&stdout(&tested)).expect("JSON");
+    assert_eq!(
+        result,
+        json!({"state": "success", "tasks": {"wait_for_file": "success", "load": "success"}})
+    );
+    assert!(
+        stderr(&tested)
+            .contains("marked successful without running (--mark-success-pattern): wait_for_file"),
+        "{}",
+        stderr(&tested)
+    );
+    assert!(stderr(&tested).contains("rows 5"), "{}", stderr(&tested));
+
+    let bad =
+        one_error_line(&sandbox.run(&["dags", "test", "waits", "--mark-success-pattern", "("]));
+    assert!(
+        bad == "error: --mark-success-pattern '(' is not a regular expression: unclosed group",
+        "{bad}"
+    );
+
+    let elsewhere = sandbox.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("folder");
+    let file = elsewhere.join("outside.yaml");
+    std::fs::write(&file, "tasks:\n  - {id: only, bash: 'echo outside'}\n").expect("write");
+    let file = file.display().to_string();
+    let outside = sandbox.json(&["dags", "test", "outside", "-f", &file, "-o", "json"]);
+    assert_eq!(outside["tasks"]["only"], "success", "{outside}");
+    let wrong = one_error_line(&sandbox.run(&["dags", "test", "waits", "-f", &file]));
+    assert_eq!(
+        wrong,
+        format!("error: DAG 'waits' not found in {file} (it defines: outside)")
+    );
+    let none = one_error_line(&sandbox.run(&["dags", "test", "x", "-f", "missing.yaml"]));
+    assert_eq!(none, "error: --dagfile-path missing.yaml: no such file");
+}
+
+/// `variables import -a overwrite|fail|skip` and `pools import`/`pools export` in Airflow's
+/// pool file format; a refused import changes nothing.
+#[test]
+fn variables_and_pools_import_as_airflow_does() {
+    let (sandbox, _server) = standalone_with(&[]);
+    sandbox.ok(&["variables", "set", "region", "eu"]);
+    let file = sandbox.path().join("vars.json");
+    std::fs::write(&file, r#"{"region": "us", "tier": "gold"}"#).expect("write");
+    let file = file.display().to_string();
+    let value = |key: &str| sandbox.ok(&["variables", "get", key, "-d", "<none>"]);
+
+    let failed = one_error_line(&sandbox.run(&["variables", "import", &file, "-a", "fail"]));
+    assert_eq!(
+        failed,
+        format!(
+            "error: {file}: nothing imported, these variables exist already: region (-a \
+             overwrite replaces them, -a skip keeps them)"
+        )
+    );
+    assert_eq!(value("tier").trim(), "<none>", "nothing imported");
+    let skipped = sandbox.ok(&[
+        "variables",
+        "import",
+        &file,
+        "--action-on-existing-key",
+        "skip",
+    ]);
+    assert_eq!(
+        skipped,
+        format!("1 variable(s) imported from {file}\n1 skipped, as they exist already: region\n")
+    );
+    assert_eq!(
+        (value("region").trim(), value("tier").trim()),
+        ("eu", "gold")
+    );
+    sandbox.ok(&["variables", "import", &file]);
+    assert_eq!(value("region").trim(), "us", "overwrite is the default");
+
+    let pools = sandbox.path().join("pools.json");
+    std::fs::write(
+        &pools,
+        r#"{"etl": {"slots": 4, "description": "ETL slots", "include_deferred": false},
+            "default_pool": {"slots": 64, "description": "Default pool"}}"#,
+    )
+    .expect("write");
+    let pools = pools.display().to_string();
+    assert_eq!(
+        sandbox.ok(&["pools", "import", &pools]),
+        format!("2 pool(s) imported from {pools}\n")
+    );
+    let etl = sandbox.json(&["pools", "get", "etl", "-o", "json"]);
+    assert_eq!(
+        (&etl[0]["slots"], &etl[0]["description"]),
+        (&json!(4), &json!("ETL slots"))
+    );
+
+    let broken = sandbox.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"etl": {"slots": 9}, "bad": {"slots": "many"}}"#,
+    )
+    .expect("write");
+    let broken = broken.display().to_string();
+    let refused = sandbox.run(&["pools", "import", &broken]);
+    assert!(!refused.status.success());
+    assert_eq!(
+        stderr(&refused),
+        format!(
+            "error: {broken}: nothing imported:\n  pool 'bad': \"slots\" must be a whole number, 0 or \
+             more, got \"many\"\n"
+        )
+    );
+    assert_eq!(
+        sandbox.json(&["pools", "get", "etl", "-o", "json"])[0]["slots"],
+        4
+    );
+
+    let exported = sandbox.path().join("exported.json");
+    let exported_name = exported.display().to_string();
+    assert_eq!(
+        sandbox.ok(&["pools", "export", &exported_name]),
+        format!("2 pool(s) exported to {exported_name}\n")
+    );
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&exported).expect("read")).expect("JSON");
+    assert_eq!(
+        written,
+        json!({
+            "default_pool": {"slots": 64, "description": "Default pool", "include_deferred": false},
+            "etl": {"slots": 4, "description": "ETL slots", "include_deferred": false},
+        })
+    );
+}
+
+/// `dags next-execution -n NUM` prints the next NUM logical dates, then `None` where the
+/// schedule (here its end date, or `@once`) has no more.
+#[test]
+fn next_execution_lists_the_next_runs_up_to_the_schedules_end() {
+    let (sandbox, _server) = standalone_with(&[
+        (
+            "monthly.yaml",
+            "schedule: '0 0 1 * *'\nstart_date: 2099-01-01\nend_date: 2099-03-01\ntasks:\n  - {id: t, bash: 'true'}\n",
+        ),
+        (
+            "once.yaml",
+            "schedule: '@once'\nstart_date: 2099-06-01\ntasks:\n  - {id: t, bash: 'true'}\n",
+        ),
+    ]);
+    assert_eq!(
+        sandbox.ok(&["dags", "next-execution", "monthly", "-n", "2"]),
+        "2099-01-01T00:00:00+00:00\n2099-02-01T00:00:00+00:00\n"
+    );
+    let past_end = sandbox.run(&["dags", "next-execution", "monthly", "--num-executions", "5"]);
+    assert!(past_end.status.success(), "{}", stderr(&past_end));
+    assert_eq!(
+        stdout(&past_end),
+        "2099-01-01T00:00:00+00:00\n2099-02-01T00:00:00+00:00\n2099-03-01T00:00:00+00:00\nNone\n"
+    );
+    assert!(
+        stderr(&past_end).contains("no scheduled run after 2099-03-01T00:00:00Z"),
+        "{}",
+        stderr(&past_end)
+    );
+    assert_eq!(
+        sandbox.ok(&["dags", "next-execution", "once", "-n", "3"]),
+        "2099-06-01T00:00:00+00:00\nNone\n"
+    );
 }

@@ -3,8 +3,8 @@
 
 use crate::harness::Sandbox;
 
-fn bench(sandbox: &Sandbox, backend: &str) -> String {
-    let out = sandbox.run(&[
+fn bench(sandbox: &Sandbox, backend: &str, extra: &[&str]) -> String {
+    let mut args = vec![
         "bench",
         "--backend",
         backend,
@@ -12,7 +12,9 @@ fn bench(sandbox: &Sandbox, backend: &str) -> String {
         "5",
         "--fan-out",
         "20",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = sandbox.run(&args);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
@@ -31,12 +33,31 @@ fn check(stdout: &str, backend: &str) {
     );
     assert!(stdout.contains("fan-out of 20: success"), "{stdout}");
     assert!(stdout.contains("tasks/s"), "{stdout}");
+    assert!(
+        stdout.contains("raw spawn rate: 20 `bash -c true`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("a slot held"), "{stdout}");
+    // The one table, with its targets.
+    assert!(
+        stdout.contains(&format!("| figure ({backend}) | value | target | met |")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| fan-out / raw spawn rate |") && stdout.contains("| hop latency p99"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn bench_runs_on_sqlite() {
     let sandbox = Sandbox::new();
-    check(&bench(&sandbox, "sqlite"), "sqlite");
+    let stdout = bench(&sandbox, "sqlite", &["--hog"]);
+    check(&stdout, "sqlite");
+    assert!(
+        stdout.contains("chain of 5 with a CPU hog on every core: success"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -47,7 +68,7 @@ fn bench_runs_on_postgres() {
     };
     let mut sandbox = Sandbox::new();
     sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
-    check(&bench(&sandbox, "postgres"), "postgres");
+    check(&bench(&sandbox, "postgres", &[]), "postgres");
 }
 
 /// `dagctl bench sensors` with a few sensors and short rounds: every sensor waits, is poked
@@ -73,6 +94,10 @@ fn bench_sensors(sandbox: &Sandbox, backend: &str) {
     );
     assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
     assert!(stdout.contains("50 file sensors waiting"), "{stdout}");
+    assert!(
+        stdout.contains("sensors: 50 waiting, peak RSS") && stdout.contains("(target <= 80)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("round 2:") && stdout.contains("pokes/s"),
         "{stdout}"
@@ -177,4 +202,143 @@ fn bench_clean_runs_on_postgres() {
     let mut sandbox = Sandbox::new();
     sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
     bench_clean(&sandbox, "postgres");
+}
+
+/// `dagctl bench sustained` for one minute with a few DAGs: every minute's runs are made and
+/// finish, and the latency and backlog lines are printed.
+fn bench_sustained(sandbox: &Sandbox, backend: &str) {
+    let out = sandbox.run(&[
+        "bench",
+        "sustained",
+        "--backend",
+        backend,
+        "--dags",
+        "3",
+        "--minutes",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("3 DAGs of 10 tasks on */1 * * * * for 1 min"),
+        "{stdout}"
+    );
+    // No catchup: each DAG's latest tick makes a run at once, and a minute holds one more
+    // tick at most; all of them finish.
+    let minute = stdout
+        .lines()
+        .find(|l| l.starts_with("| 1 |"))
+        .unwrap_or_else(|| panic!("no row for minute 1: {stdout}"));
+    let cells: Vec<&str> = minute.split('|').map(str::trim).collect();
+    let made: usize = cells[2].parse().expect("runs made");
+    assert!((3..=6).contains(&made), "{minute}");
+    assert_eq!(cells[4], "0", "nothing left unfinished: {minute}");
+    let measured: usize = stdout
+        .split("queued -> start over ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no latency line: {stdout}"));
+    assert!(measured >= made * 10, "every task of every run: {stdout}");
+    assert!(stdout.contains("backlog (unfinished runs"), "{stdout}");
+}
+
+#[test]
+fn bench_sustained_runs_on_sqlite() {
+    bench_sustained(&Sandbox::new(), "sqlite");
+}
+
+#[test]
+fn bench_sustained_runs_on_postgres() {
+    let Some(admin) = testkit::postgres::reachable_server_blocking() else {
+        return;
+    };
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
+    bench_sustained(&sandbox, "postgres");
+}
+
+/// `dagctl bench standalone` with a narrow fan-out: the server starts, the run succeeds
+/// through the REST API, and its throughput is printed.
+#[test]
+fn bench_standalone_runs_a_fan_out_through_the_api() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.run(&["bench", "standalone", "--width", "20"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("standalone fan-out of 20 through the REST API: success"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tasks/s"), "{stdout}");
+}
+
+/// `dagctl bench folder` with a small folder and a few more rewrites than the caches keep
+/// versions of one DAG: every file is synced, the unchanged pass syncs nothing, and the
+/// scheduler's graph cache stays within its bound.
+fn bench_folder(sandbox: &Sandbox, backend: &str) {
+    let out = sandbox.run(&[
+        "bench",
+        "folder",
+        "--backend",
+        backend,
+        "--files",
+        "30",
+        "--tasks",
+        "10",
+        "--rewrites",
+        "20",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(&format!("backend: {backend}")), "{stdout}");
+    assert!(
+        stdout.contains("folder: 30 files of 10 tasks parsed and synced in")
+            && stdout.contains("(target <= 1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("nothing changed") && stdout.contains("(0 synced); the 30 DAGs listed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("folder: peak RSS") && stdout.contains("(target <= 100)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rewrites: 20 rewrites of one DAG file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .contains("rewrites: the scheduler's graph cache holds 8 versions (at most 8 per DAG)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_folder_runs_on_sqlite() {
+    bench_folder(&Sandbox::new(), "sqlite");
+}
+
+#[test]
+fn bench_folder_runs_on_postgres() {
+    // The benchmark makes (and drops) its own scratch database on this server.
+    let Some(admin) = testkit::postgres::reachable_server_blocking() else {
+        return;
+    };
+    let mut sandbox = Sandbox::new();
+    sandbox.set("UPDRAFT_BENCH_POSTGRES_URL", &admin);
+    bench_folder(&sandbox, "postgres");
 }

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
+use dag::RunState;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -222,8 +223,51 @@ pub fn parse_time(text: &str, loc: &[&str]) -> Result<DateTime<Utc>, ApiError> {
     ))
 }
 
+/// A run state named in a query or body at `loc`; anything else is a 422 listing the four.
+pub fn parse_run_state(text: &str, loc: &[&str]) -> Result<RunState, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::invalid(
+            loc,
+            format!("Input should be 'queued', 'running', 'success' or 'failed', not '{text}'"),
+            "enum",
+        )
+    })
+}
+
 /// A sort key a listing may be ordered by: its name and how two items compare.
 pub type SortKey<'a, T> = (&'a str, fn(&T, &T) -> std::cmp::Ordering);
+
+/// The store order a listing's `order_by` names (`-` first for descending; `default` when
+/// absent), from `keys` (name, store key); unknown keys are a 400 as in Airflow.
+pub fn sort<K: Copy>(
+    order_by: Option<&str>,
+    default: &str,
+    keys: &[(&str, K)],
+) -> Result<store::Sort<K>, ApiError> {
+    let spec = order_by.filter(|s| !s.is_empty()).unwrap_or(default);
+    let (descending, name) = match spec.strip_prefix('-') {
+        Some(name) => (true, name),
+        None => (false, spec),
+    };
+    let Some(&(_, key)) = keys.iter().find(|(known, _)| *known == name) else {
+        return Err(disallowed(name, keys.iter().map(|(known, _)| *known)));
+    };
+    Ok(if descending {
+        store::Sort::descending(key)
+    } else {
+        store::Sort::ascending(key)
+    })
+}
+
+/// The 400 for an `order_by` naming no allowed key.
+fn disallowed<'a>(name: &str, allowed: impl Iterator<Item = &'a str>) -> ApiError {
+    let allowed: Vec<&str> = allowed.collect();
+    ApiError::bad_request(format!(
+        "Ordering with '{name}' is disallowed or the attribute does not exist on the model; \
+         allowed: {}",
+        allowed.join(", ")
+    ))
+}
 
 /// Order `items` by the named key (`-` first for descending); unknown keys are a 400 as in
 /// Airflow.
@@ -239,12 +283,7 @@ pub fn order<T>(
         None => (false, spec),
     };
     let Some((_, compare)) = keys.iter().find(|(key, _)| *key == name) else {
-        let allowed: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
-        return Err(ApiError::bad_request(format!(
-            "Ordering with '{name}' is disallowed or the attribute does not exist on the model; \
-             allowed: {}",
-            allowed.join(", ")
-        )));
+        return Err(disallowed(name, keys.iter().map(|(key, _)| *key)));
     };
     items.sort_by(|a, b| {
         let ordering = compare(a, b);

@@ -920,9 +920,14 @@ pub struct LoginResponse {
     pub access_token: String,
 }
 
+/// A user, with Airflow's (FAB) `email`, `first_name` and `last_name`: each empty when the
+/// user was created without it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserResponse {
     pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
     pub role: String,
     pub created_at: DateTime<Utc>,
 }
@@ -940,6 +945,33 @@ pub struct UserBody {
     pub password: String,
     /// `Admin`, `Op`, `User` or `Viewer`.
     pub role: String,
+    /// An address of the form `name@domain`, one user's only (compared without case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
+    pub last_name: Option<String>,
+}
+
+/// Whether `text` looks like an email address: `local@domain`, both parts non-empty, one
+/// `@`, no spaces, the domain neither starting nor ending with a dot. What a typo breaks, not
+/// RFC 5322: the server never sends mail to it.
+pub fn is_email_address(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
 }
 
 // --- monitor ----------------------------------------------------------------------------------

@@ -696,11 +696,203 @@ async fn a_running_tasks_log_grows_as_it_runs() {
     server.stop().await;
 }
 
+/// Listings over a bulk-loaded history: each page with the count of every match, filters and
+/// orders as Airflow names them, a bad parameter a 4xx that says what is wrong, the grid and
+/// the DAG list's summaries of the newest runs, and a long log read page by page.
+async fn listings_page_and_count_over_http(store: Arc<dyn Store>) {
+    use store::history::{HistoryShape, load_all};
+    let server = Server::start(store.clone()).await;
+    let token = server.login_as("viewer", "Viewer").await;
+    let now = Utc::now();
+    let big = HistoryShape::new("hist_a", 45, now)
+        .with_log_lines(0)
+        .with_xcoms(0)
+        .with_tags(&["team_x"])
+        .with_long_log(5_000);
+    let small = HistoryShape::new("hist_b", 5, now)
+        .with_log_lines(0)
+        .with_xcoms(0);
+    load_all(store.as_ref(), &[big.clone(), small.clone()])
+        .await
+        .expect("load the history");
+    let get = async |path: &str| {
+        let (status, body) = server.call(Method::GET, path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    };
+    let listed = async |path: &str, items: &str| {
+        let body = get(path).await;
+        let found: Vec<String> = body[items]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: {body}"))
+            .iter()
+            .map(|item| {
+                item.get("dag_run_id")
+                    .or(item.get("dag_id"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        (
+            found,
+            body["total_entries"].as_i64().expect("total_entries"),
+        )
+    };
+
+    assert_eq!(
+        listed("/api/v2/dags?limit=1", "dags").await,
+        (vec!["hist_a".to_string()], 2)
+    );
+    assert_eq!(
+        listed("/api/v2/dags?tags=team_x&offset=0", "dags").await,
+        (vec!["hist_a".to_string()], 1)
+    );
+    assert_eq!(
+        listed("/api/v2/dags?last_dag_run_state=success", "dags")
+            .await
+            .1,
+        2
+    );
+    // A page of a DAG's runs in the order asked for, counted in all.
+    let (runs, total) = listed(
+        "/api/v2/dags/hist_a/dagRuns?limit=10&offset=40&order_by=-run_after",
+        "dag_runs",
+    )
+    .await;
+    assert_eq!(total, 45);
+    assert_eq!(
+        runs,
+        (0..5).rev().map(|n| big.run_id(n)).collect::<Vec<_>>()
+    );
+    // Every 20th run failed.
+    let (failed, total) = listed(
+        "/api/v2/dags/hist_a/dagRuns?state=failed&order_by=run_id",
+        "dag_runs",
+    )
+    .await;
+    assert_eq!((failed, total), (vec![big.run_id(19), big.run_id(39)], 2));
+    assert_eq!(
+        listed("/api/v2/dags/~/dagRuns?limit=5", "dag_runs").await.1,
+        50
+    );
+    assert_eq!(
+        listed(
+            "/api/v2/dags/~/dagRuns?run_type=asset_triggered,sometimes",
+            "dag_runs"
+        )
+        .await,
+        (Vec::new(), 0)
+    );
+    // Task instances: of one run, and the failed ones of every run.
+    let newest = big.run_id(44);
+    let path = format!("/api/v2/dags/hist_a/dagRuns/{newest}/taskInstances");
+    assert_eq!(listed(&path, "task_instances").await.1, 3);
+    let (failed, total) = listed(
+        "/api/v2/dags/~/dagRuns/~/taskInstances?state=failed&limit=1&order_by=-logical_date",
+        "task_instances",
+    )
+    .await;
+    assert_eq!(total, 2);
+    assert_eq!(failed.len(), 1);
+    // A try number no instance can have matches nothing.
+    assert_eq!(
+        listed(
+            "/api/v2/dags/~/dagRuns/~/taskInstances?try_number=-1",
+            "task_instances"
+        )
+        .await,
+        (Vec::new(), 0)
+    );
+
+    // Bad parameters: a 4xx naming what is wrong, never a 500.
+    for (path, expected, says) in [
+        (
+            "/api/v2/dags?order_by=nope",
+            StatusCode::BAD_REQUEST,
+            "allowed",
+        ),
+        (
+            "/api/v2/dags?last_dag_run_state=done",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "done",
+        ),
+        (
+            "/api/v2/dags/hist_a/dagRuns?order_by=-nope",
+            StatusCode::BAD_REQUEST,
+            "nope",
+        ),
+        (
+            "/api/v2/dags/~/dagRuns/~/taskInstances?map_index=x",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "integer",
+        ),
+        (
+            "/api/v2/dags/~/dagRuns?start_date_gte=soon",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "datetime",
+        ),
+    ] {
+        let (status, body) = server.call(Method::GET, path, Some(&token), None).await;
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(body.to_string().contains(says), "{path}: {body}");
+    }
+
+    // The grid: the newest runs, oldest first, each with a cell per task.
+    let grid = get("/ui/dags/hist_a/grid?limit=25").await;
+    let grid_runs = grid["runs"].as_array().expect("runs");
+    assert_eq!(grid_runs.len(), 25);
+    assert_eq!(grid_runs[24]["run_id"], newest.as_str());
+    assert_eq!(grid_runs[0]["run_id"], big.run_id(20).as_str());
+    assert!(
+        grid_runs
+            .iter()
+            .all(|run| run["cells"].as_array().is_some_and(|c| c.len() == 3))
+    );
+    assert_eq!(grid["has_older"], true);
+    let older = get("/ui/dags/hist_a/grid?limit=25&offset=40").await;
+    assert_eq!(older["runs"].as_array().map(Vec::len), Some(5));
+    let summary = get("/ui/dags/summary?dag_ids=hist_a,hist_b,none").await;
+    assert_eq!(
+        summary["dags"]["hist_a"]["recent_runs"]
+            .as_array()
+            .map(Vec::len),
+        Some(14)
+    );
+    assert_eq!(
+        summary["dags"]["hist_b"]["recent_runs"][4]["run_id"],
+        small.run_id(4).as_str()
+    );
+    assert!(summary["dags"].get("none").is_none());
+
+    // A long log, page by page: each continues after the last line read.
+    let log = format!("/api/v2/dags/hist_a/dagRuns/{newest}/taskInstances/t00/logs/1");
+    let mut token_at = String::new();
+    let mut pages = Vec::new();
+    loop {
+        let page = get(&format!("{log}?token={token_at}")).await;
+        let lines = page["content"].as_array().expect("content").len();
+        if lines == 0 {
+            break;
+        }
+        pages.push(lines);
+        token_at = page["continuation_token"]
+            .as_str()
+            .expect("token")
+            .to_string();
+    }
+    assert_eq!(pages, [2000, 2000, 1000]);
+    let full = get(&format!("{log}?full_content=true")).await;
+    assert_eq!(full["content"].as_array().map(Vec::len), Some(5_000));
+    server.stop().await;
+}
+
 testkit::backend_tests!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     roles_decide_what_each_user_may_do,
     runs_marks_clears_logs_and_xcoms_over_http,
     runs_and_dags_answer_as_airflow_does,
+    listings_page_and_count_over_http,
 );
 
 /// While Postgres is out of reach, the API answers 503 with `Retry-After` (never 500) and the
@@ -775,5 +967,94 @@ async fn a_database_outage_is_a_503_with_retry_after() {
         assert!(tokio::time::Instant::now() < deadline, "still 503: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    server.stop().await;
+}
+
+/// Users carry the FAB auth manager's `email`, `first_name` and `last_name`: given at
+/// creation, answered and listed, empty when not given. An empty or malformed one is a 422
+/// naming the field, a taken email (whatever its case) a 409, and neither creates anyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_carry_names_and_email() {
+    let fixture = TestStore::sqlite().await;
+    let store = fixture.store();
+    let server = Server::start(store.clone()).await;
+    let token = server.login_as("boss", "Admin").await;
+    let ana = json!({"username": "ana", "password": "pw", "role": "Op",
+        "email": "ana@example.org", "first_name": "Ana", "last_name": "Lima"});
+    let (status, body) = server
+        .call(Method::POST, "/api/v2/users", Some(&token), Some(ana))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        [&body["email"], &body["first_name"], &body["last_name"]],
+        [&json!("ana@example.org"), &json!("Ana"), &json!("Lima")],
+        "{body}"
+    );
+    let (status, list) = server
+        .call(Method::GET, "/api/v2/users", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let users = list["users"].as_array().expect("users");
+    let listed = |name: &str| {
+        users
+            .iter()
+            .find(|u| u["username"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+    };
+    assert_eq!(listed("ana")["last_name"], "Lima", "{list}");
+    assert_eq!(
+        [&listed("boss")["email"], &listed("boss")["first_name"]],
+        [&json!(""), &json!("")],
+        "not given: {list}"
+    );
+
+    for (body, status, loc) in [
+        (
+            json!({"username": "x1", "password": "pw", "role": "Viewer", "email": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("email"),
+        ),
+        (
+            json!({"username": "x2", "password": "pw", "role": "Viewer", "email": "nope"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("email"),
+        ),
+        (
+            json!({"username": "x3", "password": "pw", "role": "Viewer", "first_name": " "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("first_name"),
+        ),
+        (
+            json!({"username": "x4", "password": "pw", "role": "Viewer", "email": "ANA@example.org"}),
+            StatusCode::CONFLICT,
+            None,
+        ),
+    ] {
+        let (got, answer) = server
+            .call(
+                Method::POST,
+                "/api/v2/users",
+                Some(&token),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(got, status, "{body}: {answer}");
+        match loc {
+            Some(field) => assert_eq!(
+                answer["detail"][0]["loc"],
+                json!(["body", field]),
+                "{answer}"
+            ),
+            None => assert_eq!(
+                answer["detail"], "a user with email 'ANA@example.org' already exists",
+                "{answer}"
+            ),
+        }
+    }
+    assert_eq!(
+        store.list_users().await.expect("users").len(),
+        2,
+        "nothing created"
+    );
     server.stop().await;
 }

@@ -225,6 +225,13 @@ pub enum DagsCommand {
         /// Run configuration, a JSON object.
         #[arg(short = 'c', long)]
         conf: Option<String>,
+        /// Do not run the tasks whose id matches this regular expression: mark them
+        /// successful instead (to skip sensors or clean-up steps when testing).
+        #[arg(long, value_name = "REGEX")]
+        mark_success_pattern: Option<String>,
+        /// Read the DAG from this file instead of looking for it in the DAGs folder.
+        #[arg(short = 'f', long, value_name = "PATH")]
+        dagfile_path: Option<PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -318,10 +325,14 @@ pub enum DagsCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// The logical date of the DAG's next scheduled run, or None if it has none.
+    /// The logical date of the DAG's next scheduled run (or of the next N), one a line; None
+    /// where the schedule has no more.
     NextExecution {
         /// The DAG's id.
         dag_id: String,
+        /// How many of the next scheduled runs to show.
+        #[arg(short = 'n', long, value_name = "NUM", default_value = "1")]
+        num_executions: NonZeroUsize,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -355,6 +366,14 @@ pub enum TasksCommand {
         task_id: String,
         /// Logical date (RFC 3339 or YYYY-MM-DD); default now.
         logical_date: Option<String>,
+        /// The mapped instance to run (required for a mapped task; -1: the task is not
+        /// mapped).
+        #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+        map_index: i64,
+        /// Environment variables for the task's process, a JSON object of strings, e.g.
+        /// '{"STAGE": "test"}' (the task's own env wins).
+        #[arg(long, value_name = "JSON")]
+        env_vars: Option<String>,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -477,13 +496,13 @@ pub enum UsersCommand {
         /// Admin, Op, User or Viewer.
         #[arg(short = 'r', long)]
         role: String,
-        /// First name (checked; not stored: users have a username, a role and a password).
+        /// First name.
         #[arg(short = 'f', long)]
         firstname: Option<String>,
-        /// Last name (checked; not stored).
+        /// Last name.
         #[arg(short = 'l', long)]
         lastname: Option<String>,
-        /// Email address (checked; not stored).
+        /// Email address (name@domain); one user's only.
         #[arg(short = 'e', long)]
         email: Option<String>,
         /// The password (it shows in the shell's history: prefer the prompt or
@@ -497,16 +516,20 @@ pub enum UsersCommand {
         #[arg(long)]
         use_random_password: bool,
     },
-    /// Users with their roles.
+    /// Users: id, username, email, first and last name, role.
     List {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Delete a user.
+    /// Delete a user, named by username or by email.
+    #[command(group(ArgGroup::new("user").required(true).args(["username", "email"])))]
     Delete {
         /// The user's name.
         #[arg(short = 'u', long)]
-        username: String,
+        username: Option<String>,
+        /// The user's email address (compared without case).
+        #[arg(short = 'e', long)]
+        email: Option<String>,
     },
 }
 
@@ -558,6 +581,14 @@ pub enum VariablesCommand {
     Import {
         /// The JSON file to read.
         file: PathBuf,
+        /// What to do with a key that already exists.
+        #[arg(
+            short = 'a',
+            long,
+            value_enum,
+            default_value_t = ExistingKey::Overwrite
+        )]
+        action_on_existing_key: ExistingKey,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -568,6 +599,18 @@ pub enum VariablesCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+}
+
+/// What `variables import` does with a key that already exists (Airflow's
+/// `--action-on-existing-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExistingKey {
+    /// Replace its value.
+    Overwrite,
+    /// Import nothing, naming the keys that exist.
+    Fail,
+    /// Keep its value, and import the other keys.
+    Skip,
 }
 
 #[derive(Debug, Subcommand)]
@@ -656,6 +699,22 @@ pub enum PoolsCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Create or update every pool of a JSON file, Airflow's format:
+    /// `{"name": {"slots": 5, "description": "…", "include_deferred": false}}`. A file with a
+    /// bad entry changes nothing.
+    Import {
+        /// The JSON file to read.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Write every pool to a JSON file, in the format `pools import` reads.
+    Export {
+        /// The JSON file to write.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -699,18 +758,57 @@ pub struct BenchArgs {
     /// Worker concurrency.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Also run the chain with a spinning process on every core beside it.
+    #[arg(long)]
+    pub hog: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
     /// Many file sensors waiting at once: memory, CPU per poke round, time to release them.
     Sensors(SensorBenchArgs),
+    /// The DAG file processor: a big folder parsed and synced from cold (time, RSS), and one
+    /// file rewritten many times (RSS stays level: the version caches are bounded).
+    Folder(FolderBenchArgs),
     /// Airflow Python DAG files: parse and list many files from cold, a PythonOperator chain
     /// passing XComs, and a BashOperator chain from a `.py` file against the same in YAML.
     Python(PythonBenchArgs),
     /// Retention: load a big finished history in bulk, then `db clean` it while a scheduler-like
     /// write keeps going, measuring the batches and that write's latency.
     Clean(CleanBenchArgs),
+    /// Sustained load: many DAGs on a one-minute cron for minutes; the backlog, CPU and RSS
+    /// per minute and the queued -> start latency.
+    Sustained(SustainedBenchArgs),
+    /// What a user sees: `standalone` in a scratch folder and a wide fan-out DAG, triggered
+    /// and read through the REST API.
+    Standalone(StandaloneBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StandaloneBenchArgs {
+    /// Tasks between `start` and `join`.
+    #[arg(long, default_value_t = 200)]
+    pub width: usize,
+    /// The worker's concurrency (`worker.concurrency`).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// The `dagctl` whose `standalone` is measured (default: this one), to compare builds in
+    /// one run.
+    #[arg(long)]
+    pub dagctl: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SustainedBenchArgs {
+    /// DAGs, each of 10 bash tasks on `*/1 * * * *`.
+    #[arg(long, default_value_t = 200)]
+    pub dags: usize,
+    /// Minutes to run for.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: u32,
+    /// Worker concurrency.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -743,6 +841,19 @@ pub struct PythonBenchArgs {
     /// Runs of each chain, alternating, so that the comparison shares the machine's state.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct FolderBenchArgs {
+    /// DAG files generated in the folder.
+    #[arg(long, default_value_t = 1000)]
+    pub files: usize,
+    /// Tasks in each of those files.
+    #[arg(long, default_value_t = 10)]
+    pub tasks: usize,
+    /// Times one DAG file is rewritten, each processed and read back (0: none).
+    #[arg(long, default_value_t = 10_000)]
+    pub rewrites: usize,
 }
 
 #[derive(Debug, Args)]
@@ -1035,5 +1146,148 @@ mod tests {
             panic!("pools set");
         };
         assert_eq!(description_arg.as_deref(), Some("ETL slots"));
+    }
+
+    /// The flags of issue 14's second round, in Airflow's shapes (cli_config.py and the FAB
+    /// provider's user commands), and what each refuses.
+    #[test]
+    fn airflows_remaining_flags_parse() {
+        let refused = |args: &[&str]| {
+            let mut argv = vec!["dagctl"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv)
+                .map(|_| ())
+                .expect_err(&format!("{args:?} must be refused"))
+                .to_string()
+        };
+
+        let Command::Tasks(TasksCommand::Test {
+            map_index,
+            env_vars,
+            logical_date,
+            ..
+        }) = parse(&[
+            "tasks",
+            "test",
+            "mapping",
+            "per_region",
+            "2024-01-01",
+            "--map-index",
+            "3",
+            "--env-vars",
+            r#"{"STAGE": "test"}"#,
+        ])
+        .command
+        else {
+            panic!("tasks test");
+        };
+        assert_eq!(
+            (map_index, env_vars.as_deref(), logical_date.as_deref()),
+            (3, Some(r#"{"STAGE": "test"}"#), Some("2024-01-01"))
+        );
+        let Command::Tasks(TasksCommand::Test { map_index, .. }) =
+            parse(&["tasks", "test", "hello", "world"]).command
+        else {
+            panic!("tasks test");
+        };
+        assert_eq!(map_index, -1, "unmapped by default");
+
+        let Command::Dags(DagsCommand::Test {
+            logical_date,
+            conf,
+            mark_success_pattern,
+            dagfile_path,
+            ..
+        }) = parse(&[
+            "dags",
+            "test",
+            "hello",
+            "2024-03-01",
+            "-c",
+            r#"{"k": 1}"#,
+            "--mark-success-pattern",
+            "^wait_",
+            "-f",
+            "dags/hello.yaml",
+        ])
+        .command
+        else {
+            panic!("dags test");
+        };
+        assert_eq!(logical_date.as_deref(), Some("2024-03-01"));
+        assert_eq!(conf.as_deref(), Some(r#"{"k": 1}"#));
+        assert_eq!(mark_success_pattern.as_deref(), Some("^wait_"));
+        assert_eq!(dagfile_path, Some(PathBuf::from("dags/hello.yaml")));
+
+        for (args, expected) in [
+            (
+                &["variables", "import", "v.json"][..],
+                ExistingKey::Overwrite,
+            ),
+            (
+                &["variables", "import", "v.json", "-a", "fail"],
+                ExistingKey::Fail,
+            ),
+            (
+                &[
+                    "variables",
+                    "import",
+                    "v.json",
+                    "--action-on-existing-key",
+                    "skip",
+                ],
+                ExistingKey::Skip,
+            ),
+        ] {
+            let Command::Variables(VariablesCommand::Import {
+                action_on_existing_key,
+                ..
+            }) = parse(args).command
+            else {
+                panic!("variables import");
+            };
+            assert_eq!(action_on_existing_key, expected, "{args:?}");
+        }
+        let bad = refused(&["variables", "import", "v.json", "-a", "replace"]);
+        assert!(bad.contains("overwrite, fail, skip"), "{bad}");
+
+        let Command::Pools(PoolsCommand::Import { file, .. }) =
+            parse(&["pools", "import", "pools.json"]).command
+        else {
+            panic!("pools import");
+        };
+        assert_eq!(file, PathBuf::from("pools.json"));
+        let Command::Pools(PoolsCommand::Export { file, .. }) =
+            parse(&["pools", "export", "out.json"]).command
+        else {
+            panic!("pools export");
+        };
+        assert_eq!(file, PathBuf::from("out.json"));
+
+        let Command::Users(UsersCommand::Delete { username, email }) =
+            parse(&["users", "delete", "-e", "ana@example.org"]).command
+        else {
+            panic!("users delete");
+        };
+        assert_eq!(
+            (username, email.as_deref()),
+            (None, Some("ana@example.org"))
+        );
+        refused(&["users", "delete"]);
+        refused(&["users", "delete", "-u", "ana", "-e", "ana@example.org"]);
+
+        let Command::Dags(DagsCommand::NextExecution { num_executions, .. }) =
+            parse(&["dags", "next-execution", "hello", "-n", "3"]).command
+        else {
+            panic!("next-execution");
+        };
+        assert_eq!(num_executions.get(), 3);
+        let Command::Dags(DagsCommand::NextExecution { num_executions, .. }) =
+            parse(&["dags", "next-execution", "hello"]).command
+        else {
+            panic!("next-execution");
+        };
+        assert_eq!(num_executions.get(), 1);
+        refused(&["dags", "next-execution", "hello", "-n", "0"]);
     }
 }

@@ -7,7 +7,6 @@ mod client;
 mod commands;
 mod configuration;
 mod credentials;
-mod history;
 mod info;
 mod output;
 mod settings;

@@ -260,7 +260,7 @@ pub fn resolve(raw: RawConfig) -> Result<Settings> {
     if worker_queues.is_empty() {
         bail!("worker.queues must name at least one queue");
     }
-    let concurrency = raw.worker.concurrency.unwrap_or(16);
+    let concurrency = raw.worker.concurrency.unwrap_or_else(default_concurrency);
     if concurrency == 0 {
         bail!("worker.concurrency must be at least 1");
     }
@@ -436,6 +436,13 @@ pub fn mask_url(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// Slots a worker runs by default: 8 per core, at least 16 (a try mostly waits on its
+/// process, so more slots than cores keep the cores busy), at most 256.
+fn default_concurrency() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    (8 * cores).clamp(16, 256)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! or the re-check time the pass reports ([`ProcessReport::recheck_at`]) if no event comes.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use dag::Dag;
 use dag::parse::MAX_FILE_BYTES;
+use futures::StreamExt;
 use pydag::{PythonImporter, PythonSettings};
 use sha2::{Digest, Sha256};
 use store::secrets::Vault;
@@ -191,8 +192,13 @@ impl DagFolder {
     }
 
     /// One pass: parse new and changed files, record import errors, deactivate DAGs whose
-    /// file is gone. A broken file never stops the pass; Python files are imported
-    /// concurrently.
+    /// file is gone. A broken file never stops the pass.
+    ///
+    /// Shaped for a big folder from cold: every file is read and hashed in one blocking task,
+    /// YAML and JSON files are parsed on the blocking pool across the cores (Python files
+    /// concurrently through the importer), the changed DAGs are synced a few at a time so
+    /// Postgres commits them together, and import errors are cleared only for the files that
+    /// have one (one read of the import errors, not one write per file).
     pub async fn process(
         &mut self,
         store: &dyn Store,
@@ -202,10 +208,11 @@ impl DagFolder {
         let present = self.list_files();
 
         // Files that vanished: their DAGs are deactivated and their errors cleared.
+        let listed: HashSet<&PathBuf> = present.iter().collect();
         let gone: Vec<PathBuf> = self
             .files
             .keys()
-            .filter(|path| !present.contains(path))
+            .filter(|path| !listed.contains(path))
             .cloned()
             .collect();
         for path in gone {
@@ -215,19 +222,37 @@ impl DagFolder {
             store.clear_import_error(&display(&path)).await?;
         }
 
-        let mut changed = Vec::new();
-        for path in present {
-            let name = display(&path);
-            let read = {
-                let path = path.clone();
-                tokio::task::spawn_blocking(move || {
+        // The DAGs an earlier process stored from this folder, read before this pass syncs
+        // anything (so it reads only what was there): those no file defines any more are
+        // deactivated at its end.
+        let stored_before = if self.first_pass_done {
+            Vec::new()
+        } else {
+            store
+                .list_dags()
+                .await?
+                .into_iter()
+                .filter(|r| r.is_active && Path::new(&r.dag.fileloc).starts_with(&self.root))
+                .map(|r| r.dag_id)
+                .collect()
+        };
+
+        let reads = blocking(move || {
+            present
+                .into_iter()
+                .map(|path| {
                     let stamp = Stamp::of(&path);
-                    read_dag_file(&path).map(|(bytes, hash)| (bytes, hash, stamp))
+                    let read = read_dag_file(&path);
+                    (path, stamp, read)
                 })
-                .await
-            };
-            match read.unwrap_or_else(|e| Err(format!("{name}:1:1: {e}"))) {
-                Ok((bytes, hash, stamp)) => {
+                .collect::<Vec<_>>()
+        })
+        .await?;
+        let mut changed = Vec::new();
+        for (path, stamp, read) in reads {
+            let name = display(&path);
+            match read {
+                Ok((bytes, hash)) => {
                     if self.files.get(&path).is_none_or(|s| s.hash != hash) {
                         changed.push(Changed {
                             path,
@@ -256,7 +281,7 @@ impl DagFolder {
                 }
             }
         }
-        let parsed = self.parse_all(store, &changed).await?;
+        let parsed = self.parse_all(store, &mut changed).await?;
 
         // Which file owns which dag_id, so that a duplicate is an error on the later file.
         let mut owners: HashMap<String, PathBuf> = self
@@ -265,6 +290,8 @@ impl DagFolder {
             .flat_map(|(path, state)| state.dag_ids.iter().map(|id| (id.clone(), path.clone())))
             .collect();
 
+        // Files that parsed, with their DAGs, synced together after this loop.
+        let mut good: Vec<(PathBuf, String, String, Vec<Dag>)> = Vec::new();
         for (file, parsed) in changed.into_iter().zip(parsed) {
             let Changed {
                 path,
@@ -310,15 +337,11 @@ impl DagFolder {
                         owners.remove(&old);
                         report.deactivated.push(old);
                     }
-                    for dag in &dags {
-                        store
-                            .sync_dag(&self.new_dags.applied_to(dag), &hash, now)
-                            .await?;
-                        owners.insert(dag.dag_id.clone(), path.clone());
-                        report.synced.push(dag.dag_id.clone());
+                    for id in ids {
+                        owners.insert(id.clone(), path.clone());
+                        report.synced.push(id);
                     }
-                    store.clear_import_error(&name).await?;
-                    self.files.insert(path, FileState { hash, dag_ids: ids });
+                    good.push((path, name, hash, dags));
                 }
                 Err(message) => {
                     if let Some(settles) = still_changing(&path, stamp) {
@@ -341,16 +364,47 @@ impl DagFolder {
             }
         }
 
+        // Sync every good file's DAGs, a few at a time, in file order; a file is remembered
+        // only once all of them are stored, so a failed pass syncs it again.
+        let mut syncing = futures::stream::FuturesOrdered::new();
+        for (_, _, hash, dags) in &good {
+            for dag in dags {
+                if syncing.len() >= SYNC_CONCURRENCY
+                    && let Some(synced) = syncing.next().await
+                {
+                    synced?;
+                }
+                syncing.push_back(sync_one(store, self.new_dags, dag, hash, now));
+            }
+        }
+        while let Some(synced) = syncing.next().await {
+            synced?;
+        }
+        drop(syncing);
+        if !good.is_empty() {
+            let with_errors: HashSet<String> = store
+                .list_import_errors()
+                .await?
+                .into_iter()
+                .map(|e| e.filename)
+                .collect();
+            for (_, name, _, _) in &good {
+                if with_errors.contains(name) {
+                    store.clear_import_error(name).await?;
+                }
+            }
+        }
+        for (path, _, hash, dags) in good {
+            let dag_ids = dags.into_iter().map(|d| d.dag_id).collect();
+            self.files.insert(path, FileState { hash, dag_ids });
+        }
+
         if !self.first_pass_done {
             // DAGs the store knows from an earlier process but no file defines any more.
             self.first_pass_done = true;
-            let defined: Vec<&String> = owners.keys().collect();
-            for record in store.list_dags().await? {
-                if record.is_active
-                    && !defined.contains(&&record.dag_id)
-                    && Path::new(&record.dag.fileloc).starts_with(&self.root)
-                {
-                    report.deactivated.push(record.dag_id);
+            for dag_id in stored_before {
+                if !owners.contains_key(&dag_id) {
+                    report.deactivated.push(dag_id);
                 }
             }
         }
@@ -372,23 +426,113 @@ impl DagFolder {
         self.files.insert(path, FileState { hash, dag_ids });
     }
 
-    /// Parse every changed file, Python files all at once. One result per file, in order;
-    /// an error is the file's import error text.
+    /// Parse every changed file: YAML and JSON files on the blocking pool, split across the
+    /// cores (their bytes are taken, they are not needed after), Python files all at once
+    /// through the importer. One result per file, in order; an error is the file's import
+    /// error text.
     async fn parse_all(
         &self,
         store: &dyn Store,
-        changed: &[Changed],
-    ) -> Result<Vec<Result<Vec<dag::Dag>, String>>, StoreError> {
-        let variables = if changed.iter().any(|f| is_python(&f.path)) {
-            self.python.variables(store).await?
-        } else {
+        changed: &mut [Changed],
+    ) -> Result<Vec<ParseResult>, StoreError> {
+        let mut results: Vec<Option<ParseResult>> = Vec::new();
+        results.resize_with(changed.len(), || None);
+        let plain: Vec<(usize, String, Vec<u8>)> = changed
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, f)| !is_python(&f.path))
+            .map(|(i, f)| (i, f.name.clone(), std::mem::take(&mut f.bytes)))
+            .collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_task = plain.len().div_ceil(cores).max(1);
+        let mut chunks = Vec::new();
+        let mut plain = plain.into_iter().peekable();
+        while plain.peek().is_some() {
+            let chunk: Vec<_> = plain.by_ref().take(per_task).collect();
+            chunks.push(blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|(i, name, bytes)| (i, parse_plain(&name, &bytes)))
+                    .collect::<Vec<_>>()
+            }));
+        }
+        let python: Vec<&Changed> = changed.iter().filter(|f| is_python(&f.path)).collect();
+        let variables = if python.is_empty() {
             BTreeMap::new()
+        } else {
+            self.python.variables(store).await?
         };
-        let parses = changed
+        let imports = python
             .iter()
             .map(|f| parse_dag_file(&f.path, &f.bytes, &self.root, &self.python, &variables));
-        Ok(futures::future::join_all(parses).await)
+        let imported = futures::future::join_all(imports).await;
+        for (i, result) in changed
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| is_python(&f.path))
+            .map(|(i, _)| i)
+            .zip(imported)
+        {
+            results[i] = Some(result);
+        }
+        for parsed in futures::future::join_all(chunks).await {
+            for (i, result) in parsed? {
+                results[i] = Some(result);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .zip(changed.iter())
+            .map(|(result, f)| {
+                result.unwrap_or_else(|| Err(format!("{}:1:1: the file was not parsed", f.name)))
+            })
+            .collect())
     }
+}
+
+/// The DAGs one file defines, or its import error text.
+type ParseResult = Result<Vec<dag::Dag>, String>;
+
+/// DAG syncs in flight at once: enough for Postgres to commit several together, few enough
+/// to leave the pool's other connections to the rest of the scheduler.
+const SYNC_CONCURRENCY: usize = 8;
+
+/// Run `work` on the blocking pool, started at once. Its panic (a bug) unwinds on in the
+/// awaiting task, as it would have had the work run inline; a task cancelled because the
+/// runtime is shutting down is an outage.
+fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> impl Future<Output = Result<T, StoreError>> {
+    let task = tokio::task::spawn_blocking(work);
+    async move {
+        match task.await {
+            Ok(value) => Ok(value),
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(cancelled) => Err(StoreError::Unavailable(Box::new(cancelled))),
+            },
+        }
+    }
+}
+
+/// Store one parsed DAG at `version`, with the creation default put in.
+async fn sync_one(
+    store: &dyn Store,
+    new_dags: NewDags,
+    dag: &Dag,
+    version: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    store
+        .sync_dag(&new_dags.applied_to(dag), version, now)
+        .await
+}
+
+/// Parse a YAML or JSON DAG file's bytes.
+fn parse_plain(name: &str, bytes: &[u8]) -> ParseResult {
+    dag::parse_dag_bytes(name, bytes)
+        .map(|dag| vec![dag])
+        .map_err(|e| e.to_string())
 }
 
 impl PythonLoader {
@@ -441,9 +585,7 @@ pub async fn parse_dag_file(
 ) -> Result<Vec<dag::Dag>, String> {
     let name = display(path);
     if !is_python(path) {
-        return dag::parse_dag_bytes(&name, bytes)
-            .map(|dag| vec![dag])
-            .map_err(|e| e.to_string());
+        return parse_plain(&name, bytes);
     }
     if !pydag::looks_like_dag_file(bytes) {
         return Ok(Vec::new());

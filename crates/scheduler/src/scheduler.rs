@@ -774,17 +774,6 @@ impl Scheduler {
                 ti.worker_id.as_deref().unwrap_or("?"),
                 threshold.num_seconds()
             );
-            self.store
-                .append_log(
-                    ti.id,
-                    ti.try_number,
-                    &[LogLine {
-                        timestamp: now,
-                        stream: LogStream::System,
-                        line: message.clone(),
-                    }],
-                )
-                .await?;
             let applied = self
                 .store
                 .finish_task_instance(&Finish {
@@ -794,6 +783,12 @@ impl Scheduler {
                     end_date: now,
                     next_retry_at,
                     xcoms: Vec::new(),
+                    pid: None,
+                    log: vec![LogLine {
+                        timestamp: now,
+                        stream: LogStream::System,
+                        line: message.clone(),
+                    }],
                 })
                 .await?;
             if applied {

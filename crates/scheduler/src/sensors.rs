@@ -21,8 +21,8 @@
 //! run when a `RunChanged` event names it, which an unpause sends for every unfinished run.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,10 @@ use dag::{TaskKind, TaskState};
 use futures::StreamExt;
 use sensor::{Connections, PokeResult, Probes, Rendered};
 use store::secrets::{Connection, Vault, load_template_secrets};
-use store::{LogLine, LogStream, Poke, PokeOutcome, Store, StoreError, StoreEvent, WaitingSensor};
+use store::{
+    LogLine, LogStream, Poke, PokeOutcome, RunRecord, SensorProgress, Store, StoreError,
+    StoreEvent, WaitingSensor,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, warn};
 
@@ -56,7 +59,7 @@ fn log_store_error(err: &StoreError, what: &str) {
 const MAX_CONCURRENT_PROBES: usize = 64;
 
 /// Most pokes written in one store call.
-const MAX_POKES_PER_ROUND: usize = 5000;
+const MAX_POKES_PER_ROUND: usize = 1000;
 
 /// What the sensor loop needs from the scheduler's configuration.
 #[derive(Debug, Clone)]
@@ -67,31 +70,35 @@ pub(crate) struct SensorConfig {
     pub env_connections: Vec<Connection>,
 }
 
-/// One waiting sensor.
+/// One waiting sensor: only what its pokes need, since thousands wait at once. The run's
+/// record and the sensor's spec are shared (one run's sensors hold one copy of its record,
+/// one DAG version's instances one copy of each spec), so an entry is a few words and its
+/// rendered probe.
 struct Entry {
-    waiting: WaitingSensor,
-    sensor: Arc<Sensor>,
+    ti: i64,
+    map_index: i32,
+    try_number: u32,
+    progress: SensorProgress,
+    /// The run, shared by its waiting sensors (for the template context).
+    run: Arc<RunRecord>,
+    /// The run's DAG version's sensors (kept while one of its instances waits) and this
+    /// instance's task among them.
+    version: Arc<VersionSensors>,
+    task: Arc<SensorTask>,
     /// The probe rendered for this try; `None` until the first poke needs it.
     rendered: Option<Arc<Rendered>>,
-    /// The DAG file's folder, for relative file paths.
-    folder: Option<PathBuf>,
 }
 
 impl Entry {
     fn due(&self) -> DateTime<Utc> {
-        self.waiting
-            .progress
+        self.progress
             .next_poke_at
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// The heap key: a popped key whose poke count is stale is skipped (lazy deletion).
     fn key(&self) -> Reverse<(DateTime<Utc>, i64, u32)> {
-        Reverse((
-            self.due(),
-            self.waiting.ti.id,
-            self.waiting.progress.poke_count,
-        ))
+        Reverse((self.due(), self.ti, self.progress.poke_count))
     }
 }
 
@@ -104,18 +111,26 @@ pub(crate) struct SensorLoop {
     heap: BinaryHeap<Reverse<(DateTime<Utc>, i64, u32)>>,
     /// Why an entry's probe could not be rendered; its next poke fails the sensor.
     render_errors: HashMap<i64, String>,
-    /// The sensors of each DAG version seen, by task id (versions never change).
+    /// The sensors of the DAG versions of waiting instances, by (dag_id, version); a version
+    /// no entry holds any more is dropped after the next load (versions never change, so a
+    /// kept one never goes stale).
     versions: HashMap<(String, String), Arc<VersionSensors>>,
     /// Runs with sensors not poked for now: their DAG is paused, or a poke of theirs was
     /// refused. Reloaded when an event says the run changed.
     parked: BTreeSet<i64>,
 }
 
+/// One sensor task of a DAG version: its id and spec.
+struct SensorTask {
+    task_id: String,
+    sensor: Sensor,
+}
+
 /// The sensor tasks of one DAG version, for finding thousands of instances' specs at once.
 struct VersionSensors {
-    sensors: HashMap<String, Arc<Sensor>>,
+    sensors: HashMap<String, Arc<SensorTask>>,
     /// The DAG file's folder, for relative file paths.
-    folder: Option<PathBuf>,
+    folder: Option<Arc<Path>>,
 }
 
 impl VersionSensors {
@@ -125,16 +140,20 @@ impl VersionSensors {
                 .tasks
                 .iter()
                 .filter_map(|t| match &t.kind {
-                    TaskKind::Sensor(sensor) => {
-                        Some((t.task_id.clone(), Arc::new((**sensor).clone())))
-                    }
+                    TaskKind::Sensor(sensor) => Some((
+                        t.task_id.clone(),
+                        Arc::new(SensorTask {
+                            task_id: t.task_id.clone(),
+                            sensor: (**sensor).clone(),
+                        }),
+                    )),
                     _ => None,
                 })
                 .collect(),
             folder: Path::new(&dag.fileloc)
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
-                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+                .map(|p| Arc::from(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))),
         }
     }
 }
@@ -270,48 +289,72 @@ impl SensorLoop {
             }
             !w.dag_paused
         });
-        let fresh: std::collections::HashSet<i64> = waiting.iter().map(|w| w.ti.id).collect();
-        self.entries.retain(|ti, entry| {
-            run.is_some_and(|r| entry.waiting.ti.run != r) || fresh.contains(ti)
-        });
-        for waiting in waiting {
-            let id = waiting.ti.id;
-            if let Some(entry) = self.entries.get_mut(&id) {
-                let same_try = entry.waiting.ti.try_number == waiting.ti.try_number;
-                if same_try && entry.waiting.progress == waiting.progress {
+        let fresh: HashSet<i64> = waiting.iter().map(|w| w.ti.id).collect();
+        self.entries
+            .retain(|ti, entry| run.is_some_and(|r| entry.run.id != r) || fresh.contains(ti));
+        // Each run's record once, however many of its sensors wait.
+        let mut runs: HashMap<i64, Arc<RunRecord>> = HashMap::new();
+        for WaitingSensor {
+            ti,
+            run: run_record,
+            progress,
+            ..
+        } in waiting
+        {
+            if let Some(entry) = self.entries.get_mut(&ti.id) {
+                let same_try = entry.try_number == ti.try_number;
+                if same_try && entry.progress == progress {
                     continue;
                 }
                 if !same_try {
                     entry.rendered = None;
+                    entry.try_number = ti.try_number;
                 }
-                entry.waiting = waiting;
+                entry.progress = progress;
                 self.heap.push(entry.key());
                 continue;
             }
-            let key = (waiting.run.dag_id.clone(), waiting.run.version.clone());
-            if !self.versions.contains_key(&key) {
-                let Some(dag) = self.store.get_dag_version(&key.0, &key.1).await? else {
-                    continue;
-                };
-                self.versions
-                    .insert(key.clone(), Arc::new(VersionSensors::of(&dag)));
-            }
-            let Some(version) = self.versions.get(&key) else {
+            let key = (run_record.dag_id.clone(), run_record.version.clone());
+            let version = match self.versions.get(&key) {
+                Some(version) => version.clone(),
+                None => {
+                    let Some(dag) = self.store.get_dag_version(&key.0, &key.1).await? else {
+                        continue;
+                    };
+                    let version = Arc::new(VersionSensors::of(&dag));
+                    self.versions.insert(key, version.clone());
+                    version
+                }
+            };
+            let Some(task) = version.sensors.get(&ti.task_id).cloned() else {
                 continue;
             };
-            let Some(sensor) = version.sensors.get(&waiting.ti.task_id) else {
-                continue;
-            };
+            let run = runs
+                .entry(run_record.id)
+                .or_insert_with(|| Arc::new(run_record))
+                .clone();
             let entry = Entry {
-                sensor: sensor.clone(),
+                ti: ti.id,
+                map_index: ti.map_index,
+                try_number: ti.try_number,
+                progress,
+                run,
+                version,
+                task,
                 rendered: None,
-                folder: version.folder.clone(),
-                waiting,
             };
             self.heap.push(entry.key());
-            self.entries.insert(id, entry);
+            self.entries.insert(entry.ti, entry);
         }
+        self.forget_unused_versions();
         Ok(())
+    }
+
+    /// Drop the versions no waiting entry holds: a DAG rewritten many times keeps only the
+    /// versions whose instances still wait.
+    fn forget_unused_versions(&mut self) {
+        self.versions
+            .retain(|_, version| Arc::strong_count(version) > 1);
     }
 
     /// Poke every sensor that is due and write the results.
@@ -325,7 +368,7 @@ impl SensorLoop {
             let current = self
                 .entries
                 .get(&ti)
-                .is_some_and(|e| e.waiting.progress.poke_count == pokes && e.due() == at);
+                .is_some_and(|e| e.progress.poke_count == pokes && e.due() == at);
             if current {
                 due.push(ti);
             }
@@ -365,7 +408,7 @@ impl SensorLoop {
             match outcome {
                 PokeOutcome::Wait { next_poke_at } if applied => {
                     if let Some(entry) = self.entries.get_mut(&ti) {
-                        let progress = &mut entry.waiting.progress;
+                        let progress = &mut entry.progress;
                         progress.first_poke_at.get_or_insert(now);
                         progress.poke_count += 1;
                         progress.next_poke_at = Some(next_poke_at);
@@ -379,7 +422,7 @@ impl SensorLoop {
                     if let Some(entry) = self.entries.remove(&ti)
                         && !applied
                     {
-                        self.parked.insert(entry.waiting.ti.run);
+                        self.parked.insert(entry.run.id);
                     }
                     self.render_errors.remove(&ti);
                 }
@@ -416,22 +459,21 @@ impl SensorLoop {
         if entry.rendered.is_some() {
             return;
         }
-        let waiting = &entry.waiting;
-        let Ok(Some(dag)) = self
-            .store
-            .get_dag_version(&waiting.run.dag_id, &waiting.run.version)
-            .await
-        else {
+        let run = &entry.run;
+        let Ok(Some(dag)) = self.store.get_dag_version(&run.dag_id, &run.version).await else {
             return;
         };
-        let mut ctx = waiting.run.template_context(
+        let probe = &entry.task.sensor.probe;
+        let mut ctx = run.template_context(
             &dag,
-            &waiting.ti.task_id,
-            waiting.ti.map_index,
-            waiting.ti.try_number,
+            &entry.task.task_id,
+            entry.map_index,
+            entry.try_number,
             &[],
         );
-        if sensor::needs_secrets(&entry.sensor.probe) {
+        // The context holds what it needs; the DAG may leave the store's cache.
+        drop(dag);
+        if sensor::needs_secrets(probe) {
             match load_template_secrets(
                 &*self.store,
                 &self.config.vault,
@@ -447,9 +489,9 @@ impl SensorLoop {
             }
         }
         let rendered = sensor::render(
-            &entry.sensor.probe,
+            probe,
             &ctx,
-            entry.folder.as_deref(),
+            entry.version.folder.as_deref(),
             &self.connections,
         )
         .await;
@@ -466,9 +508,8 @@ impl SensorLoop {
 
     /// The poke to write for one sensor and what its probe found.
     fn decide_poke(&self, entry: &Entry, result: Option<PokeResult>, now: DateTime<Utc>) -> Poke {
-        let waiting = &entry.waiting;
-        let sensor = &entry.sensor;
-        let progress = waiting.progress;
+        let sensor = &entry.task.sensor;
+        let progress = entry.progress;
         let number = progress.poke_count + 1;
         let first = progress.first_poke_at.unwrap_or(now);
         let elapsed = (now - first).as_seconds_f64().max(0.0);
@@ -498,12 +539,8 @@ impl SensorLoop {
                 ),
             ),
             Some(PokeResult::NotYet(message)) => {
-                let delay = next_poke_delay(
-                    sensor,
-                    number,
-                    elapsed,
-                    sensor::jitter(waiting.ti.id, number),
-                );
+                let delay =
+                    next_poke_delay(sensor, number, elapsed, sensor::jitter(entry.ti, number));
                 let next = now + chrono::Duration::milliseconds((delay * 1000.0) as i64);
                 (
                     PokeOutcome::Wait { next_poke_at: next },
@@ -513,7 +550,7 @@ impl SensorLoop {
                     ),
                 )
             }
-            None => match self.render_errors.get(&waiting.ti.id) {
+            None => match self.render_errors.get(&entry.ti) {
                 Some(message) => (
                     PokeOutcome::Settle(TaskState::Failed),
                     format!("sensor failed: {message}"),
@@ -548,8 +585,8 @@ impl SensorLoop {
             }]
         };
         Poke {
-            ti: waiting.ti.id,
-            try_number: waiting.ti.try_number,
+            ti: entry.ti,
+            try_number: entry.try_number,
             poke_count: progress.poke_count,
             now,
             outcome,

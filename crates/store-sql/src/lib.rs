@@ -27,22 +27,27 @@
 //! scope on a concrete type; so `SqlStore` derefs to `dyn Store`, and a caller holding a
 //! concrete store with only `Store` imported reaches every method as before the split.
 
+mod dag_cache;
 mod history;
+mod listing;
 mod operations;
 pub mod rows;
 mod transitions;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::ops::DerefMut;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use dag::Dag;
 use store::{StoreError, StoreEvent};
 use tokio::sync::broadcast;
 
+use crate::dag_cache::DagCache;
+
+pub use dag_cache::{
+    MAX_TASKS as DAG_CACHE_MAX_TASKS, VERSIONS_PER_DAG as DAG_CACHE_VERSIONS_PER_DAG,
+};
 pub use transitions::TaskChange;
 
 type Result<T> = store::Result<T>;
@@ -108,8 +113,6 @@ pub const QUERIES: &[&str] = &[
     "list_dags",
     "list_import_errors",
     "list_pools",
-    "list_runs",
-    "list_task_instances",
     "list_users",
     "list_variables",
     "list_xcoms",
@@ -117,12 +120,22 @@ pub const QUERIES: &[&str] = &[
     "mark_unfinished",
     "max_log_seq",
     "next_retry_at",
+    "page_dag_runs",
+    "page_dag_task_instances",
+    "page_dags",
+    "page_run_task_instances",
+    "page_runs",
+    "page_runs_of_dags",
+    "page_task_instances",
     "queue_due_retries",
     "read_log",
+    "recent_runs",
     "record_heartbeat",
     "record_import_error",
     "record_poke",
+    "refresh_statistics",
     "reopen_run",
+    "run_filter",
     "runs_by_keys",
     "sensor_progress",
     "set_connection",
@@ -132,7 +145,9 @@ pub const QUERIES: &[&str] = &[
     "set_task_instance_state",
     "set_task_pid",
     "set_variable",
+    "task_instance_filter",
     "task_instances",
+    "task_instances_by_keys",
     "transition_run",
     "transition_task_instance",
     "unfinished_runs",
@@ -375,9 +390,9 @@ pub fn query<D: Dialect>(name: &'static str) -> Result<&'static str> {
 pub struct SqlStore<D: Dialect> {
     dialect: D,
     events: broadcast::Sender<StoreEvent>,
-    /// Parsed definitions by (dag_id, version). Versions are immutable, so entries never go
-    /// stale.
-    dags: Mutex<HashMap<(String, String), Arc<Dag>>>,
+    /// Parsed definitions by (dag_id, version), bounded (see [`dag_cache`]). Versions are
+    /// immutable, so entries never go stale.
+    dags: Mutex<DagCache>,
 }
 
 impl<D: Dialect> std::fmt::Debug for SqlStore<D> {
@@ -400,8 +415,13 @@ impl<D: Dialect> SqlStore<D> {
         SqlStore {
             dialect,
             events,
-            dags: Mutex::new(HashMap::new()),
+            dags: Mutex::new(DagCache::default()),
         }
+    }
+
+    /// How many parsed DAG versions the store holds in its cache (for tests and benchmarks).
+    pub fn cached_dag_versions(&self) -> usize {
+        self.dag_cache().len()
     }
 
     /// Close the backend's connections.

@@ -10,14 +10,16 @@ use dag::{Dag, RunState, TaskState};
 use serde_json::Value;
 use store::{
     Admin, Catalog, Claim, ClaimedTask, CleanHistory, CleanReport, ClearTaskInstance,
-    ConnectionRecord, DagRecord, Decide, Finish, HistoricRun, HistoryRows, ImportErrorRecord,
-    LogLine, LogRecord, LogsAndXcoms, NewRun, NewUser, Poke, PokeOutcome, PoolRecord, PoolStats,
-    RunFilter, RunQueue, RunRecord, RunSnapshot, RunningTry, ScheduleOutcome, SensorProgress,
-    SnapshotXcoms, StateCounts, StoreError, StoreEvent, TaskInstanceFilter, TaskInstanceRecord,
-    UserRecord, VariableRecord, WaitingSensor, XcomKey, XcomRecord,
+    ConnectionRecord, DagFilter, DagRecord, Decide, Finish, HistoricRun, HistoryRows,
+    ImportErrorRecord, ListPage, LogLine, LogRecord, LogsAndXcoms, NewRun, NewUser, Poke,
+    PokeOutcome, PoolRecord, PoolStats, RunFilter, RunQueue, RunRecord, RunSnapshot, RunningTry,
+    ScheduleOutcome, SensorProgress, SnapshotXcoms, StateCounts, StoreError, StoreEvent,
+    TaskInstanceFilter, TaskInstanceRecord, TryOutput, UserRecord, VariableRecord, WaitingSensor,
+    XcomKey, XcomRecord,
 };
 use tokio::sync::broadcast;
 
+use crate::listing::Count;
 use crate::transitions::{RunChange, TaskChange};
 use crate::{
     Arg, Col, Column, Dialect, Result, SqlRow, SqlStore, execute, fetch_all, fetch_optional, rows,
@@ -51,37 +53,6 @@ impl<D: Dialect> SqlStore<D> {
             return Err(StoreError::NotFound(format!("{what} '{key}'")));
         }
         Ok(())
-    }
-
-    /// The definition of one DAG version, parsed once per store.
-    async fn definition(&self, dag_id: &str, version: &str) -> Result<Option<Arc<Dag>>> {
-        let key = (dag_id.to_string(), version.to_string());
-        if let Some(dag) = self.cached(&key) {
-            return Ok(Some(dag));
-        }
-        let row = self
-            .read_optional("get_dag_version", &[Arg::Text(dag_id), Arg::Text(version)])
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let dag: Dag = serde_json::from_str(&row.text(Col::First)?).map_err(|err| {
-            StoreError::Corrupt(format!("definition of {dag_id} version {version}: {err}"))
-        })?;
-        let dag = Arc::new(dag);
-        self.dags
-            .lock()
-            .expect("the DAG cache lock is never held across a panic")
-            .insert(key, dag.clone());
-        Ok(Some(dag))
-    }
-
-    fn cached(&self, key: &(String, String)) -> Option<Arc<Dag>> {
-        self.dags
-            .lock()
-            .expect("the DAG cache lock is never held across a panic")
-            .get(key)
-            .cloned()
     }
 
     async fn dag_record(&self, row: rows::DagRow) -> Result<DagRecord> {
@@ -186,6 +157,50 @@ impl<D: Dialect> SqlStore<D> {
         Ok(Some(run))
     }
 
+    /// Apply one try's end inside `tx`, guarded by its state and try number, with its pid
+    /// and XComs; the run it ended in, or `None` when the guard refused it.
+    async fn finish_one(tx: &mut D::Conn, finish: &Finish) -> Result<Option<i64>> {
+        if TaskChange::checked(TaskState::Running, finish.state).is_none() {
+            return Ok(None);
+        }
+        let finished = fetch_optional::<D>(
+            tx,
+            "finish_task_instance",
+            &[
+                Arg::Int(finish.ti),
+                Arg::Int(i64::from(finish.try_number)),
+                Arg::Text(finish.state.as_str()),
+                Arg::Time(finish.end_date),
+                Arg::OptTime(finish.next_retry_at),
+                Arg::OptInt(finish.pid.map(i64::from)),
+            ],
+        )
+        .await?;
+        let Some(row) = finished else {
+            // Not running at this try any more: a late or duplicate finish changes nothing.
+            return Ok(None);
+        };
+        let run = row.int("run")?;
+        let task_id = row.text("task_id")?;
+        let map_index = row.int32("map_index")?;
+        for (key, value) in &finish.xcoms {
+            execute::<D>(
+                tx,
+                "upsert_xcom",
+                &[
+                    Arg::Int(run),
+                    Arg::Text(&task_id),
+                    Arg::Int32(map_index),
+                    Arg::Text(key),
+                    Arg::Json(value),
+                    Arg::Time(finish.end_date),
+                ],
+            )
+            .await?;
+        }
+        Ok(Some(run))
+    }
+
     /// The runs of these keys, by key.
     async fn runs_by_keys(
         conn: &mut D::Conn,
@@ -252,6 +267,18 @@ impl<D: Dialect> Catalog for SqlStore<D> {
             dags.push(self.dag_record(rows::dag_row(row)?).await?);
         }
         Ok(dags)
+    }
+
+    async fn page_dags(&self, filter: &DagFilter) -> Result<ListPage<DagRecord>> {
+        let listed = self.dag_rows(filter, Count::Total).await?;
+        let mut dags = Vec::with_capacity(listed.rows.len());
+        for row in &listed.rows {
+            dags.push(self.dag_record(rows::dag_row(row)?).await?);
+        }
+        Ok(ListPage {
+            items: dags,
+            total_entries: listed.total.unwrap_or_default(),
+        })
     }
 
     async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRecord>> {
@@ -440,17 +467,31 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        let limit = filter
-            .limit
-            .map(|limit| i64::try_from(limit).unwrap_or(i64::MAX));
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
+        self.run_rows(filter, Count::PageOnly)
+            .await?
+            .rows
+            .iter()
+            .map(rows::run)
+            .collect()
+    }
+
+    async fn page_runs(&self, filter: &RunFilter) -> Result<ListPage<RunRecord>> {
+        let listed = self.run_rows(filter, Count::Total).await?;
+        Ok(ListPage {
+            items: listed.rows.iter().map(rows::run).collect::<Result<_>>()?,
+            total_entries: listed.total.unwrap_or_default(),
+        })
+    }
+
+    async fn recent_runs(&self, dag_ids: &[String], per_dag: usize) -> Result<Vec<RunRecord>> {
+        if dag_ids.is_empty() || per_dag == 0 {
+            return Ok(Vec::new());
+        }
         self.read_all(
-            "list_runs",
+            "recent_runs",
             &[
-                Arg::OptText(filter.dag_id.as_deref()),
-                Arg::OptText(filter.state.map(RunState::as_str)),
-                Arg::OptInt(limit),
-                Arg::Int(offset),
+                Arg::Texts(dag_ids.iter().map(String::as_str).collect()),
+                Arg::Int(i64::try_from(per_dag).unwrap_or(i64::MAX)),
             ],
         )
         .await?
@@ -628,21 +669,59 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
             .transpose()
     }
 
+    async fn task_instances_by_keys(&self, keys: &[i64]) -> Result<Vec<TaskInstanceRecord>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read_all("task_instances_by_keys", &[Arg::Ints(keys.to_vec())])
+            .await?
+            .iter()
+            .map(rows::task_instance)
+            .collect()
+    }
+
     async fn list_task_instances(
         &self,
         filter: &TaskInstanceFilter,
     ) -> Result<Vec<TaskInstanceRecord>> {
-        self.read_all(
-            "list_task_instances",
-            &[
-                Arg::OptText(filter.dag_id.as_deref()),
-                Arg::OptText(filter.run_id.as_deref()),
-            ],
-        )
-        .await?
-        .iter()
-        .map(rows::task_instance)
-        .collect()
+        self.task_instance_rows(filter, Count::PageOnly)
+            .await?
+            .rows
+            .iter()
+            .map(rows::task_instance)
+            .collect()
+    }
+
+    async fn page_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<ListPage<(TaskInstanceRecord, RunRecord)>> {
+        let listed = self.task_instance_rows(filter, Count::Total).await?;
+        let instances = listed
+            .rows
+            .iter()
+            .map(rows::task_instance)
+            .collect::<Result<Vec<_>>>()?;
+        // The page's runs in one read; an instance's run is never deleted before it.
+        let keys: BTreeSet<i64> = instances.iter().map(|ti| ti.run).collect();
+        let mut runs = HashMap::new();
+        if !keys.is_empty() {
+            for row in self
+                .read_all("runs_by_keys", &[Arg::Ints(keys.into_iter().collect())])
+                .await?
+            {
+                let run = rows::run(&row)?;
+                runs.insert(run.id, run);
+            }
+        }
+        let items = instances
+            .into_iter()
+            .filter_map(|ti| runs.get(&ti.run).cloned().map(|run| (ti, run)))
+            .collect();
+        Ok(ListPage {
+            items,
+            total_entries: listed.total.unwrap_or_default(),
+        })
     }
 
     async fn claim_task_instances(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
@@ -699,19 +778,6 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
             .collect()
     }
 
-    async fn set_task_pid(&self, ti: i64, try_number: u32, pid: u32) -> Result<()> {
-        self.write_one(
-            "set_task_pid",
-            &[
-                Arg::Int(ti),
-                Arg::Int(i64::from(try_number)),
-                Arg::Int(i64::from(pid)),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<Vec<RunningTry>> {
         let mut tx = self.dialect.write().await?;
         let rows = fetch_all::<D>(
@@ -724,47 +790,36 @@ impl<D: Dialect> RunQueue for SqlStore<D> {
         rows.iter().map(rows::running_try).collect()
     }
 
-    async fn finish_task_instance(&self, finish: &Finish) -> Result<bool> {
-        if TaskChange::checked(TaskState::Running, finish.state).is_none() {
-            return Ok(false);
+    async fn finish_task_instances(&self, finishes: &[Finish]) -> Result<Vec<bool>> {
+        if finishes.is_empty() {
+            return Ok(Vec::new());
         }
+        // Rows are taken in key order, as a heartbeat takes them, so that the two never
+        // deadlock on Postgres; answers go back in the order given.
+        let mut order: Vec<usize> = (0..finishes.len()).collect();
+        order.sort_by_key(|&i| (finishes[i].ti, finishes[i].try_number));
         let mut tx = self.dialect.write().await?;
-        let finished = fetch_optional::<D>(
-            &mut tx,
-            "finish_task_instance",
-            &[
-                Arg::Int(finish.ti),
-                Arg::Int(i64::from(finish.try_number)),
-                Arg::Text(finish.state.as_str()),
-                Arg::Time(finish.end_date),
-                Arg::OptTime(finish.next_retry_at),
-            ],
-        )
-        .await?;
-        let Some(row) = finished else {
-            // Not running at this try any more: a late or duplicate finish changes nothing.
-            return Ok(false);
-        };
-        let run = row.int("run")?;
-        let task_id = row.text("task_id")?;
-        let map_index = row.int32("map_index")?;
-        for (key, value) in &finish.xcoms {
-            execute::<D>(
-                &mut tx,
-                "upsert_xcom",
-                &[
-                    Arg::Int(run),
-                    Arg::Text(&task_id),
-                    Arg::Int32(map_index),
-                    Arg::Text(key),
-                    Arg::Json(value),
-                    Arg::Time(finish.end_date),
-                ],
-            )
-            .await?;
+        let mut applied = vec![false; finishes.len()];
+        let mut events = Vec::new();
+        for i in order {
+            let finish = &finishes[i];
+            // The lines are the try's whatever became of its instance: stored even when the
+            // guard below refuses the end.
+            if !finish.log.is_empty() {
+                insert_log_lines::<D>(&mut tx, finish.ti, finish.try_number, &finish.log).await?;
+                events.push(StoreEvent::LogAppended { ti: finish.ti });
+            }
+            let Some(run) = Self::finish_one(&mut *tx, finish).await? else {
+                continue;
+            };
+            applied[i] = true;
+            let changed = StoreEvent::RunChanged { run };
+            if !events.contains(&changed) {
+                events.push(changed);
+            }
         }
-        self.commit(tx, &[StoreEvent::RunChanged { run }]).await?;
-        Ok(true)
+        self.commit(tx, &events).await?;
+        Ok(applied)
     }
 
     async fn zombies(&self, stale_before: DateTime<Utc>) -> Result<Vec<TaskInstanceRecord>> {
@@ -1055,6 +1110,32 @@ impl<D: Dialect> LogsAndXcoms for SqlStore<D> {
         self.commit(tx, &[StoreEvent::LogAppended { ti }]).await
     }
 
+    async fn append_try_output(&self, output: &TryOutput<'_>) -> Result<()> {
+        if output.lines.is_empty() && output.pid.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.dialect.write().await?;
+        if let Some(pid) = output.pid {
+            execute::<D>(
+                &mut tx,
+                "set_task_pid",
+                &[
+                    Arg::Int(output.ti),
+                    Arg::Int(i64::from(output.try_number)),
+                    Arg::Int(i64::from(pid)),
+                ],
+            )
+            .await?;
+        }
+        let events: &[StoreEvent] = if output.lines.is_empty() {
+            &[]
+        } else {
+            insert_log_lines::<D>(&mut tx, output.ti, output.try_number, output.lines).await?;
+            &[StoreEvent::LogAppended { ti: output.ti }]
+        };
+        self.commit(tx, events).await
+    }
+
     async fn read_log(
         &self,
         ti: i64,
@@ -1276,15 +1357,23 @@ impl<D: Dialect> Admin for SqlStore<D> {
                 Arg::Text(&user.username),
                 Arg::Text(&user.password_hash),
                 Arg::Text(&user.role),
+                Arg::OptText(user.first_name.as_deref()),
+                Arg::OptText(user.last_name.as_deref()),
+                Arg::OptText(user.email.as_deref()),
                 Arg::Time(user.now),
             ],
         )
         .await?;
         let Some(row) = created else {
-            return Err(StoreError::Conflict(format!(
-                "user '{}' already exists",
-                user.username
-            )));
+            // Either the username or the email is taken; the username is the one to report
+            // when both are.
+            let taken = fetch_optional::<D>(&mut tx, "get_user", &[Arg::Text(&user.username)])
+                .await?
+                .is_some();
+            return Err(StoreError::Conflict(match (&user.email, taken) {
+                (Some(email), false) => format!("a user with email '{email}' already exists"),
+                _ => format!("user '{}' already exists", user.username),
+            }));
         };
         let record = rows::user(&row)?;
         self.commit(tx, &[]).await?;
@@ -1317,5 +1406,10 @@ impl<D: Dialect> Admin for SqlStore<D> {
 
     async fn import_history(&self, runs: &[HistoricRun]) -> Result<HistoryRows> {
         self.import(runs).await
+    }
+
+    async fn refresh_statistics(&self) -> Result<()> {
+        self.write_one("refresh_statistics", &[]).await?;
+        Ok(())
     }
 }

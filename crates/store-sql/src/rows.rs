@@ -114,6 +114,9 @@ pub fn user(row: &impl SqlRow) -> Result<UserRecord> {
         username: row.text("username")?,
         password_hash: row.text("password_hash")?,
         role: row.text("role")?,
+        first_name: row.opt_text("first_name")?,
+        last_name: row.opt_text("last_name")?,
+        email: row.opt_text("email")?,
         created_at: row.time("created_at")?,
     })
 }

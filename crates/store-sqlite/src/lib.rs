@@ -226,4 +226,59 @@ mod tests {
         assert_eq!(missing, Vec::<&str>::new());
         assert!(Sqlite::sql("task_instances_packed").is_some());
     }
+
+    /// The DAG-definition cache keeps a bounded number of versions of a DAG rewritten over
+    /// and over, and a version it dropped is read again from the database as it was stored.
+    #[tokio::test]
+    async fn dag_cache_is_bounded_and_rereads_evicted_versions() {
+        use store::Catalog;
+        use testkit::conformance::{at, chain_dag};
+
+        let store = SqliteStore::temporary().await.expect("temporary store");
+        let kept = store_sql::DAG_CACHE_VERSIONS_PER_DAG;
+        for v in 0..kept + 5 {
+            let dag = chain_dag("rewritten", &[&format!("t{v}")]);
+            let version = format!("v{v}");
+            store.sync_dag(&dag, &version, at(100)).await.expect("sync");
+            let read = store
+                .get_dag_version("rewritten", &version)
+                .await
+                .expect("read")
+                .expect("stored");
+            assert_eq!(read.tasks[0].task_id, format!("t{v}"));
+            assert!(store.cached_dag_versions() <= kept);
+        }
+        assert_eq!(store.cached_dag_versions(), kept);
+        let first = store
+            .get_dag_version("rewritten", "v0")
+            .await
+            .expect("read")
+            .expect("v0 is still stored");
+        assert_eq!(first.tasks[0].task_id, "t0");
+        assert_eq!(first.dag_id, "rewritten");
+        assert_eq!(store.cached_dag_versions(), kept);
+    }
+
+    /// Callers asking at once for a version not yet cached share one read: they get the same
+    /// parsed definition, not a copy each.
+    #[tokio::test]
+    async fn dag_cache_reads_a_version_once_for_concurrent_callers() {
+        use store::Catalog;
+        use testkit::conformance::{at, chain_dag};
+
+        let store = SqliteStore::temporary().await.expect("temporary store");
+        let dag = chain_dag("shared", &["a", "b"]);
+        store.sync_dag(&dag, "v1", at(1)).await.expect("sync");
+        let (one, two, three) = tokio::join!(
+            store.get_dag_version("shared", "v1"),
+            store.get_dag_version("shared", "v1"),
+            store.get_dag_version("shared", "v1"),
+        );
+        let one = one.expect("read").expect("stored");
+        for other in [two, three] {
+            let other = other.expect("read").expect("stored");
+            assert!(std::sync::Arc::ptr_eq(&one, &other), "read twice");
+        }
+        assert_eq!(store.cached_dag_versions(), 1);
+    }
 }

@@ -10,6 +10,7 @@
 //! Backends: `store-sqlite` (embedded, default) and `store-postgres`, both the one SQL core of
 //! `store-sql` over their own dialect. Both pass the same conformance suite (`testkit`).
 
+pub mod history;
 pub mod outage;
 mod records;
 pub mod runs;
@@ -126,6 +127,10 @@ pub trait Catalog: Send + Sync + 'static {
     /// Every DAG, active or not, ordered by id.
     async fn list_dags(&self) -> Result<Vec<DagRecord>>;
 
+    /// The DAGs matching `filter`, one page of them in its order, and how many match in all:
+    /// the database filters, sorts, pages and counts them (the count on the same filter).
+    async fn page_dags(&self, filter: &DagFilter) -> Result<ListPage<DagRecord>>;
+
     async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRecord>>;
 
     /// The definition a run started with. Backends parse each version once and keep it
@@ -182,8 +187,17 @@ pub trait RunQueue: Send + Sync + 'static {
 
     async fn get_run_by_key(&self, run: i64) -> Result<Option<RunRecord>>;
 
-    /// Runs matching the filter, newest first.
+    /// Runs matching the filter, in its order (newest first by default), its page of them
+    /// when it has a limit or an offset.
     async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// [`RunQueue::list_runs`] and how many runs match in all: the database filters, sorts,
+    /// pages and counts them (the count on the same filter).
+    async fn page_runs(&self, filter: &RunFilter) -> Result<ListPage<RunRecord>>;
+
+    /// The newest `per_dag` runs (by `queued_at`) of each of these DAGs, in one read: by DAG
+    /// id, newest first within a DAG (the DAG list's strips of recent runs).
+    async fn recent_runs(&self, dag_ids: &[String], per_dag: usize) -> Result<Vec<RunRecord>>;
 
     /// The newest logical date among the DAG's scheduled runs, for cron catch-up.
     async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>>;
@@ -213,28 +227,45 @@ pub trait RunQueue: Send + Sync + 'static {
 
     async fn get_task_instance(&self, ti: i64) -> Result<Option<TaskInstanceRecord>>;
 
+    /// The task instances of these keys that exist, in no particular order.
+    async fn task_instances_by_keys(&self, keys: &[i64]) -> Result<Vec<TaskInstanceRecord>>;
+
     /// Task instances matching the filter (any run when `run_id` is `None`, any DAG when
-    /// `dag_id` is `None`), ordered by run then id.
+    /// `dag_id` is `None`), in its order (by run, then map index by default), its page of
+    /// them when it has a limit or an offset.
     async fn list_task_instances(
         &self,
         filter: &TaskInstanceFilter,
     ) -> Result<Vec<TaskInstanceRecord>>;
 
+    /// [`RunQueue::list_task_instances`], each instance with its run, and how many match in
+    /// all: the database filters, sorts, pages and counts them (the count on the same filter).
+    async fn page_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<ListPage<(TaskInstanceRecord, RunRecord)>>;
+
     /// Atomically move up to `claim.limit` queued task instances of `claim.queues` to
     /// `running`, highest priority first, never the same one to two claimers.
     async fn claim_task_instances(&self, claim: &Claim) -> Result<Vec<ClaimedTask>>;
-
-    /// Record the process id of a running try.
-    async fn set_task_pid(&self, ti: i64, try_number: u32, pid: u32) -> Result<()>;
 
     /// Refresh the heartbeat of every running task instance of this worker; returns those
     /// tries, which are what the store still has this worker running (an instance marked,
     /// cleared or failed as a zombie meanwhile is not among them).
     async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<Vec<RunningTry>>;
 
-    /// End a running try: guarded by `running` and the try number, so a late or duplicate
-    /// finish changes nothing (returns false). XComs are written in the same transaction.
-    async fn finish_task_instance(&self, finish: &Finish) -> Result<bool>;
+    /// End running tries, in one transaction: each guarded by `running` and its try number,
+    /// so a late or duplicate finish changes nothing (its `false`). A finish's XComs, pid
+    /// and last log lines are written with it; one `RunChanged` goes out per run ended in.
+    async fn finish_task_instances(&self, finishes: &[Finish]) -> Result<Vec<bool>>;
+
+    /// [`RunQueue::finish_task_instances`] of one try.
+    async fn finish_task_instance(&self, finish: &Finish) -> Result<bool> {
+        let applied = self
+            .finish_task_instances(std::slice::from_ref(finish))
+            .await?;
+        Ok(applied.first().copied().unwrap_or(false))
+    }
 
     /// Running task instances whose heartbeat is older than `stale_before`.
     async fn zombies(&self, stale_before: DateTime<Utc>) -> Result<Vec<TaskInstanceRecord>>;
@@ -300,6 +331,10 @@ pub trait RunQueue: Send + Sync + 'static {
 pub trait LogsAndXcoms: Send + Sync + 'static {
     /// Append lines to a try's log (numbered in order of arrival).
     async fn append_log(&self, ti: i64, try_number: u32, lines: &[LogLine]) -> Result<()>;
+
+    /// What a running try reports before its end, in one write: its log lines, appended as
+    /// by `append_log`, and its process id, recorded while that try is still running.
+    async fn append_try_output(&self, output: &TryOutput<'_>) -> Result<()>;
 
     /// Lines of a try's log with sequence number greater than `after`, at most `limit`.
     async fn read_log(
@@ -413,4 +448,10 @@ pub trait Admin: Send + Sync + 'static {
     /// `Conflict`, and nothing is written. Returns the rows written per table. Emits no
     /// events: finished runs need no decision.
     async fn import_history(&self, runs: &[HistoricRun]) -> Result<HistoryRows>;
+
+    /// Refresh the query planner's statistics of every table (`ANALYZE`), so that listings
+    /// are planned for the rows there are: after a bulk load such as `import_history`, which
+    /// writes faster than a database notices (Postgres's autovacuum catches up within
+    /// minutes; SQLite keeps no statistics until asked).
+    async fn refresh_statistics(&self) -> Result<()>;
 }

@@ -157,11 +157,102 @@ impl RunRecord {
     }
 }
 
-/// Which runs to list.
+/// Which way a listing is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortDirection {
+    #[default]
+    Ascending,
+    Descending,
+}
+
+/// How a listing is ordered: by `key`, ties by the store key in the same direction, so pages
+/// never overlap. An empty value (a run not started yet has no start date) sorts before every
+/// other when ascending, after them when descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort<K> {
+    pub key: K,
+    pub direction: SortDirection,
+}
+
+impl<K> Sort<K> {
+    pub fn ascending(key: K) -> Sort<K> {
+        Sort {
+            key,
+            direction: SortDirection::Ascending,
+        }
+    }
+
+    pub fn descending(key: K) -> Sort<K> {
+        Sort {
+            key,
+            direction: SortDirection::Descending,
+        }
+    }
+}
+
+/// Bounds on an instant, each optional; an empty instant is outside every bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub gte: Option<DateTime<Utc>>,
+    pub gt: Option<DateTime<Utc>>,
+    pub lte: Option<DateTime<Utc>>,
+    pub lt: Option<DateTime<Utc>>,
+}
+
+/// One page of a listing, and how many items match its filter in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage<T> {
+    pub items: Vec<T>,
+    /// Every match, across all pages (Airflow's `total_entries`).
+    pub total_entries: u64,
+}
+
+/// What runs are ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOrder {
+    Id,
+    RunId,
+    DagId,
+    State,
+    RunType,
+    LogicalDate,
+    /// The logical date, or when the run was queued for a run without one.
+    RunAfter,
+    StartDate,
+    EndDate,
+    QueuedAt,
+    /// From start to end; empty until the run has ended.
+    Duration,
+}
+
+/// Newest first: by `queued_at`, descending.
+impl Default for Sort<RunOrder> {
+    fn default() -> Self {
+        Sort::descending(RunOrder::QueuedAt)
+    }
+}
+
+/// Which runs to list: every condition given must hold (an empty list is no condition), in
+/// `order`, `limit` of them after skipping `offset`.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub dag_id: Option<String>,
-    pub state: Option<RunState>,
+    /// Runs of any of these DAGs.
+    pub dag_ids: Vec<String>,
+    /// Runs in any of these states.
+    pub states: Vec<RunState>,
+    pub run_types: Vec<RunType>,
+    /// Run ids matching this SQL `LIKE` pattern (`%`, `_`) anywhere, ignoring case.
+    pub run_id_pattern: Option<String>,
+    pub logical_date: TimeRange,
+    /// The logical date, or `queued_at` for a run without one (Airflow's `run_after`).
+    pub run_after: TimeRange,
+    pub start_date: TimeRange,
+    pub end_date: TimeRange,
+    /// Runs whose conf, as JSON text, contains this text.
+    pub conf_contains: Option<String>,
+    /// Newest first by default.
+    pub order: Sort<RunOrder>,
     pub limit: Option<usize>,
     pub offset: usize,
 }
@@ -339,6 +430,22 @@ pub struct Finish {
     pub next_retry_at: Option<DateTime<Utc>>,
     /// XComs pushed by the try, written with the state change.
     pub xcoms: Vec<(String, Value)>,
+    /// The try's process id, when it had one that was not recorded yet.
+    pub pid: Option<u32>,
+    /// The try's last log lines, not appended yet: stored in the same transaction, even
+    /// when the guard refuses the end (they are the try's, whatever became of its instance).
+    pub log: Vec<LogLine>,
+}
+
+/// What a running try has produced since it last reported: its process id once it is
+/// known, and log lines, stored together in one write.
+#[derive(Debug, Clone, Copy)]
+pub struct TryOutput<'a> {
+    pub ti: i64,
+    pub try_number: u32,
+    /// Recorded only while the try is still running (guarded like its end).
+    pub pid: Option<u32>,
+    pub lines: &'a [LogLine],
 }
 
 /// Identifies one XCom value.
@@ -413,6 +520,11 @@ pub struct NewUser {
     pub username: String,
     pub password_hash: String,
     pub role: String,
+    /// Airflow's `first_name`, `last_name` and `email`, each `None` when not given. An email
+    /// belongs to one user at most (compared without case): a second is a `Conflict`.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
     pub now: DateTime<Utc>,
 }
 
@@ -423,6 +535,9 @@ pub struct UserRecord {
     pub username: String,
     pub password_hash: String,
     pub role: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -467,12 +582,106 @@ pub struct PoolStats {
     pub queued_slots: i64,
 }
 
+/// What task instances are ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskInstanceOrder {
+    Id,
+    /// By run, then map index (Airflow's default: a run's instances together, mapped ones in
+    /// order).
+    MapIndex,
+    TaskId,
+    State,
+    StartDate,
+    EndDate,
+    TryNumber,
+    PriorityWeight,
+    Pool,
+    Queue,
+    RunId,
+    /// The logical date of the instance's run.
+    LogicalDate,
+}
+
+/// By run, then map index, ascending.
+impl Default for Sort<TaskInstanceOrder> {
+    fn default() -> Self {
+        Sort::ascending(TaskInstanceOrder::MapIndex)
+    }
+}
+
 /// Which task instances [`RunQueue::list_task_instances`](crate::RunQueue::list_task_instances)
-/// returns.
+/// returns: every condition given must hold (an empty list is no condition), in `order`,
+/// `limit` of them after skipping `offset`.
 #[derive(Debug, Clone, Default)]
 pub struct TaskInstanceFilter {
     pub dag_id: Option<String>,
     pub run_id: Option<String>,
+    /// Instances of any of these runs (store keys).
+    pub runs: Vec<i64>,
+    pub task_id: Option<String>,
+    /// Task ids matching this SQL `LIKE` pattern (`%`, `_`) anywhere, ignoring case.
+    pub task_id_pattern: Option<String>,
+    pub states: Vec<TaskState>,
+    pub map_indexes: Vec<i32>,
+    /// Only mapped instances (map index 0 and up), with `Some(true)`; only unmapped ones with
+    /// `Some(false)`.
+    pub mapped: Option<bool>,
+    pub try_numbers: Vec<u32>,
+    pub pools: Vec<String>,
+    pub queues: Vec<String>,
+    pub order: Sort<TaskInstanceOrder>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+/// What DAGs are ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DagOrder {
+    DagId,
+    IsPaused,
+    LastParsedAt,
+    Fileloc,
+}
+
+/// Whether a DAG must carry any or all of the tags asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TagsMatch {
+    #[default]
+    Any,
+    All,
+}
+
+/// Which DAGs [`Catalog::page_dags`](crate::Catalog::page_dags) returns: every condition given
+/// must hold (an empty list is no condition), in `order`, `limit` of them after skipping
+/// `offset`.
+#[derive(Debug, Clone, Default)]
+pub struct DagFilter {
+    /// Any of these DAGs.
+    pub dag_ids: Vec<String>,
+    /// `Some(true)`: only DAGs whose file is still there (Airflow's `exclude_stale`).
+    pub is_active: Option<bool>,
+    pub is_paused: Option<bool>,
+    /// DAG ids matching this SQL `LIKE` pattern (`%`, `_`) anywhere, ignoring case.
+    pub dag_id_pattern: Option<String>,
+    /// DAGs whose owner is any of these.
+    pub owners: Vec<String>,
+    /// DAGs with any (or all, as `tags_match` says) of these tags.
+    pub tags: Vec<String>,
+    pub tags_match: TagsMatch,
+    /// Whether the DAG's file has an import error now.
+    pub has_import_errors: Option<bool>,
+    /// The state of the DAG's newest run (by `queued_at`); a DAG without runs has none.
+    pub last_run_state: Option<RunState>,
+    pub order: Sort<DagOrder>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+/// By DAG id, ascending.
+impl Default for Sort<DagOrder> {
+    fn default() -> Self {
+        Sort::ascending(DagOrder::DagId)
+    }
 }
 
 /// One task instance to clear, with the tries it may take from now on.

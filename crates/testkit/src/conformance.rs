@@ -14,9 +14,11 @@ use dag::{Dag, RunState, RunType, Schedule, Task, TaskKind, TaskState, TriggerRu
 use serde_json::json;
 
 use store::{
-    Claim, ClaimedTask, DecidedLog, DecidedXcom, Expansion, Finish, LogLine, LogStream, NewRun,
-    NewTaskInstance, NewUser, Poke, PokeOutcome, PoolRecord, RunDecision, RunFilter, RunSnapshot,
-    SnapshotXcoms, Store, StoreError, StoreEvent, Transition, XcomKey,
+    Claim, ClaimedTask, DagFilter, DagOrder, DecidedLog, DecidedXcom, Expansion, Finish, LogLine,
+    LogStream, NewRun, NewTaskInstance, NewUser, Poke, PokeOutcome, PoolRecord, RunDecision,
+    RunFilter, RunOrder, RunSnapshot, SnapshotXcoms, Sort, SortDirection, Store, StoreError,
+    StoreEvent, TagsMatch, TaskInstanceFilter, TaskInstanceOrder, TimeRange, Transition, TryOutput,
+    XcomKey,
 };
 
 /// One `#[tokio::test]` per conformance case on a fresh store of `$backend` (a
@@ -41,11 +43,14 @@ macro_rules! store_conformance {
             claim_orders_by_priority_and_filters_queue,
             concurrent_claimers_never_share,
             finish_guarded_by_try_number,
+            finishes_in_one_batch_with_their_pids_and_last_lines,
+            batched_finishes_and_heartbeats_never_deadlock,
             retries_queue_when_due,
             heartbeat_and_zombies,
             xcom_upsert_and_list,
             logs_append_and_read,
             users_create_get_list_delete,
+            users_keep_names_and_email,
             events_after_commit,
             decisions_expand_mapped_tasks_and_write_xcoms_and_logs,
             variables_and_connections_sealed_at_rest,
@@ -59,6 +64,9 @@ macro_rules! store_conformance {
             clean_history_deletes_old_finished_runs_in_batches,
             clean_history_keeps_runs_cleared_meanwhile,
             import_history_writes_finished_runs,
+            listings_page_runs_in_order_with_their_total,
+            listings_page_task_instances_in_order_with_their_total,
+            listings_page_dags_in_order_with_their_total,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
@@ -245,6 +253,18 @@ fn finish(ti: i64, try_number: u32, state: TaskState, end: DateTime<Utc>) -> Fin
         end_date: end,
         next_retry_at: None,
         xcoms: Vec::new(),
+        pid: None,
+        log: Vec::new(),
+    }
+}
+
+/// A running try's output of only its pid.
+fn pid_of(ti: i64, try_number: u32, pid: u32) -> TryOutput<'static> {
+    TryOutput {
+        ti,
+        try_number,
+        pid: Some(pid),
+        lines: &[],
     }
 }
 
@@ -887,7 +907,7 @@ pub async fn list_and_find_runs(store: Arc<dyn Store>) {
         .expect("schedule");
     let failed = store
         .list_runs(&RunFilter {
-            state: Some(RunState::Failed),
+            states: vec![RunState::Failed],
             ..RunFilter::default()
         })
         .await
@@ -1248,7 +1268,10 @@ pub async fn concurrent_claimers_never_share(store: Arc<dyn Store>) {
 
 pub async fn finish_guarded_by_try_number(store: Arc<dyn Store>) {
     let (run, ti) = running_task(store.as_ref(), "r1", "w1").await;
-    store.set_task_pid(ti, 1, 4242).await.expect("set pid");
+    store
+        .append_try_output(&pid_of(ti, 1, 4242))
+        .await
+        .expect("set pid");
     assert_eq!(
         store
             .get_task_instance(ti)
@@ -1259,7 +1282,10 @@ pub async fn finish_guarded_by_try_number(store: Arc<dyn Store>) {
         Some(4242)
     );
     // The pid of another try is ignored.
-    store.set_task_pid(ti, 7, 1).await.expect("set pid");
+    store
+        .append_try_output(&pid_of(ti, 7, 1))
+        .await
+        .expect("set pid");
     assert_eq!(
         store
             .get_task_instance(ti)
@@ -1534,6 +1560,166 @@ pub async fn xcom_upsert_and_list(store: Arc<dyn Store>) {
     );
 }
 
+pub async fn finishes_in_one_batch_with_their_pids_and_last_lines(store: Arc<dyn Store>) {
+    let (run_a, a) = running_task(store.as_ref(), "r1", "w1").await;
+    let (run_b, b) = running_task(store.as_ref(), "r2", "w1").await;
+    let line = |text: &str| LogLine {
+        timestamp: at(20),
+        stream: LogStream::Stdout,
+        line: text.to_string(),
+    };
+    // A line already stored while running, with the pid.
+    store
+        .append_try_output(&TryOutput {
+            lines: &[line("a running")],
+            ..pid_of(a, 1, 11)
+        })
+        .await
+        .expect("output");
+    let mut events = store.subscribe();
+    let applied = store
+        .finish_task_instances(&[
+            Finish {
+                log: vec![line("a last")],
+                xcoms: vec![("k".into(), json!(1))],
+                ..finish(a, 1, TaskState::Success, at(30))
+            },
+            // A stale try: refused, but its lines are the try's and kept.
+            Finish {
+                pid: Some(99),
+                log: vec![line("b stale")],
+                ..finish(b, 7, TaskState::Success, at(30))
+            },
+            Finish {
+                pid: Some(22),
+                log: vec![line("b last")],
+                ..finish(b, 1, TaskState::Failed, at(31))
+            },
+        ])
+        .await
+        .expect("finish");
+    assert_eq!(applied, [true, false, true]);
+    let got = |ti| {
+        let store = store.clone();
+        async move { store.get_task_instance(ti).await.expect("get").expect("ti") }
+    };
+    let (ga, gb) = (got(a).await, got(b).await);
+    assert_eq!((ga.state, ga.pid), (TaskState::Success, Some(11)));
+    assert_eq!((gb.state, gb.pid), (TaskState::Failed, Some(22)));
+    let texts = |lines: Vec<store::LogRecord>| -> Vec<String> {
+        lines.into_iter().map(|l| l.line).collect()
+    };
+    assert_eq!(
+        texts(store.read_log(a, 1, 0, 10).await.expect("log")),
+        ["a running", "a last"]
+    );
+    assert_eq!(
+        texts(store.read_log(b, 1, 0, 10).await.expect("log")),
+        ["b last"]
+    );
+    assert_eq!(
+        texts(store.read_log(b, 7, 0, 10).await.expect("log")),
+        ["b stale"]
+    );
+    let xcom = store
+        .get_xcom(&XcomKey {
+            run: run_a,
+            task_id: "only".into(),
+            map_index: -1,
+            key: "k".into(),
+        })
+        .await
+        .expect("xcom");
+    assert_eq!(xcom, Some(json!(1)));
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    for expected in [
+        StoreEvent::RunChanged { run: run_a },
+        StoreEvent::RunChanged { run: run_b },
+        StoreEvent::LogAppended { ti: a },
+        StoreEvent::LogAppended { ti: b },
+    ] {
+        assert!(seen.contains(&expected), "{expected:?} in {seen:?}");
+    }
+    assert_eq!(
+        seen.iter()
+            .filter(|e| **e == StoreEvent::RunChanged { run: run_b })
+            .count(),
+        1,
+        "one RunChanged per run: {seen:?}"
+    );
+    assert_eq!(
+        store.finish_task_instances(&[]).await.expect("nothing"),
+        Vec::<bool>::new()
+    );
+    let mut by_keys: Vec<(i64, TaskState)> = store
+        .task_instances_by_keys(&[b, a, i64::MAX])
+        .await
+        .expect("by keys")
+        .into_iter()
+        .map(|t| (t.id, t.state))
+        .collect();
+    by_keys.sort_by_key(|(id, _)| *id);
+    let mut expected = vec![(a, TaskState::Success), (b, TaskState::Failed)];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(by_keys, expected, "the keys that exist");
+    assert!(
+        store
+            .task_instances_by_keys(&[])
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+/// A worker's heartbeat and a batch of its tries' ends, written at once from two
+/// connections, touch the same rows; they must take them in one order.
+pub async fn batched_finishes_and_heartbeats_never_deadlock(store: Arc<dyn Store>) {
+    const TASKS: usize = 24;
+    let names: Vec<String> = (0..TASKS).map(|i| format!("t{i:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut dag = chain_dag("wide", &names);
+    for task in &mut dag.tasks {
+        task.upstream.clear();
+    }
+    store.sync_dag(&dag, "v1", at(0)).await.expect("sync_dag");
+    for round in 0..5 {
+        let run = store
+            .create_run(&new_run(&dag, &format!("r{round}"), at(round)))
+            .await
+            .expect("create_run")
+            .expect("new run");
+        assert_eq!(queue_all(store.as_ref(), run.id, at(1)).await, TASKS);
+        let claimed = store
+            .claim_task_instances(&claim("w1", &["default"], TASKS, at(2)))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), TASKS);
+        // Ends in the opposite order of the keys, the order a heartbeat would not take.
+        let mut finishes: Vec<Finish> = claimed
+            .iter()
+            .map(|c| finish(c.ti.id, c.ti.try_number, TaskState::Success, at(3)))
+            .collect();
+        finishes.sort_by_key(|f| std::cmp::Reverse(f.ti));
+        let beats = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    store.heartbeat("w1", at(3)).await.expect("heartbeat");
+                }
+            })
+        };
+        let applied = store
+            .finish_task_instances(&finishes)
+            .await
+            .expect("finish");
+        assert!(applied.iter().all(|a| *a), "{applied:?}");
+        beats.await.expect("heartbeats");
+    }
+}
+
 pub async fn logs_append_and_read(store: Arc<dyn Store>) {
     let (_, ti) = running_task(store.as_ref(), "r1", "w1").await;
     let line = |i: i64, stream: LogStream| LogLine {
@@ -1601,6 +1787,9 @@ pub async fn users_create_get_list_delete(store: Arc<dyn Store>) {
         username: name.to_string(),
         password_hash: format!("$argon2id$hash-of-{name}"),
         role: role.to_string(),
+        first_name: None,
+        last_name: None,
+        email: None,
         now: at(5),
     };
     let zoe = store
@@ -1650,6 +1839,133 @@ pub async fn users_create_get_list_delete(store: Arc<dyn Store>) {
         Err(StoreError::NotFound(what)) => assert_eq!(what, "user 'admin'"),
         other => panic!("deleting a missing user must be NotFound, got {other:?}"),
     }
+}
+
+/// Airflow's first name, last name and email come back as given, from every read; a user
+/// without them reads `None`; an email is one user's only, whatever its case, and a second
+/// user with it is refused without being created.
+pub async fn users_keep_names_and_email(store: Arc<dyn Store>) {
+    let ana = store
+        .create_user(&NewUser {
+            username: "ana".into(),
+            password_hash: "$argon2id$hash-of-ana".into(),
+            role: "Op".into(),
+            first_name: Some("Ana".into()),
+            last_name: Some("Lima da Silva".into()),
+            email: Some("Ana.Lima@example.org".into()),
+            now: at(5),
+        })
+        .await
+        .expect("create ana");
+    assert_eq!(
+        (
+            ana.first_name.as_deref(),
+            ana.last_name.as_deref(),
+            ana.email.as_deref()
+        ),
+        (
+            Some("Ana"),
+            Some("Lima da Silva"),
+            Some("Ana.Lima@example.org")
+        )
+    );
+    let bot = store
+        .create_user(&NewUser {
+            username: "bot".into(),
+            password_hash: "$argon2id$hash-of-bot".into(),
+            role: "Viewer".into(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            now: at(6),
+        })
+        .await
+        .expect("a user without names or email");
+    // Users without an email do not clash with each other.
+    let bot2 = store
+        .create_user(&NewUser {
+            username: "bot2".into(),
+            password_hash: "$argon2id$hash-of-bot2".into(),
+            role: "Viewer".into(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            now: at(6),
+        })
+        .await
+        .expect("a second user without an email");
+    assert_eq!(
+        (bot.first_name, bot.last_name, bot.email),
+        (None, None, None)
+    );
+    assert_eq!(
+        store.get_user("ana").await.expect("get"),
+        Some(ana.clone()),
+        "names and email read back"
+    );
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        [
+            ana.clone(),
+            store.get_user("bot").await.expect("get").expect("bot"),
+            bot2
+        ]
+    );
+
+    match store
+        .create_user(&NewUser {
+            username: "imposter".into(),
+            password_hash: "$argon2id$hash-of-imposter".into(),
+            role: "Admin".into(),
+            first_name: Some("Ana".into()),
+            last_name: None,
+            email: Some("ana.lima@EXAMPLE.org".into()),
+            now: at(7),
+        })
+        .await
+    {
+        Err(StoreError::Conflict(message)) => {
+            assert_eq!(
+                message,
+                "a user with email 'ana.lima@EXAMPLE.org' already exists"
+            );
+        }
+        other => panic!("a taken email must conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_user("imposter").await.expect("get"), None);
+    // Both taken: the username is what is reported.
+    match store
+        .create_user(&NewUser {
+            username: "ana".into(),
+            password_hash: "$argon2id$other".into(),
+            role: "Admin".into(),
+            first_name: None,
+            last_name: None,
+            email: Some("ana.lima@example.org".into()),
+            now: at(7),
+        })
+        .await
+    {
+        Err(StoreError::Conflict(message)) => assert_eq!(message, "user 'ana' already exists"),
+        other => panic!("a taken username must conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_user("ana").await.expect("get"), Some(ana));
+
+    // Once its user is gone, the email is free again.
+    store.delete_user("ana").await.expect("delete");
+    let again = store
+        .create_user(&NewUser {
+            username: "ana2".into(),
+            password_hash: "$argon2id$hash-of-ana2".into(),
+            role: "Op".into(),
+            first_name: None,
+            last_name: None,
+            email: Some("ana.lima@example.org".into()),
+            now: at(8),
+        })
+        .await
+        .expect("the email is free after the delete");
+    assert_eq!(again.email.as_deref(), Some("ana.lima@example.org"));
 }
 
 // --- events ---------------------------------------------------------------------------------
@@ -2143,7 +2459,7 @@ pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
         .expect("run");
     let filter = store::TaskInstanceFilter {
         dag_id: Some("doomed".into()),
-        run_id: None,
+        ..Default::default()
     };
     assert_eq!(
         store
@@ -2156,6 +2472,7 @@ pub async fn delete_dag_and_run_and_heartbeats(store: Arc<dyn Store>) {
     let only_two = store::TaskInstanceFilter {
         dag_id: Some("doomed".into()),
         run_id: Some("two".into()),
+        ..Default::default()
     };
     let tis = store.list_task_instances(&only_two).await.expect("list");
     assert_eq!(tis.len(), 2);
@@ -3027,4 +3344,718 @@ pub async fn import_history_writes_finished_runs(store: Arc<dyn Store>) {
         store.import_history(&[]).await.expect("import nothing"),
         store::HistoryRows::default()
     );
+}
+
+// --- listings: filtered, sorted, paged and counted by the database --------------------------
+
+/// A history for the listing cases: DAG `alpha` (tags etl and daily, owner ann) with five
+/// finished runs `a0`..`a4` (`a1` and `a3` failed, `a4` a backfill, `a2`'s conf names a
+/// region) and an unstarted manual run `manual_x`; `beta` (tag etl, owner bob) with `b0` and
+/// the failed `b1`; `gamma` (no tags, owner ann, a broken file), no runs. Alpha's finished
+/// runs have `extract` and a mapped `load` (three instances in pool `db`, queue `io`; `a1`'s
+/// `load[1]` failed on its second try). Returns the runs by run id.
+async fn listing_history(store: &dyn Store) -> HashMap<String, store::RunRecord> {
+    let mut alpha = chain_dag("alpha", &["extract", "load"]);
+    alpha.tags = vec!["etl".to_string(), "daily".to_string()];
+    alpha.owner = "ann".to_string();
+    let mut beta = chain_dag("beta", &["extract"]);
+    beta.tags = vec!["etl".to_string()];
+    beta.owner = "bob".to_string();
+    let mut gamma = chain_dag("gamma", &["extract"]);
+    gamma.tags = Vec::new();
+    gamma.owner = "ann".to_string();
+    for (i, dag) in [&alpha, &beta, &gamma].into_iter().enumerate() {
+        let parsed = at(i64::try_from(i).expect("three DAGs"));
+        store.sync_dag(dag, "v1", parsed).await.expect("sync_dag");
+    }
+    store
+        .record_import_error(&gamma.fileloc, "gamma.yaml:1:1: broken", at(3))
+        .await
+        .expect("import error");
+
+    let mut history = Vec::new();
+    for i in 0..5_i64 {
+        let run_type = if i == 4 {
+            RunType::Backfill
+        } else {
+            RunType::Scheduled
+        };
+        let mut run = historic_run(&alpha, &format!("a{i}"), run_type, at(100 * i));
+        run.start_date = at(100 * i + 10);
+        run.end_date = at(100 * i + 10 + (5 - i) * 10);
+        if i == 2 {
+            run.conf = json!({"region": "eu"});
+        }
+        let extract = run.task_instances[0].clone();
+        let mut load = run.task_instances[1].clone();
+        load.pool = "db".to_string();
+        load.queue = "io".to_string();
+        run.task_instances = vec![extract];
+        for index in 0..3 {
+            let mut mapped = load.clone();
+            mapped.map_index = index;
+            mapped.xcoms.clear();
+            run.task_instances.push(mapped);
+        }
+        if i == 1 || i == 3 {
+            run.state = RunState::Failed;
+        }
+        if i == 1 {
+            run.task_instances[2].state = TaskState::Failed;
+            run.task_instances[2].try_number = 2;
+        }
+        history.push(run);
+    }
+    history.push(historic_run(&beta, "b0", RunType::Scheduled, at(50)));
+    let mut b1 = historic_run(&beta, "b1", RunType::Scheduled, at(250));
+    b1.state = RunState::Failed;
+    b1.task_instances[0].state = TaskState::Failed;
+    history.push(b1);
+    store.import_history(&history).await.expect("import");
+    store
+        .create_run(&new_run(&alpha, "manual_x", at(1000)))
+        .await
+        .expect("create_run")
+        .expect("new run");
+    store
+        .list_runs(&RunFilter::default())
+        .await
+        .expect("list_runs")
+        .into_iter()
+        .map(|run| (run.run_id.clone(), run))
+        .collect()
+}
+
+/// The run ids of a page of runs, and its total.
+async fn run_page(store: &dyn Store, filter: RunFilter) -> (Vec<String>, u64) {
+    let page = store.page_runs(&filter).await.expect("page_runs");
+    let listed = store.list_runs(&filter).await.expect("list_runs");
+    assert_eq!(
+        page.items, listed,
+        "list_runs is page_runs without the count"
+    );
+    let ids = page.items.into_iter().map(|run| run.run_id).collect();
+    (ids, page.total_entries)
+}
+
+fn alpha(filter: RunFilter) -> RunFilter {
+    RunFilter {
+        dag_id: Some("alpha".to_string()),
+        ..filter
+    }
+}
+
+pub async fn listings_page_runs_in_order_with_their_total(store: Arc<dyn Store>) {
+    let runs = listing_history(store.as_ref()).await;
+    // Fresh planner statistics change plans, never answers.
+    store
+        .refresh_statistics()
+        .await
+        .expect("refresh_statistics");
+    let store = store.as_ref();
+    let check = async |filter: RunFilter, ids: &[&str], total: u64| {
+        let (found, counted) = run_page(store, filter.clone()).await;
+        let found: Vec<&str> = found.iter().map(String::as_str).collect();
+        assert_eq!((found.as_slice(), counted), (ids, total), "{filter:?}");
+    };
+
+    // Newest first by default; the total counts every match, not the page.
+    check(
+        alpha(RunFilter {
+            limit: Some(2),
+            ..RunFilter::default()
+        }),
+        &["manual_x", "a4"],
+        6,
+    )
+    .await;
+    let by_id = Sort::ascending(RunOrder::Id);
+    check(
+        alpha(RunFilter {
+            order: by_id,
+            limit: Some(10),
+            offset: 4,
+            ..RunFilter::default()
+        }),
+        &["a4", "manual_x"],
+        6,
+    )
+    .await;
+    // A page past the end is empty and still counted.
+    check(
+        alpha(RunFilter {
+            order: by_id,
+            limit: Some(10),
+            offset: 10,
+            ..RunFilter::default()
+        }),
+        &[],
+        6,
+    )
+    .await;
+    check(
+        RunFilter {
+            limit: Some(0),
+            ..RunFilter::default()
+        },
+        &[],
+        8,
+    )
+    .await;
+
+    // Filters.
+    let by_run_id = Sort::ascending(RunOrder::RunId);
+    let ordered = |filter: RunFilter| RunFilter {
+        order: by_run_id,
+        ..filter
+    };
+    check(
+        ordered(RunFilter {
+            states: vec![RunState::Failed],
+            ..RunFilter::default()
+        }),
+        &["a1", "a3", "b1"],
+        3,
+    )
+    .await;
+    check(
+        ordered(alpha(RunFilter {
+            run_types: vec![RunType::Backfill, RunType::Manual],
+            ..RunFilter::default()
+        })),
+        &["a4", "manual_x"],
+        2,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            run_id_pattern: Some("A%3".to_string()),
+            ..RunFilter::default()
+        }),
+        &["a3"],
+        1,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            run_id_pattern: Some("_1".to_string()),
+            ..RunFilter::default()
+        }),
+        &["a1", "b1"],
+        2,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            start_date: TimeRange {
+                gte: Some(at(210)),
+                lt: Some(at(410)),
+                ..TimeRange::default()
+            },
+            ..RunFilter::default()
+        }),
+        &["a2", "a3", "b1"],
+        3,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            logical_date: TimeRange {
+                gt: Some(at(100)),
+                lte: Some(at(300)),
+                ..TimeRange::default()
+            },
+            ..RunFilter::default()
+        }),
+        &["a2", "a3", "b1"],
+        3,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            run_after: TimeRange {
+                lte: Some(at(50)),
+                ..TimeRange::default()
+            },
+            end_date: TimeRange {
+                gte: Some(at(0)),
+                ..TimeRange::default()
+            },
+            ..RunFilter::default()
+        }),
+        &["a0", "b0"],
+        2,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            conf_contains: Some("eu".to_string()),
+            ..RunFilter::default()
+        }),
+        &["a2"],
+        1,
+    )
+    .await;
+    check(
+        ordered(RunFilter {
+            dag_ids: vec!["beta".to_string(), "gamma".to_string()],
+            ..RunFilter::default()
+        }),
+        &["b0", "b1"],
+        2,
+    )
+    .await;
+
+    // Orders: an empty value first ascending, last descending; ties by key.
+    check(
+        alpha(RunFilter {
+            order: Sort::ascending(RunOrder::StartDate),
+            limit: Some(2),
+            ..RunFilter::default()
+        }),
+        &["manual_x", "a0"],
+        6,
+    )
+    .await;
+    check(
+        alpha(RunFilter {
+            order: Sort::descending(RunOrder::Duration),
+            ..RunFilter::default()
+        }),
+        &["a0", "a1", "a2", "a3", "a4", "manual_x"],
+        6,
+    )
+    .await;
+    check(
+        RunFilter {
+            order: Sort::descending(RunOrder::RunAfter),
+            limit: Some(3),
+            ..RunFilter::default()
+        },
+        &["manual_x", "a4", "a3"],
+        8,
+    )
+    .await;
+    check(
+        RunFilter {
+            order: Sort::ascending(RunOrder::DagId),
+            limit: Some(1),
+            offset: 6,
+            ..RunFilter::default()
+        },
+        &["b0"],
+        8,
+    )
+    .await;
+    // Each DAG's newest runs, in one read.
+    let recent: Vec<String> = store
+        .recent_runs(
+            &["beta".to_string(), "alpha".to_string(), "none".to_string()],
+            2,
+        )
+        .await
+        .expect("recent_runs")
+        .into_iter()
+        .map(|run| run.run_id)
+        .collect();
+    assert_eq!(recent, ["manual_x", "a4", "b1", "b0"]);
+    assert!(
+        store
+            .recent_runs(&["alpha".to_string()], 0)
+            .await
+            .expect("recent_runs")
+            .is_empty()
+    );
+    // Pages of an order with ties never overlap: together they are every run once.
+    for direction in [SortDirection::Ascending, SortDirection::Descending] {
+        let mut seen = Vec::new();
+        for offset in (0..8).step_by(3) {
+            let (ids, total) = run_page(
+                store,
+                RunFilter {
+                    order: Sort {
+                        key: RunOrder::State,
+                        direction,
+                    },
+                    limit: Some(3),
+                    offset,
+                    ..RunFilter::default()
+                },
+            )
+            .await;
+            assert_eq!(total, 8);
+            seen.extend(ids);
+        }
+        seen.sort();
+        let mut every: Vec<String> = runs.keys().cloned().collect();
+        every.sort();
+        assert_eq!(seen, every, "{direction:?}");
+    }
+}
+
+/// (run id, task id, map index) of a page of task instances, and its total; each instance
+/// comes with its run.
+async fn instance_page(
+    store: &dyn Store,
+    filter: TaskInstanceFilter,
+) -> (Vec<(String, String, i32)>, u64) {
+    let page = store
+        .page_task_instances(&filter)
+        .await
+        .expect("page_task_instances");
+    for (ti, run) in &page.items {
+        assert_eq!((ti.run, &ti.run_id), (run.id, &run.run_id), "{filter:?}");
+    }
+    let listed = store
+        .list_task_instances(&filter)
+        .await
+        .expect("list_task_instances");
+    let instances: Vec<store::TaskInstanceRecord> =
+        page.items.iter().map(|(ti, _)| ti.clone()).collect();
+    assert_eq!(
+        instances, listed,
+        "list_task_instances is the page's instances"
+    );
+    let ids = instances
+        .into_iter()
+        .map(|ti| (ti.run_id, ti.task_id, ti.map_index))
+        .collect();
+    (ids, page.total_entries)
+}
+
+pub async fn listings_page_task_instances_in_order_with_their_total(store: Arc<dyn Store>) {
+    let runs = listing_history(store.as_ref()).await;
+    let store = store.as_ref();
+    let key = |run: &str, task: &str, index: i32| (run.to_string(), task.to_string(), index);
+    let check = async |filter: TaskInstanceFilter, expected: &[(String, String, i32)], total| {
+        let (found, counted) = instance_page(store, filter.clone()).await;
+        assert_eq!((found.as_slice(), counted), (expected, total), "{filter:?}");
+    };
+
+    // A run's instances, by map index (the default).
+    let a1 = runs["a1"].id;
+    check(
+        TaskInstanceFilter {
+            runs: vec![a1],
+            ..Default::default()
+        },
+        &[
+            key("a1", "extract", -1),
+            key("a1", "load", 0),
+            key("a1", "load", 1),
+            key("a1", "load", 2),
+        ],
+        4,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            dag_id: Some("alpha".to_string()),
+            states: vec![TaskState::Failed],
+            ..Default::default()
+        },
+        &[key("a1", "load", 1)],
+        1,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            try_numbers: vec![2],
+            ..Default::default()
+        },
+        &[key("a1", "load", 1)],
+        1,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            run_id: Some("b1".to_string()),
+            ..Default::default()
+        },
+        &[key("b1", "extract", -1)],
+        1,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            runs: vec![runs["a2"].id],
+            task_id: Some("load".to_string()),
+            mapped: Some(true),
+            map_indexes: vec![0, 2],
+            ..Default::default()
+        },
+        &[key("a2", "load", 0), key("a2", "load", 2)],
+        2,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            runs: vec![runs["manual_x"].id, runs["b0"].id],
+            mapped: Some(false),
+            task_id_pattern: Some("XTR".to_string()),
+            ..Default::default()
+        },
+        &[key("b0", "extract", -1), key("manual_x", "extract", -1)],
+        2,
+    )
+    .await;
+    // Every pool-db instance (5 runs × 3), a short last page.
+    check(
+        TaskInstanceFilter {
+            pools: vec!["db".to_string()],
+            queues: vec!["io".to_string()],
+            order: Sort::ascending(TaskInstanceOrder::Id),
+            limit: Some(4),
+            offset: 12,
+            ..Default::default()
+        },
+        &[
+            key("a4", "load", 0),
+            key("a4", "load", 1),
+            key("a4", "load", 2),
+        ],
+        15,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            dag_id: Some("alpha".to_string()),
+            limit: Some(5),
+            offset: 100,
+            ..Default::default()
+        },
+        &[],
+        22,
+    )
+    .await;
+    // By the run's logical date, newest first; the unstarted run's instances first by
+    // start date.
+    check(
+        TaskInstanceFilter {
+            dag_id: Some("alpha".to_string()),
+            task_id: Some("extract".to_string()),
+            order: Sort::descending(TaskInstanceOrder::LogicalDate),
+            limit: Some(3),
+            ..Default::default()
+        },
+        &[
+            key("manual_x", "extract", -1),
+            key("a4", "extract", -1),
+            key("a3", "extract", -1),
+        ],
+        6,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            dag_id: Some("alpha".to_string()),
+            order: Sort::ascending(TaskInstanceOrder::StartDate),
+            limit: Some(3),
+            ..Default::default()
+        },
+        &[
+            key("manual_x", "extract", -1),
+            key("manual_x", "load", -1),
+            key("a0", "extract", -1),
+        ],
+        22,
+    )
+    .await;
+    check(
+        TaskInstanceFilter {
+            runs: vec![a1],
+            order: Sort::descending(TaskInstanceOrder::TryNumber),
+            limit: Some(1),
+            ..Default::default()
+        },
+        &[key("a1", "load", 1)],
+        4,
+    )
+    .await;
+}
+
+/// The DAG ids of a page of DAGs, and its total.
+async fn dag_page(store: &dyn Store, filter: DagFilter) -> (Vec<String>, u64) {
+    let page = store.page_dags(&filter).await.expect("page_dags");
+    let ids = page.items.into_iter().map(|dag| dag.dag_id).collect();
+    (ids, page.total_entries)
+}
+
+pub async fn listings_page_dags_in_order_with_their_total(store: Arc<dyn Store>) {
+    listing_history(store.as_ref()).await;
+    let store = store.as_ref();
+    let mut paused = chain_dag("paused_one", &["t"]);
+    paused.owner = "bob".to_string();
+    store.sync_dag(&paused, "v1", at(4)).await.expect("sync");
+    store.pause_dag("paused_one").await.expect("pause");
+    store
+        .sync_dag(&chain_dag("stale", &["t"]), "v1", at(5))
+        .await
+        .expect("sync");
+    store
+        .deactivate_dags(&["stale".to_string()])
+        .await
+        .expect("deactivate");
+    let check = async |filter: DagFilter, ids: &[&str], total: u64| {
+        let (found, counted) = dag_page(store, filter.clone()).await;
+        let found: Vec<&str> = found.iter().map(String::as_str).collect();
+        assert_eq!((found.as_slice(), counted), (ids, total), "{filter:?}");
+    };
+    let tags = |tags: &[&str]| tags.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+
+    check(
+        DagFilter::default(),
+        &["alpha", "beta", "gamma", "paused_one", "stale"],
+        5,
+    )
+    .await;
+    check(
+        DagFilter {
+            is_active: Some(true),
+            limit: Some(2),
+            offset: 1,
+            ..DagFilter::default()
+        },
+        &["beta", "gamma"],
+        4,
+    )
+    .await;
+    check(
+        DagFilter {
+            is_paused: Some(true),
+            ..DagFilter::default()
+        },
+        &["paused_one"],
+        1,
+    )
+    .await;
+    check(
+        DagFilter {
+            tags: tags(&["etl"]),
+            ..DagFilter::default()
+        },
+        &["alpha", "beta"],
+        2,
+    )
+    .await;
+    check(
+        DagFilter {
+            tags: tags(&["daily", "conformance"]),
+            ..DagFilter::default()
+        },
+        &["alpha", "paused_one", "stale"],
+        3,
+    )
+    .await;
+    check(
+        DagFilter {
+            tags: tags(&["etl", "daily"]),
+            tags_match: TagsMatch::All,
+            ..DagFilter::default()
+        },
+        &["alpha"],
+        1,
+    )
+    .await;
+    check(
+        DagFilter {
+            owners: tags(&["ann"]),
+            ..DagFilter::default()
+        },
+        &["alpha", "gamma"],
+        2,
+    )
+    .await;
+    check(
+        DagFilter {
+            owners: tags(&["bob"]),
+            tags: tags(&["etl"]),
+            ..DagFilter::default()
+        },
+        &["beta"],
+        1,
+    )
+    .await;
+    check(
+        DagFilter {
+            dag_id_pattern: Some("A_".to_string()),
+            order: Sort::descending(DagOrder::DagId),
+            ..DagFilter::default()
+        },
+        &["stale", "paused_one", "gamma", "alpha"],
+        4,
+    )
+    .await;
+    check(
+        DagFilter {
+            has_import_errors: Some(true),
+            ..DagFilter::default()
+        },
+        &["gamma"],
+        1,
+    )
+    .await;
+    check(
+        DagFilter {
+            has_import_errors: Some(false),
+            is_active: Some(true),
+            ..DagFilter::default()
+        },
+        &["alpha", "beta", "paused_one"],
+        3,
+    )
+    .await;
+    // The newest run of alpha is the manual one (queued); beta's newest failed.
+    check(
+        DagFilter {
+            last_run_state: Some(RunState::Failed),
+            ..DagFilter::default()
+        },
+        &["beta"],
+        1,
+    )
+    .await;
+    check(
+        DagFilter {
+            last_run_state: Some(RunState::Queued),
+            ..DagFilter::default()
+        },
+        &["alpha"],
+        1,
+    )
+    .await;
+    check(
+        DagFilter {
+            order: Sort::descending(DagOrder::LastParsedAt),
+            limit: Some(2),
+            ..DagFilter::default()
+        },
+        &["stale", "paused_one"],
+        5,
+    )
+    .await;
+    check(
+        DagFilter {
+            dag_ids: tags(&["gamma", "alpha", "nothing"]),
+            order: Sort::descending(DagOrder::IsPaused),
+            ..DagFilter::default()
+        },
+        &["gamma", "alpha"],
+        2,
+    )
+    .await;
+    // A listed DAG is the whole record, with where its schedule stands (the newest scheduled
+    // run: a3, as a4 is a backfill).
+    let alpha = store
+        .page_dags(&DagFilter {
+            dag_ids: tags(&["alpha"]),
+            ..DagFilter::default()
+        })
+        .await
+        .expect("page_dags")
+        .items
+        .remove(0);
+    assert_eq!(alpha.last_scheduled_logical_date, Some(at(300)));
+    assert_eq!(alpha.dag.tags, tags(&["etl", "daily"]));
+    assert_eq!(alpha.last_parsed_at, at(0));
 }

@@ -91,6 +91,9 @@ impl Server {
                 username: username.to_string(),
                 password_hash: hash,
                 role: role.to_string(),
+                first_name: None,
+                last_name: None,
+                email: None,
                 now: Utc::now(),
             })
             .await

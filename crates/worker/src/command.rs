@@ -239,14 +239,7 @@ pub(crate) async fn supervise(
     running: process::Running,
 ) -> Exited {
     let log = attempt.log;
-    let ti = &attempt.claimed.ti;
-    if let Err(err) = attempt
-        .store
-        .set_task_pid(ti.id, ti.try_number, running.pid())
-        .await
-    {
-        tracing::warn!(ti = ti.id, error = %err, "could not record the task's pid");
-    }
+    log.note_pid(running.pid()).await;
     let limits = Limits {
         timeout: attempt.timeout(),
         kill_grace: attempt.config.kill_grace,

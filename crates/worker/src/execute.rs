@@ -3,7 +3,8 @@
 //!
 //! The hot path makes a fixed number of store calls per try: the DAG definition comes from a
 //! cache after the first try of a version, the run's XComs are read only when the task's
-//! templates pull them, and the log goes out in batches.
+//! templates pull them, and the log goes out in batches, its last one (all of it, for a
+//! short try) and the pid with the try's end.
 
 use std::sync::Arc;
 
@@ -68,15 +69,14 @@ pub(crate) async fn run_try(
         }
         Err(outcome) => (None, Ran::only(outcome)),
     };
-    // Every line so far is stored (through an outage, once the store is back) before the
-    // end is decided: a try whose log could not be stored fails.
-    log.flush().await;
+    // What the log has not stored goes with the end, in its transaction; a log that could
+    // not be stored (settled by the hand-over) fails the try.
+    let mut tail = log.hand_over().await;
     if let Some(error) = log.lost() {
         if !matches!(stop.reason(), Some(StopReason::LogFailed(_))) {
-            log.system(format!(
+            tail.lines.push(log.system_line(format!(
                 "task failed: its log could not be stored ({error})"
-            ))
-            .await;
+            )));
         }
         if !matches!(ran.outcome, Outcome::Failed | Outcome::FailedForGood) {
             ran = Ran::only(Outcome::Failed);
@@ -87,16 +87,17 @@ pub(crate) async fn run_try(
         _ => Some(log.failure_message()),
     };
     let task = dag.as_ref().and_then(|dag| dag.task(&ti.task_id));
-    let end = finish::end(claimed, task, ran.outcome, ran.xcoms, Utc::now());
-    match stop.reason() {
+    let mut end = finish::end(claimed, task, ran.outcome, ran.xcoms, Utc::now());
+    let summary = match stop.reason() {
         // Someone else set the instance's state: this try's guarded end will not apply.
         Some(reason) if reason.keeps_outside_state() => {
-            log.system(format!("not recording the try's end: {reason}"))
-                .await;
+            format!("not recording the try's end: {reason}")
         }
-        _ => log.system(end.summary).await,
-    }
-    log.close().await;
+        _ => end.summary,
+    };
+    tail.lines.push(log.system_line(summary));
+    end.finish.log = tail.lines;
+    end.finish.pid = tail.pid;
     let ended = dag.map(|dag| Ended {
         dag,
         task_id: ti.task_id.clone(),

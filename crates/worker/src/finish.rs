@@ -58,6 +58,8 @@ pub(crate) fn end(
         end_date: now,
         next_retry_at,
         xcoms,
+        pid: None,
+        log: Vec::new(),
     };
     End { finish, summary }
 }

@@ -41,7 +41,8 @@
 //!   the try's workspace), `process` (spawning and waiting), `task_log`, `xcom`.
 //!
 //! Around the tries, for the loop: `tries` (the running tries and their stop signals),
-//! `heartbeat`, `outside`, `reporting` (the shared outage and the retry backoff).
+//! `finisher` (their ends, written in batches), `heartbeat`, `outside`, `reporting` (the
+//! shared outage and the retry backoff).
 //!
 //! To add a kind: a `TaskKind` variant in `dag`, a module `kind/<name>.rs` with
 //! `pub(crate) async fn run(attempt: &Attempt<'_>) -> Ran` built from the shared pieces, and
@@ -52,6 +53,7 @@ mod command;
 mod config;
 mod execute;
 mod finish;
+mod finisher;
 mod heartbeat;
 mod kind;
 mod notify;
@@ -68,7 +70,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Utc;
-use store::{Claim, Finish, Store, StoreEvent};
+use store::{Claim, Store, StoreEvent};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -77,13 +79,10 @@ pub use command::SKIP_EXIT_CODE;
 pub use config::WorkerConfig;
 pub use execute::execute;
 
-use crate::reporting::{Backoff, Reporting};
-use crate::stop::{StopReason, StopSignal};
+use crate::finisher::{Finisher, Written};
+use crate::reporting::Reporting;
+use crate::stop::StopReason;
 use crate::tries::{Tries, TryKey};
-
-/// Attempts to write a try's end, when the store fails otherwise than by an outage, before
-/// leaving it to the zombie detector.
-const FINISH_ATTEMPTS: u32 = 4;
 
 /// A worker process's main loop. Build with [`Worker::new`], start with [`Worker::run`].
 #[derive(Debug)]
@@ -121,6 +120,7 @@ impl Worker {
                 store.subscribe(),
             )),
         ];
+        let finisher = Finisher::start(store.clone(), reporting.clone());
         let mut running: JoinSet<()> = JoinSet::new();
         // Warm Python parents for the tasks of Airflow DAG files, kept for this loop's life.
         let zygotes = if config.warm_python {
@@ -156,6 +156,7 @@ impl Worker {
                         let tries = tries.clone();
                         let reporting = reporting.clone();
                         let zygotes = zygotes.clone();
+                        let finisher = finisher.clone();
                         running.spawn(async move {
                             let (finish, ended) = execute::run_try(
                                 &store,
@@ -169,11 +170,33 @@ impl Worker {
                             // Nothing is left to stop: whatever changes from now on, the
                             // guarded finish settles it.
                             tries.remove(TryKey::of(&task.ti));
-                            let written =
-                                write_finish(store.as_ref(), &finish, &stop, &reporting).await;
-                            // Notifications follow the committed end, and never change it.
-                            if written && let Some(ended) = ended {
-                                ended.notify(&store, &task, &config, finish.state).await;
+                            let state = finish.state;
+                            let (ti, try_number) = (finish.ti, finish.try_number);
+                            match finisher.write(finish).await {
+                                // Notifications follow the committed end, and never change it.
+                                Written::Applied => {
+                                    if let Some(ended) = ended {
+                                        ended.notify(&store, &task, &config, state).await;
+                                    }
+                                }
+                                Written::Refused => match stop.reason() {
+                                    // The try was stopped because its instance is no longer
+                                    // its own.
+                                    Some(reason) if reason.expects_refused_finish() => {
+                                        tracing::debug!(
+                                            ti,
+                                            try_number,
+                                            "the try's end was not recorded: {reason}"
+                                        );
+                                    }
+                                    _ => tracing::warn!(
+                                        ti,
+                                        try_number,
+                                        "try was no longer running when it finished (cleared \
+                                         or failed as a zombie)"
+                                    ),
+                                },
+                                Written::Failed => {}
                             }
                         });
                     }
@@ -200,8 +223,11 @@ impl Worker {
                     }
                 },
                 Some(joined) = running.join_next(), if !running.is_empty() => {
-                    if let Err(err) = joined {
-                        tracing::error!(error = %err, "a task try panicked; its task instance is left to the zombie detector");
+                    // Every slot freed by now is claimed for at once, in one claim.
+                    for joined in std::iter::once(joined).chain(std::iter::from_fn(|| running.try_join_next())) {
+                        if let Err(err) = joined {
+                            tracing::error!(error = %err, "a task try panicked; its task instance is left to the zombie detector");
+                        }
                     }
                     claim_now = true;
                 }
@@ -277,68 +303,5 @@ async fn claim(
             }
             Vec::new()
         }
-    }
-}
-
-/// Write a try's end. Through an outage it keeps retrying (100 ms, doubling, at most 5 s
-/// apart) until the end is written or refused, however long that takes, unless the worker is
-/// shutting down and the outage outlasts the zombie threshold ([`Reporting::keep_waiting`]).
-/// Other store errors are retried a few times; if the end still cannot be written, the
-/// instance stays `running` and the scheduler's zombie detection fails it once heartbeats
-/// stop. Returns whether this end was written.
-async fn write_finish(
-    store: &dyn Store,
-    finish: &Finish,
-    stop: &StopSignal,
-    reporting: &Reporting,
-) -> bool {
-    let mut backoff = Backoff::new();
-    let mut failures = 0;
-    loop {
-        let err = match store.finish_task_instance(finish).await {
-            Ok(true) => {
-                reporting.outage.succeeded();
-                return true;
-            }
-            Ok(false) => {
-                reporting.outage.succeeded();
-                match stop.reason() {
-                    // The try was stopped because its instance is no longer its own.
-                    Some(reason) if reason.expects_refused_finish() => tracing::debug!(
-                        ti = finish.ti,
-                        try_number = finish.try_number,
-                        "the try's end was not recorded: {reason}"
-                    ),
-                    _ => tracing::warn!(
-                        ti = finish.ti,
-                        try_number = finish.try_number,
-                        "try was no longer running when it finished (cleared or failed as a zombie)"
-                    ),
-                }
-                return false;
-            }
-            Err(err) => err,
-        };
-        if reporting.outage.failed(&err) {
-            if !reporting.keep_waiting() {
-                tracing::error!(
-                    ti = finish.ti,
-                    try_number = finish.try_number,
-                    error = %err,
-                    "the worker is shutting down and the database stayed unavailable: leaving \
-                     the try's end to the zombie detector"
-                );
-                return false;
-            }
-        } else {
-            failures += 1;
-            if failures >= FINISH_ATTEMPTS {
-                tracing::error!(ti = finish.ti, error = %err, "could not write a try's end");
-                return false;
-            }
-            tracing::warn!(ti = finish.ti, error = %err, "writing a try's end failed; retrying");
-        }
-        // Only on the error path: the store is failing, so back off.
-        tokio::time::sleep(backoff.next_pause()).await;
     }
 }

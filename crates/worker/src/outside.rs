@@ -3,8 +3,8 @@
 //! operation that emits `RunChanged`). A try whose instance is no longer `running` at its try
 //! number is stopped, by the same kill path as a timeout.
 //!
-//! Event-driven: on `RunChanged` for a run with tries here, one read of that run's task
-//! instances. The heartbeat calls [`check_all`] with the tries it refreshed, as a safety net
+//! Event-driven: on `RunChanged` for a run with tries here, one read of those tries' task
+//! instances (not of the whole run: a wide run changes once per finished task). The heartbeat calls [`check_all`] with the tries it refreshed, as a safety net
 //! for changes whose event did not reach this process (SQLite across processes, a lagging
 //! subscriber).
 
@@ -81,13 +81,14 @@ fn note(event: &StoreEvent, changed: &mut BTreeSet<i64>) -> bool {
     }
 }
 
-/// Stop the tries of `run` whose task instance changed, with one read of the run.
+/// Stop the tries of `run` whose task instance changed, with one read of their instances.
 async fn check_run(store: &dyn Store, tries: &Tries, reporting: &Reporting, run: i64) {
     let keys = tries.in_run(run);
     if keys.is_empty() {
         return;
     }
-    let instances = match store.task_instances(run).await {
+    let ids: Vec<i64> = keys.iter().map(|key| key.ti).collect();
+    let instances = match store.task_instances_by_keys(&ids).await {
         Ok(instances) => {
             reporting.outage.succeeded();
             instances

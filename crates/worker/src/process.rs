@@ -625,7 +625,7 @@ mod tests {
             kill_grace: Duration::from_secs(1),
         };
         let finished = running.wait(limits, &stop, &log).await;
-        log.close().await;
+        log.hand_over().await;
         finished.ending
     }
 

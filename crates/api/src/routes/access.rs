@@ -1,5 +1,6 @@
 //! `POST /auth/token` (Airflow's simple auth manager shape) and `/api/v2/users` (an Updraft
-//! addition: Airflow keeps users in its auth manager, not in the core API).
+//! addition: Airflow keeps users in its auth manager, not in the core API; a user carries the
+//! FAB auth manager's `email`, `first_name` and `last_name`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -64,8 +65,12 @@ pub async fn create_token_cli(
 }
 
 fn user_response(user: &store::UserRecord) -> UserResponse {
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
     UserResponse {
         username: user.username.clone(),
+        email: text(&user.email),
+        first_name: text(&user.first_name),
+        last_name: text(&user.last_name),
         role: user.role.clone(),
         created_at: user.created_at,
     }
@@ -121,6 +126,26 @@ pub async fn create_user(
             "string_too_short",
         ));
     }
+    for (field, value) in [
+        ("email", &body.email),
+        ("first_name", &body.first_name),
+        ("last_name", &body.last_name),
+    ] {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(ApiError::invalid(
+                &["body", field],
+                "must not be empty",
+                "string_too_short",
+            ));
+        }
+    }
+    if let Some(email) = body.email.as_deref().filter(|e| !is_email_address(e)) {
+        return Err(ApiError::invalid(
+            &["body", "email"],
+            format!("'{email}' is not an email address (expected name@domain)"),
+            "value_error",
+        ));
+    }
     let password = body.password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -132,6 +157,9 @@ pub async fn create_user(
             username: body.username,
             password_hash: hash,
             role: role.as_str().to_string(),
+            first_name: body.first_name,
+            last_name: body.last_name,
+            email: body.email,
             now: Utc::now(),
         })
         .await?;

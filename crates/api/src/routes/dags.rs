@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::Utc;
 use dag::RunState;
-use store::RunFilter;
+use store::{DagFilter, DagOrder, RunFilter, TagsMatch};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryPairs, like, order};
+use crate::extract::{Body, QueryPairs, order, parse_run_state, sort};
 use crate::models::*;
 
 /// Files with an import error, to mark their DAGs.
@@ -53,10 +53,9 @@ pub async fn list_dags(
 ) -> ApiResult<Json<DAGCollectionResponse>> {
     caller.require(Role::Viewer)?;
     let page = query.page()?;
-    let tags = query.all("tags");
-    let match_all = match query.get("tags_match_mode") {
-        None | Some("any") => false,
-        Some("all") => true,
+    let tags_match = match query.get("tags_match_mode") {
+        None | Some("any") => TagsMatch::Any,
+        Some("all") => TagsMatch::All,
         Some(other) => {
             return Err(ApiError::invalid(
                 &["query", "tags_match_mode"],
@@ -65,74 +64,54 @@ pub async fn list_dags(
             ));
         }
     };
-    let owners = query.all("owners");
-    let pattern = query
-        .get("dag_id_pattern")
-        .or(query.get("dag_display_name_pattern"));
-    let exclude_stale = query.boolean("exclude_stale")?.unwrap_or(true);
-    let paused = query.boolean("paused")?;
-    let has_errors = query.boolean("has_import_errors")?;
-    let last_state = query.get("last_dag_run_state");
-    let broken = broken_files(&state).await?;
-    let mut dags: Vec<store::DagRecord> = state
-        .store
-        .list_dags()
-        .await?
-        .into_iter()
-        .filter(|d| !exclude_stale || d.is_active)
-        .filter(|d| paused.is_none_or(|p| d.is_paused == p))
-        .filter(|d| pattern.is_none_or(|p| like(p, &d.dag_id)))
-        .filter(|d| owners.is_empty() || owners.contains(&d.dag.owner))
-        .filter(|d| {
-            tags.is_empty()
-                || if match_all {
-                    tags.iter().all(|t| d.dag.tags.contains(t))
-                } else {
-                    tags.iter().any(|t| d.dag.tags.contains(t))
-                }
-        })
-        .filter(|d| has_errors.is_none_or(|h| broken.contains(&d.fileloc) == h))
-        .collect();
-    if let Some(wanted) = last_state {
-        let mut kept = Vec::new();
-        for dag in dags {
-            let last = state
-                .store
-                .list_runs(&RunFilter {
-                    dag_id: Some(dag.dag_id.clone()),
-                    limit: Some(1),
-                    ..Default::default()
-                })
-                .await?;
-            if last.first().is_some_and(|r| r.state.as_str() == wanted) {
-                kept.push(dag);
-            }
-        }
-        dags = kept;
-    }
-    order(
-        &mut dags,
+    let last_run_state = query
+        .get("last_dag_run_state")
+        .map(|text| parse_run_state(text, &["query", "last_dag_run_state"]))
+        .transpose()?;
+    let order = sort(
         query.get("order_by"),
         "dag_id",
         &[
-            ("dag_id", |a, b| a.dag_id.cmp(&b.dag_id)),
-            ("dag_display_name", |a, b| a.dag_id.cmp(&b.dag_id)),
-            ("is_paused", |a, b| a.is_paused.cmp(&b.is_paused)),
-            ("last_parsed_time", |a, b| {
-                a.last_parsed_at.cmp(&b.last_parsed_at)
-            }),
-            ("fileloc", |a, b| a.fileloc.cmp(&b.fileloc)),
+            ("dag_id", DagOrder::DagId),
+            ("dag_display_name", DagOrder::DagId),
+            ("is_paused", DagOrder::IsPaused),
+            ("last_parsed_time", DagOrder::LastParsedAt),
+            ("fileloc", DagOrder::Fileloc),
         ],
     )?;
-    let total = dags.len() as i64;
+    let filter = DagFilter {
+        dag_ids: Vec::new(),
+        is_active: (query.boolean("exclude_stale")?.unwrap_or(true)).then_some(true),
+        is_paused: query.boolean("paused")?,
+        dag_id_pattern: query
+            .get("dag_id_pattern")
+            .or(query.get("dag_display_name_pattern"))
+            .map(str::to_string),
+        owners: query.all("owners"),
+        tags: query.all("tags"),
+        tags_match,
+        has_import_errors: query.boolean("has_import_errors")?,
+        last_run_state,
+        order,
+        limit: Some(page.limit),
+        offset: page.offset,
+    };
+    let listed = state.store.page_dags(&filter).await?;
+    let broken = broken_files(&state).await?;
+    let now = Utc::now();
     Ok(Json(DAGCollectionResponse {
-        dags: page
-            .apply(dags)
+        dags: listed
+            .items
             .iter()
-            .map(|d| dag_response(d, broken.contains(&d.fileloc), Utc::now()))
+            .map(|d| dag_response(d, broken.contains(&d.fileloc), now))
             .collect(),
-        total_entries: total,
+        total_entries: count(listed.total_entries),
     }))
+}
+
+/// A store's count as the API's `total_entries`.
+pub fn count(total: u64) -> i64 {
+    i64::try_from(total).unwrap_or(i64::MAX)
 }
 
 /// One DAG.
@@ -166,22 +145,20 @@ pub async fn get_dag_details(
     caller.require(Role::Viewer)?;
     let record = dag_record(&state, &dag_id).await?;
     let broken = broken_files(&state).await?;
-    let mut active = 0;
-    for run_state in [RunState::Queued, RunState::Running] {
-        active += state
-            .store
-            .list_runs(&RunFilter {
-                dag_id: Some(dag_id.clone()),
-                state: Some(run_state),
-                ..Default::default()
-            })
-            .await?
-            .len() as i64;
-    }
+    let active = state
+        .store
+        .page_runs(&RunFilter {
+            dag_id: Some(dag_id.clone()),
+            states: vec![RunState::Queued, RunState::Running],
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await?
+        .total_entries;
     Ok(Json(dag_details(
         &record,
         broken.contains(&record.fileloc),
-        active,
+        count(active),
         Utc::now(),
     )))
 }

@@ -4,17 +4,17 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use dag::{RunState, TaskState};
+use chrono::Utc;
+use dag::{RunState, RunType, TaskState};
 use scheduler::runs::{BackfillError, TriggerError, TriggerRequest};
-use store::{ClearTaskInstance, RunFilter, RunRecord};
+use store::{ClearTaskInstance, RunFilter, RunOrder, RunRecord, TimeRange};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Page, QueryPairs, like, order};
+use crate::extract::{Body, QueryPairs, parse_run_state, sort};
 use crate::models::*;
-use crate::routes::dags::dag_record;
+use crate::routes::dags::{count, dag_record};
 
 pub async fn run_record(state: &AppState, dag_id: &str, run_id: &str) -> ApiResult<RunRecord> {
     state.store.get_run(dag_id, run_id).await?.ok_or_else(|| {
@@ -24,114 +24,38 @@ pub async fn run_record(state: &AppState, dag_id: &str, run_id: &str) -> ApiResu
     })
 }
 
-/// Runs of one DAG, or of every DAG for `~`.
-async fn runs_of(state: &AppState, dag_id: &str) -> ApiResult<Vec<RunRecord>> {
-    if dag_id != "~" {
-        dag_record(state, dag_id).await?;
-    }
-    Ok(state
-        .store
-        .list_runs(&RunFilter {
-            dag_id: (dag_id != "~").then(|| dag_id.to_string()),
-            ..Default::default()
-        })
-        .await?)
-}
+/// The order keys of a run listing, by their API names.
+const RUN_ORDERS: &[(&str, RunOrder)] = &[
+    ("id", RunOrder::Id),
+    ("run_id", RunOrder::RunId),
+    ("dag_run_id", RunOrder::RunId),
+    ("dag_id", RunOrder::DagId),
+    ("state", RunOrder::State),
+    ("run_type", RunOrder::RunType),
+    ("logical_date", RunOrder::LogicalDate),
+    ("run_after", RunOrder::RunAfter),
+    ("start_date", RunOrder::StartDate),
+    ("end_date", RunOrder::EndDate),
+    ("queued_at", RunOrder::QueuedAt),
+    ("duration", RunOrder::Duration),
+];
 
-fn run_after(run: &RunRecord) -> DateTime<Utc> {
-    run.logical_date.unwrap_or(run.queued_at)
-}
-
-fn duration(run: &RunRecord) -> Option<f64> {
-    Some((run.end_date? - run.start_date?).num_milliseconds() as f64 / 1000.0)
-}
-
-/// Which instant of a run a range bound applies to.
-type RunInstant = fn(&RunRecord) -> Option<DateTime<Utc>>;
-
-/// One bound: the instant, the limit, the side it must fall on, and whether equal passes.
-type Bound = (RunInstant, Option<DateTime<Utc>>, std::cmp::Ordering, bool);
-
-/// Range filters shared by the query and batch forms.
-#[derive(Default)]
-struct Ranges {
-    bounds: Vec<Bound>,
-}
-
-impl Ranges {
-    fn add(
-        &mut self,
-        field: RunInstant,
-        gte: Option<DateTime<Utc>>,
-        gt: Option<DateTime<Utc>>,
-        lte: Option<DateTime<Utc>>,
-        lt: Option<DateTime<Utc>>,
-    ) {
-        use std::cmp::Ordering::{Greater, Less};
-        self.bounds.push((field, gte, Greater, true));
-        self.bounds.push((field, gt, Greater, false));
-        self.bounds.push((field, lte, Less, true));
-        self.bounds.push((field, lt, Less, false));
-    }
-
-    fn keeps(&self, run: &RunRecord) -> bool {
-        self.bounds
-            .iter()
-            .all(|(field, bound, direction, inclusive)| {
-                let Some(bound) = bound else { return true };
-                let Some(value) = field(run) else {
-                    return false;
-                };
-                let ordering = value.cmp(bound);
-                ordering == *direction || (*inclusive && ordering == std::cmp::Ordering::Equal)
-            })
-    }
-}
-
-fn sort_and_page(
-    mut runs: Vec<RunRecord>,
-    order_by: Option<&str>,
-    page: Page,
-) -> ApiResult<DAGRunCollectionResponse> {
-    order(
-        &mut runs,
-        order_by,
-        "id",
-        &[
-            ("id", |a, b| a.id.cmp(&b.id)),
-            ("run_id", |a, b| a.run_id.cmp(&b.run_id)),
-            ("dag_run_id", |a, b| a.run_id.cmp(&b.run_id)),
-            ("dag_id", |a, b| a.dag_id.cmp(&b.dag_id)),
-            ("state", |a, b| a.state.as_str().cmp(b.state.as_str())),
-            ("run_type", |a, b| {
-                a.run_type.as_str().cmp(b.run_type.as_str())
-            }),
-            ("logical_date", |a, b| a.logical_date.cmp(&b.logical_date)),
-            ("run_after", |a, b| run_after(a).cmp(&run_after(b))),
-            ("start_date", |a, b| a.start_date.cmp(&b.start_date)),
-            ("end_date", |a, b| a.end_date.cmp(&b.end_date)),
-            ("queued_at", |a, b| a.queued_at.cmp(&b.queued_at)),
-            ("duration", |a, b| {
-                duration(a)
-                    .partial_cmp(&duration(b))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            }),
-        ],
-    )?;
-    let total = runs.len() as i64;
-    Ok(DAGRunCollectionResponse {
-        dag_runs: page.apply(runs).iter().map(run_response).collect(),
-        total_entries: total,
+/// The bounds `{name}_gte`, `_gt`, `_lte` and `_lt` of the query string.
+fn query_range(query: &QueryPairs, name: &str) -> ApiResult<TimeRange> {
+    Ok(TimeRange {
+        gte: query.time(&format!("{name}_gte"))?,
+        gt: query.time(&format!("{name}_gt"))?,
+        lte: query.time(&format!("{name}_lte"))?,
+        lt: query.time(&format!("{name}_lt"))?,
     })
 }
 
-fn parse_run_state(text: &str, loc: &[&str]) -> ApiResult<RunState> {
-    text.parse().map_err(|_| {
-        ApiError::invalid(
-            loc,
-            format!("Input should be 'queued', 'running', 'success' or 'failed', not '{text}'"),
-            "enum",
-        )
+/// One page of the runs `filter` lists, with the count of every match.
+async fn run_page(state: &AppState, filter: &RunFilter) -> ApiResult<DAGRunCollectionResponse> {
+    let listed = state.store.page_runs(filter).await?;
+    Ok(DAGRunCollectionResponse {
+        dag_runs: listed.items.iter().map(run_response).collect(),
+        total_entries: count(listed.total_entries),
     })
 }
 
@@ -162,46 +86,35 @@ pub async fn list_runs(
         .iter()
         .map(|s| parse_run_state(s, &["query", "state"]))
         .collect::<ApiResult<Vec<_>>>()?;
-    let run_types = query.all("run_type");
-    let pattern = query.get("run_id_pattern");
-    let mut ranges = Ranges::default();
-    ranges.add(
-        |r| r.logical_date,
-        query.time("logical_date_gte")?,
-        query.time("logical_date_gt")?,
-        query.time("logical_date_lte")?,
-        query.time("logical_date_lt")?,
-    );
-    ranges.add(
-        |r| Some(run_after(r)),
-        query.time("run_after_gte")?,
-        query.time("run_after_gt")?,
-        query.time("run_after_lte")?,
-        query.time("run_after_lt")?,
-    );
-    ranges.add(
-        |r| r.start_date,
-        query.time("start_date_gte")?,
-        query.time("start_date_gt")?,
-        query.time("start_date_lte")?,
-        query.time("start_date_lt")?,
-    );
-    ranges.add(
-        |r| r.end_date,
-        query.time("end_date_gte")?,
-        query.time("end_date_gt")?,
-        query.time("end_date_lte")?,
-        query.time("end_date_lt")?,
-    );
-    let runs: Vec<RunRecord> = runs_of(&state, &dag_id)
-        .await?
-        .into_iter()
-        .filter(|r| states.is_empty() || states.contains(&r.state))
-        .filter(|r| run_types.is_empty() || run_types.iter().any(|t| t == r.run_type.as_str()))
-        .filter(|r| pattern.is_none_or(|p| like(p, &r.run_id)))
-        .filter(|r| ranges.keeps(r))
-        .collect();
-    Ok(Json(sort_and_page(runs, query.get("order_by"), page)?))
+    // Airflow takes any text as a run type: a name no Updraft run has (its `asset_triggered`,
+    // say) matches nothing.
+    let asked_types = query.all("run_type");
+    let run_types: Vec<RunType> = asked_types.iter().filter_map(|t| t.parse().ok()).collect();
+    let filter = RunFilter {
+        dag_id: (dag_id != "~").then(|| dag_id.clone()),
+        states,
+        run_types,
+        run_id_pattern: query.get("run_id_pattern").map(str::to_string),
+        logical_date: query_range(&query, "logical_date")?,
+        run_after: query_range(&query, "run_after")?,
+        start_date: query_range(&query, "start_date")?,
+        end_date: query_range(&query, "end_date")?,
+        order: sort(query.get("order_by"), "id", RUN_ORDERS)?,
+        limit: Some(page.limit),
+        offset: page.offset,
+        ..Default::default()
+    };
+    if dag_id != "~" {
+        dag_record(&state, &dag_id).await?;
+    }
+    if !asked_types.is_empty() && filter.run_types.is_empty() {
+        // Only run types no Updraft run has.
+        return Ok(Json(DAGRunCollectionResponse {
+            dag_runs: Vec::new(),
+            total_entries: 0,
+        }));
+    }
+    Ok(Json(run_page(&state, &filter).await?))
 }
 
 /// Runs of several DAGs at once (`dag_id` must be `~`).
@@ -237,53 +150,40 @@ pub async fn list_runs_batch(
         .flatten()
         .map(|s| parse_run_state(s, &["body", "states"]))
         .collect::<ApiResult<Vec<_>>>()?;
-    let mut ranges = Ranges::default();
-    ranges.add(
-        |r| r.logical_date,
-        body.logical_date_gte,
-        body.logical_date_gt,
-        body.logical_date_lte,
-        body.logical_date_lt,
-    );
-    ranges.add(
-        |r| Some(run_after(r)),
-        body.run_after_gte,
-        body.run_after_gt,
-        body.run_after_lte,
-        body.run_after_lt,
-    );
-    ranges.add(
-        |r| r.start_date,
-        body.start_date_gte,
-        body.start_date_gt,
-        body.start_date_lte,
-        body.start_date_lt,
-    );
-    ranges.add(
-        |r| r.end_date,
-        body.end_date_gte,
-        body.end_date_gt,
-        body.end_date_lte,
-        body.end_date_lt,
-    );
-    let dag_ids = body.dag_ids.unwrap_or_default();
-    let runs: Vec<RunRecord> = runs_of(&state, "~")
-        .await?
-        .into_iter()
-        .filter(|r| dag_ids.is_empty() || dag_ids.contains(&r.dag_id))
-        .filter(|r| states.is_empty() || states.contains(&r.state))
-        .filter(|r| ranges.keeps(r))
-        .filter(|r| {
-            body.conf_contains
-                .as_deref()
-                .is_none_or(|needle| r.conf.to_string().contains(needle))
-        })
-        .collect();
-    let page = Page {
-        limit: limit.min(100) as usize,
-        offset: offset as usize,
+    let filter = RunFilter {
+        dag_ids: body.dag_ids.unwrap_or_default(),
+        states,
+        logical_date: TimeRange {
+            gte: body.logical_date_gte,
+            gt: body.logical_date_gt,
+            lte: body.logical_date_lte,
+            lt: body.logical_date_lt,
+        },
+        run_after: TimeRange {
+            gte: body.run_after_gte,
+            gt: body.run_after_gt,
+            lte: body.run_after_lte,
+            lt: body.run_after_lt,
+        },
+        start_date: TimeRange {
+            gte: body.start_date_gte,
+            gt: body.start_date_gt,
+            lte: body.start_date_lte,
+            lt: body.start_date_lt,
+        },
+        end_date: TimeRange {
+            gte: body.end_date_gte,
+            gt: body.end_date_gt,
+            lte: body.end_date_lte,
+            lt: body.end_date_lt,
+        },
+        conf_contains: body.conf_contains,
+        order: sort(body.order_by.as_deref(), "id", RUN_ORDERS)?,
+        limit: Some(usize::try_from(limit.min(100)).unwrap_or(100)),
+        offset: usize::try_from(offset).unwrap_or(usize::MAX),
+        ..Default::default()
     };
-    Ok(Json(sort_and_page(runs, body.order_by.as_deref(), page)?))
+    Ok(Json(run_page(&state, &filter).await?))
 }
 
 /// One run.

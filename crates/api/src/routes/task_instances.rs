@@ -1,7 +1,7 @@
 //! Task instances of a run: list (`~` for any DAG or run), get (by map index), mark
 //! (patch state), clear, logs by try, XCom entries.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -9,14 +9,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use dag::TaskState;
-use store::{RunRecord, TaskInstanceFilter, TaskInstanceRecord};
+use store::{RunRecord, TaskInstanceFilter, TaskInstanceOrder, TaskInstanceRecord, TimeRange};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, QueryPairs, like, order, path_int};
+use crate::extract::{Body, QueryPairs, path_int, sort};
 use crate::models::*;
-use crate::routes::dags::dag_record;
+use crate::routes::dags::{count, dag_record};
 use crate::routes::runs::{clear_list, clearable, run_record};
 
 fn parse_task_state(text: &str, loc: &[&str]) -> ApiResult<TaskState> {
@@ -29,40 +29,36 @@ fn parse_task_state(text: &str, loc: &[&str]) -> ApiResult<TaskState> {
         .ok_or_else(|| ApiError::invalid(loc, format!("'{text}' is not a task state"), "enum"))
 }
 
-/// Instances of a run with their run, for `~` paths too.
-async fn instances(
-    state: &AppState,
-    dag_id: &str,
-    run_id: &str,
-) -> ApiResult<Vec<(TaskInstanceRecord, RunRecord)>> {
+/// The filter of the task instances under a path: of one run, of one DAG's runs, or of every
+/// run of every DAG (`~`), checking that the DAG and the run named exist.
+async fn scope(state: &AppState, dag_id: &str, run_id: &str) -> ApiResult<TaskInstanceFilter> {
+    let mut filter = TaskInstanceFilter::default();
     if dag_id != "~" {
         dag_record(state, dag_id).await?;
+        filter.dag_id = Some(dag_id.to_string());
         if run_id != "~" {
-            let run = run_record(state, dag_id, run_id).await?;
-            let tis = state.store.task_instances(run.id).await?;
-            return Ok(tis.into_iter().map(|ti| (ti, run.clone())).collect());
+            filter.runs = vec![run_record(state, dag_id, run_id).await?.id];
         }
+    } else if run_id != "~" {
+        filter.run_id = Some(run_id.to_string());
     }
-    let tis = state
-        .store
-        .list_task_instances(&TaskInstanceFilter {
-            dag_id: (dag_id != "~").then(|| dag_id.to_string()),
-            run_id: (run_id != "~").then(|| run_id.to_string()),
-        })
-        .await?;
-    let mut runs: HashMap<i64, RunRecord> = HashMap::new();
-    let mut out = Vec::with_capacity(tis.len());
-    for ti in tis {
-        let run = match runs.get(&ti.run) {
-            Some(run) => run.clone(),
-            None => match state.store.get_run_by_key(ti.run).await? {
-                Some(run) => runs.entry(ti.run).or_insert(run).clone(),
-                None => continue,
-            },
-        };
-        out.push((ti, run));
-    }
-    Ok(out)
+    Ok(filter)
+}
+
+/// One page of the task instances `filter` lists, with the count of every match.
+async fn instance_page(
+    state: &AppState,
+    filter: &TaskInstanceFilter,
+) -> ApiResult<TaskInstanceCollectionResponse> {
+    let listed = state.store.page_task_instances(filter).await?;
+    Ok(TaskInstanceCollectionResponse {
+        task_instances: listed
+            .items
+            .iter()
+            .map(|(ti, run)| ti_response(ti, run))
+            .collect(),
+        total_entries: count(listed.total_entries),
+    })
 }
 
 /// One task instance of a run by task id and map index, with its run; 404s that say which
@@ -76,19 +72,23 @@ pub(crate) async fn one_instance(
 ) -> ApiResult<(TaskInstanceRecord, RunRecord)> {
     let record = dag_record(state, dag_id).await?;
     let run = run_record(state, dag_id, run_id).await?;
-    let tis = state.store.task_instances(run.id).await?;
-    if let Some(ti) = tis
-        .iter()
-        .find(|ti| ti.task_id == task_id && ti.map_index == map_index)
-    {
+    let tis = state
+        .store
+        .list_task_instances(&TaskInstanceFilter {
+            runs: vec![run.id],
+            task_id: Some(task_id.to_string()),
+            ..Default::default()
+        })
+        .await?;
+    if let Some(ti) = tis.iter().find(|ti| ti.map_index == map_index) {
         return Ok((ti.clone(), run));
     }
-    if map_index == -1 && tis.iter().any(|ti| ti.task_id == task_id) {
+    if map_index == -1 && !tis.is_empty() {
         return Err(ApiError::not_found(format!(
             "Task instance '{task_id}' is mapped, add the map_index value to the URL"
         )));
     }
-    if record.dag.task(task_id).is_none() && !tis.iter().any(|ti| ti.task_id == task_id) {
+    if record.dag.task(task_id).is_none() && tis.is_empty() {
         return Err(ApiError::not_found(format!(
             "Task '{task_id}' not found in DAG '{dag_id}'"
         )));
@@ -97,6 +97,30 @@ pub(crate) async fn one_instance(
         "Task instance with dag_id: `{dag_id}`, run_id: `{run_id}`, task_id: `{task_id}` \
          and map_index: `{map_index}` was not found"
     )))
+}
+
+/// The values of a repeated integer query parameter that a column of type `T` can hold, and
+/// whether any was asked for: a value outside the column's range matches nothing (as in
+/// Airflow, where such a filter finds no row), and one that is no integer is a 422.
+fn ints<T: TryFrom<i64>>(query: &QueryPairs, key: &str) -> ApiResult<(Vec<T>, bool)> {
+    let asked = query.all(key);
+    let values = asked
+        .iter()
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::invalid(
+                    &["query", key],
+                    "Input should be a valid integer",
+                    "int_parsing",
+                )
+            })
+        })
+        .collect::<ApiResult<Vec<i64>>>()?;
+    let held = values
+        .into_iter()
+        .filter_map(|v| T::try_from(v).ok())
+        .collect();
+    Ok((held, !asked.is_empty()))
 }
 
 /// Task instances of a run (`~` for any DAG or run).
@@ -122,72 +146,49 @@ pub async fn list_task_instances(
         .iter()
         .map(|s| parse_task_state(s, &["query", "state"]))
         .collect::<ApiResult<Vec<_>>>()?;
-    let ints = |key: &str| -> ApiResult<Vec<i64>> {
-        query
-            .all(key)
-            .iter()
-            .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::invalid(
-                        &["query", key],
-                        "Input should be a valid integer",
-                        "int_parsing",
-                    )
-                })
-            })
-            .collect()
-    };
-    let map_indexes = ints("map_index")?;
-    let tries = ints("try_number")?;
-    let pools = query.all("pool");
-    let queues = query.all("queue");
-    let task_id = query.get("task_id");
-    let pattern = query.get("task_display_name_pattern");
-    let mut rows: Vec<(TaskInstanceRecord, RunRecord)> = instances(&state, &dag_id, &run_id)
-        .await?
-        .into_iter()
-        .filter(|(ti, _)| states.is_empty() || states.contains(&ti.state))
-        .filter(|(ti, _)| map_indexes.is_empty() || map_indexes.contains(&i64::from(ti.map_index)))
-        .filter(|(ti, _)| tries.is_empty() || tries.contains(&i64::from(ti.try_number)))
-        .filter(|(ti, _)| pools.is_empty() || pools.contains(&ti.pool))
-        .filter(|(ti, _)| queues.is_empty() || queues.contains(&ti.queue))
-        .filter(|(ti, _)| task_id.is_none_or(|t| ti.task_id == t))
-        .filter(|(ti, _)| pattern.is_none_or(|p| like(p, &ti.task_id)))
-        .collect();
-    order(
-        &mut rows,
+    let (map_indexes, map_index_asked) = ints::<i32>(&query, "map_index")?;
+    let (try_numbers, try_number_asked) = ints::<u32>(&query, "try_number")?;
+    let order = sort(
         query.get("order_by"),
         "map_index",
         &[
-            ("id", |a, b| a.0.id.cmp(&b.0.id)),
-            ("map_index", |a, b| {
-                (a.0.run, a.0.map_index, a.0.id).cmp(&(b.0.run, b.0.map_index, b.0.id))
-            }),
-            ("task_id", |a, b| a.0.task_id.cmp(&b.0.task_id)),
-            ("state", |a, b| a.0.state.as_str().cmp(b.0.state.as_str())),
-            ("start_date", |a, b| a.0.start_date.cmp(&b.0.start_date)),
-            ("end_date", |a, b| a.0.end_date.cmp(&b.0.end_date)),
-            ("try_number", |a, b| a.0.try_number.cmp(&b.0.try_number)),
-            ("priority_weight", |a, b| {
-                a.0.priority_weight.cmp(&b.0.priority_weight)
-            }),
-            ("pool", |a, b| a.0.pool.cmp(&b.0.pool)),
-            ("queue", |a, b| a.0.queue.cmp(&b.0.queue)),
-            ("run_id", |a, b| a.0.run_id.cmp(&b.0.run_id)),
-            ("logical_date", |a, b| {
-                a.1.logical_date.cmp(&b.1.logical_date)
-            }),
+            ("id", TaskInstanceOrder::Id),
+            ("map_index", TaskInstanceOrder::MapIndex),
+            ("task_id", TaskInstanceOrder::TaskId),
+            ("state", TaskInstanceOrder::State),
+            ("start_date", TaskInstanceOrder::StartDate),
+            ("end_date", TaskInstanceOrder::EndDate),
+            ("try_number", TaskInstanceOrder::TryNumber),
+            ("priority_weight", TaskInstanceOrder::PriorityWeight),
+            ("pool", TaskInstanceOrder::Pool),
+            ("queue", TaskInstanceOrder::Queue),
+            ("run_id", TaskInstanceOrder::RunId),
+            ("logical_date", TaskInstanceOrder::LogicalDate),
         ],
     )?;
-    let total = rows.len() as i64;
-    Ok(Json(TaskInstanceCollectionResponse {
-        task_instances: page
-            .apply(rows)
-            .iter()
-            .map(|(ti, run)| ti_response(ti, run))
-            .collect(),
-        total_entries: total,
-    }))
+    let filter = TaskInstanceFilter {
+        task_id: query.get("task_id").map(str::to_string),
+        task_id_pattern: query.get("task_display_name_pattern").map(str::to_string),
+        states,
+        map_indexes,
+        try_numbers,
+        pools: query.all("pool"),
+        queues: query.all("queue"),
+        order,
+        limit: Some(page.limit),
+        offset: page.offset,
+        ..scope(&state, &dag_id, &run_id).await?
+    };
+    if (map_index_asked && filter.map_indexes.is_empty())
+        || (try_number_asked && filter.try_numbers.is_empty())
+    {
+        // Only values no instance can have.
+        return Ok(Json(TaskInstanceCollectionResponse {
+            task_instances: Vec::new(),
+            total_entries: 0,
+        }));
+    }
+    Ok(Json(instance_page(&state, &filter).await?))
 }
 
 /// One unmapped task instance.
@@ -233,25 +234,20 @@ pub async fn list_mapped(
 ) -> ApiResult<Json<TaskInstanceCollectionResponse>> {
     caller.require(Role::Viewer)?;
     let page = query.page()?;
-    let rows: Vec<(TaskInstanceRecord, RunRecord)> = instances(&state, &dag_id, &run_id)
-        .await?
-        .into_iter()
-        .filter(|(ti, _)| ti.task_id == task_id && ti.map_index >= 0)
-        .collect();
-    if rows.is_empty() {
+    let filter = TaskInstanceFilter {
+        task_id: Some(task_id.clone()),
+        mapped: Some(true),
+        limit: Some(page.limit),
+        offset: page.offset,
+        ..scope(&state, &dag_id, &run_id).await?
+    };
+    let listed = instance_page(&state, &filter).await?;
+    if listed.total_entries == 0 {
         return Err(ApiError::not_found(format!(
             "Task id {task_id} is not mapped"
         )));
     }
-    let total = rows.len() as i64;
-    Ok(Json(TaskInstanceCollectionResponse {
-        task_instances: page
-            .apply(rows)
-            .iter()
-            .map(|(ti, run)| ti_response(ti, run))
-            .collect(),
-        total_entries: total,
-    }))
+    Ok(Json(listed))
 }
 
 async fn patch(
@@ -399,19 +395,20 @@ pub async fn clear_task_instances(
     let record = dag_record(&state, &dag_id).await?;
     let runs: Vec<RunRecord> = match &body.dag_run_id {
         Some(run_id) => vec![run_record(&state, &dag_id, run_id).await?],
-        None => state
-            .store
-            .list_runs(&store::RunFilter {
-                dag_id: Some(dag_id.clone()),
-                ..Default::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|r| {
-                let at = r.logical_date.unwrap_or(r.queued_at);
-                body.start_date.is_none_or(|s| at >= s) && body.end_date.is_none_or(|e| at <= e)
-            })
-            .collect(),
+        None => {
+            state
+                .store
+                .list_runs(&store::RunFilter {
+                    dag_id: Some(dag_id.clone()),
+                    run_after: TimeRange {
+                        gte: body.start_date,
+                        lte: body.end_date,
+                        ..TimeRange::default()
+                    },
+                    ..Default::default()
+                })
+                .await?
+        }
     };
     // Which (task, map index) pairs: the named ones (all if none named) plus their relatives.
     let mut named: Vec<(String, Option<i32>)> = Vec::new();
@@ -479,8 +476,15 @@ pub async fn clear_task_instances(
     }))
 }
 
-/// The log of one try, as structured lines; `token` continues after the last line read.
-/// With `Accept: application/x-ndjson`, one JSON object per line.
+/// Lines a log page holds: a page of a long log is read and sent in a few milliseconds, and
+/// `token` goes on from its last line.
+const LOG_PAGE_LINES: usize = 2_000;
+/// Lines `full_content=true` reads at most.
+const LOG_FULL_LINES: usize = 100_000;
+
+/// The log of one try, as structured lines, a page of at most 2,000 (`full_content`: up to
+/// 100,000); `token` continues after the last line read. With `Accept:
+/// application/x-ndjson`, one JSON object per line.
 #[utoipa::path(get, path = "/api/v2/dags/{dag_id}/dagRuns/{dag_run_id}/taskInstances/{task_id}/logs/{try_number}", tag = "Task Instance",
     params(("dag_id" = String, Path), ("dag_run_id" = String, Path), ("task_id" = String, Path),
         ("try_number" = i64, Path, minimum = 0), ("map_index" = Option<i64>, Query),
@@ -499,7 +503,6 @@ pub async fn get_log(
     let map_index = query
         .int("map_index", -1, i64::from(i32::MAX))?
         .unwrap_or(-1) as i32;
-    query.boolean("full_content")?;
     let after: i64 = match query.get("token") {
         None | Some("") => 0,
         Some(token) => token
@@ -513,9 +516,11 @@ pub async fn get_log(
             ti.try_number
         )));
     }
+    let full = query.boolean("full_content")?.unwrap_or(false);
+    let limit = if full { LOG_FULL_LINES } else { LOG_PAGE_LINES };
     let lines = state
         .store
-        .read_log(ti.id, try_number, after, 100_000)
+        .read_log(ti.id, try_number, after, limit)
         .await?;
     let last = lines.last().map_or(after, |l| l.seq);
     let content: Vec<StructuredLogMessage> = lines

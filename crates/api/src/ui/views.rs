@@ -3,7 +3,7 @@
 //! grid itself (recent runs × task instances, mapped tasks summed up), the DAG file's text,
 //! the components' health, and a task instance's arguments rendered with its context.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,7 +13,7 @@ use dag::template::{self, TemplateContext};
 use dag::{Dag, Schedule, Task, TaskKind, TaskState};
 use serde::Serialize;
 use serde_json::Value;
-use store::{RunFilter, RunRecord, TaskInstanceRecord};
+use store::{DagFilter, RunFilter, RunRecord, TaskInstanceFilter, TaskInstanceRecord};
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
@@ -87,27 +87,34 @@ pub async fn dag_summaries(
         ));
     }
     let mut dags = BTreeMap::new();
-    for dag_id in ids {
-        let Some(record) = state.store.get_dag(&dag_id).await? else {
-            continue;
-        };
-        let mut runs = state
-            .store
-            .list_runs(&RunFilter {
-                dag_id: Some(dag_id.clone()),
-                limit: Some(STRIP_RUNS),
-                ..Default::default()
-            })
-            .await?;
+    if ids.is_empty() {
+        return Ok(Json(DagSummaries { dags }));
+    }
+    // The DAGs in one read, each with where its schedule stands.
+    let records = state
+        .store
+        .page_dags(&DagFilter {
+            dag_ids: ids,
+            ..Default::default()
+        })
+        .await?
+        .items;
+    let listed: Vec<String> = records.iter().map(|r| r.dag_id.clone()).collect();
+    let mut recent: HashMap<String, Vec<RunRecord>> = HashMap::new();
+    for run in state.store.recent_runs(&listed, STRIP_RUNS).await? {
+        recent.entry(run.dag_id.clone()).or_default().push(run);
+    }
+    let now = Utc::now();
+    for record in records {
+        let mut runs = recent.remove(&record.dag_id).unwrap_or_default();
         runs.reverse();
         let next_run_at = if record.is_paused {
             None
         } else {
-            let last = state.store.last_scheduled_logical_date(&dag_id).await?;
-            next_run_at(&record.dag, last, Utc::now())
+            next_run_at(&record.dag, record.last_scheduled_logical_date, now)
         };
         dags.insert(
-            dag_id,
+            record.dag_id,
             DagSummary {
                 recent_runs: runs.iter().map(RunBrief::from).collect(),
                 next_run_at,
@@ -291,15 +298,28 @@ pub async fn grid(
         })
         .await?;
     runs.reverse();
-    let mut grid_runs = Vec::with_capacity(runs.len());
-    for run in &runs {
-        let instances = state.store.task_instances(run.id).await?;
-        grid_runs.push(GridRun {
+    // Every instance of the page's runs in one read, then each run's cells.
+    let mut by_run: HashMap<i64, Vec<TaskInstanceRecord>> = HashMap::new();
+    if !runs.is_empty() {
+        let instances = state
+            .store
+            .list_task_instances(&TaskInstanceFilter {
+                runs: runs.iter().map(|run| run.id).collect(),
+                ..Default::default()
+            })
+            .await?;
+        for ti in instances {
+            by_run.entry(ti.run).or_default().push(ti);
+        }
+    }
+    let grid_runs: Vec<GridRun> = runs
+        .iter()
+        .map(|run| GridRun {
             run: RunBrief::from(run),
             version: run.version.clone(),
-            cells: cells(instances),
-        });
-    }
+            cells: cells(by_run.remove(&run.id).unwrap_or_default()),
+        })
+        .collect();
     Ok(Json(Grid {
         structure: structure_of(&record.dag, &record.version),
         has_older: grid_runs.len() == limit,

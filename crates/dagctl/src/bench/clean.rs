@@ -1,5 +1,5 @@
 //! `dagctl bench clean`: retention on a big history. Loads `runs` finished runs in bulk
-//! ([`crate::history`]), counts them with a dry run, then deletes them with `clean_history`
+//! ([`store::history`]), counts them with a dry run, then deletes them with `clean_history`
 //! while a concurrent task keeps writing a scheduler's heartbeat, and reports the batches and
 //! that write's latency during the clean (against its latency on an idle store).
 
@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
+use store::history::{self, HistoryShape};
 use store::{CleanHistory, CleanMode, CleanReport, Store};
 use tokio::sync::watch;
 
 use super::spread;
 use crate::cli::CleanBenchArgs;
-use crate::history::{self, HistoryShape};
 
 /// How often the concurrent writer beats: a busy scheduler's pace, far above its real one.
 const BEAT_EVERY: Duration = Duration::from_millis(2);

@@ -22,6 +22,47 @@ use crate::credentials;
 use crate::output::{Format, print_object, print_rows};
 use crate::settings::Settings;
 
+/// The logical dates of the DAG's next `count` scheduled runs (fewer when its schedule has
+/// no more): the server's next run, then the schedule's following ticks up to its end date.
+/// Each run after the next one falls on the tick after the one before it, in either
+/// timetable, so a DAG with the same schedule, time zone and end date, starting at the next
+/// run, yields them.
+fn next_logical_dates(details: &DAGDetailsResponse, count: usize) -> Result<Vec<DateTime<Utc>>> {
+    let Some(first) = details.dag.next_dagrun_logical_date else {
+        return Ok(Vec::new());
+    };
+    let mut dates = vec![first];
+    let cron = details
+        .dag
+        .timetable_summary
+        .as_deref()
+        .filter(|schedule| *schedule != "@once");
+    let Some(cron) = cron.filter(|_| count > 1) else {
+        return Ok(dates);
+    };
+    let mut timetable = serde_json::json!({
+        "schedule": cron,
+        "start_date": rfc3339(first),
+        "timezone": details.timezone.as_deref().unwrap_or("UTC"),
+        "catchup": true,
+        "tasks": [{"id": "tick", "bash": "true"}],
+    });
+    if let Some(end) = details.end_date {
+        timetable["end_date"] = Value::String(rfc3339(end));
+    }
+    let schedule = dag::parse_dag_str("next_execution.json", &timetable.to_string())
+        .map_err(|e| anyhow::anyhow!("cannot evaluate the schedule '{cron}': {e}"))?;
+    while dates.len() < count {
+        let last = *dates.last().expect("starts with the next run");
+        // Nothing is due at the last date itself, so the next run is the tick after it.
+        match dag::schedule::next_run(&schedule, Some(last), last)? {
+            Some(next) => dates.push(next.interval.logical_date),
+            None => break,
+        }
+    }
+    Ok(dates)
+}
+
 /// Columns of a run in a table.
 pub const RUN_COLUMNS: &[&str] = &[
     "dag_id",
@@ -45,14 +86,20 @@ pub async fn run(
             dag_id,
             logical_date,
             conf,
+            mark_success_pattern,
+            dagfile_path,
             output,
         } => {
             return local_run::dags_test(
                 &settings,
-                &dag_id,
-                logical_date.as_deref(),
-                conf.as_deref(),
-                output.format,
+                local_run::DagTest {
+                    dag_id: &dag_id,
+                    logical_date: logical_date.as_deref(),
+                    conf: conf.as_deref(),
+                    mark_success_pattern: mark_success_pattern.as_deref(),
+                    dagfile_path: dagfile_path.as_deref(),
+                    format: output.format,
+                },
             )
             .await;
         }
@@ -194,24 +241,40 @@ pub async fn run(
             let run = find_run(&connect(&remote)?, &dag_id, &logical_date_or_run_id).await?;
             println!("{}", run_state_line(run.as_ref()));
         }
-        DagsCommand::NextExecution { dag_id, remote } => {
+        DagsCommand::NextExecution {
+            dag_id,
+            num_executions,
+            remote,
+        } => {
             // The server works the next run out from the schedule and the newest scheduled
-            // run, as the scheduler does.
-            let dag: DAGResponse = connect(&remote)?
-                .get(&["api", "v2", "dags", &dag_id], &[])
+            // run, as the scheduler does; the ones after it follow from the schedule.
+            let details: DAGDetailsResponse = connect(&remote)?
+                .get(&["api", "v2", "dags", &dag_id, "details"], &[])
                 .await?;
-            if dag.is_paused {
+            if details.dag.is_paused {
                 eprintln!("note: DAG '{dag_id}' is paused: its next run waits for `dags unpause`");
             }
-            match dag.next_dagrun_logical_date {
-                Some(at) => println!("{}", at.to_rfc3339_opts(SecondsFormat::AutoSi, false)),
-                None => {
-                    eprintln!(
+            let dates = next_logical_dates(&details, num_executions.get())?;
+            for at in &dates {
+                println!("{}", at.to_rfc3339_opts(SecondsFormat::AutoSi, false));
+            }
+            if dates.len() < num_executions.get() {
+                match dates.last() {
+                    None => eprintln!(
                         "note: DAG '{dag_id}' has no next scheduled run (schedule: {})",
-                        dag.timetable_summary.as_deref().unwrap_or("none")
-                    );
-                    println!("None");
+                        details.dag.timetable_summary.as_deref().unwrap_or("none")
+                    ),
+                    Some(last) => eprintln!(
+                        "note: DAG '{dag_id}' has no scheduled run after {} (schedule: {}{})",
+                        rfc3339(*last),
+                        details.dag.timetable_summary.as_deref().unwrap_or("none"),
+                        details
+                            .end_date
+                            .map(|end| format!(", end_date {}", rfc3339(end)))
+                            .unwrap_or_default()
+                    ),
                 }
+                println!("None");
             }
         }
         DagsCommand::Backfill {

@@ -3,7 +3,7 @@
 //! work on the configured database, sealed and opened with its Fernet key, since only there
 //! are passwords in the clear.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,7 +17,7 @@ use serde_json::Value;
 use store::secrets::Connection;
 
 use super::rows;
-use crate::cli::{AddConnection, ConnectionsCommand, RemoteArgs, VariablesCommand};
+use crate::cli::{AddConnection, ConnectionsCommand, ExistingKey, RemoteArgs, VariablesCommand};
 use crate::client::Client;
 use crate::output::{print_object, print_rows};
 use crate::settings::Settings;
@@ -100,14 +100,42 @@ pub async fn variables(server_before: Option<&str>, command: VariablesCommand) -
                 .await?;
             println!("variable '{key}' deleted");
         }
-        VariablesCommand::Import { file, remote } => {
+        VariablesCommand::Import {
+            file,
+            action_on_existing_key,
+            remote,
+        } => {
             let client = connect(&remote)?;
             let text = read(&file)?;
             let entries: BTreeMap<String, Value> =
                 serde_json::from_str(&text).with_context(|| {
                     format!("{}: expected a JSON object of key: value", file.display())
                 })?;
-            for (key, value) in &entries {
+            let existing: Vec<String> = if action_on_existing_key == ExistingKey::Overwrite {
+                Vec::new()
+            } else {
+                let stored: BTreeSet<String> = client
+                    .list_all::<VariableCollectionResponse>(&["api", "v2", "variables"], &[])
+                    .await?
+                    .into_iter()
+                    .map(|v| v.key)
+                    .collect();
+                entries
+                    .keys()
+                    .filter(|key| stored.contains(*key))
+                    .cloned()
+                    .collect()
+            };
+            if action_on_existing_key == ExistingKey::Fail && !existing.is_empty() {
+                bail!(
+                    "{}: nothing imported, these variables exist already: {} (-a overwrite \
+                     replaces them, -a skip keeps them)",
+                    file.display(),
+                    existing.join(", ")
+                );
+            }
+            let mut imported = 0usize;
+            for (key, value) in entries.iter().filter(|(key, _)| !existing.contains(key)) {
                 // Strings are stored as they are; anything else as its JSON text.
                 let text = match value {
                     Value::String(s) => s.clone(),
@@ -116,12 +144,16 @@ pub async fn variables(server_before: Option<&str>, command: VariablesCommand) -
                 set_variable(&client, key, &text, None)
                     .await
                     .with_context(|| format!("{}: variable '{key}'", file.display()))?;
+                imported += 1;
             }
-            println!(
-                "{} variable(s) imported from {}",
-                entries.len(),
-                file.display()
-            );
+            println!("{imported} variable(s) imported from {}", file.display());
+            if !existing.is_empty() {
+                println!(
+                    "{} skipped, as they exist already: {}",
+                    existing.len(),
+                    existing.join(", ")
+                );
+            }
         }
         VariablesCommand::Export { file, remote } => {
             let mut entries = serde_json::Map::new();

@@ -48,14 +48,20 @@ pub async fn run(
             dag_id,
             task_id,
             logical_date,
+            map_index,
+            env_vars,
             output,
         } => {
             return local_run::tasks_test(
                 &settings,
-                &dag_id,
-                &task_id,
-                logical_date.as_deref(),
-                output.format,
+                local_run::TaskTest {
+                    dag_id: &dag_id,
+                    task_id: &task_id,
+                    logical_date: logical_date.as_deref(),
+                    map_index,
+                    env_vars: env_vars.as_deref(),
+                    format: output.format,
+                },
             )
             .await;
         }

@@ -4,10 +4,10 @@
 use std::io::{IsTerminal, Read};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
-use serde_json::json;
-use store::{Admin, NewUser};
+use serde_json::{Value, json};
+use store::{Admin, NewUser, UserRecord};
 
 use crate::backend;
 use crate::cli::UsersCommand;
@@ -47,32 +47,68 @@ pub async fn run(settings: Settings, command: UsersCommand) -> Result<ExitCode> 
             };
             let password = source.read(&username)?;
             let store = backend::open(&settings.database_url).await?;
-            create_user(&*store, &username, &role, &password).await?;
+            create_user_with_profile(&*store, &username, &role, &password, &profile).await?;
             println!("user '{username}' created with role {role}");
-            if profile.is_given() {
-                eprintln!(
-                    "note: first name, last name and email were checked but not stored: an \
-                     Updraft user has a username, a role and a password"
-                );
-            }
         }
         UsersCommand::List { output } => {
             let store = backend::open(&settings.database_url).await?;
-            let rows: Vec<_> = store
-                .list_users()
-                .await?
-                .into_iter()
-                .map(|u| json!({"username": u.username, "role": u.role, "created_at": super::ts(Some(u.created_at))}))
-                .collect();
-            print_rows(output.format, &["username", "role", "created_at"], &rows)?;
+            let rows: Vec<_> = store.list_users().await?.iter().map(user_row).collect();
+            print_rows(output.format, USER_COLUMNS, &rows)?;
         }
-        UsersCommand::Delete { username } => {
+        UsersCommand::Delete { username, email } => {
             let store = backend::open(&settings.database_url).await?;
+            let username = match (username, email) {
+                (Some(username), _) => username,
+                (None, Some(email)) => username_of_email(&*store, &email).await?,
+                (None, None) => bail!("give the user to delete as --username or --email"),
+            };
             store.delete_user(&username).await?;
             println!("user '{username}' deleted");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The columns of `users list`, Airflow's (`roles` holds the one role an Updraft user has),
+/// then when the user was created.
+const USER_COLUMNS: &[&str] = &[
+    "id",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "roles",
+    "created_at",
+];
+
+/// A user as `users list` prints it. `role` is also there, for scripts that read one role.
+fn user_row(user: &UserRecord) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email.as_deref().unwrap_or(""),
+        "first_name": user.first_name.as_deref().unwrap_or(""),
+        "last_name": user.last_name.as_deref().unwrap_or(""),
+        "roles": [user.role],
+        "role": user.role,
+        "created_at": super::ts(Some(user.created_at)),
+    })
+}
+
+/// The username of the user with this email (compared without case, as the store keeps
+/// emails unique), as `users delete -e` names them.
+async fn username_of_email(store: &dyn Admin, email: &str) -> Result<String> {
+    store
+        .list_users()
+        .await?
+        .into_iter()
+        .find(|u| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.to_lowercase() == email.to_lowercase())
+        })
+        .map(|u| u.username)
+        .ok_or_else(|| anyhow!("no user has the email '{email}'"))
 }
 
 /// Where `users create` takes the password from, after Airflow's flags.
@@ -130,19 +166,16 @@ impl PasswordSource {
     }
 }
 
-/// What Airflow's `users create` also takes. Updraft's users table has no columns for them,
-/// so they are checked (a mistyped email fails here, as it would in Airflow) but not kept.
-struct Profile {
-    firstname: Option<String>,
-    lastname: Option<String>,
-    email: Option<String>,
+/// What Airflow's `users create` also takes, each optional here: checked (a mistyped email
+/// fails, as it would in Airflow) and stored with the user.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub email: Option<String>,
 }
 
 impl Profile {
-    fn is_given(&self) -> bool {
-        self.firstname.is_some() || self.lastname.is_some() || self.email.is_some()
-    }
-
     fn check(&self) -> Result<()> {
         for (flag, value) in [
             ("--firstname", &self.firstname),
@@ -159,20 +192,9 @@ impl Profile {
     }
 }
 
-/// An address of the form `local@domain`, with no spaces.
+/// An address of the form `local@domain`, with no spaces: the API's own check.
 fn check_email(email: &str) -> Result<()> {
-    let valid = match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !email.chars().any(char::is_whitespace)
-        }
-        None => false,
-    };
-    if !valid {
+    if !api::models::is_email_address(email) {
         bail!("--email '{email}' is not an email address (expected name@domain)");
     }
     Ok(())
@@ -192,7 +214,19 @@ pub async fn create_user(
     role: &str,
     password: &str,
 ) -> Result<()> {
+    create_user_with_profile(store, username, role, password, &Profile::default()).await
+}
+
+/// [`create_user`] with a first name, last name and email, checked first.
+pub async fn create_user_with_profile(
+    store: &dyn Admin,
+    username: &str,
+    role: &str,
+    password: &str,
+    profile: &Profile,
+) -> Result<()> {
     check_role(role)?;
+    profile.check()?;
     if username.trim().is_empty() {
         bail!("the username is empty");
     }
@@ -205,6 +239,9 @@ pub async fn create_user(
             username: username.to_string(),
             password_hash: hash,
             role: role.to_string(),
+            first_name: profile.firstname.clone(),
+            last_name: profile.lastname.clone(),
+            email: profile.email.clone(),
             now: Utc::now(),
         })
         .await?;

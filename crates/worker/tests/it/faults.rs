@@ -129,6 +129,11 @@ impl Catalog for FaultyStore {
         self.inner.list_dags().await
     }
 
+    async fn page_dags(&self, filter: &DagFilter) -> Result<ListPage<DagRecord>> {
+        self.check(Op::Other)?;
+        self.inner.page_dags(filter).await
+    }
+
     async fn get_dag(&self, dag_id: &str) -> Result<Option<DagRecord>> {
         self.check(Op::Other)?;
         self.inner.get_dag(dag_id).await
@@ -204,6 +209,16 @@ impl RunQueue for FaultyStore {
         self.inner.list_runs(filter).await
     }
 
+    async fn page_runs(&self, filter: &RunFilter) -> Result<ListPage<RunRecord>> {
+        self.check(Op::Other)?;
+        self.inner.page_runs(filter).await
+    }
+
+    async fn recent_runs(&self, dag_ids: &[String], per_dag: usize) -> Result<Vec<RunRecord>> {
+        self.check(Op::Other)?;
+        self.inner.recent_runs(dag_ids, per_dag).await
+    }
+
     async fn last_scheduled_logical_date(&self, dag_id: &str) -> Result<Option<DateTime<Utc>>> {
         self.check(Op::Other)?;
         self.inner.last_scheduled_logical_date(dag_id).await
@@ -235,6 +250,11 @@ impl RunQueue for FaultyStore {
         self.inner.get_task_instance(ti).await
     }
 
+    async fn task_instances_by_keys(&self, keys: &[i64]) -> Result<Vec<TaskInstanceRecord>> {
+        self.check(Op::Other)?;
+        self.inner.task_instances_by_keys(keys).await
+    }
+
     async fn list_task_instances(
         &self,
         filter: &TaskInstanceFilter,
@@ -243,14 +263,17 @@ impl RunQueue for FaultyStore {
         self.inner.list_task_instances(filter).await
     }
 
+    async fn page_task_instances(
+        &self,
+        filter: &TaskInstanceFilter,
+    ) -> Result<ListPage<(TaskInstanceRecord, RunRecord)>> {
+        self.check(Op::Other)?;
+        self.inner.page_task_instances(filter).await
+    }
+
     async fn claim_task_instances(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
         self.check(Op::Claim)?;
         self.inner.claim_task_instances(claim).await
-    }
-
-    async fn set_task_pid(&self, ti: i64, try_number: u32, pid: u32) -> Result<()> {
-        self.check(Op::Other)?;
-        self.inner.set_task_pid(ti, try_number, pid).await
     }
 
     async fn heartbeat(&self, worker_id: &str, now: DateTime<Utc>) -> Result<Vec<RunningTry>> {
@@ -258,9 +281,14 @@ impl RunQueue for FaultyStore {
         self.inner.heartbeat(worker_id, now).await
     }
 
-    async fn finish_task_instance(&self, finish: &Finish) -> Result<bool> {
+    async fn finish_task_instances(&self, finishes: &[Finish]) -> Result<Vec<bool>> {
         self.check(Op::Finish)?;
-        self.inner.finish_task_instance(finish).await
+        if finishes.iter().any(|f| self.refuses(&f.log)) {
+            return Err(StoreError::Database(
+                "invalid byte sequence for encoding".into(),
+            ));
+        }
+        self.inner.finish_task_instances(finishes).await
     }
 
     async fn zombies(&self, stale_before: DateTime<Utc>) -> Result<Vec<TaskInstanceRecord>> {
@@ -339,6 +367,16 @@ impl LogsAndXcoms for FaultyStore {
             ));
         }
         self.inner.append_log(ti, try_number, lines).await
+    }
+
+    async fn append_try_output(&self, output: &TryOutput<'_>) -> Result<()> {
+        self.check(Op::AppendLog)?;
+        if self.refuses(output.lines) {
+            return Err(StoreError::Database(
+                "invalid byte sequence for encoding".into(),
+            ));
+        }
+        self.inner.append_try_output(output).await
     }
 
     async fn read_log(
@@ -475,5 +513,10 @@ impl Admin for FaultyStore {
     async fn import_history(&self, runs: &[HistoricRun]) -> Result<HistoryRows> {
         self.check(Op::Other)?;
         self.inner.import_history(runs).await
+    }
+
+    async fn refresh_statistics(&self) -> Result<()> {
+        self.check(Op::Other)?;
+        self.inner.refresh_statistics().await
     }
 }

@@ -1,15 +1,18 @@
 //! A big finished history, generated and written in bulk through
-//! [`store::Admin::import_history`]: `runs` scheduled runs of one DAG, each with `tasks` task
-//! instances that left log lines and XComs. For benchmarks and tests that need a database
-//! with years of runs in seconds.
+//! [`Admin::import_history`](crate::Admin::import_history): per DAG, `runs` scheduled runs,
+//! each with `tasks` task instances that left log lines and XComs. For benchmarks and tests
+//! that need a database with years of runs in seconds (`dagctl bench clean`, `cargo bench -p
+//! api`).
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use dag::{RunState, RunType, TaskState};
+use dag::{Dag, RunState, RunType, TaskState};
 use serde_json::json;
-use store::{HistoricRun, HistoricTaskInstance, HistoryRows, LogLine, LogStream, Store};
+
+use crate::{
+    HistoricRun, HistoricTaskInstance, HistoryRows, LogLine, LogStream, Store, StoreError,
+};
 
 /// Runs per import: one transaction of a few thousand rows per table, short on either backend.
 const RUNS_PER_IMPORT: usize = 1000;
@@ -17,7 +20,22 @@ const RUNS_PER_IMPORT: usize = 1000;
 /// Every how many runs one fails (its last task failed), so the history holds both states.
 const FAILED_EVERY: usize = 20;
 
-/// What to generate.
+/// Why a history could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The generated DAG did not parse: a shape this module cannot express.
+    #[error("the generated DAG {dag_id} does not parse: {message}")]
+    Dag { dag_id: String, message: String },
+    /// The store refused a write.
+    #[error("cannot load the history of {dag_id}: {source}")]
+    Store {
+        dag_id: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// What to generate for one DAG.
 #[derive(Debug, Clone)]
 pub struct HistoryShape {
     /// The DAG the runs belong to; synced first as a chain of `tasks` bash tasks.
@@ -29,6 +47,11 @@ pub struct HistoryShape {
     pub log_lines: usize,
     /// XComs per task instance.
     pub xcoms: usize,
+    /// The DAG's tags.
+    pub tags: Vec<String>,
+    /// The newest run's first task instance logs this many lines instead of `log_lines`: one
+    /// long log among short ones.
+    pub long_log: Option<usize>,
     /// The first run's logical date; each next run `every` later, ending within it.
     pub start: DateTime<Utc>,
     pub every: chrono::Duration,
@@ -46,6 +69,8 @@ impl HistoryShape {
             tasks: 3,
             log_lines: 3,
             xcoms: 1,
+            tags: Vec::new(),
+            long_log: None,
             start: now - span - chrono::Duration::days(1),
             every,
         }
@@ -61,21 +86,51 @@ impl HistoryShape {
         self
     }
 
+    pub fn with_xcoms(mut self, xcoms: usize) -> HistoryShape {
+        self.xcoms = xcoms;
+        self
+    }
+
+    pub fn with_tags(mut self, tags: &[&str]) -> HistoryShape {
+        self.tags = tags.iter().map(|tag| tag.to_string()).collect();
+        self
+    }
+
+    pub fn with_long_log(mut self, lines: usize) -> HistoryShape {
+        self.long_log = Some(lines);
+        self
+    }
+
     /// When the newest run ends: everything of this history is older.
     pub fn end(&self) -> DateTime<Utc> {
         self.start + self.every * i32::try_from(self.runs).unwrap_or(i32::MAX)
     }
 
-    fn task_id(i: usize) -> String {
+    /// The id of the `i`th task (`t00`, `t01`, …).
+    pub fn task_id(i: usize) -> String {
         format!("t{i:02}")
     }
 
+    /// The run id of the `n`th run.
+    pub fn run_id(&self, n: usize) -> String {
+        format!("scheduled__{}", self.logical_date(n).to_rfc3339())
+    }
+
+    /// The DAG version (file hash) its runs name.
+    pub fn version(&self) -> String {
+        format!("history-{}", self.runs)
+    }
+
+    fn logical_date(&self, n: usize) -> DateTime<Utc> {
+        self.start + self.every * i32::try_from(n).unwrap_or(i32::MAX)
+    }
+
     /// The `n`th run, finished as the shape says.
-    fn run(&self, n: usize, version: &str) -> HistoricRun {
-        let offset = i32::try_from(n).unwrap_or(i32::MAX);
-        let logical_date = self.start + self.every * offset;
+    pub fn run(&self, n: usize) -> HistoricRun {
+        let logical_date = self.logical_date(n);
         let end = logical_date + self.every / 2;
         let failed = n % FAILED_EVERY == FAILED_EVERY - 1;
+        let newest = n + 1 == self.runs;
         let tasks = (0..self.tasks)
             .map(|i| {
                 let last = i + 1 == self.tasks;
@@ -84,12 +139,16 @@ impl HistoryShape {
                 } else {
                     TaskState::Success
                 };
-                self.task_instance(i, logical_date, end, state)
+                let lines = match self.long_log {
+                    Some(lines) if newest && i == 0 => lines,
+                    _ => self.log_lines,
+                };
+                self.task_instance(i, logical_date, end, state, lines)
             })
             .collect();
         HistoricRun {
             dag_id: self.dag_id.clone(),
-            run_id: format!("scheduled__{}", logical_date.to_rfc3339()),
+            run_id: self.run_id(n),
             run_type: RunType::Scheduled,
             state: if failed {
                 RunState::Failed
@@ -100,7 +159,7 @@ impl HistoryShape {
             data_interval_start: logical_date,
             data_interval_end: logical_date + self.every,
             conf: json!({}),
-            version: version.to_string(),
+            version: self.version(),
             queued_at: logical_date,
             start_date: logical_date + chrono::Duration::milliseconds(10),
             end_date: end,
@@ -114,11 +173,12 @@ impl HistoryShape {
         logical_date: DateTime<Utc>,
         end: DateTime<Utc>,
         state: TaskState,
+        log_lines: usize,
     ) -> HistoricTaskInstance {
         let task_id = Self::task_id(i);
         let start = logical_date + chrono::Duration::milliseconds(20);
         HistoricTaskInstance {
-            log: (0..self.log_lines)
+            log: (0..log_lines)
                 .map(|l| LogLine {
                     timestamp: start
                         + chrono::Duration::milliseconds(i64::try_from(l).unwrap_or(0)),
@@ -155,10 +215,14 @@ impl HistoryShape {
     /// The DAG the history belongs to, as a file would define it.
     fn dag_yaml(&self) -> String {
         let mut yaml = format!(
-            "dag_id: {}\nschedule: '* * * * *'\nstart_date: {}\ntasks:\n",
+            "dag_id: {}\nschedule: '* * * * *'\nstart_date: {}\n",
             self.dag_id,
             self.start.format("%Y-%m-%d")
         );
+        if !self.tags.is_empty() {
+            yaml.push_str(&format!("tags: [{}]\n", self.tags.join(", ")));
+        }
+        yaml.push_str("tasks:\n");
         for i in 0..self.tasks {
             yaml.push_str(&format!("  - {{id: {}, bash: 'true'", Self::task_id(i)));
             if i > 0 {
@@ -167,6 +231,16 @@ impl HistoryShape {
             yaml.push_str("}\n");
         }
         yaml
+    }
+
+    /// The DAG, parsed from the file [`HistoryShape`] writes for it.
+    pub fn dag(&self) -> Result<Dag, HistoryError> {
+        dag::parse_dag_str(&format!("{}.yaml", self.dag_id), &self.dag_yaml()).map_err(|err| {
+            HistoryError::Dag {
+                dag_id: self.dag_id.clone(),
+                message: err.to_string(),
+            }
+        })
     }
 }
 
@@ -179,26 +253,54 @@ pub struct Loaded {
 
 /// Sync the shape's DAG (paused, so no scheduler adds runs to the history) and write its
 /// history, [`RUNS_PER_IMPORT`] runs per transaction. Runs stored already are skipped.
-pub async fn load(store: &dyn Store, shape: &HistoryShape) -> Result<Loaded> {
+pub async fn load(store: &dyn Store, shape: &HistoryShape) -> Result<Loaded, HistoryError> {
+    load_all(store, std::slice::from_ref(shape)).await
+}
+
+/// [`load`] for many DAGs at once: every DAG synced (paused) first, then their runs written
+/// [`RUNS_PER_IMPORT`] at a time, a transaction holding the runs of several small DAGs.
+pub async fn load_all(store: &dyn Store, shapes: &[HistoryShape]) -> Result<Loaded, HistoryError> {
     let started = Instant::now();
-    let dag = dag::parse_dag_str(&format!("{}.yaml", shape.dag_id), &shape.dag_yaml())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let version = format!("history-{}", shape.runs);
-    store.sync_dag(&dag, &version, shape.start).await?;
-    store.pause_dag(&dag.dag_id).await?;
-    let mut rows = HistoryRows::default();
-    let mut next = 0;
-    while next < shape.runs {
-        let upto = (next + RUNS_PER_IMPORT).min(shape.runs);
-        let runs: Vec<HistoricRun> = (next..upto).map(|n| shape.run(n, &version)).collect();
-        rows += store
-            .import_history(&runs)
+    for shape in shapes {
+        let failed = |source| HistoryError::Store {
+            dag_id: shape.dag_id.clone(),
+            source,
+        };
+        let dag = shape.dag()?;
+        store
+            .sync_dag(&dag, &shape.version(), shape.start)
             .await
-            .with_context(|| format!("cannot import runs {next}..{upto}"))?;
-        next = upto;
+            .map_err(failed)?;
+        store.pause_dag(&dag.dag_id).await.map_err(failed)?;
+    }
+    let mut rows = HistoryRows::default();
+    let mut batch: Vec<HistoricRun> = Vec::with_capacity(RUNS_PER_IMPORT);
+    for shape in shapes {
+        for n in 0..shape.runs {
+            batch.push(shape.run(n));
+            if batch.len() == RUNS_PER_IMPORT {
+                rows += import(store, &batch).await?;
+                batch.clear();
+            }
+        }
+    }
+    if !batch.is_empty() {
+        rows += import(store, &batch).await?;
     }
     Ok(Loaded {
         rows,
         elapsed: started.elapsed(),
     })
+}
+
+async fn import(store: &dyn Store, runs: &[HistoricRun]) -> Result<HistoryRows, HistoryError> {
+    store
+        .import_history(runs)
+        .await
+        .map_err(|source| HistoryError::Store {
+            dag_id: runs
+                .first()
+                .map_or_else(String::new, |run| run.dag_id.clone()),
+            source,
+        })
 }

@@ -1,6 +1,0 @@
--- $3 is the limit, NULL for none.
-SELECT * FROM dag_runs
-WHERE ($1::text IS NULL OR dag_id = $1)
-  AND ($2::text IS NULL OR state = $2)
-ORDER BY queued_at DESC, id DESC
-LIMIT $3 OFFSET $4

@@ -1,0 +1,8 @@
+-- Task instances of the runs ?3 (a JSON array of keys) matching a listing's filter
+-- (`task_instance_filter`), one page in the order asked for, found by run; ?1 the DAG id
+-- (NULL: any), ?12 the limit (NULL: none), ?13 the offset.
+SELECT ti.* FROM task_instances ti
+WHERE ti.run IN (SELECT value FROM json_each(?3)) AND (?1 IS NULL OR ti.dag_id = ?1)
+  AND {filter}
+ORDER BY {order}
+LIMIT COALESCE(?12, -1) OFFSET ?13
